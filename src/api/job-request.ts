@@ -1,0 +1,42 @@
+/**
+ * The body of `POST /jobs`, built from the registry: a discriminated union on `upstream`, then on `resource`,
+ * each branch carrying that resource's own strict params schema. The OpenAPI document shows one schema per
+ * upstream and resource, with its example, from this same source.
+ */
+import { z } from 'zod'
+import type { AnyUpstream } from '../upstreams/registry.js'
+
+export function jobRequestSchema (upstreams: readonly AnyUpstream[]) {
+  const names = upstreams.map(u => u.name)
+  const branches = upstreams.map(upstream => {
+    const resources = Object.entries(upstream.resources)
+    const perResource = resources.map(([resource, spec]) => {
+      const shape = {
+        upstream: z.literal(upstream.name),
+        resource: z.literal(resource),
+        // prefault: an omitted params object still gets the schema's own defaults.
+        params: spec.params.prefault({}),
+      }
+      const example = { upstream: upstream.name, resource, params: spec.example ?? {} }
+      return z.strictObject(shape).meta({
+        id: `JobRequest_${upstream.name}_${resource}`,
+        title: `${upstream.name} ${resource}`,
+        description: spec.description,
+        examples: [example],
+      })
+    })
+    const [first, ...rest] = perResource
+    if (first === undefined) throw new Error(`upstream ${upstream.name} declares no resources`)
+    if (rest.length === 0) return first
+    return z.discriminatedUnion('resource', [first, ...rest], {
+      error: () => `resource must be one of: ${resources.map(([r]) => r).join(', ')}`,
+    })
+  })
+  const [first, ...rest] = branches
+  if (first === undefined) throw new Error('no upstreams are registered')
+  return z.discriminatedUnion('upstream', [first, ...rest], {
+    error: () => `upstream must be one of: ${names.join(', ')}`,
+  }).meta({ id: 'JobRequest', description: 'A job: which upstream, which resource, and that resource\'s params.' })
+}
+
+export type JobRequestBody = z.output<ReturnType<typeof jobRequestSchema>>

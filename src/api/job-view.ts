@@ -1,0 +1,81 @@
+/** The public representation of a job (API.md), and the cursors clients page with. */
+import { z } from 'zod'
+import type { Job } from '../generated/prisma/client.js'
+
+const timestamp = z.string().describe('ISO 8601 date-time')
+
+export const jobStatusSchema = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled', 'expired'])
+
+export const jobSchema = z.object({
+  id: z.string().describe('The job id (a UUID)'),
+  upstream: z.string(),
+  resource: z.string(),
+  params: z.record(z.string(), z.unknown()).describe('The validated params, defaults included'),
+  status: jobStatusSchema,
+  progress: z.object({
+    records: z.number().int().describe('Records stored so far'),
+    pagesDone: z.number().int(),
+    pagesTotal: z.number().int().nullable().describe('Known once the upstream has told'),
+    percent: z.number().nullable(),
+  }),
+  error: z.object({
+    code: z.string().describe('A stable code: upstream_unauthorized, upstream_unavailable, upstream_rate_limited, upstream_rejected, upstream_failed, upstream_timeout, upstream_pagination_loop, invalid_upstream_response, internal_error, …'),
+    message: z.string(),
+    upstreamStatus: z.number().int().nullable().describe('The upstream HTTP status behind the failure, when there was one'),
+  }).nullable(),
+  upstreamInfo: z.record(z.string(), z.unknown()).nullable().describe('Facts about the upstream run (e.g. OCL lastUpdated); null when none'),
+  createdAt: timestamp,
+  startedAt: timestamp.nullable(),
+  completedAt: timestamp.nullable().describe('When the job reached a terminal state (completed, failed or cancelled)'),
+  expiresAt: timestamp.nullable().describe('When its results are deleted: completedAt + RESULT_TTL_SECONDS'),
+  links: z.object({ self: z.string(), results: z.string() }),
+}).meta({ id: 'Job', description: 'A bulk job: fields are always present, null until they apply.' })
+
+export type JobView = z.infer<typeof jobSchema>
+
+const iso = (d: Date | null): string | null => d === null ? null : d.toISOString()
+
+export function jobView (job: Job): JobView {
+  const percent = job.status === 'completed' || job.status === 'expired'
+    ? 100
+    : job.percent ?? (job.pagesTotal !== null && job.pagesTotal > 0 ? Math.round(1000 * job.pagesDone / job.pagesTotal) / 10 : null)
+  return {
+    id: job.id,
+    upstream: job.upstream,
+    resource: job.resource,
+    params: job.params as Record<string, unknown>,
+    status: job.status,
+    progress: { records: job.records, pagesDone: job.pagesDone, pagesTotal: job.pagesTotal, percent },
+    error: job.errorCode === null ? null : { code: job.errorCode, message: job.errorMessage ?? '', upstreamStatus: job.upstreamStatus },
+    upstreamInfo: (job.upstreamInfo as Record<string, unknown> | null) ?? null,
+    createdAt: job.createdAt.toISOString(),
+    startedAt: iso(job.startedAt),
+    completedAt: iso(job.finishedAt),
+    expiresAt: iso(job.expiresAt),
+    links: { self: `/jobs/${job.id}`, results: `/jobs/${job.id}/results` },
+  }
+}
+
+/** A short human line for `X-Progress`. */
+export function progressText (job: Job): string {
+  if (job.status === 'queued') return 'queued'
+  const pages = job.pagesTotal !== null ? `page ${job.pagesDone} of ${job.pagesTotal}` : `${job.pagesDone} pages`
+  return `${pages}, ${job.records} records`
+}
+
+/** Opaque cursors: base64url JSON. A cursor that does not decode is the client's error (400). */
+export function encodeCursor (value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url')
+}
+
+export function decodeCursor<T> (cursor: string, schema: z.ZodType<T>): T | null {
+  try {
+    const parsed = schema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')))
+    return parsed.success ? parsed.data : null
+  } catch {
+    return null
+  }
+}
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+export const isJobId = (id: string): boolean => uuidPattern.test(id)

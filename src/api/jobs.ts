@@ -1,0 +1,129 @@
+/** Routes of the job API: submit, read, list and cancel jobs. Results are in results.ts. */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { Job } from '../generated/prisma/client.js'
+import { IdempotencyConflictError } from '../engine/job-service.js'
+import { upstreams } from '../upstreams/registry.js'
+import { jobRequestSchema } from './job-request.js'
+import { decodeCursor, encodeCursor, isJobId, jobSchema, jobStatusSchema, jobView, progressText } from './job-view.js'
+import { ProblemError, problemSchema } from './problem.js'
+
+const idParams = z.object({ id: z.string().describe('The job id') })
+const errors = { 400: problemSchema, 401: problemSchema, 404: problemSchema }
+const listCursor = z.object({ t: z.string(), id: z.string() })
+
+/** The job, or a 404 for a malformed id, a missing job and another client's job alike. */
+export async function findJobOr404 (request: FastifyRequest, id: string): Promise<Job> {
+  const job = isJobId(id) ? await request.server.jobs.get(request.clientId, id) : null
+  if (job === null) throw new ProblemError(404, 'Not Found', `There is no job ${id}.`)
+  return job
+}
+
+/** While a job is in flight: when to ask again, and a line of progress. */
+function addPollingHeaders (reply: FastifyReply, job: Job): void {
+  if (job.status !== 'queued' && job.status !== 'running') return
+  reply.header('Retry-After', job.status === 'queued' ? '1' : '2')
+  reply.header('X-Progress', progressText(job))
+}
+
+export const jobRoutes: FastifyPluginAsyncZod = async app => {
+  const body = jobRequestSchema(upstreams)
+
+  app.post('/jobs', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Start a bulk job',
+      description: 'Validates the body against the upstream\'s own schema, then queues the job and answers at once. ' +
+        'A replay with the same `Idempotency-Key` (and a JSON-equal body) returns the same job with 200; an identical read job ' +
+        'still queued or running is returned with 200 instead of starting a second one.',
+      headers: z.object({
+        'idempotency-key': z.string().min(1).max(255).optional().describe('Makes retries of this POST safe: the same key returns the same job'),
+      }),
+      body,
+      response: { 200: jobSchema, 202: jobSchema, ...errors, 422: problemSchema },
+    },
+  }, async (request, reply) => {
+    const { upstream, resource, params, ...rest } = request.body
+    try {
+      const { job, created } = await app.jobs.create({
+        clientId: request.clientId,
+        upstream,
+        resource,
+        params,
+        payload: Object.keys(rest).length > 0 ? rest : null,
+        idempotencyKey: request.headers['idempotency-key'] ?? null,
+      })
+      request.log.info({ jobId: job.id, upstream, resource, created }, created ? 'job queued' : 'existing job returned')
+      reply.header('Location', `${app.publicBaseUrl(request)}/jobs/${job.id}`)
+      addPollingHeaders(reply, job)
+      return reply.code(created ? 202 : 200).send(jobView(job))
+    } catch (err) {
+      if (err instanceof IdempotencyConflictError) {
+        throw new ProblemError(422, 'Unprocessable Content', err.message, [{ in: 'header', pointer: '/Idempotency-Key', detail: err.message }])
+      }
+      throw err
+    }
+  })
+
+  app.get('/jobs', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'List your jobs',
+      description: 'The calling client\'s jobs, newest first, cursor-paginated.',
+      querystring: z.object({
+        limit: z.coerce.number().int().min(1).max(100).default(20),
+        cursor: z.string().optional().describe('`nextCursor` of the previous page'),
+        status: jobStatusSchema.optional(),
+        upstream: z.string().optional(),
+      }),
+      response: { 200: z.object({ data: z.array(jobSchema), nextCursor: z.string().nullable() }), ...errors },
+    },
+  }, async request => {
+    const { limit, cursor, status, upstream } = request.query
+    let before = null
+    if (cursor !== undefined) {
+      const decoded = decodeCursor(cursor, listCursor)
+      if (decoded === null || Number.isNaN(Date.parse(decoded.t))) {
+        throw new ProblemError(400, 'Bad Request', 'The cursor is not one this API gave out.', [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }])
+      }
+      before = { createdAt: new Date(decoded.t), id: decoded.id }
+    }
+    const jobs = await app.jobs.list(request.clientId, { limit: limit + 1, before, status, upstream })
+    const page = jobs.slice(0, limit)
+    const last = page.at(-1)
+    const nextCursor = jobs.length > limit && last !== undefined ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id }) : null
+    return { data: page.map(jobView), nextCursor }
+  })
+
+  app.get('/jobs/:id', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Read a job',
+      description: 'The job\'s status and progress. While it is queued or running the answer carries `Retry-After` (seconds) and `X-Progress`.',
+      params: idParams,
+      response: { 200: jobSchema, ...errors },
+    },
+  }, async (request, reply) => {
+    const job = await findJobOr404(request, request.params.id)
+    addPollingHeaders(reply, job)
+    return jobView(job)
+  })
+
+  app.delete('/jobs/:id', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Cancel a job',
+      description: 'A queued or running job becomes `cancelled` and its upstream work stops; a completed job\'s results are dropped early ' +
+        'and it becomes `expired`; other finished jobs are unchanged. Idempotent.',
+      params: idParams,
+      response: { 202: jobSchema, ...errors },
+    },
+  }, async (request, reply) => {
+    await findJobOr404(request, request.params.id)
+    const job = await app.jobs.cancel(request.clientId, request.params.id)
+    if (job === null) throw new ProblemError(404, 'Not Found', `There is no job ${request.params.id}.`)
+    request.log.info({ jobId: job.id, status: job.status }, 'job cancel requested')
+    return reply.code(202).send(jobView(job))
+  })
+}

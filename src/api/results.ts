@@ -1,0 +1,92 @@
+/**
+ * `GET /jobs/{id}/results`: cursor pages of the cached records, or the whole set as NDJSON. Records are stored as
+ * the upstream's JSON text and written out as they are: no parse, no re-serialisation, flat memory.
+ */
+import { Readable } from 'node:stream'
+import type { FastifyReply } from 'fastify'
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { Job } from '../generated/prisma/client.js'
+import { readResults, streamResults, type ResultPosition } from '../db/sql/results.js'
+import { findJobOr404 } from './jobs.js'
+import { decodeCursor, encodeCursor } from './job-view.js'
+import { ProblemError, problemSchema } from './problem.js'
+
+const positionSchema = z.tuple([z.number().int().min(0), z.number().int().min(0)])
+
+/** NDJSON when the client lists it (with a non-zero q) and does not prefer JSON by a higher q. */
+export function wantsNdjson (accept: string | undefined): boolean {
+  if (accept === undefined) return false
+  let ndjson = 0
+  let json = 0
+  for (const part of accept.split(',')) {
+    const [type = '', ...opts] = part.trim().toLowerCase().split(';').map(s => s.trim())
+    const q = Number(opts.find(o => o.startsWith('q='))?.slice(2) ?? 1)
+    if (type === 'application/x-ndjson' || type === 'application/ndjson') ndjson = Math.max(ndjson, q)
+    if (type === 'application/json') json = Math.max(json, q)
+  }
+  return ndjson > 0 && ndjson >= json
+}
+
+/** 409 while results are not ready, 410 once they expired or were dropped. */
+function assertReadable (job: Job): void {
+  const expired = job.status === 'expired' || (job.expiresAt !== null && job.expiresAt.getTime() <= Date.now())
+  if (job.status === 'cancelled' || (expired && (job.status === 'completed' || job.status === 'expired'))) {
+    throw new ProblemError(410, 'Gone', 'These results have expired and were deleted. Submit the job again (POST /jobs) to get fresh ones.')
+  }
+  if (job.status !== 'completed') {
+    throw new ProblemError(409, 'Conflict', `The job is ${job.status}: results are readable once it has completed. Poll GET /jobs/${job.id}.`)
+  }
+}
+
+export const resultRoutes: FastifyPluginAsyncZod = async app => {
+  app.get('/jobs/:id/results', {
+    schema: {
+      tags: ['jobs'],
+      summary: 'Read a job\'s results',
+      description: 'Records are the upstream\'s own JSON objects, unchanged, in a stable order (page, then position). ' +
+        'With `Accept: application/x-ndjson` the whole set is streamed, one record per line; otherwise cursor pages. ' +
+        '409 before the job completes, 410 once its results expired.',
+      params: z.object({ id: z.string() }),
+      querystring: z.object({
+        limit: z.coerce.number().int().min(1).max(1000).default(1000),
+        cursor: z.string().optional().describe('`nextCursor` of the previous page'),
+      }),
+      response: {
+        200: z.object({
+          data: z.array(z.record(z.string(), z.unknown())).describe('The upstream\'s records'),
+          nextCursor: z.string().nullable(),
+          total: z.number().int().describe('How many records the job holds'),
+        }).describe('A page of records (JSON), or every record as NDJSON with Accept: application/x-ndjson'),
+        400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema,
+      },
+    },
+  }, async (request, reply) => {
+    const job = await findJobOr404(request, request.params.id)
+    assertReadable(job)
+    const pool = app.db.pool
+
+    if (wantsNdjson(request.headers.accept)) {
+      request.log.info({ jobId: job.id, records: job.records }, 'streaming results as NDJSON')
+      const lines = async function * () {
+        for await (const record of streamResults(pool, job.id)) yield record + '\n'
+      }
+      return (reply as FastifyReply).type('application/x-ndjson').header('X-Total-Count', String(job.records)).send(Readable.from(lines()))
+    }
+
+    const { limit, cursor } = request.query
+    let after: ResultPosition | null = null
+    if (cursor !== undefined) {
+      const decoded = decodeCursor(cursor, positionSchema)
+      if (decoded === null) throw new ProblemError(400, 'Bad Request', 'The cursor is not one this API gave out.', [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }])
+      after = { page: decoded[0], position: decoded[1] }
+    }
+    const rows = await readResults(pool, job.id, after, limit + 1)
+    const page = rows.slice(0, limit)
+    const last = page.at(-1)
+    const nextCursor = rows.length > limit && last !== undefined ? encodeCursor([last.page, last.position]) : null
+    // Records are JSON text already: splice them into the envelope instead of parsing them to serialise again.
+    const json = `{"data":[${page.map(r => r.record).join(',')}],"nextCursor":${JSON.stringify(nextCursor)},"total":${job.records}}`
+    return (reply as FastifyReply).type('application/json; charset=utf-8').send(json)
+  })
+}

@@ -1,0 +1,96 @@
+/**
+ * The gateway's configuration: one zod schema over the environment, parsed once at boot.
+ * Each upstream declares its own variables (`UpstreamDefinition.env`); they are parsed here with the core ones
+ * so that a bad value anywhere stops start-up with one message naming every wrong variable.
+ */
+import { z } from 'zod'
+import { upstreams } from './upstreams/registry.js'
+
+const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback)
+
+/** `name:key,name:key` → key → client name. Names identify the owner of jobs; keys never leave the process. */
+const apiKeys = z.string().optional().transform((value, ctx) => {
+  if (value === undefined || value.trim() === '') return null
+  const keys = new Map<string, string>()
+  for (const pair of value.split(',').map(s => s.trim()).filter(Boolean)) {
+    const at = pair.indexOf(':')
+    const name = pair.slice(0, at)
+    const key = pair.slice(at + 1)
+    if (at <= 0 || key.length < 8 || !/^[\w.-]+$/.test(name)) {
+      ctx.addIssue({ code: 'custom', message: 'expected name:key pairs separated by commas (name: letters, digits, _ . -; key: 8 characters or more)' })
+      return z.NEVER
+    }
+    if (keys.has(key)) {
+      ctx.addIssue({ code: 'custom', message: `the key of client "${name}" is used twice` })
+      return z.NEVER
+    }
+    keys.set(key, name)
+  }
+  return keys
+})
+
+/** Fastify's trustProxy: true/false, a hop count, or a list of addresses/CIDRs. */
+const trustProxy = z.string().optional().transform((value): boolean | number | string => {
+  if (value === undefined || value === '' || value === 'false') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) return Number(value)
+  return value
+})
+
+export const coreEnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL').optional(),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  RESULT_TTL_SECONDS: seconds(3600),
+  GATEWAY_API_KEYS: apiKeys,
+  TRUST_PROXY: trustProxy,
+  PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  SANDBOX: z.stringbool().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(4),
+  LEASE_SECONDS: seconds(30),
+  WORKER_POLL_SECONDS: seconds(5),
+  JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  SWEEP_INTERVAL_SECONDS: seconds(30),
+  SHUTDOWN_TIMEOUT_SECONDS: seconds(10),
+})
+
+export type CoreConfig = z.output<typeof coreEnvSchema>
+
+/** The parsed configuration. `upstreamEnv` holds each upstream's own parsed variables, by upstream name. */
+export interface Config extends Omit<CoreConfig, 'SANDBOX'> {
+  SANDBOX: boolean
+  upstreamEnv: Record<string, Record<string, unknown>>
+}
+
+/** Thrown when the environment is invalid; the message names each wrong variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+function describe (issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map(issue => `${issue.path.join('.') || '(environment)'}: ${issue.message}`)
+}
+
+/** Parses the environment (process.env by default). Throws {@link ConfigError} naming every bad variable. */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const problems: string[] = []
+  const core = coreEnvSchema.safeParse(env)
+  if (!core.success) problems.push(...describe(core.error.issues))
+  const upstreamEnv: Record<string, Record<string, unknown>> = {}
+  for (const upstream of upstreams) {
+    const parsed = upstream.env.safeParse(env)
+    if (parsed.success) upstreamEnv[upstream.name] = parsed.data
+    else problems.push(...describe(parsed.error.issues))
+  }
+  if (!core.success || problems.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
+  }
+  const config: Config = { ...core.data, SANDBOX: core.data.SANDBOX ?? core.data.NODE_ENV !== 'production', upstreamEnv }
+  if (config.NODE_ENV === 'production' && config.GATEWAY_API_KEYS === null) {
+    throw new ConfigError('Invalid configuration:\n  GATEWAY_API_KEYS: required when NODE_ENV=production (open access is for development only)')
+  }
+  return config
+}

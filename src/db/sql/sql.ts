@@ -1,0 +1,58 @@
+/**
+ * A tagged template for hand-written SQL: interpolated values become `$n` parameters, never text;
+ * an interpolated `Sql` fragment is embedded as SQL (fragments are written here, never built from input).
+ */
+import type pg from 'pg'
+
+/** A query with its parameters, ready for `pg`. */
+export class Sql {
+  constructor (readonly strings: readonly string[], readonly values: readonly unknown[]) {}
+
+  /** pg's `{ text, values }` with `$1…$n` placeholders. */
+  toQuery (): { text: string, values: unknown[] } {
+    const values: unknown[] = []
+    let text = ''
+    const append = (fragment: Sql): void => {
+      fragment.strings.forEach((s, i) => {
+        text += s
+        if (i >= fragment.values.length) return
+        const value = fragment.values[i]
+        if (value instanceof Sql) append(value)
+        else {
+          values.push(value)
+          text += `$${values.length}`
+        }
+      })
+    }
+    append(this)
+    return { text, values }
+  }
+}
+
+export function sql (strings: TemplateStringsArray, ...values: unknown[]): Sql {
+  return new Sql(strings, values)
+}
+
+/** Anything that runs queries: the pool or one client inside a transaction. */
+export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>
+
+/** Runs a query and returns its rows. */
+export async function query<Row extends pg.QueryResultRow> (db: Queryable, q: Sql): Promise<pg.QueryResult<Row>> {
+  return db.query<Row>(q.toQuery())
+}
+
+/** Runs `fn` inside one transaction on one client of the pool. */
+export async function transaction<T> (pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}

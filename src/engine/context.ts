@@ -1,0 +1,49 @@
+/** Builds the {@link JobContext} an adapter runs with: the job's inputs and fenced writes to the database. */
+import type pg from 'pg'
+import type { Logger } from 'pino'
+import type { Job } from '../generated/prisma/client.js'
+import { mergeUpstreamInfo } from '../db/sql/jobs.js'
+import { LeaseLostError, savePage } from '../db/sql/results.js'
+import type { JobContext, ProgressUpdate } from '../upstreams/types.js'
+
+export function createJobContext (deps: {
+  pool: pg.Pool
+  job: Job
+  workerId: string
+  controller: AbortController
+  log: Logger
+}): JobContext {
+  const { pool, job, workerId, controller } = deps
+  // A write refused for a lost lease aborts the run: nothing the adapter does afterwards can land.
+  const fenced = async <T>(write: Promise<T>): Promise<T> => {
+    try {
+      return await write
+    } catch (err) {
+      if (err instanceof LeaseLostError) controller.abort(err)
+      throw err
+    }
+  }
+  const progressOf = (p: ProgressUpdate | undefined) => ({ pagesDone: p?.pagesDone, pagesTotal: p?.pagesTotal, percent: p?.percent })
+  return {
+    jobId: job.id,
+    resource: job.resource,
+    params: job.params as Record<string, unknown>,
+    payload: job.payload ?? null,
+    checkpoint: job.checkpoint ?? null,
+    signal: controller.signal,
+    log: deps.log,
+    async savePage (page, records, checkpoint, progress) {
+      controller.signal.throwIfAborted()
+      await fenced(savePage(pool, { jobId: job.id, workerId, page, records, checkpoint, progress: progressOf(progress) }))
+    },
+    async saveCheckpoint (checkpoint, progress) {
+      controller.signal.throwIfAborted()
+      await fenced(savePage(pool, { jobId: job.id, workerId, page: null, records: [], checkpoint, progress: progressOf(progress) }))
+    },
+    async setUpstreamInfo (info) {
+      controller.signal.throwIfAborted()
+      const held = await mergeUpstreamInfo(pool, job.id, workerId, info)
+      if (!held) await fenced(Promise.reject(new LeaseLostError(`job ${job.id} is no longer held by this worker`)))
+    },
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The job service: what the API asks of jobs. Creation applies idempotency keys and in-flight dedupe;
+ * cancellation stops the worker through a notification; reads are scoped to the calling client.
+ */
+import type pg from 'pg'
+import { Prisma, type Job, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
+import { requestHash } from './canonical.js'
+import { notifyCancel, notifyNewJob } from './notifications.js'
+
+/** A validated job request. `payload` carries write operations; null for read jobs. */
+export interface JobRequest {
+  clientId: string
+  upstream: string
+  resource: string
+  params: Record<string, unknown>
+  payload: unknown
+  idempotencyKey: string | null
+}
+
+/** The same Idempotency-Key was used with a different body. */
+export class IdempotencyConflictError extends Error {
+  override name = 'IdempotencyConflictError'
+}
+
+/** `created` false means an existing job was returned (idempotent replay or in-flight duplicate). */
+export interface CreateJobResult { job: Job, created: boolean }
+
+const inFlight: JobStatus[] = ['queued', 'running']
+
+export class JobService {
+  constructor (
+    private readonly prisma: PrismaClient,
+    private readonly pool: pg.Pool,
+    private readonly ttlSeconds: number,
+    /** Called when results were dropped, so the sweeper deletes them now rather than at its next round. */
+    private readonly onResultsDropped: () => void = () => {},
+  ) {}
+
+  async create (request: JobRequest): Promise<CreateJobResult> {
+    const hash = requestHash({ upstream: request.upstream, resource: request.resource, params: request.params, payload: request.payload ?? null })
+    // A concurrent twin may win the unique index between our read and our insert: then read again.
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.findExisting(request, hash)
+      if (existing !== null) return { job: existing, created: false }
+      try {
+        const job = await this.prisma.$transaction(async tx => {
+          const job = await tx.job.create({
+            data: {
+              clientId: request.clientId,
+              upstream: request.upstream,
+              resource: request.resource,
+              params: request.params as Prisma.InputJsonObject,
+              payload: request.payload === null || request.payload === undefined ? Prisma.DbNull : request.payload as Prisma.InputJsonValue,
+              requestHash: hash,
+            },
+          })
+          if (request.idempotencyKey !== null) {
+            await tx.idempotencyKey.create({ data: { clientId: request.clientId, key: request.idempotencyKey, requestHash: hash, jobId: job.id } })
+          }
+          return job
+        })
+        await notifyNewJob(this.pool)
+        return { job, created: true }
+      } catch (err) {
+        if (attempt < 3 && err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') continue
+        throw err
+      }
+    }
+  }
+
+  /** An idempotent replay, or an identical read job still in flight (then the key is bound to it too). */
+  private async findExisting (request: JobRequest, hash: string): Promise<Job | null> {
+    if (request.idempotencyKey !== null) {
+      const known = await this.prisma.idempotencyKey.findUnique({
+        where: { clientId_key: { clientId: request.clientId, key: request.idempotencyKey } },
+        include: { job: true },
+      })
+      if (known !== null) {
+        if (known.requestHash !== hash) throw new IdempotencyConflictError('this Idempotency-Key was used with a different request body')
+        return known.job
+      }
+    }
+    if (request.payload !== null && request.payload !== undefined) return null // writes are never deduplicated
+    const twin = await this.prisma.job.findFirst({
+      where: { clientId: request.clientId, requestHash: hash, status: { in: inFlight }, payload: { equals: Prisma.DbNull } },
+    })
+    if (twin !== null && request.idempotencyKey !== null) {
+      await this.prisma.idempotencyKey.create({ data: { clientId: request.clientId, key: request.idempotencyKey, requestHash: hash, jobId: twin.id } })
+    }
+    return twin
+  }
+
+  /** The client's job, or null (another client's job is as unknown as a missing one). */
+  async get (clientId: string, id: string): Promise<Job | null> {
+    return this.prisma.job.findFirst({ where: { id, clientId } })
+  }
+
+  /** The client's jobs, newest first, after the job `before` (a keyset cursor). */
+  async list (clientId: string, opts: { limit: number, before: { createdAt: Date, id: string } | null, status?: JobStatus | undefined, upstream?: string | undefined }): Promise<Job[]> {
+    const before = opts.before
+    return this.prisma.job.findMany({
+      where: {
+        clientId,
+        ...(opts.status !== undefined ? { status: opts.status } : {}),
+        ...(opts.upstream !== undefined ? { upstream: opts.upstream } : {}),
+        ...(before !== null
+          ? { OR: [{ createdAt: { lt: before.createdAt } }, { createdAt: before.createdAt, id: { lt: before.id } }] }
+          : {}),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: opts.limit,
+    })
+  }
+
+  /**
+   * Cancels a queued or running job (its worker is told at once and stops its upstream requests), or drops a
+   * completed job's results early (it becomes expired). Other terminal jobs are unchanged. Idempotent.
+   */
+  async cancel (clientId: string, id: string): Promise<Job | null> {
+    const now = new Date()
+    const expiresAt = new Date(now.getTime() + this.ttlSeconds * 1000)
+    const cancelled = await this.prisma.job.updateMany({
+      where: { id, clientId, status: { in: inFlight } },
+      data: { status: 'cancelled', finishedAt: now, expiresAt, leaseOwner: null, leaseExpiresAt: null },
+    })
+    if (cancelled.count === 1) await notifyCancel(this.pool, id)
+    else {
+      await this.prisma.job.updateMany({ where: { id, clientId, status: 'completed' }, data: { status: 'expired', expiresAt: now } })
+    }
+    // The sweeper deletes the rows in batches; cancelled and expired jobs answer 410 from now on.
+    this.onResultsDropped()
+    return this.get(clientId, id)
+  }
+}

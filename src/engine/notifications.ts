@@ -1,0 +1,78 @@
+/**
+ * LISTEN/NOTIFY between gateway processes on one database: a new job wakes idle workers at once (polling
+ * is only the fallback), and a cancel reaches the worker that runs the job, wherever it is.
+ */
+import pg from 'pg'
+import type { Logger } from 'pino'
+import { sleep } from '../upstreams/backoff.js'
+
+const channel = 'bulk_gateway_jobs'
+
+export async function notifyNewJob (pool: pg.Pool): Promise<void> {
+  await pool.query('SELECT pg_notify($1, $2)', [channel, 'new'])
+}
+
+export async function notifyCancel (pool: pg.Pool, jobId: string): Promise<void> {
+  await pool.query('SELECT pg_notify($1, $2)', [channel, `cancel:${jobId}`])
+}
+
+/** What the listener reports: a new job somewhere, or the cancel of one job. */
+export type JobNotification = { kind: 'new' } | { kind: 'cancel', jobId: string }
+
+/**
+ * Holds one dedicated connection in LISTEN and reconnects with backoff when it drops. While disconnected
+ * nothing is lost for good: workers still poll, and heartbeats notice cancelled jobs.
+ */
+export class JobListener {
+  private client: pg.Client | null = null
+  private readonly stopped = new AbortController()
+  private loop: Promise<void> | null = null
+
+  constructor (
+    private readonly connectionString: string,
+    private readonly onNotification: (n: JobNotification) => void,
+    private readonly log: Logger,
+  ) {}
+
+  start (): void {
+    this.loop ??= this.run()
+  }
+
+  private async run (): Promise<void> {
+    let failures = 0
+    while (!this.stopped.signal.aborted) {
+      const client = new pg.Client({ connectionString: this.connectionString })
+      const lost = new Promise<void>(resolve => {
+        client.on('error', () => resolve())
+        client.on('end', () => resolve())
+      })
+      try {
+        await client.connect()
+        client.on('notification', msg => this.dispatch(msg.payload))
+        await client.query(`LISTEN ${channel}`)
+        this.client = client
+        failures = 0
+        // A reconnect may have missed notifications: report a wake-up so workers look for jobs.
+        this.onNotification({ kind: 'new' })
+        await Promise.race([lost, new Promise(resolve => this.stopped.signal.addEventListener('abort', resolve, { once: true }))])
+      } catch (err) {
+        failures++
+        this.log.warn({ err: (err as Error).message }, 'job listener could not connect; retrying')
+      } finally {
+        this.client = null
+        await client.end().catch(() => {})
+      }
+      if (!this.stopped.signal.aborted) await sleep(Math.min(200 * 2 ** failures, 5000), this.stopped.signal).catch(() => {})
+    }
+  }
+
+  private dispatch (payload: string | undefined): void {
+    if (payload === 'new') this.onNotification({ kind: 'new' })
+    else if (payload?.startsWith('cancel:') === true) this.onNotification({ kind: 'cancel', jobId: payload.slice(7) })
+  }
+
+  async stop (): Promise<void> {
+    this.stopped.abort()
+    await this.loop
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The job engine inside the gateway process: the job service the routes use, the worker that runs jobs,
+ * the listener that wakes it (and delivers cancels), and the expiry sweeper. Workers start once the server
+ * listens (sandbox adapters call this server) and stop before the database closes.
+ */
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Logger } from 'pino'
+import type { Config } from '../config.js'
+import { JobService } from './job-service.js'
+import { JobListener } from './notifications.js'
+import { Sweeper } from './sweeper.js'
+import { Worker } from './worker.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    jobs: JobService
+    worker: Worker
+    sweeper: Sweeper
+  }
+}
+
+export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Config, databaseUrl: string, startWorkers: boolean }) => {
+  const { config } = opts
+  // The app's logger is always a pino instance (see createLogger); Fastify only types it more loosely.
+  const log = app.log.child({ component: 'engine' }) as unknown as Logger
+  const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log)
+  const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake())
+  const worker = new Worker(app.db.pool, name => app.upstreams.adapterFor(name), {
+    concurrency: config.WORKER_CONCURRENCY,
+    leaseSeconds: config.LEASE_SECONDS,
+    pollSeconds: config.WORKER_POLL_SECONDS,
+    maxAttempts: config.JOB_MAX_ATTEMPTS,
+    ttlSeconds: config.RESULT_TTL_SECONDS,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+  }, log)
+  const listener = new JobListener(opts.databaseUrl, n => {
+    if (n.kind === 'new') worker.wake()
+    else worker.cancel(n.jobId)
+  }, log)
+  app.decorate('jobs', service)
+  app.decorate('worker', worker)
+  app.decorate('sweeper', sweeper)
+
+  if (opts.startWorkers) {
+    app.addHook('onListen', async () => {
+      listener.start()
+      worker.start()
+      sweeper.start()
+    })
+  }
+  app.addHook('preClose', async () => {
+    await worker.stop()
+    await Promise.all([listener.stop(), sweeper.stop()])
+  })
+}, { name: 'engine', dependencies: ['db', 'upstreams'] })

@@ -1,0 +1,180 @@
+/**
+ * The worker: claims jobs from Postgres with a lease, runs each through its upstream's adapter with an
+ * AbortSignal, renews the lease by heartbeat, and finishes the job with a stable outcome.
+ *
+ * States: created → active → stopping → stopped. `stop()` is idempotent and bounded: running jobs are
+ * aborted and released for another worker (the attempt does not count), never lost.
+ */
+import { randomUUID } from 'node:crypto'
+import type pg from 'pg'
+import type { Logger } from 'pino'
+import type { Job } from '../generated/prisma/client.js'
+import { claimNextJob, completeJob, failJob, releaseJob, renewLease } from '../db/sql/jobs.js'
+import { LeaseLostError } from '../db/sql/results.js'
+import { backoffDelay, sleep } from '../upstreams/backoff.js'
+import { UpstreamError, type UpstreamAdapter } from '../upstreams/types.js'
+import { createJobContext } from './context.js'
+import { JobCancelledError, ShutdownError } from './errors.js'
+
+export interface WorkerOptions {
+  concurrency: number
+  leaseSeconds: number
+  pollSeconds: number
+  maxAttempts: number
+  ttlSeconds: number
+  shutdownTimeoutMs: number
+}
+
+type WorkerState = 'created' | 'active' | 'stopping' | 'stopped'
+
+interface RunningJob { job: Job, controller: AbortController, done: Promise<void> }
+
+export class Worker {
+  readonly id = `worker-${randomUUID()}`
+  private state: WorkerState = 'created'
+  private readonly running = new Map<string, RunningJob>()
+  private wakeUp: AbortController = new AbortController()
+  private loop: Promise<void> | null = null
+  private stopping: Promise<void> | null = null
+
+  constructor (
+    private readonly pool: pg.Pool,
+    private readonly adapterFor: (upstream: string) => UpstreamAdapter | undefined,
+    private readonly options: WorkerOptions,
+    private readonly log: Logger,
+  ) {}
+
+  get status (): WorkerState { return this.state }
+  /** Jobs this worker holds a lease on right now. */
+  get leasesHeld (): number { return this.running.size }
+
+  start (): void {
+    if (this.state !== 'created' || this.options.concurrency === 0) return
+    this.state = 'active'
+    this.loop = this.claimLoop()
+  }
+
+  /** Makes an idle worker look for jobs now (a job was created, a slot freed). */
+  wake (): void {
+    this.wakeUp.abort()
+  }
+
+  /** Stops the job at once if this worker runs it (the client cancelled it). */
+  cancel (jobId: string): void {
+    this.running.get(jobId)?.controller.abort(new JobCancelledError(`job ${jobId} was cancelled`))
+  }
+
+  private async claimLoop (): Promise<void> {
+    let failures = 0
+    while (this.state === 'active') {
+      const wakeUp = this.wakeUp = new AbortController()
+      try {
+        while (this.state === 'active' && this.running.size < this.options.concurrency) {
+          const job = await claimNextJob(this.pool, this.id, this.options.leaseSeconds)
+          if (job === null) break
+          this.begin(job)
+        }
+        failures = 0
+      } catch (err) {
+        failures++
+        this.log.error({ err: (err as Error).message }, 'claiming a job failed; retrying')
+      }
+      if (this.state !== 'active') break
+      const wait = failures > 0 ? backoffDelay(failures, { baseMs: 500, maxMs: 30_000 }) : this.options.pollSeconds * 1000
+      await sleep(wait, wakeUp.signal).catch(() => {})
+    }
+  }
+
+  private begin (job: Job): void {
+    const controller = new AbortController()
+    const entry: RunningJob = { job, controller, done: Promise.resolve() }
+    this.running.set(job.id, entry)
+    entry.done = this.runJob(job, controller).finally(() => {
+      this.running.delete(job.id)
+      this.wake()
+    })
+  }
+
+  private async runJob (job: Job, controller: AbortController): Promise<void> {
+    const log = this.log.child({ jobId: job.id, upstream: job.upstream, resource: job.resource, attempt: job.attempts })
+    const ttl = this.options.ttlSeconds
+    if (job.attempts > this.options.maxAttempts) {
+      log.error('job gave up: too many attempts')
+      await failJob(this.pool, job.id, this.id, { code: 'internal_error', message: `the job was attempted ${job.attempts - 1} times without finishing`, upstreamStatus: null }, ttl)
+      return
+    }
+    const adapter = this.adapterFor(job.upstream)
+    if (adapter === undefined) {
+      await failJob(this.pool, job.id, this.id, { code: 'upstream_not_configured', message: `upstream ${job.upstream} is not configured on this gateway`, upstreamStatus: null }, ttl)
+      return
+    }
+    const heartbeat = setInterval(() => {
+      renewLease(this.pool, job.id, this.id, this.options.leaseSeconds).then(held => {
+        if (!held) controller.abort(new LeaseLostError(`lost the lease on job ${job.id}`))
+      }, (err: Error) => log.warn({ err: err.message }, 'lease renewal failed; retrying at the next beat'))
+    }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
+    log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')
+    try {
+      await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log }))
+      controller.signal.throwIfAborted()
+      if (await completeJob(this.pool, job.id, this.id, ttl)) log.info('job completed')
+    } catch (err) {
+      await this.settle(job, controller.signal.aborted ? controller.signal.reason : err, log)
+    } finally {
+      clearInterval(heartbeat)
+    }
+  }
+
+  /** Decides what an interrupted or failed run means for the job. */
+  private async settle (job: Job, reason: unknown, log: Logger): Promise<void> {
+    const ttl = this.options.ttlSeconds
+    if (reason instanceof ShutdownError) {
+      await releaseJob(this.pool, job.id, this.id, { countAttempt: false, delaySeconds: 0 })
+      log.info('job released for another worker (shutdown)')
+    } else if (reason instanceof JobCancelledError) {
+      log.info('job cancelled')
+    } else if (reason instanceof LeaseLostError) {
+      log.warn('job left: its lease was lost or it was cancelled')
+    } else if (reason instanceof UpstreamError) {
+      log.warn({ code: reason.code, upstreamStatus: reason.upstreamStatus }, 'job failed')
+      await failJob(this.pool, job.id, this.id, { code: reason.code, message: reason.message, upstreamStatus: reason.upstreamStatus }, ttl)
+    } else if (job.attempts >= this.options.maxAttempts) {
+      log.error({ err: (reason as Error)?.message }, 'job failed: unexpected error on its last attempt')
+      await failJob(this.pool, job.id, this.id, { code: 'internal_error', message: 'the gateway failed to run this job', upstreamStatus: null }, ttl)
+    } else {
+      // Unexpected errors are usually transient (a database restart): retry later from the checkpoint.
+      const delaySeconds = Math.ceil(backoffDelay(job.attempts, { baseMs: 1000, maxMs: 60_000 }) / 1000)
+      log.warn({ err: (reason as Error)?.message, delaySeconds }, 'job interrupted; it will resume from its checkpoint')
+      await releaseJob(this.pool, job.id, this.id, { countAttempt: true, delaySeconds }).catch(() => {})
+    }
+  }
+
+  /** Stops claiming, aborts running jobs and waits (bounded) for them to be released. Idempotent. */
+  async stop (): Promise<void> {
+    this.stopping ??= this.shutdown()
+    return this.stopping
+  }
+
+  private async shutdown (): Promise<void> {
+    if (this.state === 'created') {
+      this.state = 'stopped'
+      return
+    }
+    this.state = 'stopping'
+    this.wake()
+    const jobs = [...this.running.values()]
+    for (const entry of jobs) entry.controller.abort(new ShutdownError('the gateway is shutting down'))
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<'timeout'>(resolve => { timer = setTimeout(resolve, this.options.shutdownTimeoutMs, 'timeout') })
+    const outcome = await Promise.race([Promise.all([this.loop, ...jobs.map(j => j.done)]).then(() => 'done' as const), deadline])
+    clearTimeout(timer)
+    if (outcome === 'timeout') {
+      // An adapter that ignores its signal must not keep the job: release it; its late writes are fenced.
+      for (const entry of this.running.values()) {
+        await releaseJob(this.pool, entry.job.id, this.id, { countAttempt: false, delaySeconds: 0 }).catch(() => {})
+      }
+      this.log.warn({ jobs: this.running.size }, 'shutdown deadline reached; released jobs still running')
+    }
+    this.state = 'stopped'
+  }
+}

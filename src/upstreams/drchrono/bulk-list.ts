@@ -1,0 +1,160 @@
+/**
+ * One page of a DrChrono bulk list: POST it (201 + uuid), poll `GET ?uuid=` with a doubling delay until it is
+ * Complete, and POST it again when its uuid dies (404 "Invalid uuid specified": lists live an hour) or its
+ * generation fails (500 `{"status":"Error"}`). Transient 429/5xx/network failures are the client's to retry.
+ */
+import type { Logger } from 'pino'
+import { sleep } from '../backoff.js'
+import type { UpstreamResponse } from '../http.js'
+import { extractArray } from '../json-records.js'
+import { UpstreamError } from '../types.js'
+import type { DrchronoAuth } from './auth.js'
+
+/** How a page is waited for and how often it may be generated again. */
+export interface PollOptions {
+  /** Wait before the first poll of a uuid; doubled after each "In progress". */
+  pollInitialMs: number
+  pollMaxMs: number
+  /** Polls of one uuid before giving up with upstream_timeout. */
+  maxPolls: number
+  /** Re-POSTs of a page after failed generations before failing with upstream_failed. */
+  maxRegenerations: number
+  /** Re-POSTs of a page after its uuid expired before failing with upstream_failed. */
+  maxResubmits: number
+}
+
+/** A Complete page: its records as DrChrono's JSON text, and the list's totals as this page reported them. */
+export interface ListPage {
+  page: number
+  /** Pages in the list; at least 1 (an empty list still has an empty page 1). */
+  pages: number
+  count: number
+  records: string[]
+}
+
+export interface PageTarget {
+  /** e.g. https://app.drchrono.com/api/appointments_list */
+  listUrl: string
+  /** Filters, order_by, verbose and page_size; the page number is added per request. */
+  query: URLSearchParams
+  page: number
+  signal: AbortSignal
+  log: Logger
+}
+
+type PollOutcome = { kind: 'complete', page: ListPage } | { kind: 'expired' } | { kind: 'failed' }
+
+const TRANSIENT = new Set([429, 500, 502, 503, 504])
+const THROTTLE_WAIT = /Expected available in (\d+(?:\.\d+)?) seconds?/
+
+function jsonOf (res: UpstreamResponse): unknown {
+  try {
+    return JSON.parse(res.text())
+  } catch {
+    return undefined
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** A list that DrChrono failed to build: `{"status":"Error"|"Failed", ...}` (a 500, or defensively a 200). */
+function isGenerationFailure (res: UpstreamResponse): boolean {
+  if (res.status !== 500 && res.status !== 200) return false
+  const body = jsonOf(res)
+  return isObject(body) && (body.status === 'Error' || body.status === 'Failed')
+}
+
+/** Transient answers go back to the client's retry loop; a failed generation must be re-POSTed instead. */
+const retryable = (res: UpstreamResponse): boolean => TRANSIENT.has(res.status) && !isGenerationFailure(res)
+
+/** DrChrono's 429 says how long to wait in its body ("Expected available in 3 seconds."). */
+export function throttleWaitMs (res: UpstreamResponse): number | undefined {
+  const m = THROTTLE_WAIT.exec(res.text())
+  return m ? Math.ceil(Number(m[1]) * 1000) : undefined
+}
+
+/**
+ * An answer the protocol has no use for, as a stable error. The message names DrChrono's `detail` or the
+ * rejected field names only: field messages may echo filter values such as a patient's name.
+ */
+export function unexpected (res: UpstreamResponse, what: string): UpstreamError {
+  const body = jsonOf(res)
+  const why = isObject(body)
+    ? typeof body.detail === 'string' ? `: ${body.detail.slice(0, 200)}` : `: invalid ${Object.keys(body).slice(0, 10).join(', ')}`
+    : ''
+  if (res.status === 401) return new UpstreamError('upstream_unauthorized', `${what}: DrChrono answered 401${why}`, 401)
+  if (res.status >= 400 && res.status < 500) return new UpstreamError('upstream_rejected', `${what}: DrChrono answered ${res.status}${why}`, res.status)
+  if (res.status >= 500) return new UpstreamError('upstream_failed', `${what}: DrChrono answered ${res.status}`, res.status)
+  return new UpstreamError('invalid_upstream_response', `${what}: DrChrono answered ${res.status} unexpectedly`, res.status)
+}
+
+const invalid = (what: string, why: string, status: number): UpstreamError =>
+  new UpstreamError('invalid_upstream_response', `${what}: ${why}`, status)
+
+const count = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
+
+/** Reads a Complete body; its records are cut out as DrChrono wrote them (no re-serialisation). */
+function completePage (res: UpstreamResponse, body: Record<string, unknown>, page: number, what: string): ListPage {
+  const p = body.pagination
+  if (!isObject(p) || !count(p.count) || !count(p.pages) || !count(p.page)) {
+    throw invalid(what, 'Complete answer without a valid "pagination" object', res.status)
+  }
+  if (!Array.isArray(body.results)) throw invalid(what, 'Complete answer without a "results" array', res.status)
+  if (p.page !== page) throw invalid(what, `asked for page ${page}, DrChrono answered page ${p.page}`, res.status)
+  return { page, pages: Math.max(1, p.pages), count: p.count, records: extractArray(res.text(), 'results') }
+}
+
+async function submit (auth: DrchronoAuth, t: PageTarget, what: string): Promise<string> {
+  const url = new URL(t.listUrl)
+  url.search = t.query.toString()
+  url.searchParams.set('page', String(t.page))
+  const res = await auth.send({
+    method: 'POST', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs,
+    // DrChrono's own example sends this header with an empty body; some proxies insist on a content type.
+    headers: { 'content-type': 'application/json' },
+  })
+  if (res.status < 200 || res.status >= 300) throw unexpected(res, what)
+  const body = jsonOf(res)
+  if (!isObject(body) || typeof body.uuid !== 'string' || body.uuid === '') throw invalid(what, 'POST answer without a "uuid"', res.status)
+  return body.uuid
+}
+
+async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, o: PollOptions, what: string): Promise<PollOutcome> {
+  const url = new URL(t.listUrl)
+  url.searchParams.set('uuid', uuid)
+  for (let n = 1; n <= o.maxPolls; n++) {
+    await sleep(Math.min(o.pollMaxMs, o.pollInitialMs * 2 ** Math.min(n - 1, 30)), t.signal)
+    const res = await auth.send({ method: 'GET', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs })
+    if (res.status === 404) return { kind: 'expired' }
+    if (isGenerationFailure(res)) return { kind: 'failed' }
+    if (res.status !== 200) throw unexpected(res, what)
+    const body = jsonOf(res)
+    if (!isObject(body) || typeof body.status !== 'string') throw invalid(what, 'poll answer without a "status"', res.status)
+    if (body.status === 'Complete') return { kind: 'complete', page: completePage(res, body, t.page, what) }
+    // Anything else ("In progress" as documented; the exact wording is unconfirmed) means not ready yet.
+  }
+  throw new UpstreamError('upstream_timeout', `${what}: still not Complete after ${o.maxPolls} polls`)
+}
+
+/** Fetches one Complete page, generating it again as often as the options allow. */
+export async function fetchListPage (auth: DrchronoAuth, t: PageTarget, o: PollOptions): Promise<ListPage> {
+  const what = `DrChrono ${new URL(t.listUrl).pathname} page ${t.page}`
+  let regenerations = 0
+  let resubmits = 0
+  for (;;) {
+    const uuid = await submit(auth, t, what)
+    const outcome = await poll(auth, t, uuid, o, what)
+    if (outcome.kind === 'complete') return outcome.page
+    if (outcome.kind === 'expired') {
+      if (++resubmits > o.maxResubmits) {
+        throw new UpstreamError('upstream_failed', `${what}: the list expired (404 Invalid uuid specified) ${resubmits} times before it could be read`, 404)
+      }
+      t.log.info({ page: t.page, resubmits }, 'drchrono list uuid expired; submitting the page again')
+    } else {
+      if (++regenerations > o.maxRegenerations) {
+        throw new UpstreamError('upstream_failed', `${what}: DrChrono failed to generate the list ${regenerations} times`, 500)
+      }
+      t.log.info({ page: t.page, regenerations }, 'drchrono list generation failed; submitting the page again')
+    }
+  }
+}

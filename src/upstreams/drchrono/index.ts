@@ -1,0 +1,85 @@
+/** DrChrono: read jobs over its asynchronous bulk-list endpoints (POST a page, poll its uuid). */
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import type { UpstreamDefinition } from '../types.js'
+import { drchronoAdapter, type DrchronoSettings } from './adapter.js'
+import { drchronoParams, type DrchronoResource } from './params.js'
+import { drchronoSimulator, SANDBOX_CREDENTIALS } from './simulator.js'
+
+// An empty variable (DRCHRONO_REFRESH_TOKEN=) means unset, as a shell user expects.
+const optionalSecret = z.preprocess(v => (v === '' ? undefined : v), z.string().min(1).optional())
+
+const env = z.object({
+  DRCHRONO_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://app.drchrono.com')
+    .describe('DrChrono host; the bulk lists live under /api and the token endpoint at /o/token/'),
+  DRCHRONO_ACCESS_TOKEN: optionalSecret.describe('OAuth2 access token; unset = DrChrono is not configured'),
+  DRCHRONO_REFRESH_TOKEN: optionalSecret.describe('OAuth2 refresh token, used when the access token is refused'),
+  DRCHRONO_CLIENT_ID: optionalSecret.describe('OAuth2 client id, for refreshing'),
+  DRCHRONO_CLIENT_SECRET: optionalSecret.describe('OAuth2 client secret, for refreshing'),
+  DRCHRONO_PAGE_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(4)
+    .describe('Pages of one job generated and fetched at the same time'),
+}).superRefine((e, ctx) => {
+  // Half a set of refresh credentials would only fail two days later, when the token expires: refuse it now.
+  const refresh = [e.DRCHRONO_REFRESH_TOKEN, e.DRCHRONO_CLIENT_ID, e.DRCHRONO_CLIENT_SECRET]
+  if (refresh.some(v => v !== undefined) && refresh.some(v => v === undefined)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['DRCHRONO_REFRESH_TOKEN'],
+      message: 'set DRCHRONO_REFRESH_TOKEN, DRCHRONO_CLIENT_ID and DRCHRONO_CLIENT_SECRET together, or none of them',
+    })
+  }
+})
+
+export type DrchronoEnv = z.output<typeof env>
+
+const DESCRIPTIONS: Record<DrchronoResource, string> = {
+  appointments: 'Appointments (ids are strings), in scheduled order unless order_by=updated_at; archived ones only with show_archived.',
+  patients: 'Patient demographics.',
+  line_items: 'Billing line items (procedure codes and their charges).',
+  transactions: 'Payments and adjustments posted against line items.',
+  prescription_messages: 'Electronic prescription (eRx) messages.',
+  eligibility_checks: 'Insurance eligibility checks.',
+  clinical_notes: 'Clinical notes, one per charted appointment.',
+  clinical_note_field_values: 'Values charted in clinical note fields; page_size may go up to 20000.',
+}
+
+const EXAMPLES: Partial<Record<DrchronoResource, Record<string, unknown>>> = {
+  appointments: { since: '2024-02-01' },
+  patients: { since: '2024-02-01', order_by: 'updated_at' },
+}
+
+/**
+ * The sandbox simulator: small enough to finish in seconds, slow enough (one "In progress" poll per page)
+ * for a newcomer to watch progress rise. Options the gateway passes when registering it win.
+ */
+const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
+  await drchronoSimulator(app, { inProgressPolls: 1, ...opts })
+}
+
+export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings> = {
+  name: 'drchrono',
+  kind: 'read',
+  description: 'DrChrono EHR bulk lists: each page is generated asynchronously by DrChrono (POST, then poll its uuid).',
+  resources: Object.fromEntries(Object.entries(drchronoParams).map(([resource, params]) => [resource, {
+    description: DESCRIPTIONS[resource as DrchronoResource],
+    params,
+    example: EXAMPLES[resource as DrchronoResource] ?? {},
+  }])),
+  env,
+  settingsFromEnv (e) {
+    if (e.DRCHRONO_ACCESS_TOKEN === undefined) return null
+    return {
+      baseUrl: e.DRCHRONO_BASE_URL,
+      accessToken: e.DRCHRONO_ACCESS_TOKEN,
+      refreshToken: e.DRCHRONO_REFRESH_TOKEN,
+      clientId: e.DRCHRONO_CLIENT_ID,
+      clientSecret: e.DRCHRONO_CLIENT_SECRET,
+      pageConcurrency: e.DRCHRONO_PAGE_CONCURRENCY,
+    }
+  },
+  simulator: {
+    plugin: sandboxSimulator,
+    sandboxSettings: (baseUrl) => ({ baseUrl, ...SANDBOX_CREDENTIALS, pageConcurrency: 4 }),
+  },
+  createAdapter: (settings, client) => drchronoAdapter(settings, client),
+}

@@ -1,0 +1,175 @@
+/**
+ * A strict DrChrono bulk-list simulator, served over real HTTP: the gateway mounts it under /sandbox/drchrono,
+ * tests start it alone with {@link startDrchronoSimulator}. It answers the way DrChrono (Django REST Framework
+ * + django-oauth-toolkit) does, never more kindly: 201 on POST, "In progress" polls, 404 for dead uuids,
+ * 401 without the current token, 429/5xx and failed generations on demand.
+ */
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import { DRCHRONO_RESOURCES, type DrchronoResource } from './params.js'
+import { readListQuery, selectionCache } from './simulator-data.js'
+import { recordAt } from './simulator-records.js'
+import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type ListEntry } from './simulator-state.js'
+
+export { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions } from './simulator-state.js'
+export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
+
+/** Plugin options: simulator options, or a state object to share with a test. */
+export type DrchronoSimulatorPluginOptions = DrchronoSimulatorOptions & { state?: DrchronoSimulatorState }
+
+const DRF_SERVER_ERROR = { detail: 'A server error occurred.' }
+
+function throttleDetail (seconds: number): string {
+  // DRF's own wording, singular included: adapters must read both forms.
+  return `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.`
+}
+
+/** Authentication, then rate limit and injected faults; false when the reply has been sent. */
+function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: FastifyReply): boolean {
+  const auth = request.headers.authorization
+  if (auth === undefined || !/^Bearer\s+\S/i.test(auth)) {
+    state.stats.unauthorized++
+    void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Authentication credentials were not provided.' })
+    return false
+  }
+  if (auth.replace(/^Bearer\s+/i, '') !== state.accessToken) {
+    state.stats.unauthorized++
+    void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Invalid token.' })
+    return false
+  }
+  const verdict = state.verdict()
+  if (verdict.kind === 'throttle') {
+    if (state.retryAfterHeader) void reply.header('retry-after', String(verdict.seconds))
+    void reply.code(429).send({ detail: throttleDetail(verdict.seconds) })
+    return false
+  }
+  if (verdict.kind === 'error') {
+    if (verdict.status === 500) void reply.code(500).send(DRF_SERVER_ERROR)
+    else void reply.code(verdict.status).type('text/plain; charset=utf-8').send(verdict.status === 502 ? 'Bad Gateway' : 'Service Unavailable')
+    return false
+  }
+  return true
+}
+
+/** The Complete body, built as text: only this page's records are ever generated. */
+function completeBody (entry: ListEntry, indices: Int32Array, seed: number): string {
+  const pages = Math.max(1, Math.ceil(indices.length / entry.pageSize))
+  const from = (entry.page - 1) * entry.pageSize
+  const to = Math.min(indices.length, from + entry.pageSize)
+  const verbose = entry.params.verbose === true
+  const records: string[] = []
+  for (let k = from; k < to; k++) records.push(JSON.stringify(recordAt(entry.resource, seed, indices[k] as number, verbose)))
+  const pagination = { count: indices.length, pages, page_size: entry.pageSize, page: entry.page }
+  return `{"status":"Complete","pagination":${JSON.stringify(pagination)},"uuid":${JSON.stringify(entry.uuid)},"results":[${records.join(',')}]}`
+}
+
+/** The simulator as a Fastify plugin; encapsulated, so its parsers and error handler stay inside its prefix. */
+export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOptions> = async (app, opts) => {
+  const { state: given, ...options } = opts
+  const state = given ?? new DrchronoSimulatorState(options)
+  const seed = state.options.seed ?? 1
+  const select = selectionCache(seed, state.options.recordCount)
+
+  // Clients (DrChrono's own example among them) POST with Content-Type: application/json and no body: accept
+  // that, as DRF does. Bodies are never logged.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') { done(null, undefined); return }
+    try {
+      done(null, JSON.parse(body as string))
+    } catch {
+      done(Object.assign(new Error('JSON parse error'), { statusCode: 400 }), undefined)
+    }
+  })
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)))
+  })
+  app.setErrorHandler((err: { statusCode?: number, code?: string, message: string }, request, reply) => {
+    const status = err.statusCode ?? 500
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).send({ detail: `Unsupported media type "${request.headers['content-type'] ?? ''}" in request.` })
+    }
+    return reply.code(status).send(status >= 500 ? DRF_SERVER_ERROR : { detail: err.message })
+  })
+
+  for (const resource of DRCHRONO_RESOURCES) {
+    const path = `/api/${resource}_list`
+    app.post(path, async (request, reply) => {
+      if (!admit(state, request, reply)) return reply
+      const read = readListQuery(resource, request.query as Record<string, unknown>)
+      if ('errors' in read) return reply.code(400).send(read.errors)
+      const { params, page, pageSize } = read.request
+      const count = select(resource, params).length
+      // DRF's paginator refuses a page past the last one (page 1 always exists, even when empty).
+      if (page > Math.max(1, Math.ceil(count / pageSize))) return reply.code(404).send({ detail: 'Invalid page.' })
+      const entry = state.createList(resource, read.request)
+      return reply.code(201).send({
+        status: 'In progress',
+        uuid: entry.uuid,
+        description: `Call https://drchrono.com/api/${resource}_list?uuid=${entry.uuid} to get the list`,
+      })
+    })
+    app.get(path, async (request, reply) => {
+      if (!admit(state, request, reply)) return reply
+      state.stats.gets++
+      const { uuid, ...rest } = request.query as Record<string, unknown>
+      const unknown = Object.keys(rest)
+      if (unknown.length > 0) return reply.code(400).send(Object.fromEntries(unknown.map(k => [k, ['Unknown query parameter.']])))
+      if (typeof uuid !== 'string' || uuid === '') return reply.code(400).send({ uuid: ['This field is required.'] })
+      const entry = state.liveList(uuid)
+      if (!entry || entry.resource !== resource) return reply.code(404).send({ detail: 'Invalid uuid specified' })
+      entry.polls++
+      const elapsed = state.now() - entry.createdAt
+      if (entry.polls <= (state.options.inProgressPolls ?? 2) || elapsed < (state.options.generationMs ?? 0)) {
+        return reply.send({ status: 'In progress', uuid })
+      }
+      if (entry.doomed) {
+        state.lists.delete(uuid)
+        state.stats.generationErrors++
+        return reply.code(500).send({ status: 'Error', uuid, detail: 'An error occurred while generating the list. Please submit the request again.' })
+      }
+      return reply.type('application/json').send(completeBody(entry, select(resource, entry.params), seed))
+    })
+  }
+
+  app.post('/o/token/', async (request, reply) => {
+    const form = (request.body ?? {}) as Record<string, string | undefined>
+    if (form.grant_type !== 'refresh_token') return reply.code(400).send({ error: 'unsupported_grant_type' })
+    if (!form.refresh_token || !form.client_id) return reply.code(400).send({ error: 'invalid_request' })
+    const clientOk = form.client_id === (state.options.clientId ?? SANDBOX_CREDENTIALS.clientId) &&
+      form.client_secret === (state.options.clientSecret ?? SANDBOX_CREDENTIALS.clientSecret)
+    if (!clientOk) { state.stats.failedRefreshes++; return reply.code(401).send({ error: 'invalid_client' }) }
+    if (form.refresh_token !== state.refreshToken) { state.stats.failedRefreshes++; return reply.code(401).send({ error: 'invalid_grant' }) }
+    // django-oauth-toolkit rotates both tokens: the old access and refresh tokens stop working at once.
+    state.accessToken = `access-${randomUUID()}`
+    state.refreshToken = `refresh-${randomUUID()}`
+    state.stats.tokenRefreshes++
+    return reply.send({
+      access_token: state.accessToken,
+      refresh_token: state.refreshToken,
+      expires_in: 172800,
+      token_type: 'Bearer',
+      scope: 'billing:read calendar:read clinical:read patients:read user:read',
+    })
+  })
+}
+
+/** A simulator running alone on 127.0.0.1, for tests and benchmarks. */
+export interface RunningDrchronoSimulator {
+  /** Base URL to give the adapter, e.g. http://127.0.0.1:41234 */
+  url: string
+  state: DrchronoSimulatorState
+  app: FastifyInstance
+  close (): Promise<void>
+}
+
+export async function startDrchronoSimulator (options: DrchronoSimulatorOptions & { port?: number } = {}): Promise<RunningDrchronoSimulator> {
+  const { port = 0, ...simOptions } = options
+  const state = new DrchronoSimulatorState(simOptions)
+  const app = Fastify({ logger: false })
+  await app.register(drchronoSimulator, { state })
+  await app.listen({ host: '127.0.0.1', port })
+  const address = app.server.address()
+  const actualPort = typeof address === 'object' && address !== null ? address.port : port
+  return { url: `http://127.0.0.1:${actualPort}`, state, app, close: () => app.close() }
+}

@@ -1,0 +1,344 @@
+/**
+ * The one HTTP client every adapter uses: keep-alive pool, per-attempt timeouts, retries with backoff and
+ * Retry-After, per-key request budgets, and the job's AbortSignal honoured everywhere.
+ *
+ * Errors never carry request headers (tokens), query strings (filters such as patient names) or bodies
+ * (patient data): only upstream, method, origin + path, status and error codes.
+ */
+import type { Readable } from 'node:stream'
+import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
+import { backoffDelay, parseRetryAfter, sleep } from './backoff.js'
+import { UpstreamError } from './types.js'
+
+/** A buffered upstream response. Header names are lower-case; repeated headers are joined with ', '. */
+export interface UpstreamResponse {
+  status: number
+  headers: Record<string, string>
+  body: Buffer
+  text (): string
+  /** Throws `invalid_upstream_response` when the body is not JSON. */
+  json<T = unknown> (): T
+}
+
+/** A 2xx response whose body the caller must consume (or destroy). */
+export interface UpstreamStream {
+  status: number
+  headers: Record<string, string>
+  body: Readable
+}
+
+/** One logical request; it may take several attempts. */
+export interface UpstreamRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+  url: string | URL
+  headers?: Record<string, string>
+  body?: string | Buffer
+  signal: AbortSignal
+  /** Per attempt; see {@link UpstreamClientOptions.timeoutMs}. */
+  timeoutMs?: number
+  maxAttempts?: number
+  /** Whether a response is retried; default: 429, 500, 502, 503, 504. */
+  retryable?: (res: UpstreamResponse) => boolean
+  /** A wait for a 429 when the response has no usable Retry-After (e.g. DrChrono's "Expected available in N seconds."). */
+  retryAfterMs?: (res: UpstreamResponse) => number | undefined
+  /** Name of the upstream for log lines and errors, e.g. 'drchrono'. */
+  upstream: string
+  /** Taken before every attempt, retries included; a 429 with X-RateLimit-Reset pauses the whole key. */
+  budget?: { limiter: RequestBudget, key: string }
+  /**
+   * Whether sending the request twice is harmless (default true). When false (e.g. a Clinia bulk write), a
+   * network failure is retried only when the request surely never left (connection refused, DNS, connect
+   * timeout); a reset after sending fails at once, since the upstream may have acted on it.
+   * Redirects are never followed: a 3xx is returned to the caller.
+   */
+  idempotent?: boolean
+}
+
+/** What the client reports for metrics; never carries headers, query strings or bodies. */
+export type UpstreamEvent =
+  | { type: 'response', upstream: string, method: string, url: string, attempt: number, status: number, durationMs: number }
+  | { type: 'network_error', upstream: string, method: string, url: string, attempt: number, code: string, durationMs: number }
+  | { type: 'retry', upstream: string, method: string, url: string, attempt: number, delayMs: number, reason: string }
+
+export interface UpstreamClientOptions {
+  /**
+   * Per attempt: the wait for response headers, and the longest silence while reading the body (undici
+   * checks these about once a second, so they fire up to ~1 s late). Default 30 000.
+   */
+  timeoutMs?: number
+  maxAttempts?: number
+  /**
+   * 429s are the upstream pacing us, not failing: they have their own, larger allowance (default 20) and do
+   * not use up maxAttempts, which counts network errors and 5xx.
+   */
+  maxRateLimitRetries?: number
+  baseDelayMs?: number
+  maxDelayMs?: number
+  /** A longer server-requested wait fails with upstream_rate_limited rather than sleeping for ages. */
+  maxRetryAfterMs?: number
+  maxBodyBytes?: number
+  random?: () => number
+  onEvent?: (e: UpstreamEvent) => void
+}
+
+const DEFAULT_RETRYABLE = new Set([429, 500, 502, 503, 504])
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+/** Failures before the request could have reached the upstream: always safe to retry. */
+const UNSENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
+const NETWORK_CODES = new Set([...TIMEOUT_CODES, ...UNSENT_CODES, 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED',
+  'UND_ERR_SOCKET', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'])
+
+function errorCode (err: unknown): string | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string') return code
+  }
+  return undefined
+}
+
+function flattenHeaders (raw: Dispatcher.ResponseData['headers']): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [name, value] of Object.entries(raw)) {
+    if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return out
+}
+
+/** X-RateLimit-Reset as epoch ms. Small values are read as seconds from now: a guard against a vendor
+ *  sending a delta rather than the documented UNIX time. */
+function rateLimitReset (value: string | undefined, now: number): number | undefined {
+  if (value === undefined || !/^\s*\d+(\.\d+)?\s*$/.test(value)) return undefined
+  const n = Number(value)
+  return n < 1e9 ? now + n * 1000 : n * 1000
+}
+
+/** An adapter's wait hint; one that throws (say, json() on an HTML 429 page) must not fail the request. */
+function hint (retryAfterMs: UpstreamRequest['retryAfterMs'], res: UpstreamResponse): number | undefined {
+  try {
+    const ms = retryAfterMs?.(res)
+    return ms !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The shared upstream HTTP client. One per process; closed on shutdown. */
+export class UpstreamClient {
+  readonly #agent: Agent
+  readonly #o: Required<Omit<UpstreamClientOptions, 'onEvent'>> & Pick<UpstreamClientOptions, 'onEvent'>
+
+  constructor (o: UpstreamClientOptions = {}) {
+    this.#o = {
+      timeoutMs: o.timeoutMs ?? 30_000,
+      maxAttempts: o.maxAttempts ?? 6,
+      maxRateLimitRetries: o.maxRateLimitRetries ?? 20,
+      baseDelayMs: o.baseDelayMs ?? 250,
+      maxDelayMs: o.maxDelayMs ?? 30_000,
+      maxRetryAfterMs: o.maxRetryAfterMs ?? 120_000,
+      maxBodyBytes: o.maxBodyBytes ?? 256 * 1024 * 1024,
+      random: o.random ?? Math.random,
+      onEvent: o.onEvent,
+    }
+    this.#agent = new Agent({ keepAliveTimeout: 10_000, connect: { timeout: Math.min(this.#o.timeoutMs, 10_000) } })
+  }
+
+  /** Sends the request with retries; resolves with the first response that is not retried, whatever its status. */
+  async request (opts: UpstreamRequest): Promise<UpstreamResponse> {
+    return await this.#run(opts, false) as UpstreamResponse
+  }
+
+  /**
+   * Like request(), but resolves a 2xx with its body unread (large downloads): the caller consumes it, and
+   * maxBodyBytes does not apply. A stall while reading it errors the stream with undici's
+   * UND_ERR_BODY_TIMEOUT, and an abort with the signal's reason. A non-2xx response that is not retried
+   * fails with `upstream_failed` carrying its status, for the adapter to map.
+   */
+  async stream (opts: UpstreamRequest): Promise<UpstreamStream> {
+    return await this.#run(opts, true) as UpstreamStream
+  }
+
+  /** Waits for requests in flight, then closes the pool's sockets. */
+  async close (): Promise<void> {
+    await this.#agent.close()
+  }
+
+  async #run (opts: UpstreamRequest, streaming: boolean): Promise<UpstreamResponse | UpstreamStream> {
+    const { signal, method, upstream, budget } = opts
+    const url = new URL(opts.url)
+    const safeUrl = url.origin + url.pathname
+    const where = `${upstream} ${method} ${safeUrl}`
+    const maxAttempts = opts.maxAttempts ?? this.#o.maxAttempts
+    const timeoutMs = opts.timeoutMs ?? this.#o.timeoutMs
+    const retryable = opts.retryable ?? ((res: UpstreamResponse) => DEFAULT_RETRYABLE.has(res.status))
+    const base = { upstream, method, url: safeUrl }
+
+    let failures = 0 // network errors and retryable non-429 responses
+    let throttles = 0 // 429s
+    for (let attempt = 1; ; attempt++) {
+      signal.throwIfAborted()
+      if (budget) await budget.limiter.take(budget.key, signal)
+      const started = performance.now()
+      let res: UpstreamResponse
+      try {
+        const raw = await undiciRequest(url, {
+          dispatcher: this.#agent, method, headers: opts.headers, body: opts.body, signal,
+          headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+        })
+        const headers = flattenHeaders(raw.headers)
+        this.#emit({ type: 'response', ...base, attempt, status: raw.statusCode, durationMs: performance.now() - started })
+        if (streaming && raw.statusCode >= 200 && raw.statusCode < 300) return { status: raw.statusCode, headers, body: raw.body }
+        res = this.#response(raw.statusCode, headers, await this.#readBody(raw, headers, where), where)
+      } catch (err) {
+        // The caller's cancel is not an upstream failure: hand back its reason untouched.
+        if (signal.aborted) throw signal.reason
+        if (err instanceof UpstreamError) throw err
+        const code = errorCode(err)
+        if (code?.startsWith('HPE_')) throw new UpstreamError('invalid_upstream_response', `${where}: unparsable HTTP response (${code})`)
+        if (code === undefined || !NETWORK_CODES.has(code)) throw err // a bug or a closed client, not the network
+        this.#emit({ type: 'network_error', ...base, attempt, code, durationMs: performance.now() - started })
+        const failure = TIMEOUT_CODES.has(code) ? 'upstream_timeout' : 'upstream_unavailable'
+        failures++
+        if (failures >= maxAttempts || (opts.idempotent === false && !UNSENT_CODES.has(code))) {
+          throw new UpstreamError(failure, `${where} failed after ${attempt} attempt(s): ${code}`, null)
+        }
+        await this.#pause(this.#backoff(failures), { ...base, attempt, reason: code }, signal)
+        continue
+      }
+
+      if (!retryable(res)) {
+        if (!streaming) return res
+        throw new UpstreamError('upstream_failed', `${where} answered ${res.status}`, res.status)
+      }
+      const limited = res.status === 429
+      const failure = limited ? 'upstream_rate_limited' : 'upstream_unavailable'
+      const now = Date.now()
+      const reset = limited ? rateLimitReset(res.headers['x-ratelimit-reset'], now) : undefined
+      if (reset !== undefined && budget) budget.limiter.pauseUntil(budget.key, reset)
+      if (limited) throttles++
+      else failures++
+      if (limited ? throttles > this.#o.maxRateLimitRetries : failures >= maxAttempts) {
+        throw new UpstreamError(failure, `${where} answered ${res.status} after ${attempt} attempt(s)`, res.status)
+      }
+      const asked = parseRetryAfter(res.headers['retry-after'], now) ??
+        (limited ? hint(opts.retryAfterMs, res) ?? (reset === undefined ? undefined : Math.max(0, reset - now)) : undefined)
+      if (asked !== undefined && asked > this.#o.maxRetryAfterMs) {
+        throw new UpstreamError(failure, `${where} answered ${res.status} and asked to wait ${Math.ceil(asked / 1000)} s`, res.status)
+      }
+      await this.#pause(asked ?? this.#backoff(limited ? throttles : failures), { ...base, attempt, reason: String(res.status) }, signal)
+    }
+  }
+
+  #backoff (attempt: number): number {
+    return backoffDelay(attempt, { baseMs: this.#o.baseDelayMs, maxMs: this.#o.maxDelayMs }, this.#o.random)
+  }
+
+  async #pause (delayMs: number, e: Omit<Extract<UpstreamEvent, { type: 'retry' }>, 'type' | 'delayMs'>, signal: AbortSignal): Promise<void> {
+    this.#emit({ type: 'retry', ...e, delayMs })
+    await sleep(delayMs, signal)
+  }
+
+  /** Reads the whole body, refusing more than maxBodyBytes before buffering it. */
+  async #readBody (raw: Dispatcher.ResponseData, headers: Record<string, string>, where: string): Promise<Buffer> {
+    const limit = this.#o.maxBodyBytes
+    const tooLarge = (): UpstreamError => {
+      raw.body.destroy() // drops the socket rather than draining an unwanted body
+      return new UpstreamError('invalid_upstream_response', `${where}: response body exceeds ${limit} bytes`, raw.statusCode)
+    }
+    if (Number(headers['content-length']) > limit) throw tooLarge()
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of raw.body as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > limit) throw tooLarge()
+      chunks.push(chunk)
+    }
+    return Buffer.concat(chunks, size)
+  }
+
+  #response (status: number, headers: Record<string, string>, body: Buffer, where: string): UpstreamResponse {
+    return {
+      status,
+      headers,
+      body,
+      text: () => body.toString('utf8'),
+      json: <T = unknown>(): T => {
+        try {
+          return JSON.parse(body.toString('utf8')) as T
+        } catch {
+          throw new UpstreamError('invalid_upstream_response', `${where} answered ${status} with a body that is not JSON`, status)
+        }
+      },
+    }
+  }
+
+  #emit (e: UpstreamEvent): void {
+    try {
+      this.#o.onEvent?.(e)
+    } catch {
+      // Metrics must never break a request.
+    }
+  }
+}
+
+/** Options of a {@link RequestBudget}. */
+export interface RequestBudgetOptions {
+  /** The upstream's limit per key, e.g. 200 for Cliniko. */
+  perMinute: number
+  /** The fraction of the limit held back for clock skew and requests made elsewhere with the key; default 0.05. */
+  margin?: number
+  /** Epoch ms; injectable for tests, together with sleep. */
+  now?: () => number
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>
+}
+
+const WINDOW_MS = 60_000
+
+/**
+ * A per-key limit on attempts, shared by every job of the process: no sliding 60-second window holds more
+ * than perMinute * (1 - margin) of them. A sliding log rather than a token bucket because it is exact
+ * against an "N per minute" rule with nothing to tune; it lets a burst through and then spaces the rest
+ * as the window slides. Keys should be non-secret (e.g. a hash of the API key): they stay in memory.
+ */
+export class RequestBudget {
+  readonly #limit: number
+  readonly #now: () => number
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>
+  readonly #keys = new Map<string, { sent: number[], pausedUntil: number }>()
+
+  constructor ({ perMinute, margin = 0.05, now = Date.now, sleep: wait = sleep }: RequestBudgetOptions) {
+    this.#limit = Math.max(1, Math.floor(perMinute * (1 - margin)))
+    this.#now = now
+    this.#sleep = wait
+  }
+
+  /** Resolves when one more attempt fits the key's budget and counts it; rejects with `signal.reason` on abort. */
+  async take (key: string, signal: AbortSignal): Promise<void> {
+    const state = this.#state(key)
+    // Waiters for the same key wake and re-check; the check and the push run without an await between them.
+    for (;;) {
+      signal.throwIfAborted()
+      const now = this.#now()
+      while (state.sent.length > 0 && state.sent[0]! <= now - WINDOW_MS) state.sent.shift()
+      const wait = state.pausedUntil > now
+        ? state.pausedUntil - now
+        : state.sent.length >= this.#limit ? state.sent[0]! + WINDOW_MS - now : 0
+      if (wait <= 0) {
+        state.sent.push(now)
+        return
+      }
+      await this.#sleep(wait, signal)
+    }
+  }
+
+  /** Holds every attempt with this key until `epochMs`, e.g. after a 429 with X-RateLimit-Reset. */
+  pauseUntil (key: string, epochMs: number): void {
+    const state = this.#state(key)
+    state.pausedUntil = Math.max(state.pausedUntil, epochMs)
+  }
+
+  #state (key: string): { sent: number[], pausedUntil: number } {
+    let state = this.#keys.get(key)
+    if (!state) this.#keys.set(key, state = { sent: [], pausedUntil: 0 })
+    return state
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Resolves every registered upstream at boot: live when its configuration is present, served by its simulator
+ * (mounted under /sandbox/<name>) in sandbox mode, unconfigured otherwise. Adapters are created on first use,
+ * because a sandbox adapter calls this very server and its port is known only once it listens.
+ */
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
+import { UpstreamClient } from './http.js'
+import { upstreams, type AnyUpstream } from './registry.js'
+import type { UpstreamAdapter, UpstreamMode } from './types.js'
+
+export interface ResolvedUpstream { definition: AnyUpstream, mode: UpstreamMode }
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    upstreams: {
+      list: ResolvedUpstream[]
+      /** The adapter for an upstream, or undefined when it is unconfigured. */
+      adapterFor (name: string): UpstreamAdapter | undefined
+      client: UpstreamClient
+    }
+  }
+}
+
+/** The loopback URL at which this server reaches itself (for sandbox adapters). */
+function selfUrl (app: FastifyInstance): string {
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('sandbox upstreams need the server to listen on a TCP port')
+  const host = address.family === 'IPv6' ? '[::1]' : '127.0.0.1'
+  return `http://${host}:${address.port}`
+}
+
+export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: Config, client?: UpstreamClient }) => {
+  const client = opts.client ?? new UpstreamClient()
+  const list: ResolvedUpstream[] = []
+  const settings = new Map<string, () => unknown>()
+  for (const definition of upstreams) {
+    const live = definition.settingsFromEnv(opts.config.upstreamEnv[definition.name] ?? {})
+    if (live !== null) {
+      list.push({ definition, mode: 'live' })
+      settings.set(definition.name, () => live)
+    } else if (opts.config.SANDBOX) {
+      const prefix = `/sandbox/${definition.name}`
+      await app.register(async sandbox => {
+        // Simulators are stand-ins for the upstreams, not part of the gateway's API: keep them out of the document.
+        sandbox.addHook('onRoute', route => { route.schema = { ...route.schema, hide: true } })
+        await sandbox.register(definition.simulator.plugin)
+      }, { prefix })
+      list.push({ definition, mode: 'sandbox' })
+      settings.set(definition.name, () => definition.simulator.sandboxSettings(selfUrl(app) + prefix))
+      app.log.info(`${definition.name}: SANDBOX mode, jobs are served by the built-in simulator at ${prefix}. ` +
+        `To use the real ${definition.name}, set its credentials (see README, Configuration).`)
+    } else {
+      list.push({ definition, mode: 'unconfigured' })
+      app.log.warn(`${definition.name}: not configured and sandbox is off; its jobs will fail with upstream_not_configured`)
+    }
+  }
+  const adapters = new Map<string, UpstreamAdapter>()
+  app.decorate('upstreams', {
+    list,
+    client,
+    adapterFor (name: string) {
+      let adapter = adapters.get(name)
+      const resolve = settings.get(name)
+      const definition = list.find(u => u.definition.name === name)?.definition
+      if (adapter === undefined && resolve !== undefined && definition !== undefined) {
+        adapter = definition.createAdapter(resolve(), client)
+        adapters.set(name, adapter)
+      }
+      return adapter
+    },
+  })
+  app.addHook('onClose', async () => { await client.close() })
+}, { name: 'upstreams' })

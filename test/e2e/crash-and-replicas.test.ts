@@ -1,0 +1,106 @@
+/**
+ * Real gateway processes on one database: a job survives a SIGKILL of its gateway (resumed from its checkpoint,
+ * no record twice), and two gateways never run the same job.
+ */
+import t from 'tap'
+import pg from 'pg'
+import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { testDatabase } from '../helpers/database.js'
+import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
+import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
+
+type Job = { id: string, status: string, progress: { pagesDone: number, pagesTotal: number | null, records: number }, error: unknown }
+
+async function readJob (gw: GatewayProcess, id: string): Promise<Job> {
+  return await (await gw.request(`/jobs/${id}`)).json() as Job
+}
+
+async function waitUntil (gw: GatewayProcess, id: string, done: (job: Job) => boolean, timeoutMs = 90_000): Promise<Job> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const job = await readJob(gw, id)
+    if (done(job)) return job
+    if (Date.now() > deadline) throw new Error(`job ${id} is still ${job.status}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+async function sql<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<T>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+const terminal = (j: Job) => !['queued', 'running'].includes(j.status)
+
+t.test('a job whose gateway is SIGKILLed mid-run completes after restart with exact records, none twice', async t => {
+  const recordCount = { appointments: 2000 }
+  const sim = await startDrchrono(t, { recordCount, inProgressPolls: 2, generationMs: 300 })
+  const databaseUrl = await testDatabase(t)
+  const env = { ...drchronoEnv(sim), DATABASE_URL: databaseUrl, LEASE_SECONDS: '3', DRCHRONO_PAGE_CONCURRENCY: '2' }
+  const params = { page_size: 200 }
+  const expected = expectedRecords('appointments', params, { seed: 7, recordCount })
+  const pages = Math.ceil(expected.length / 200)
+
+  const first = await spawnGateway(t, env)
+  const res = await first.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'appointments', params }) })
+  t.equal(res.status, 202)
+  const { id } = await res.json() as Job
+  const before = await waitUntil(first, id, j => j.progress.pagesDone >= 3)
+  await first.kill('SIGKILL')
+  t.ok(before.progress.pagesDone < pages, `killed mid-run, after ${before.progress.pagesDone} of ${pages} pages`)
+  const postsBeforeRestart = sim.state.totalPosts('appointments')
+
+  const second = await spawnGateway(t, env)
+  const done = await waitUntil(second, id, terminal)
+  t.equal(done.status, 'completed', JSON.stringify(done.error))
+  t.equal(done.progress.records, expected.length)
+
+  const rows = await sql<{ record: string }>(databaseUrl, 'SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])
+  t.same(rows.map(r => JSON.parse(r.record)), expected, 'exactly the simulator\'s records, in order, none twice')
+  const refetched = Array.from({ length: pages }, (_, i) => i + 1).filter(page => sim.state.postsFor('appointments', page) > 1)
+  t.ok(refetched.length <= pages - before.progress.pagesDone, 'pages saved before the kill were not fetched again')
+  t.comment(`killed after ${before.progress.pagesDone}/${pages} pages saved; ${postsBeforeRestart} POSTs before the kill, ` +
+    `${sim.state.totalPosts('appointments')} in all; pages fetched again after restart: ${refetched.length} (${refetched.join(', ') || 'none'})`)
+  const [job] = await sql<{ attempts: number }>(databaseUrl, 'SELECT attempts FROM jobs WHERE id = $1', [id])
+  t.equal(job?.attempts, 2, 'two attempts: the killed one and the resumed one')
+  await second.kill('SIGTERM')
+})
+
+t.test('two gateway processes on one database: 10 jobs, each run once, all exact', async t => {
+  const recordCount = { patients: 1200 }
+  const sim = await startDrchrono(t, { recordCount, inProgressPolls: 1, generationMs: 100 })
+  const databaseUrl = await testDatabase(t)
+  const env = { ...drchronoEnv(sim), DATABASE_URL: databaseUrl, WORKER_CONCURRENCY: '3' }
+  const [a, b] = await Promise.all([spawnGateway(t, env), spawnGateway(t, env)])
+
+  const submitted: Array<{ id: string, since: string }> = []
+  for (let i = 0; i < 10; i++) {
+    const since = `2023-${String(i + 1).padStart(2, '0')}-01`
+    const gw = i % 2 === 0 ? a : b
+    const res = await gw.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'patients', params: { since, page_size: 300 } }) })
+    t.equal(res.status, 202)
+    submitted.push({ id: (await res.json() as Job).id, since })
+  }
+  let expectedPosts = 0
+  for (const { id, since } of submitted) {
+    const done = await waitUntil(a, id, terminal)
+    t.equal(done.status, 'completed', JSON.stringify(done.error))
+    const expected = expectedRecords('patients', { since, page_size: 300 }, { seed: 7, recordCount })
+    expectedPosts += Math.max(1, Math.ceil(expected.length / 300))
+    const rows = await sql<{ record: string }>(databaseUrl, 'SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])
+    t.same(rows.map(r => JSON.parse(r.record)), expected, `job since ${since}: exact records`)
+  }
+  const attempts = await sql<{ attempts: number }>(databaseUrl, 'SELECT attempts FROM jobs')
+  t.ok(attempts.every(j => j.attempts === 1), 'every job was claimed exactly once')
+  t.equal(sim.state.totalPosts('patients'), expectedPosts, 'no page was requested by two workers')
+  const startedBy = (gw: GatewayProcess) => new Set(gw.logs.filter(l => l.msg === 'job started').map(l => String(l.jobId)))
+  const [ranA, ranB] = [startedBy(a), startedBy(b)]
+  t.equal(ranA.size + ranB.size, 10, 'ten job starts in all')
+  t.same([...ranA].filter(id => ranB.has(id)), [], 'no job started in both processes')
+  t.comment(`process A ran ${ranA.size} jobs, process B ran ${ranB.size}`)
+})

@@ -1,0 +1,270 @@
+import { pino } from 'pino'
+import t, { type Test } from 'tap'
+import { UpstreamClient } from '../../src/upstreams/http.js'
+import { drchronoAdapter, type DrchronoCheckpoint, type DrchronoSettings } from '../../src/upstreams/drchrono/adapter.js'
+import type { DrchronoResource } from '../../src/upstreams/drchrono/params.js'
+import {
+  SANDBOX_CREDENTIALS, expectedRecords, startDrchronoSimulator, type DrchronoSimulatorOptions,
+} from '../../src/upstreams/drchrono/simulator.js'
+import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
+
+/** A simulator on a loopback port and an adapter pointed at it, with tiny waits; all closed at the test's end. */
+async function setup (t: Test, sim: DrchronoSimulatorOptions = {}, settings: Partial<DrchronoSettings> = {}) {
+  const simulator = await startDrchronoSimulator({ inProgressPolls: 1, ...sim })
+  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
+  t.teardown(async () => {
+    await client.close()
+    await simulator.close()
+  })
+  const adapter = drchronoAdapter({
+    baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, pollInitialMs: 2, pollMaxMs: 10, ...settings,
+  }, client)
+  return { simulator, state: simulator.state, adapter }
+}
+
+/** The engine's side, in memory: pages by number (a page saved twice keeps its first copy), checkpoints in order. */
+function fakeJob (resource: DrchronoResource, params: Record<string, unknown>, options: {
+  checkpoint?: DrchronoCheckpoint
+  onSave?: (page: number) => void
+  /** How long each page's save takes. */
+  saveMs?: (page: number) => number
+} = {}) {
+  const controller = new AbortController()
+  const pages = new Map<number, readonly string[]>()
+  const checkpoints: DrchronoCheckpoint[] = []
+  const unsafe: number[] = []
+  const progress: Array<ProgressUpdate | undefined> = []
+  const ctx: JobContext = {
+    jobId: 'job-1',
+    resource,
+    params,
+    payload: null,
+    checkpoint: options.checkpoint ?? null,
+    signal: controller.signal,
+    log: pino({ level: 'silent' }),
+    async savePage (page, records, checkpoint, update) {
+      controller.signal.throwIfAborted()
+      // A transaction takes a while; checkpoints are recorded in commit order, as the database would keep them.
+      await new Promise(resolve => setTimeout(resolve, options.saveMs?.(page) ?? 0))
+      const cp = structuredClone(checkpoint as DrchronoCheckpoint)
+      // The invariant that makes resuming safe: a checkpoint never names a page whose records have not landed.
+      for (const p of cp.done) if (p !== page && !pages.has(p)) unsafe.push(p)
+      if (!pages.has(page)) pages.set(page, records)
+      checkpoints.push(cp)
+      progress.push(update)
+      options.onSave?.(page)
+    },
+    async saveCheckpoint (checkpoint) { checkpoints.push(checkpoint as DrchronoCheckpoint) },
+    async setUpstreamInfo () {},
+  }
+  /** Stored records in result order: page, then position. */
+  const records = () => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? [])
+  return { ctx, controller, pages, checkpoints, unsafe, progress, records }
+}
+
+/** The exact texts a job must store, from the simulator's own data. */
+const expected = (resource: DrchronoResource, params: Record<string, string | number | boolean>) =>
+  expectedRecords(resource, params).map(r => JSON.stringify(r))
+
+t.test('a multi-page job stores exactly the expected records, with monotonic checkpoints', async t => {
+  const { state, adapter } = await setup(t, { inProgressPolls: 2 }, { pageConcurrency: 2 })
+  const params = { since: '2024-02-01', order_by: 'updated_at', verbose: true, page_size: 300 }
+  const want = expected('appointments', params)
+  const pagesTotal = Math.ceil(want.length / 300)
+  t.ok(pagesTotal >= 5, `${pagesTotal} pages`)
+  // Page 2's save is slow, so later pages finish while it is still being written.
+  const job = fakeJob('appointments', params, { saveMs: page => (page === 2 ? 80 : Math.random() * 5) })
+  await adapter.run(job.ctx)
+  t.same(job.records(), want, 'same records, same order, same JSON text')
+  t.same(job.unsafe, [], 'no checkpoint named a page before its records were saved')
+  for (let p = 1; p <= pagesTotal; p++) t.equal(state.postsFor('appointments', p), 1, `page ${p} POSTed once`)
+  t.same(job.checkpoints.map(c => c.done.length), Array.from({ length: pagesTotal }, (_, i) => i + 1), 'one more page done per save')
+  t.ok(job.checkpoints.every((c, i) => i === 0 || job.checkpoints[i - 1]?.done.every(p => c.done.includes(p))), 'done only grows')
+  t.same(job.checkpoints.at(-1), { pages: pagesTotal, count: want.length, done: Array.from({ length: pagesTotal }, (_, i) => i + 1) })
+  t.same(job.progress.at(-1), { pagesDone: pagesTotal, pagesTotal })
+})
+
+t.test('other resources: integer ids, big clinical_note_field_values pages, an empty list', async t => {
+  const { adapter } = await setup(t)
+  for (const [resource, params] of [
+    ['patients', { page_size: 500 }],
+    ['clinical_note_field_values', { page_size: 5000 }],
+    ['line_items', { posted_date: '2024-01-01/2024-01-31', doctor: 101 }],
+    ['appointments', { date: '2030-01-01' }],
+  ] as const) {
+    const job = fakeJob(resource, params)
+    await adapter.run(job.ctx)
+    t.same(job.records(), expected(resource, params), `${resource} ${JSON.stringify(params)}`)
+  }
+})
+
+t.test('resume: only the pages not done are fetched', async t => {
+  const { state, adapter } = await setup(t)
+  const want = expected('appointments', {})
+  t.equal(want.length > 2000 && want.length <= 3000, true, 'three pages of 1000')
+  const job = fakeJob('appointments', {}, { checkpoint: { pages: 3, count: want.length, done: [1, 3] } })
+  await adapter.run(job.ctx)
+  t.same(state.stats.posts, { 'appointments:2': 1 }, 'only page 2 was POSTed')
+  t.same([...job.pages.keys()], [2])
+  t.same(job.pages.get(2), want.slice(1000, 2000))
+  t.same(job.checkpoints, [{ pages: 3, count: want.length, done: [1, 2, 3] }])
+
+  const fresh = fakeJob('appointments', {}, { checkpoint: { pages: null, count: null, done: [] } })
+  await adapter.run(fresh.ctx)
+  t.same(fresh.records(), want, 'a checkpoint without a page total starts from page 1')
+})
+
+t.test('an expired uuid is POSTed again', async t => {
+  const { state, adapter } = await setup(t)
+  state.expireNext(2)
+  const job = fakeJob('appointments', {})
+  await adapter.run(job.ctx)
+  t.same(job.records(), expected('appointments', {}))
+  t.equal(state.postsFor('appointments', 2), 2)
+  t.equal(state.stats.invalidUuids, 1)
+})
+
+t.test('429s and 5xx are retried and the job completes exactly', async t => {
+  const { state, adapter } = await setup(t)
+  state.failNext(2, 502)
+  const job = fakeJob('patients', { page_size: 400 })
+  const run = adapter.run(job.ctx)
+  await run
+  state.failNext(1, 500)
+  state.throttleNext(2, 0)
+  const again = fakeJob('patients', { page_size: 400 })
+  await adapter.run(again.ctx)
+  t.match(state.stats, { serverErrors: 3, throttled: 2 })
+  t.same(job.records(), expected('patients', { page_size: 400 }))
+  t.same(again.records(), job.records())
+
+  state.setFaultRatios({ throttle: 0.15, error: 0.1, errorStatus: 503 })
+  state.throttleNext(0, 0)
+  const noisy = fakeJob('transactions', { page_size: 250 })
+  await adapter.run(noisy.ctx)
+  t.same(noisy.records(), expected('transactions', { page_size: 250 }), 'random faults on every request')
+  t.ok(state.stats.throttled > 2 && state.stats.serverErrors > 3, 'faults happened')
+})
+
+t.test('a 429 without Retry-After waits as its body says', async t => {
+  const { state, adapter } = await setup(t)
+  state.setRetryAfterHeader(false)
+  state.throttleNext(1, 1)
+  const job = fakeJob('prescription_messages', {})
+  const started = Date.now()
+  await adapter.run(job.ctx)
+  t.ok(Date.now() - started >= 950, '"Expected available in 1 second." was honoured')
+  t.same(job.records(), expected('prescription_messages', {}))
+})
+
+t.test('a failed generation is POSTed again, up to maxRegenerations', async t => {
+  const { state, adapter } = await setup(t, {}, { maxRegenerations: 2 })
+  state.failGeneration(3)
+  const job = fakeJob('appointments', {})
+  await adapter.run(job.ctx)
+  t.same(job.records(), expected('appointments', {}))
+  t.equal(state.postsFor('appointments', 3), 2)
+  t.equal(state.stats.generationErrors, 1)
+
+  state.reset()
+  state.failGeneration(1, 3)
+  await t.rejects(adapter.run(fakeJob('appointments', {}).ctx), { code: 'upstream_failed', upstreamStatus: 500 })
+  t.equal(state.postsFor('appointments', 1), 3, 'one POST and two regenerations')
+})
+
+t.test('401 without refresh credentials fails with upstream_unauthorized', async t => {
+  const { state, adapter } = await setup(t, {}, { accessToken: 'stale', refreshToken: undefined, clientId: undefined, clientSecret: undefined })
+  const err = await adapter.run(fakeJob('appointments', {}).ctx).catch((e: unknown) => e)
+  t.ok(err instanceof UpstreamError)
+  t.match(err, { code: 'upstream_unauthorized', upstreamStatus: 401 })
+  t.notMatch(String((err as Error).message), /stale/, 'the token is not in the message')
+  t.equal(state.stats.tokenRefreshes, 0)
+})
+
+t.test('401 with refresh credentials: one refresh shared by concurrent pages, kept for later jobs', async t => {
+  const { state, adapter } = await setup(t, { inProgressPolls: 2 }, { pageConcurrency: 4 })
+  // Page 1 done, then the token dies while pages 2..5 are all in flight.
+  const job = fakeJob('appointments', { page_size: 500 }, { onSave: page => { if (page === 1) state.revokeAccessToken() } })
+  await adapter.run(job.ctx)
+  t.same(job.records(), expected('appointments', { page_size: 500 }))
+  t.equal(state.stats.tokenRefreshes, 1, 'one refresh for all pages')
+  t.ok(state.stats.unauthorized >= 2, `${state.stats.unauthorized} requests were refused with the old token`)
+
+  const later = fakeJob('patients', {})
+  await adapter.run(later.ctx)
+  t.equal(state.stats.tokenRefreshes, 1, 'the next job uses the refreshed token')
+
+  state.revokeAccessToken()
+  state.refreshToken = 'rotated-elsewhere'
+  await t.rejects(adapter.run(fakeJob('patients', {}).ctx), { code: 'upstream_unauthorized', upstreamStatus: 401 })
+  t.equal(state.stats.failedRefreshes, 1)
+})
+
+t.test('an abort stops the job promptly', async t => {
+  const { state, adapter } = await setup(t, { inProgressPolls: 1_000_000 }, { pollMaxMs: 20 })
+  const job = fakeJob('appointments', {})
+  const reason = new Error('cancelled by the client')
+  setTimeout(() => job.controller.abort(reason), 150)
+  const started = Date.now()
+  const err = await adapter.run(job.ctx).catch((e: unknown) => e)
+  t.equal(err, reason, 'rejects with the signal\'s reason')
+  t.ok(Date.now() - started < 500, `stopped after ${Date.now() - started} ms`)
+  t.equal(job.pages.size, 0)
+  const gets = state.stats.gets
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(state.stats.gets, gets, 'no request after the abort')
+})
+
+t.test('a job whose pages are already all done makes no request', async t => {
+  const { state, adapter } = await setup(t)
+  await adapter.run(fakeJob('appointments', {}, { checkpoint: { pages: 3, count: 2450, done: [1, 2, 3] } }).ctx)
+  t.same(state.stats.posts, {})
+})
+
+/** A hand-written DrChrono for answers the simulator never gives: `complete(page)` is each page's GET body. */
+async function stub (t: Test, complete: (page: number) => unknown, postStatus = 201) {
+  const { createServer } = await import('node:http')
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    const page = Number(url.searchParams.get('page') ?? url.searchParams.get('uuid'))
+    const body = req.method === 'POST'
+      ? postStatus === 201 ? { status: 'In progress', uuid: String(page) } : { detail: 'You do not have permission to perform this action.' }
+      : complete(page)
+    res.writeHead(req.method === 'POST' ? postStatus : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
+  t.teardown(async () => {
+    await client.close()
+    server.closeAllConnections()
+    await new Promise(resolve => server.close(resolve))
+  })
+  const { port } = server.address() as { port: number }
+  return drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pageConcurrency: 1 }, client)
+}
+
+const page = (n: number, pages: number, extra: Record<string, unknown> = {}) =>
+  ({ status: 'Complete', pagination: { count: pages * 2, pages, page_size: 2, page: n }, uuid: String(n), results: [{ id: n }, { id: -n }], ...extra })
+
+t.test('protocol violations fail with stable codes, never silently', async t => {
+  const drift = await stub(t, n => page(n, n === 1 ? 3 : 4))
+  const job = fakeJob('patients', {})
+  await t.rejects(drift.run(job.ctx), { code: 'invalid_upstream_response', message: /page 2 reports 4 pages/ })
+  t.same([...job.pages.keys()], [1], 'nothing saved past the drift')
+
+  const noResults = await stub(t, n => ({ ...page(n, 1), results: undefined }))
+  await t.rejects(noResults.run(fakeJob('patients', {}).ctx), { code: 'invalid_upstream_response' })
+  const noPagination = await stub(t, n => ({ ...page(n, 1), pagination: undefined }))
+  await t.rejects(noPagination.run(fakeJob('patients', {}).ctx), { code: 'invalid_upstream_response' })
+  const wrongPage = await stub(t, () => page(2, 2))
+  await t.rejects(wrongPage.run(fakeJob('patients', {}).ctx), { code: 'invalid_upstream_response' })
+  const tooMany = await stub(t, n => page(n, 1001))
+  await t.rejects(tooMany.run(fakeJob('patients', {}).ctx), { code: 'upstream_rejected', message: /at most 1000/ })
+  const forbidden = await stub(t, n => page(n, 1), 403)
+  await t.rejects(forbidden.run(fakeJob('patients', {}).ctx), { code: 'upstream_rejected', upstreamStatus: 403, message: /permission/ })
+
+  const raw = await stub(t, n => ({ ...page(n, 1), results: [] }))
+  const empty = fakeJob('patients', {})
+  await raw.run(empty.ctx)
+  t.same(empty.checkpoints, [{ pages: 1, count: 2, done: [1] }], 'an empty page still completes the job')
+})
