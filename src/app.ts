@@ -14,6 +14,7 @@ import { jobRoutes } from './api/jobs.js'
 import { registerProblemHandlers } from './api/problem.js'
 import { resultRoutes } from './api/results.js'
 import { upstreamRoutes } from './api/upstreams.js'
+import { webhookRoutes } from './api/webhooks.js'
 import type { Config } from './config.js'
 import { dbPlugin } from './db/plugin.js'
 import { enginePlugin } from './engine/plugin.js'
@@ -56,6 +57,7 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(healthRoutes)
+  await app.register(webhookRoutes, { ttlSeconds: config.RESULT_TTL_SECONDS })
   await app.register(async api => {
     requireClientKey(api, config.GATEWAY_API_KEYS)
     await api.register(jobRoutes)

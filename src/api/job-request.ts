@@ -16,8 +16,14 @@ export function jobRequestSchema (upstreams: readonly AnyUpstream[]) {
         resource: z.literal(resource),
         // prefault: an omitted params object still gets the schema's own defaults.
         params: spec.params.prefault({}),
+        ...(spec.payload !== undefined ? { [spec.payload.field]: spec.payload.schema } : {}),
       }
-      const example = { upstream: upstream.name, resource, params: spec.example ?? {} }
+      const example = {
+        upstream: upstream.name,
+        resource,
+        params: spec.example ?? {},
+        ...(spec.payload?.example !== undefined ? { [spec.payload.field]: spec.payload.example } : {}),
+      }
       return z.strictObject(shape).meta({
         id: `JobRequest_${upstream.name}_${resource}`,
         title: `${upstream.name} ${resource}`,

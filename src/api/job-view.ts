@@ -17,6 +17,8 @@ export const jobSchema = z.object({
     pagesDone: z.number().int(),
     pagesTotal: z.number().int().nullable().describe('Known once the upstream has told'),
     percent: z.number().nullable(),
+    succeeded: z.number().int().nullable().describe('Write jobs: operations the upstream applied; null for reads'),
+    failed: z.number().int().nullable().describe('Write jobs: operations the upstream refused; null for reads'),
   }),
   error: z.object({
     code: z.string().describe('A stable code: upstream_unauthorized, upstream_unavailable, upstream_rate_limited, upstream_rejected, upstream_failed, upstream_timeout, upstream_pagination_loop, invalid_upstream_response, internal_error, …'),
@@ -45,7 +47,7 @@ export function jobView (job: Job): JobView {
     resource: job.resource,
     params: job.params as Record<string, unknown>,
     status: job.status,
-    progress: { records: job.records, pagesDone: job.pagesDone, pagesTotal: job.pagesTotal, percent },
+    progress: { records: job.records, pagesDone: job.pagesDone, pagesTotal: job.pagesTotal, percent, succeeded: job.succeeded, failed: job.failed },
     error: job.errorCode === null ? null : { code: job.errorCode, message: job.errorMessage ?? '', upstreamStatus: job.upstreamStatus },
     upstreamInfo: (job.upstreamInfo as Record<string, unknown> | null) ?? null,
     createdAt: job.createdAt.toISOString(),

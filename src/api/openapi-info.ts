@@ -10,6 +10,7 @@ export const openapiInfo = {
   tags: [
     { name: 'jobs', description: 'Submit bulk jobs, follow them, read their results' },
     { name: 'upstreams', description: 'What the gateway can talk to' },
+    { name: 'webhooks', description: 'Called by upstreams, authenticated by their signatures' },
     { name: 'health', description: 'For orchestrators and load balancers' },
   ],
   components: {

@@ -28,13 +28,17 @@ export function wantsNdjson (accept: string | undefined): boolean {
   return ndjson > 0 && ndjson >= json
 }
 
-/** 409 while results are not ready, 410 once they expired or were dropped. */
+/**
+ * Results are readable once a job completed, or failed with records (a write job's receipts); 409 before,
+ * 410 from expiry on (the sweeper deletes the rows within a minute) and after a cancel.
+ */
 function assertReadable (job: Job): void {
+  const hasResults = job.status === 'completed' || job.status === 'expired' || (job.status === 'failed' && job.records > 0)
   const expired = job.status === 'expired' || (job.expiresAt !== null && job.expiresAt.getTime() <= Date.now())
-  if (job.status === 'cancelled' || (expired && (job.status === 'completed' || job.status === 'expired'))) {
+  if (job.status === 'cancelled' || (hasResults && expired)) {
     throw new ProblemError(410, 'Gone', 'These results have expired and were deleted. Submit the job again (POST /jobs) to get fresh ones.')
   }
-  if (job.status !== 'completed') {
+  if (!hasResults) {
     throw new ProblemError(409, 'Conflict', `The job is ${job.status}: results are readable once it has completed. Poll GET /jobs/${job.id}.`)
   }
 }

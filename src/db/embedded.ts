@@ -76,7 +76,8 @@ export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOp
     await rm(clusterDir, { recursive: true, force: true })
     log.info({ clusterDir }, 'initialising embedded postgres cluster')
     await server.initialise().catch((err: unknown) => {
-      throw new Error(`embedded postgres initdb failed${isRoot ? ' (as root, every parent of the data dir must be traversable by the postgres user)' : ''}: ${String(err)}`)
+      const hint = isRoot ? ' (as root, every parent of the data dir must be traversable by the postgres user)' : ''
+      throw new Error(`embedded postgres initdb failed${hint}: ${String(err)}`)
     })
   }
   await server.start().catch(() => {

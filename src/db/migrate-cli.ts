@@ -16,7 +16,11 @@ try {
   }
   const applied = await applyMigrations(url, log)
   const where = embedded ? 'embedded database' : 'DATABASE_URL'
-  console.log(applied.length > 0 ? `applied ${applied.length} migration(s) to ${where}: ${applied.join(', ')}` : `${where} is up to date: no migration applied`)
+  console.log(
+    applied.length > 0
+      ? `applied ${applied.length} migration(s) to ${where}: ${applied.join(', ')}`
+      : `${where} is up to date: no migration applied`,
+  )
 } catch (err) {
   console.error(`migration failed: ${err instanceof Error ? err.message : String(err)}`)
   process.exitCode = 1

@@ -2,9 +2,12 @@
 import type pg from 'pg'
 import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
-import { mergeUpstreamInfo } from '../db/sql/jobs.js'
+import { mergeUpstreamInfo, parkJob } from '../db/sql/jobs.js'
 import { LeaseLostError, savePage } from '../db/sql/results.js'
-import type { JobContext, ProgressUpdate } from '../upstreams/types.js'
+import type { JobContext, Parked, ProgressUpdate } from '../upstreams/types.js'
+
+/** The one value `park` returns; the worker recognises a parked run by it. */
+export const parked: Parked = Object.freeze({ parked: true })
 
 export function createJobContext (deps: {
   pool: pg.Pool
@@ -12,6 +15,7 @@ export function createJobContext (deps: {
   workerId: string
   controller: AbortController
   log: Logger
+  ttlSeconds: number
 }): JobContext {
   const { pool, job, workerId, controller } = deps
   // A write refused for a lost lease aborts the run: nothing the adapter does afterwards can land.
@@ -23,7 +27,8 @@ export function createJobContext (deps: {
       throw err
     }
   }
-  const progressOf = (p: ProgressUpdate | undefined) => ({ pagesDone: p?.pagesDone, pagesTotal: p?.pagesTotal, percent: p?.percent })
+  const progressOf = (p: ProgressUpdate | undefined) => ({ pagesDone: p?.pagesDone, pagesTotal: p?.pagesTotal, percent: p?.percent, succeeded: p?.succeeded, failed: p?.failed })
+  const lost = () => new LeaseLostError(`job ${job.id} is no longer held by this worker`)
   return {
     jobId: job.id,
     resource: job.resource,
@@ -43,7 +48,13 @@ export function createJobContext (deps: {
     async setUpstreamInfo (info) {
       controller.signal.throwIfAborted()
       const held = await mergeUpstreamInfo(pool, job.id, workerId, info)
-      if (!held) await fenced(Promise.reject(new LeaseLostError(`job ${job.id} is no longer held by this worker`)))
+      if (!held) await fenced(Promise.reject(lost()))
+    },
+    async park ({ key, timeoutSeconds }) {
+      controller.signal.throwIfAborted()
+      const held = await parkJob(pool, { jobId: job.id, workerId, upstream: job.upstream, key, timeoutSeconds, ttlSeconds: deps.ttlSeconds })
+      if (!held) await fenced(Promise.reject(lost()))
+      return parked
     },
   }
 }

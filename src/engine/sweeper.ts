@@ -4,7 +4,7 @@
  */
 import type pg from 'pg'
 import type { Logger } from 'pino'
-import { jobsWithStaleResults, markExpiredJobs } from '../db/sql/expiry.js'
+import { jobsWithStaleResults, markExpiredJobs, purgeOldDeliveries } from '../db/sql/expiry.js'
 import { deleteResultsBatch } from '../db/sql/results.js'
 import { sleep } from '../upstreams/backoff.js'
 
@@ -54,6 +54,7 @@ export class Sweeper {
       }
       if (this.stopped.signal.aborted) break
     }
+    await purgeOldDeliveries(this.pool)
     return { expired: expired.length, rowsDeleted }
   }
 

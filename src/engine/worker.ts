@@ -13,7 +13,7 @@ import { claimNextJob, completeJob, failJob, releaseJob, renewLease } from '../d
 import { LeaseLostError } from '../db/sql/results.js'
 import { backoffDelay, sleep } from '../upstreams/backoff.js'
 import { UpstreamError, type UpstreamAdapter } from '../upstreams/types.js'
-import { createJobContext } from './context.js'
+import { createJobContext, parked } from './context.js'
 import { JobCancelledError, ShutdownError } from './errors.js'
 
 export interface WorkerOptions {
@@ -103,6 +103,12 @@ export class Worker {
       await failJob(this.pool, job.id, this.id, { code: 'internal_error', message: `the job was attempted ${job.attempts - 1} times without finishing`, upstreamStatus: null }, ttl)
       return
     }
+    if (job.waitingFor !== null) {
+      // A parked job comes back to a worker only when its deadline passed without the webhook.
+      log.warn('job timed out waiting for its webhook')
+      await failJob(this.pool, job.id, this.id, { code: 'upstream_timeout', message: `${job.upstream} did not call back before the deadline`, upstreamStatus: null }, ttl)
+      return
+    }
     const adapter = this.adapterFor(job.upstream)
     if (adapter === undefined) {
       await failJob(this.pool, job.id, this.id, { code: 'upstream_not_configured', message: `upstream ${job.upstream} is not configured on this gateway`, upstreamStatus: null }, ttl)
@@ -115,7 +121,11 @@ export class Worker {
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
     log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')
     try {
-      await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log }))
+      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, ttlSeconds: ttl }))
+      if (outcome === parked) {
+        log.info('job waits for the upstream\'s webhook')
+        return
+      }
       controller.signal.throwIfAborted()
       if (await completeJob(this.pool, job.id, this.id, ttl)) log.info('job completed')
     } catch (err) {

@@ -284,6 +284,8 @@ export class UpstreamClient {
 export interface RequestBudgetOptions {
   /** The upstream's limit per key, e.g. 200 for Cliniko. */
   perMinute: number
+  /** The window the limit counts over; default 60 000. Only tests against a fast simulator change it. */
+  windowMs?: number
   /** The fraction of the limit held back for clock skew and requests made elsewhere with the key; default 0.05. */
   margin?: number
   /** Epoch ms; injectable for tests, together with sleep. */
@@ -291,22 +293,22 @@ export interface RequestBudgetOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
 }
 
-const WINDOW_MS = 60_000
-
 /**
- * A per-key limit on attempts, shared by every job of the process: no sliding 60-second window holds more
- * than perMinute * (1 - margin) of them. A sliding log rather than a token bucket because it is exact
- * against an "N per minute" rule with nothing to tune; it lets a burst through and then spaces the rest
- * as the window slides. Keys should be non-secret (e.g. a hash of the API key): they stay in memory.
+ * A per-key limit on attempts, shared by every job of the process: no sliding window (60 s unless windowMs
+ * says otherwise) holds more than perMinute * (1 - margin) of them. A sliding log rather than a token bucket
+ * because it is exact against an "N per minute" rule with nothing to tune; it lets a burst through and then
+ * spaces the rest as the window slides. Keys should be non-secret (e.g. a hash of the API key): they stay in memory.
  */
 export class RequestBudget {
   readonly #limit: number
+  readonly #windowMs: number
   readonly #now: () => number
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>
   readonly #keys = new Map<string, { sent: number[], pausedUntil: number }>()
 
-  constructor ({ perMinute, margin = 0.05, now = Date.now, sleep: wait = sleep }: RequestBudgetOptions) {
+  constructor ({ perMinute, windowMs = 60_000, margin = 0.05, now = Date.now, sleep: wait = sleep }: RequestBudgetOptions) {
     this.#limit = Math.max(1, Math.floor(perMinute * (1 - margin)))
+    this.#windowMs = windowMs
     this.#now = now
     this.#sleep = wait
   }
@@ -318,10 +320,10 @@ export class RequestBudget {
     for (;;) {
       signal.throwIfAborted()
       const now = this.#now()
-      while (state.sent.length > 0 && state.sent[0]! <= now - WINDOW_MS) state.sent.shift()
+      while (state.sent.length > 0 && state.sent[0]! <= now - this.#windowMs) state.sent.shift()
       const wait = state.pausedUntil > now
         ? state.pausedUntil - now
-        : state.sent.length >= this.#limit ? state.sent[0]! + WINDOW_MS - now : 0
+        : state.sent.length >= this.#limit ? state.sent[0]! + this.#windowMs - now : 0
       if (wait <= 0) {
         state.sent.push(now)
         return

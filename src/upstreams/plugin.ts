@@ -18,6 +18,8 @@ declare module 'fastify' {
       list: ResolvedUpstream[]
       /** The adapter for an upstream, or undefined when it is unconfigured. */
       adapterFor (name: string): UpstreamAdapter | undefined
+      /** The settings an upstream runs with (live or sandbox), or undefined when it is unconfigured. */
+      settingsFor (name: string): unknown
       client: UpstreamClient
     }
   }
@@ -45,7 +47,7 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
       await app.register(async sandbox => {
         // Simulators are stand-ins for the upstreams, not part of the gateway's API: keep them out of the document.
         sandbox.addHook('onRoute', route => { route.schema = { ...route.schema, hide: true } })
-        await sandbox.register(definition.simulator.plugin)
+        await sandbox.register(definition.simulator.plugin, { gatewayUrl: () => selfUrl(app) })
       }, { prefix })
       list.push({ definition, mode: 'sandbox' })
       settings.set(definition.name, () => definition.simulator.sandboxSettings(selfUrl(app) + prefix))
@@ -57,15 +59,26 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
     }
   }
   const adapters = new Map<string, UpstreamAdapter>()
+  const resolved = new Map<string, unknown>()
+  const settingsFor = (name: string): unknown => {
+    if (!resolved.has(name)) {
+      const resolve = settings.get(name)
+      if (resolve === undefined) return undefined
+      resolved.set(name, resolve())
+    }
+    return resolved.get(name)
+  }
   app.decorate('upstreams', {
     list,
     client,
+    settingsFor,
     adapterFor (name: string) {
       let adapter = adapters.get(name)
-      const resolve = settings.get(name)
       const definition = list.find(u => u.definition.name === name)?.definition
-      if (adapter === undefined && resolve !== undefined && definition !== undefined) {
-        adapter = definition.createAdapter(resolve(), client)
+      const settings = settingsFor(name)
+      if (adapter === undefined && settings !== undefined && definition !== undefined) {
+        // One adapter per upstream for the process: it keeps state jobs share (refreshed tokens, rate budgets).
+        adapter = definition.createAdapter(settings, client)
         adapters.set(name, adapter)
       }
       return adapter

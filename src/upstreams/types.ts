@@ -52,7 +52,13 @@ export interface ProgressUpdate {
   pagesTotal?: number | null
   /** 0..100; when omitted the engine derives it from pagesDone / pagesTotal. */
   percent?: number | null
+  /** Write jobs: operations the upstream applied, and operations it refused. */
+  succeeded?: number | null
+  failed?: number | null
 }
+
+/** Returned by {@link JobContext.park}: the job now waits for a webhook; `run` returns it. */
+export interface Parked { readonly parked: true }
 
 /** What a running job offers its adapter. */
 export interface JobContext<Params = Record<string, unknown>, Checkpoint = unknown> {
@@ -77,6 +83,12 @@ export interface JobContext<Params = Record<string, unknown>, Checkpoint = unkno
   saveCheckpoint (checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
   /** Facts worth showing on the job (OCL lastUpdated, a Metriport requestId): merged into `upstreamInfo`. */
   setUpstreamInfo (info: Record<string, unknown>): Promise<void>
+  /**
+   * For webhook-completed upstreams: the job waits, without a worker, until the upstream's webhook names `key`
+   * (see {@link WebhookHandler}), or fails with `upstream_timeout` after `timeoutSeconds`. `run` returns the
+   * result at once.
+   */
+  park (opts: { key: string, timeoutSeconds: number }): Promise<Parked>
 }
 
 /** One resource of an upstream with its params schema. */
@@ -86,11 +98,54 @@ export interface ResourceSpec {
   params: z.ZodObject
   /** An example body's params for the OpenAPI document and Swagger UI's "Try it out". */
   example?: Record<string, unknown>
+  /**
+   * Write resources: the body field carrying the payload (Clinia's `operations`) and its schema. The adapter
+   * receives `{ [field]: value }` as `ctx.payload`.
+   */
+  payload?: { field: string, schema: z.ZodType, example?: unknown }
 }
 
 /** An adapter bound to its settings: runs jobs against one upstream. */
 export interface UpstreamAdapter {
-  run (ctx: JobContext): Promise<void>
+  /** Resolves when the job's work is done, or with {@link Parked} when a webhook will finish it. */
+  run (ctx: JobContext): Promise<void | Parked>
+}
+
+/** What one webhook delivery means for the gateway, as the upstream's handler reads it. */
+export type WebhookResult =
+  /** Nothing to do for any job (a ping, an event type the gateway ignores): answer this. */
+  | { kind: 'reply', status: number, body: unknown }
+  /** Finish the job parked under `key`: store `records` and complete it, or fail it with `error`. */
+  | {
+    kind: 'deliver'
+    /** The upstream's id of this delivery: a second delivery with the same id changes nothing. */
+    messageId: string
+    key: string
+    outcome: { records: readonly string[] } | { error: { code: JobErrorCode, message: string } }
+    reply: { status: number, body: unknown }
+  }
+
+/** A client error in a webhook delivery (bad signature, malformed body): answered as problem+json. */
+export class WebhookRejected extends Error {
+  constructor (readonly status: number, message: string) {
+    super(message)
+    this.name = 'WebhookRejected'
+  }
+}
+
+/** An upstream that finishes jobs by calling the gateway back at `POST /webhooks/<name>`. */
+export interface WebhookHandler<Settings = unknown> {
+  /**
+   * Verifies (before parsing anything) and interprets one delivery. `rawBody` is the exact bytes received.
+   * Throws {@link WebhookRejected} for a delivery that must be refused.
+   */
+  receive (input: { rawBody: Buffer, headers: Record<string, string | string[] | undefined>, settings: Settings, receivedAt: Date }): WebhookResult
+}
+
+/** What the gateway hands a simulator it mounts in sandbox mode. */
+export interface SimulatorMountOptions {
+  /** The gateway's own loopback base URL (known once it listens): where a simulator sends webhooks. */
+  gatewayUrl (): string
 }
 
 /** Where an upstream's adapter sends requests, as resolved at start-up. */
@@ -108,9 +163,11 @@ export interface UpstreamDefinition<Env extends Record<string, unknown> = Record
   settingsFromEnv (env: Env): Settings | null
   /** The built-in simulator: a Fastify plugin and the settings that point the adapter at it. */
   simulator: {
-    plugin: FastifyPluginAsync
+    plugin: FastifyPluginAsync<SimulatorMountOptions>
     /** Settings for an adapter talking to the simulator mounted at `baseUrl`. */
     sandboxSettings (baseUrl: string): Settings
   }
   createAdapter (settings: Settings, client: UpstreamClient): UpstreamAdapter
+  /** Present for webhook-completed upstreams. */
+  webhook?: WebhookHandler<Settings>
 }

@@ -15,7 +15,7 @@ t.test('job API', async t => {
     t.equal(res.headers.get('location'), `${gw.url}/jobs/${job.id}`)
     t.match(job, { upstream: 'drchrono', resource: 'appointments', status: 'queued', error: null, startedAt: null, completedAt: null, expiresAt: null })
     t.equal(job.params.since, '2024-02-01')
-    t.same(job.progress, { records: 0, pagesDone: 0, pagesTotal: null, percent: null })
+    t.same(job.progress, { records: 0, pagesDone: 0, pagesTotal: null, percent: null, succeeded: null, failed: null })
     t.same(job.links, { self: `/jobs/${job.id}`, results: `/jobs/${job.id}/results` })
     t.equal(res.headers.get('retry-after'), '1')
 

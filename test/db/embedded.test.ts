@@ -49,14 +49,17 @@ function signal(pid: number, name: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** A separate gateway-like process holding the server; resolves once its URL is printed. */
-async function holdInChild(dir: string): Promise<{ child: ChildProcess; url: string }> {
+/**
+ * A separate gateway-like process holding the server; resolves once its URL is printed. With `thenEnd`,
+ * its code ends right after the start, without stop().
+ */
+async function holdInChild(dir: string, thenEnd = false): Promise<{ child: ChildProcess; url: string }> {
   const code = `
     const { startEmbeddedPostgres } = await import(${JSON.stringify(embeddedModule)})
     const log = { debug() {}, info() {}, warn() {}, error() {} }
     const server = await startEmbeddedPostgres({ dataDir: process.env.HOLD_DIR, log })
     console.log(server.url)
-    setInterval(() => {}, 60_000)`
+    if (!${thenEnd}) setInterval(() => {}, 60_000)`
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
     env: { ...process.env, HOLD_DIR: dir },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -125,4 +128,15 @@ t.test('restarts after kill -9 of both the gateway and its postgres (stale postm
   const server = await startEmbeddedPostgres({ dataDir: dir, log })
   started.push(server)
   t.same(await sql(server.url, 'SELECT 1 AS ok'), [{ ok: 1 }])
+})
+
+t.test('a process that ends without stop() is not kept alive by the server, and stops it', async (t) => {
+  const { dir } = await dataDir(t)
+  const { child } = await holdInChild(dir, true)
+  const pid = await postmasterPid(dir)
+  const code = await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(child.exitCode)))
+  t.equal(code, 0, 'the process ended by itself')
+  for (let i = 0; i < 50 && (await postmasterPid(dir).catch(() => undefined)); i++) await sleep(100)
+  await t.rejects(postmasterPid(dir), { code: 'ENOENT' }, 'postgres shut down (its pid file is gone)')
+  t.notOk(signal(pid, 0) && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')), 'no postgres process left')
 })

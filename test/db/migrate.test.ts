@@ -56,7 +56,7 @@ t.test('applies the migrations once, as prisma migrate deploy records them', asy
 
   t.same(await applyMigrations(url, log), onDisk)
   const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
-  t.same(tables.map((r) => r.table_name), ['_prisma_migrations', 'idempotency_keys', 'job_results', 'jobs'])
+  t.same(tables.map((r) => r.table_name), ['_prisma_migrations', 'idempotency_keys', 'job_results', 'jobs', 'webhook_deliveries'])
   const [index] = await sql<{ indexdef: string }>(url, `SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_inflight_dedupe'`)
   t.match(index?.indexdef, /UNIQUE INDEX .* WHERE .*payload IS NULL/, 'the hand-written partial index is there')
 
@@ -64,7 +64,8 @@ t.test('applies the migrations once, as prisma migrate deploy records them', asy
     url,
     'SELECT migration_name, checksum, applied_steps_count FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY 1',
   )
-  const checksums = await Promise.all(onDisk.map(async (name) => createHash('sha256').update(await readFile(join(migrationsDir, name, 'migration.sql'))).digest('hex')))
+  const sha256 = async (name: string) => createHash('sha256').update(await readFile(join(migrationsDir, name, 'migration.sql'))).digest('hex')
+  const checksums = await Promise.all(onDisk.map(sha256))
   t.same(rows, onDisk.map((name, i) => ({ migration_name: name, checksum: checksums[i], applied_steps_count: 1 })))
 
   t.same(await applyMigrations(url, log), [], 'a second run applies nothing')
@@ -104,7 +105,10 @@ SELECT 1 / 0;
   await t.rejects(applyMigrations(url, log, dir), /division by zero/)
   const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_name IN ('one', 'two')`)
   t.same(tables, [{ table_name: 'one' }], 'the first applied; of the failed one nothing remains')
-  const [failed] = await sql<{ finished: boolean }>(url, `SELECT finished_at IS NOT NULL AS finished FROM _prisma_migrations WHERE migration_name = '20260102000000_two'`)
+  const [failed] = await sql<{ finished: boolean }>(
+    url,
+    `SELECT finished_at IS NOT NULL AS finished FROM _prisma_migrations WHERE migration_name = '20260102000000_two'`,
+  )
   t.same(failed, { finished: false }, 'recorded as failed, as prisma migrate deploy does')
   await t.rejects(applyMigrations(url, log, dir), /failed migrations/, 'and it blocks later runs until resolved')
 })

@@ -55,7 +55,7 @@ t.test('a job runs to completion with exactly the upstream records; paging and N
   const done = await waitForJob(gw, job.id, { until: j => { seen.push(j.progress.pagesDone); return j.status !== 'queued' && j.status !== 'running' } })
   t.equal(done.status, 'completed', JSON.stringify(done.error))
   const pages = Math.ceil(expected.length / 1000)
-  t.same(done.progress, { records: expected.length, pagesDone: pages, pagesTotal: pages, percent: 100 })
+  t.same(done.progress, { records: expected.length, pagesDone: pages, pagesTotal: pages, percent: 100, succeeded: null, failed: null })
   t.same(seen, [...seen].sort((a, b) => a - b), 'progress never goes back')
   t.equal(Date.parse(done.expiresAt) - Date.parse(done.completedAt), 3600_000, 'results live RESULT_TTL_SECONDS')
   t.equal(sim.state.totalPosts('appointments'), pages, 'one POST per page')

@@ -56,6 +56,7 @@ function fakeJob (resource: DrchronoResource, params: Record<string, unknown>, o
     },
     async saveCheckpoint (checkpoint) { checkpoints.push(checkpoint as DrchronoCheckpoint) },
     async setUpstreamInfo () {},
+    async park () { throw new Error('DrChrono jobs never wait for a webhook') },
   }
   /** Stored records in result order: page, then position. */
   const records = () => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? [])

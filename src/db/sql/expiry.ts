@@ -22,3 +22,12 @@ export async function jobsWithStaleResults (db: Queryable, limit: number): Promi
     LIMIT ${limit}`)
   return rows.map(r => r.id)
 }
+
+/**
+ * Forgets webhook deliveries after a day: long enough to recognise any redelivery (Metriport retries only by
+ * hand), short enough that deliveries no job ever took do not pile up.
+ */
+export async function purgeOldDeliveries (db: Queryable): Promise<number> {
+  const { rowCount } = await query(db, sql`DELETE FROM webhook_deliveries WHERE received_at < now() - interval '1 day'`)
+  return rowCount ?? 0
+}

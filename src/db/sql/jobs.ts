@@ -3,12 +3,14 @@
  * `lease_owner`, so a worker whose lease expired (and whose job another worker took over) changes nothing.
  */
 import type { Job } from '../../generated/prisma/client.js'
-import { query, sql, type Queryable } from './sql.js'
+import type pg from 'pg'
+import { query, sql, transaction, type Queryable } from './sql.js'
+import { applyEarlyDelivery, lockWebhookKey } from './webhooks.js'
 
 /** Columns aliased to the Prisma model's field names, so raw rows and Prisma rows have one shape. */
 export const jobColumns = sql`id, client_id AS "clientId", upstream, resource, params, payload,
   request_hash AS "requestHash", status, checkpoint, records, pages_done AS "pagesDone",
-  pages_total AS "pagesTotal", percent, error_code AS "errorCode", error_message AS "errorMessage",
+  pages_total AS "pagesTotal", percent, succeeded, failed, waiting_for AS "waitingFor", error_code AS "errorCode", error_message AS "errorMessage",
   upstream_status AS "upstreamStatus", upstream_info AS "upstreamInfo", attempts, lease_owner AS "leaseOwner",
   lease_expires_at AS "leaseExpiresAt", run_after AS "runAfter", created_at AS "createdAt",
   started_at AS "startedAt", finished_at AS "finishedAt", expires_at AS "expiresAt"`
@@ -58,7 +60,8 @@ export async function failJob (db: Queryable, jobId: string, workerId: string | 
   const { rowCount } = await query(db, sql`
     UPDATE jobs SET status = 'failed', error_code = ${failure.code}, error_message = ${failure.message},
       upstream_status = ${failure.upstreamStatus}, finished_at = now(),
-      expires_at = now() + make_interval(secs => ${ttlSeconds}), lease_owner = NULL, lease_expires_at = NULL
+      expires_at = now() + make_interval(secs => ${ttlSeconds}), lease_owner = NULL, lease_expires_at = NULL,
+      waiting_for = NULL
     WHERE id = ${jobId} AND status = 'running' AND lease_owner IS NOT DISTINCT FROM ${workerId}`)
   return rowCount === 1
 }
@@ -82,4 +85,22 @@ export async function mergeUpstreamInfo (db: Queryable, jobId: string, workerId:
     UPDATE jobs SET upstream_info = coalesce(upstream_info, '{}'::jsonb) || ${JSON.stringify(info)}::jsonb
     WHERE id = ${jobId} AND lease_owner = ${workerId} AND status = 'running'`)
   return rowCount === 1
+}
+
+/**
+ * Parks a running job until a webhook names `key`: no worker holds it, and its lease runs until the deadline,
+ * after which any worker claims it again and fails it with upstream_timeout. A delivery that arrived before the
+ * job parked is applied at once (see webhooks.ts). False when the lease was lost.
+ */
+export async function parkJob (pool: pg.Pool, input: { jobId: string, workerId: string, upstream: string, key: string, timeoutSeconds: number, ttlSeconds: number }): Promise<boolean> {
+  return transaction(pool, async client => {
+    await lockWebhookKey(client, input.upstream, input.key)
+    const { rowCount } = await query(client, sql`
+      UPDATE jobs SET waiting_for = ${input.key}, lease_owner = NULL,
+        lease_expires_at = now() + make_interval(secs => ${input.timeoutSeconds})
+      WHERE id = ${input.jobId} AND lease_owner = ${input.workerId} AND status = 'running'`)
+    if (rowCount !== 1) return false
+    await applyEarlyDelivery(client, input.upstream, input.key, input.jobId, input.ttlSeconds)
+    return true
+  })
 }

@@ -15,6 +15,8 @@ export interface PageProgress {
   pagesDone?: number | undefined
   pagesTotal?: number | null | undefined
   percent?: number | null | undefined
+  succeeded?: number | null | undefined
+  failed?: number | null | undefined
 }
 
 /**
@@ -36,24 +38,29 @@ export async function savePage (pool: pg.Pool, input: {
       SELECT 1 FROM jobs WHERE id = ${input.jobId} AND lease_owner = ${input.workerId} AND status = 'running'
       FOR UPDATE`)
     if (owned.rowCount !== 1) throw new LeaseLostError(`job ${input.jobId} is no longer held by this worker`)
-    let inserted = 0
-    if (input.page !== null && input.records.length > 0) {
-      const result = await query(client, sql`
-        INSERT INTO job_results (job_id, page, position, record)
-        SELECT ${input.jobId}::uuid, ${input.page}::int, (t.ord - 1)::int, t.record
-        FROM unnest(${input.records}::text[]) WITH ORDINALITY AS t(record, ord)
-        ON CONFLICT DO NOTHING`)
-      inserted = result.rowCount ?? 0
-    }
+    const inserted = input.page === null ? 0 : await insertRecords(client, input.jobId, input.page, input.records)
     const p = input.progress
     await query(client, sql`
       UPDATE jobs SET checkpoint = ${JSON.stringify(input.checkpoint)}::jsonb, records = records + ${inserted},
         pages_done = coalesce(${p.pagesDone ?? null}::int, pages_done),
         pages_total = CASE WHEN ${p.pagesTotal === undefined} THEN pages_total ELSE ${p.pagesTotal ?? null}::int END,
-        percent = CASE WHEN ${p.percent === undefined} THEN percent ELSE ${p.percent ?? null}::float8 END
+        percent = CASE WHEN ${p.percent === undefined} THEN percent ELSE ${p.percent ?? null}::float8 END,
+        succeeded = CASE WHEN ${p.succeeded === undefined} THEN succeeded ELSE ${p.succeeded ?? null}::int END,
+        failed = CASE WHEN ${p.failed === undefined} THEN failed ELSE ${p.failed ?? null}::int END
       WHERE id = ${input.jobId}`)
     return inserted
   })
+}
+
+/** Inserts one page's records (a page stored before keeps its rows); returns how many rows were new. */
+export async function insertRecords (db: Queryable, jobId: string, page: number, records: readonly string[]): Promise<number> {
+  if (records.length === 0) return 0
+  const result = await query(db, sql`
+    INSERT INTO job_results (job_id, page, position, record)
+    SELECT ${jobId}::uuid, ${page}::int, (t.ord - 1)::int, t.record
+    FROM unnest(${records}::text[]) WITH ORDINALITY AS t(record, ord)
+    ON CONFLICT DO NOTHING`)
+  return result.rowCount ?? 0
 }
 
 /** Where a reader stands in a job's results: after (page, position). */

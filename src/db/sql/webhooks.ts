@@ -1,0 +1,75 @@
+/**
+ * Webhook deliveries and the parked jobs they finish. A delivery and a park of the same key serialise on an
+ * advisory lock, so whichever comes second finds the other: a webhook that arrives before its job has parked
+ * is kept and applied when the job parks, never lost.
+ */
+import type pg from 'pg'
+import { insertRecords } from './results.js'
+import { query, sql, transaction, type Queryable } from './sql.js'
+
+/** What a delivery does to its job. */
+export type DeliveryOutcome = { records: readonly string[] } | { error: { code: string, message: string } }
+
+/** `duplicate`: this message id was handled before; `applied`: it finished its job; `stored`: no job yet. */
+export type DeliveryResult = { status: 'duplicate' } | { status: 'applied', jobId: string } | { status: 'stored' }
+
+export async function lockWebhookKey (db: Queryable, upstream: string, key: string): Promise<void> {
+  await query(db, sql`SELECT pg_advisory_xact_lock(hashtextextended(${`webhook:${upstream}:${key}`}, 0))`)
+}
+
+/** Finishes a parked job with a delivery's outcome, in the caller's transaction. */
+async function finishParkedJob (db: Queryable, jobId: string, outcome: DeliveryOutcome, ttlSeconds: number): Promise<void> {
+  if ('error' in outcome) {
+    await query(db, sql`
+      UPDATE jobs SET status = 'failed', error_code = ${outcome.error.code}, error_message = ${outcome.error.message},
+        finished_at = now(), expires_at = now() + make_interval(secs => ${ttlSeconds}),
+        waiting_for = NULL, lease_owner = NULL, lease_expires_at = NULL
+      WHERE id = ${jobId}`)
+    return
+  }
+  const inserted = await insertRecords(db, jobId, 1, outcome.records)
+  await query(db, sql`
+    UPDATE jobs SET status = 'completed', records = records + ${inserted}, pages_done = 1, pages_total = 1, percent = 100,
+      finished_at = now(), expires_at = now() + make_interval(secs => ${ttlSeconds}),
+      waiting_for = NULL, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = ${jobId}`)
+}
+
+/** Records a delivery once and applies it to the job parked under its key, if there is one. */
+export async function deliverWebhook (pool: pg.Pool, input: {
+  upstream: string
+  messageId: string
+  key: string
+  outcome: DeliveryOutcome
+  ttlSeconds: number
+}): Promise<DeliveryResult> {
+  return transaction(pool, async client => {
+    await lockWebhookKey(client, input.upstream, input.key)
+    const fresh = await query(client, sql`
+      INSERT INTO webhook_deliveries (upstream, message_id, key, outcome)
+      VALUES (${input.upstream}, ${input.messageId}, ${input.key}, ${JSON.stringify(input.outcome)}::jsonb)
+      ON CONFLICT DO NOTHING`)
+    if (fresh.rowCount !== 1) return { status: 'duplicate' }
+    const { rows } = await query<{ id: string }>(client, sql`
+      SELECT id FROM jobs WHERE upstream = ${input.upstream} AND waiting_for = ${input.key} AND status = 'running'
+      FOR UPDATE`)
+    const job = rows[0]
+    if (job === undefined) return { status: 'stored' }
+    await finishParkedJob(client, job.id, input.outcome, input.ttlSeconds)
+    await query(client, sql`UPDATE webhook_deliveries SET job_id = ${job.id} WHERE upstream = ${input.upstream} AND message_id = ${input.messageId}`)
+    return { status: 'applied', jobId: job.id }
+  })
+}
+
+/** Inside parkJob's transaction: applies the oldest delivery for this key that no job has taken yet. */
+export async function applyEarlyDelivery (db: Queryable, upstream: string, key: string, jobId: string, ttlSeconds: number): Promise<boolean> {
+  const { rows } = await query<{ message_id: string, outcome: DeliveryOutcome }>(db, sql`
+    SELECT message_id, outcome FROM webhook_deliveries
+    WHERE upstream = ${upstream} AND key = ${key} AND job_id IS NULL
+    ORDER BY received_at LIMIT 1`)
+  const delivery = rows[0]
+  if (delivery === undefined) return false
+  await finishParkedJob(db, jobId, delivery.outcome, ttlSeconds)
+  await query(db, sql`UPDATE webhook_deliveries SET job_id = ${jobId} WHERE upstream = ${upstream} AND message_id = ${delivery.message_id}`)
+  return true
+}

@@ -1,0 +1,72 @@
+/**
+ * Webhook-completed jobs at the engine level: a parked job is finished by its delivery (once, however often it is
+ * delivered), a delivery that comes before the park is kept and applied when the job parks, and a job whose
+ * webhook never comes fails with upstream_timeout.
+ */
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import pg from 'pg'
+import { pino } from 'pino'
+import { claimNextJob, parkJob } from '../../src/db/sql/jobs.js'
+import { deliverWebhook } from '../../src/db/sql/webhooks.js'
+import { Worker } from '../../src/engine/worker.js'
+import { testDatabase } from '../helpers/database.js'
+
+const upstream = 'metriport'
+
+t.test('parking and webhook deliveries', async t => {
+  const pool = new pg.Pool({ connectionString: await testDatabase(t) })
+  t.teardown(() => pool.end())
+  const insertJob = async () => {
+    const id = randomUUID()
+    await pool.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash) VALUES ($1, 'alpha', $2, 'document-download-urls', '{}', $3)`, [id, upstream, randomUUID()])
+    return id
+  }
+  const job = async (id: string) => (await pool.query('SELECT status, records, waiting_for, lease_owner, error_code, expires_at FROM jobs WHERE id = $1', [id])).rows[0]
+  const records = async (id: string) => (await pool.query('SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])).rows.map(r => r.record)
+  const park = async (key: string, timeoutSeconds = 60) => {
+    const claimed = await claimNextJob(pool, 'w1', 30)
+    if (claimed === null) throw new Error('nothing to claim')
+    t.ok(await parkJob(pool, { jobId: claimed.id, workerId: 'w1', upstream, key, timeoutSeconds, ttlSeconds: 3600 }))
+    return claimed.id
+  }
+
+  t.test('a delivery finishes the job parked under its key, once', async t => {
+    await insertJob()
+    const id = await park('req-1')
+    t.match(await job(id), { status: 'running', waiting_for: 'req-1', lease_owner: null })
+    t.equal(await claimNextJob(pool, 'w2', 30), null, 'a parked job is not claimable before its deadline')
+    const outcome = { records: ['{"id":"d1","patientId":"p"}', '{"id":"d2","patientId":"p"}'] }
+    t.same(await deliverWebhook(pool, { upstream, messageId: 'm-1', key: 'req-1', outcome, ttlSeconds: 3600 }), { status: 'applied', jobId: id })
+    t.match(await job(id), { status: 'completed', records: 2, waiting_for: null })
+    t.same(await records(id), outcome.records)
+    t.same(await deliverWebhook(pool, { upstream, messageId: 'm-1', key: 'req-1', outcome, ttlSeconds: 3600 }), { status: 'duplicate' })
+    t.same(await records(id), outcome.records, 'a duplicate delivery stores nothing')
+  })
+
+  t.test('a delivery that arrives before the park is applied when the job parks', async t => {
+    await insertJob()
+    t.same(await deliverWebhook(pool, { upstream, messageId: 'm-2', key: 'req-2', outcome: { records: ['{"id":"early"}'] }, ttlSeconds: 3600 }), { status: 'stored' })
+    const id = await park('req-2')
+    t.match(await job(id), { status: 'completed', records: 1 })
+    t.same(await records(id), ['{"id":"early"}'])
+  })
+
+  t.test('an error outcome fails the job with its code', async t => {
+    await insertJob()
+    const id = await park('req-3')
+    await deliverWebhook(pool, { upstream, messageId: 'm-3', key: 'req-3', outcome: { error: { code: 'upstream_failed', message: 'the patient\'s documents could not be prepared' } }, ttlSeconds: 3600 })
+    t.match(await job(id), { status: 'failed', error_code: 'upstream_failed', records: 0 })
+  })
+
+  t.test('no webhook before the deadline: a worker fails the job with upstream_timeout', async t => {
+    await insertJob()
+    const id = await park('req-4', 1)
+    const worker = new Worker(pool, () => undefined, { concurrency: 1, leaseSeconds: 30, pollSeconds: 0.2, maxAttempts: 5, ttlSeconds: 3600, shutdownTimeoutMs: 1000 }, pino({ level: 'silent' }))
+    worker.start()
+    t.teardown(() => worker.stop())
+    for (let i = 0; i < 100 && (await job(id)).status === 'running'; i++) await new Promise(resolve => setTimeout(resolve, 100))
+    t.match(await job(id), { status: 'failed', error_code: 'upstream_timeout', waiting_for: null })
+    t.same(await deliverWebhook(pool, { upstream, messageId: 'm-4', key: 'req-4', outcome: { records: ['{}'] }, ttlSeconds: 3600 }), { status: 'stored' }, 'a late delivery finds no job')
+  })
+})
