@@ -104,3 +104,28 @@ t.test('two gateway processes on one database: 10 jobs, each run once, all exact
   t.same([...ranA].filter(id => ranB.has(id)), [], 'no job started in both processes')
   t.comment(`process A ran ${ranA.size} jobs, process B ran ${ranB.size}`)
 })
+
+t.test('SIGTERM releases a running job at once (the attempt does not count); the next gateway finishes it', async t => {
+  const recordCount = { appointments: 1500 }
+  const sim = await startDrchrono(t, { recordCount, inProgressPolls: 3, generationMs: 300 })
+  const databaseUrl = await testDatabase(t)
+  const env = { ...drchronoEnv(sim), DATABASE_URL: databaseUrl, LEASE_SECONDS: '60', DRCHRONO_PAGE_CONCURRENCY: '2' }
+  const params = { page_size: 250 }
+  const first = await spawnGateway(t, env)
+  const { id } = await (await first.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'appointments', params }) })).json() as Job
+  await waitUntil(first, id, j => j.progress.pagesDone >= 1)
+  const stopping = Date.now()
+  await first.kill('SIGTERM')
+  t.equal(first.child.exitCode, 0, 'a clean exit')
+  t.ok(first.logs.some(l => l.msg === 'job released for another worker (shutdown)' && l.jobId === id), 'the job was released')
+  const [row] = await sql<{ status: string, attempts: number, lease_owner: string | null }>(databaseUrl, 'SELECT status, attempts, lease_owner FROM jobs WHERE id = $1', [id])
+  t.match(row, { status: 'queued', attempts: 0, lease_owner: null }, 'queued again, no lease, attempt not counted')
+  t.comment(`shutdown took ${Date.now() - stopping} ms`)
+
+  // LEASE_SECONDS=60: without the release the next gateway would wait a minute; it starts at once.
+  const second = await spawnGateway(t, env)
+  const done = await waitUntil(second, id, terminal, 30_000)
+  t.equal(done.status, 'completed', JSON.stringify(done.error))
+  const rows = await sql<{ record: string }>(databaseUrl, 'SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])
+  t.same(rows.map(r => JSON.parse(r.record)), expectedRecords('appointments', params, { seed: 7, recordCount }))
+})

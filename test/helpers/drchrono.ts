@@ -15,6 +15,7 @@ export function drchronoEnv (sim: RunningDrchronoSimulator, opts: { refresh?: bo
   return {
     DRCHRONO_BASE_URL: sim.url,
     DRCHRONO_ACCESS_TOKEN: opts.token ?? SANDBOX_CREDENTIALS.accessToken,
+    DRCHRONO_POLL_INTERVAL_MS: '50',
     ...(opts.refresh === true
       ? { DRCHRONO_REFRESH_TOKEN: SANDBOX_CREDENTIALS.refreshToken, DRCHRONO_CLIENT_ID: SANDBOX_CREDENTIALS.clientId, DRCHRONO_CLIENT_SECRET: SANDBOX_CREDENTIALS.clientSecret }
       : {}),

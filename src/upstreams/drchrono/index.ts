@@ -18,6 +18,8 @@ const env = z.object({
   DRCHRONO_CLIENT_SECRET: optionalSecret.describe('OAuth2 client secret, for refreshing'),
   DRCHRONO_PAGE_CONCURRENCY: z.coerce.number().int().min(1).max(16).default(4)
     .describe('Pages of one job generated and fetched at the same time'),
+  DRCHRONO_POLL_INTERVAL_MS: z.coerce.number().int().min(1).max(60_000).default(500)
+    .describe('First wait before polling a list; it doubles up to 10 s while the list is in progress'),
 }).superRefine((e, ctx) => {
   // Half a set of refresh credentials would only fail two days later, when the token expires: refuse it now.
   const refresh = [e.DRCHRONO_REFRESH_TOKEN, e.DRCHRONO_CLIENT_ID, e.DRCHRONO_CLIENT_SECRET]
@@ -75,6 +77,7 @@ export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings> = {
       clientId: e.DRCHRONO_CLIENT_ID,
       clientSecret: e.DRCHRONO_CLIENT_SECRET,
       pageConcurrency: e.DRCHRONO_PAGE_CONCURRENCY,
+      pollInitialMs: e.DRCHRONO_POLL_INTERVAL_MS,
     }
   },
   simulator: {

@@ -1,0 +1,33 @@
+/** The committed OpenAPI document is what the code generates, and the running gateway serves it at /openapi.json and /docs. */
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { renderOpenApi } from '../../src/openapi.js'
+import { startGateway } from '../helpers/gateway.js'
+
+t.test('openapi/openapi.json is in sync with the code (run `npm run openapi` after changing routes or schemas)', async t => {
+  const committed = await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8')
+  const generated = await renderOpenApi()
+  t.equal(generated, committed, 'openapi/openapi.json drifted from the code: run npm run openapi and commit it')
+  const doc = JSON.parse(generated)
+  t.equal(doc.openapi, '3.1.0')
+  for (const path of ['/jobs', '/jobs/{id}', '/jobs/{id}/results', '/upstreams', '/health/live', '/health/ready', '/webhooks/{upstream}']) {
+    t.ok(doc.paths[path], `documents ${path}`)
+  }
+  t.notOk(Object.keys(doc.paths).some(p => p.startsWith('/sandbox')), 'simulators are not part of the API')
+  for (const [path, item] of Object.entries<Record<string, { tags?: string[], summary?: string, responses: Record<string, unknown> }>>(doc.paths)) {
+    for (const [method, op] of Object.entries(item)) {
+      t.ok(op.tags?.length && op.summary, `${method.toUpperCase()} ${path} has tags and a summary`)
+      const errors = Object.keys(op.responses).filter(code => code.startsWith('4') || code.startsWith('5'))
+      t.ok(errors.every(code => JSON.stringify(op.responses[code]).includes('Problem')), `${method.toUpperCase()} ${path}: error responses are problems`)
+    }
+  }
+})
+
+t.test('the gateway serves the same document at /openapi.json and Swagger UI at /docs', async t => {
+  const gw = await startGateway(t, { startWorkers: false })
+  const served = await (await fetch(`${gw.url}/openapi.json`)).text()
+  t.same(JSON.parse(served), JSON.parse(await renderOpenApi()))
+  const docs = await fetch(`${gw.url}/docs`, { redirect: 'follow' })
+  t.equal(docs.status, 200)
+  t.match(await docs.text(), /swagger-ui/i)
+})
