@@ -23,7 +23,12 @@ let embedded: EmbeddedPostgres | null = null
 let databaseUrl = config.DATABASE_URL
 if (databaseUrl === undefined) {
   log.info({ dataDir: config.DATA_DIR }, 'DATABASE_URL is not set: starting the embedded PostgreSQL')
-  embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, log: log.child({ component: 'embedded-postgres' }) })
+  try {
+    embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, log: log.child({ component: 'embedded-postgres' }) })
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, 'could not start the embedded PostgreSQL')
+    process.exit(1)
+  }
   databaseUrl = embedded.url
 }
 

@@ -9,6 +9,7 @@ export const healthRoutes: FastifyPluginAsyncZod = async app => {
       tags: ['health'],
       summary: 'Liveness',
       description: 'The process is up and serving HTTP.',
+      security: [],
       response: { 200: z.object({ status: z.literal('ok') }) },
     },
   }, async () => ({ status: 'ok' as const }))
@@ -18,6 +19,7 @@ export const healthRoutes: FastifyPluginAsyncZod = async app => {
       tags: ['health'],
       summary: 'Readiness',
       description: 'The database answers and every migration is applied; 503 otherwise.',
+      security: [],
       response: { 200: z.object({ status: z.literal('ok'), database: z.literal('ok'), migrations: z.literal('applied') }), 503: problemSchema },
     },
   }, async () => {

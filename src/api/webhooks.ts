@@ -44,7 +44,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ttlSeconds: number }> = asyn
     const delivery = await deliverWebhook(app.db.pool, {
       upstream: definition.name, messageId: result.messageId, key: result.key, outcome: result.outcome, ttlSeconds: opts.ttlSeconds,
     })
-    request.log.info({ upstream: definition.name, ...(delivery.status === 'applied' ? { jobId: delivery.jobId } : {}), delivery: delivery.status }, 'webhook delivery')
+    request.log.info({ upstream: definition.name, ...(delivery.status === 'applied' ? { jobIds: delivery.jobIds } : {}), delivery: delivery.status }, 'webhook delivery')
     return (reply as FastifyReply).code(result.reply.status).send(result.reply.body)
   })
 }

@@ -49,6 +49,12 @@ export async function stopLeftoverPostmaster(clusterDir: string, log: DbLogger):
   if (argv === undefined) return // no /proc here: leave the decision to postgres' own pid file check
 
   if (argv[0] !== undefined && basename(argv[0]) === 'postgres' && argv.includes(clusterDir)) {
+    // A postgres whose parent still runs belongs to a live gateway (its parent), not to a crashed one:
+    // stopping it would pull the database from under that gateway.
+    const owner = parentOf(pid)
+    if (owner !== undefined && owner > 1 && isAlive(owner) && (await commandLine(owner))?.some(arg => basename(arg).startsWith('node')) === true) {
+      throw new Error(`the data directory ${clusterDir} is in use by another running gateway (pid ${owner}): stop it, or give this one another DATA_DIR`)
+    }
     log.warn({ postmasterPid: pid, clusterDir }, 'stopping a postgres left running by a previous gateway')
     // SIGINT is postgres' fast shutdown; SIGQUIT (immediate, crash recovery on next start) if that hangs.
     if (!(await signalAndWait(pid, 'SIGINT', 15_000)) && !(await signalAndWait(pid, 'SIGQUIT', 5_000))) {
@@ -84,6 +90,17 @@ function isAlive(pid: number): boolean {
     return fields.charAt(fields.lastIndexOf(')') + 2) !== 'Z'
   } catch {
     return true
+  }
+}
+
+/** The parent pid from /proc, undefined when unknown. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const ppid = Number.parseInt(fields.slice(fields.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10)
+    return Number.isInteger(ppid) ? ppid : undefined
+  } catch {
+    return undefined
   }
 }
 

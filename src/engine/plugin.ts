@@ -24,7 +24,7 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   const { config } = opts
   // The app's logger is always a pino instance (see createLogger); Fastify only types it more loosely.
   const log = app.log.child({ component: 'engine' }) as unknown as Logger
-  const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log)
+  const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log, config.RESULT_TTL_SECONDS)
   const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake())
   const worker = new Worker(app.db.pool, name => app.upstreams.adapterFor(name), {
     concurrency: config.WORKER_CONCURRENCY,

@@ -17,6 +17,8 @@ export class Sweeper {
     private readonly pool: pg.Pool,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    /** RESULT_TTL_SECONDS: webhook deliveries hold record content and go when results of their age would. */
+    private readonly ttlSeconds: number,
     private readonly batchSize = 5000,
   ) {}
 
@@ -54,7 +56,7 @@ export class Sweeper {
       }
       if (this.stopped.signal.aborted) break
     }
-    await purgeOldDeliveries(this.pool)
+    await purgeOldDeliveries(this.pool, this.ttlSeconds)
     return { expired: expired.length, rowsDeleted }
   }
 

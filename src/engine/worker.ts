@@ -98,15 +98,15 @@ export class Worker {
   private async runJob (job: Job, controller: AbortController): Promise<void> {
     const log = this.log.child({ jobId: job.id, upstream: job.upstream, resource: job.resource, attempt: job.attempts })
     const ttl = this.options.ttlSeconds
-    if (job.attempts > this.options.maxAttempts) {
-      log.error('job gave up: too many attempts')
-      await failJob(this.pool, job.id, this.id, { code: 'internal_error', message: `the job was attempted ${job.attempts - 1} times without finishing`, upstreamStatus: null }, ttl)
-      return
-    }
     if (job.waitingFor !== null) {
       // A parked job comes back to a worker only when its deadline passed without the webhook.
       log.warn('job timed out waiting for its webhook')
       await failJob(this.pool, job.id, this.id, { code: 'upstream_timeout', message: `${job.upstream} did not call back before the deadline`, upstreamStatus: null }, ttl)
+      return
+    }
+    if (job.attempts > this.options.maxAttempts) {
+      log.error('job gave up: too many attempts')
+      await failJob(this.pool, job.id, this.id, { code: 'internal_error', message: `the job was attempted ${job.attempts - 1} times without finishing`, upstreamStatus: null }, ttl)
       return
     }
     const adapter = this.adapterFor(job.upstream)

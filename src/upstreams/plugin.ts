@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { z } from 'zod'
 import type { Config } from '../config.js'
 import { UpstreamClient } from './http.js'
 import { upstreams, type AnyUpstream } from './registry.js'
@@ -23,6 +24,12 @@ declare module 'fastify' {
       client: UpstreamClient
     }
   }
+}
+
+/** The names of an upstream's environment variables, for the sandbox hint. */
+function variablesOf (definition: AnyUpstream): string[] {
+  const schema = z.toJSONSchema(definition.env, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown> }
+  return Object.keys(schema.properties ?? {})
 }
 
 /** The loopback URL at which this server reaches itself (for sandbox adapters). */
@@ -52,7 +59,7 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
       list.push({ definition, mode: 'sandbox' })
       settings.set(definition.name, () => definition.simulator.sandboxSettings(selfUrl(app) + prefix))
       app.log.info(`${definition.name}: SANDBOX mode, jobs are served by the built-in simulator at ${prefix}. ` +
-        `To use the real ${definition.name}, set its credentials (see README, Configuration).`)
+        `To connect the real ${definition.name}, set ${variablesOf(definition).join(', ')} (see README, Configuration).`)
     } else {
       list.push({ definition, mode: 'unconfigured' })
       app.log.warn(`${definition.name}: not configured and sandbox is off; its jobs will fail with upstream_not_configured`)

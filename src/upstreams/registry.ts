@@ -1,5 +1,6 @@
 /** The one list of upstreams. Adding an upstream is one line here and a folder beside this file. */
 import { drchrono } from './drchrono/index.js'
+import { metriport } from './metriport/index.js'
 import type { UpstreamDefinition } from './types.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each upstream has its own env and settings types
@@ -7,6 +8,7 @@ export type AnyUpstream = UpstreamDefinition<any, any>
 
 export const upstreams: readonly AnyUpstream[] = [
   drchrono,
+  metriport,
 ]
 
 export function findUpstream (name: string): AnyUpstream | undefined {

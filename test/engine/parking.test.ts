@@ -37,7 +37,7 @@ t.test('parking and webhook deliveries', async t => {
     t.match(await job(id), { status: 'running', waiting_for: 'req-1', lease_owner: null })
     t.equal(await claimNextJob(pool, 'w2', 30), null, 'a parked job is not claimable before its deadline')
     const outcome = { records: ['{"id":"d1","patientId":"p"}', '{"id":"d2","patientId":"p"}'] }
-    t.same(await deliverWebhook(pool, { upstream, messageId: 'm-1', key: 'req-1', outcome, ttlSeconds: 3600 }), { status: 'applied', jobId: id })
+    t.same(await deliverWebhook(pool, { upstream, messageId: 'm-1', key: 'req-1', outcome, ttlSeconds: 3600 }), { status: 'applied', jobIds: [id] })
     t.match(await job(id), { status: 'completed', records: 2, waiting_for: null })
     t.same(await records(id), outcome.records)
     t.same(await deliverWebhook(pool, { upstream, messageId: 'm-1', key: 'req-1', outcome, ttlSeconds: 3600 }), { status: 'duplicate' })

@@ -24,10 +24,10 @@ export async function jobsWithStaleResults (db: Queryable, limit: number): Promi
 }
 
 /**
- * Forgets webhook deliveries after a day: long enough to recognise any redelivery (Metriport retries only by
- * hand), short enough that deliveries no job ever took do not pile up.
+ * Forgets webhook deliveries once results of their age would have expired: they hold record content (document
+ * metadata), which must not outlive the results. A redelivery after that finds no waiting job and does nothing.
  */
-export async function purgeOldDeliveries (db: Queryable): Promise<number> {
-  const { rowCount } = await query(db, sql`DELETE FROM webhook_deliveries WHERE received_at < now() - interval '1 day'`)
+export async function purgeOldDeliveries (db: Queryable, ttlSeconds: number): Promise<number> {
+  const { rowCount } = await query(db, sql`DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => ${ttlSeconds})`)
   return rowCount ?? 0
 }

@@ -10,8 +10,8 @@ import { query, sql, transaction, type Queryable } from './sql.js'
 /** What a delivery does to its job. */
 export type DeliveryOutcome = { records: readonly string[] } | { error: { code: string, message: string } }
 
-/** `duplicate`: this message id was handled before; `applied`: it finished its job; `stored`: no job yet. */
-export type DeliveryResult = { status: 'duplicate' } | { status: 'applied', jobId: string } | { status: 'stored' }
+/** `duplicate`: this message id was handled before; `applied`: it finished the jobs waiting for it; `stored`: none yet. */
+export type DeliveryResult = { status: 'duplicate' } | { status: 'applied', jobIds: string[] } | { status: 'stored' }
 
 export async function lockWebhookKey (db: Queryable, upstream: string, key: string): Promise<void> {
   await query(db, sql`SELECT pg_advisory_xact_lock(hashtextextended(${`webhook:${upstream}:${key}`}, 0))`)
@@ -50,26 +50,29 @@ export async function deliverWebhook (pool: pg.Pool, input: {
       VALUES (${input.upstream}, ${input.messageId}, ${input.key}, ${JSON.stringify(input.outcome)}::jsonb)
       ON CONFLICT DO NOTHING`)
     if (fresh.rowCount !== 1) return { status: 'duplicate' }
+    // Several jobs may wait on one key: the upstream runs one job per patient and gives every caller its id.
     const { rows } = await query<{ id: string }>(client, sql`
       SELECT id FROM jobs WHERE upstream = ${input.upstream} AND waiting_for = ${input.key} AND status = 'running'
       FOR UPDATE`)
-    const job = rows[0]
-    if (job === undefined) return { status: 'stored' }
-    await finishParkedJob(client, job.id, input.outcome, input.ttlSeconds)
-    await query(client, sql`UPDATE webhook_deliveries SET job_id = ${job.id} WHERE upstream = ${input.upstream} AND message_id = ${input.messageId}`)
-    return { status: 'applied', jobId: job.id }
+    if (rows.length === 0) return { status: 'stored' }
+    for (const job of rows) await finishParkedJob(client, job.id, input.outcome, input.ttlSeconds)
+    await query(client, sql`UPDATE webhook_deliveries SET job_id = ${rows[0]!.id} WHERE upstream = ${input.upstream} AND message_id = ${input.messageId}`)
+    return { status: 'applied', jobIds: rows.map(r => r.id) }
   })
 }
 
-/** Inside parkJob's transaction: applies the oldest delivery for this key that no job has taken yet. */
+/**
+ * Inside parkJob's transaction: applies the first delivery already received for this key, whether or not another
+ * job took it too. A key names one upstream run, so every job that was given it wants that run's answer.
+ */
 export async function applyEarlyDelivery (db: Queryable, upstream: string, key: string, jobId: string, ttlSeconds: number): Promise<boolean> {
   const { rows } = await query<{ message_id: string, outcome: DeliveryOutcome }>(db, sql`
     SELECT message_id, outcome FROM webhook_deliveries
-    WHERE upstream = ${upstream} AND key = ${key} AND job_id IS NULL
+    WHERE upstream = ${upstream} AND key = ${key}
     ORDER BY received_at LIMIT 1`)
   const delivery = rows[0]
   if (delivery === undefined) return false
   await finishParkedJob(db, jobId, delivery.outcome, ttlSeconds)
-  await query(db, sql`UPDATE webhook_deliveries SET job_id = ${jobId} WHERE upstream = ${upstream} AND message_id = ${delivery.message_id}`)
+  await query(db, sql`UPDATE webhook_deliveries SET job_id = coalesce(job_id, ${jobId}::uuid) WHERE upstream = ${upstream} AND message_id = ${delivery.message_id}`)
   return true
 }

@@ -55,7 +55,8 @@ const EXAMPLES: Partial<Record<DrchronoResource, Record<string, unknown>>> = {
  * for a newcomer to watch progress rise. Options the gateway passes when registering it win.
  */
 const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
-  await drchronoSimulator(app, { inProgressPolls: 1, ...opts })
+  // Slow enough that a newcomer watches progress rise over a few seconds, as with the real DrChrono.
+  await drchronoSimulator(app, { inProgressPolls: 2, generationMs: 1500, recordCount: { appointments: 5000 }, ...opts })
 }
 
 export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings> = {

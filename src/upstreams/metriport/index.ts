@@ -1,0 +1,49 @@
+/**
+ * Metriport: the download URLs of a patient's documents. The job starts Metriport's bulk URL generation and
+ * parks; Metriport's signed webhook at `POST /webhooks/metriport` finishes it with one record per document.
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
+import { metriportAdapter } from './adapter.js'
+import { METRIPORT_RESOURCE, metriportParams } from './params.js'
+import {
+  DEFAULT_WEBHOOK_TIMEOUT_SECONDS, SANDBOX_CREDENTIALS, metriportEnv, metriportSettingsFromEnv,
+  type MetriportEnv, type MetriportSettings,
+} from './settings.js'
+import { SANDBOX_PATIENT_IDS } from './simulator-data.js'
+import { metriportSimulator } from './simulator.js'
+import { metriportWebhook } from './webhook.js'
+
+export type { MetriportSettings, MetriportEnv } from './settings.js'
+
+/**
+ * The sandbox simulator: its webhooks go to this gateway's own /webhooks/metriport, a second after the start,
+ * so a newcomer sees the job wait and then complete. Options the gateway passes (gatewayUrl) win.
+ */
+const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions> = async (app, opts) => {
+  await metriportSimulator(app, { delayMs: 1000, ...opts })
+}
+
+export const metriport: UpstreamDefinition<MetriportEnv, MetriportSettings> = {
+  name: 'metriport',
+  kind: 'read',
+  description: 'Metriport medical API: download URLs of a patient\'s documents, generated asynchronously by Metriport and ' +
+    'delivered by its signed webhook (register <public URL>/webhooks/metriport in Metriport). URLs are valid 10 minutes.',
+  resources: {
+    [METRIPORT_RESOURCE]: {
+      description: 'One record per document of the patient: Metriport\'s document object (id, fileName, description, status, ' +
+        'indexed, mimeType, size, type, url) with `patientId` and `urlExpiresAt` (webhook receipt + 10 minutes) added. ' +
+        'A failed generation fails the job with upstream_failed; no webhook within METRIPORT_WEBHOOK_TIMEOUT_SECONDS, with upstream_timeout.',
+      params: metriportParams,
+      example: { patientId: SANDBOX_PATIENT_IDS[0], metadata: { batch: 'nightly-2024-02-01' } },
+    },
+  },
+  env: metriportEnv,
+  settingsFromEnv: metriportSettingsFromEnv,
+  simulator: {
+    plugin: sandboxSimulator,
+    sandboxSettings: (baseUrl) => ({ baseUrl, ...SANDBOX_CREDENTIALS, webhookTimeoutSeconds: DEFAULT_WEBHOOK_TIMEOUT_SECONDS }),
+  },
+  createAdapter: (settings, client) => metriportAdapter(settings, client),
+  webhook: metriportWebhook,
+}

@@ -1,0 +1,123 @@
+/**
+ * A strict Metriport simulator over real HTTP: the gateway mounts it under /sandbox/metriport (its webhooks
+ * then go to the gateway's own `/webhooks/metriport`), tests start it alone with {@link startMetriportSimulator}.
+ * It answers as Metriport does: API Gateway's bare 403 without the right `x-api-key`, problem-like errors
+ * `{status, name, title, detail}`, 404 for an unknown patient, the same requestId while a run is processing,
+ * and the result only by a signed webhook, sent once.
+ */
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify'
+import { BULK_URL_PATH } from './adapter.js'
+import { METADATA_LIMITS } from './params.js'
+import type { SimulatorMountOptions } from '../types.js'
+import { MetriportSimulatorState, type MetriportSimulatorOptions } from './simulator-state.js'
+
+export { MetriportSimulatorState, type MetriportSimulatorOptions, type DeliveryRecord, type SimulatedRun } from './simulator-state.js'
+export { SANDBOX_PATIENT_IDS, sandboxPatientId, patientDocuments } from './simulator-data.js'
+
+/** Plugin options: simulator options, or a state to share with a test; `gatewayUrl` when the gateway mounts it. */
+export type MetriportSimulatorPluginOptions = MetriportSimulatorOptions & Partial<SimulatorMountOptions> & { state?: MetriportSimulatorState }
+
+const NAMES: Record<number, [string, string]> = {
+  400: ['BadRequestError', 'Bad Request'],
+  404: ['NotFoundError', 'Not Found'],
+  500: ['InternalServerError', 'Internal Server Error'],
+}
+
+function problem (reply: FastifyReply, status: number, detail: string): FastifyReply {
+  const [name, title] = NAMES[status] ?? ['Error', 'Error']
+  return reply.code(status).type('application/problem+json; charset=utf-8').send({ status, name, title, detail })
+}
+
+/** Metriport's own check of `{ metadata }`; the message when it fails, or null. */
+function metadataProblem (body: unknown): string | null {
+  if (body === undefined) return null
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return 'The body must be a JSON object.'
+  const metadata = (body as { metadata?: unknown }).metadata
+  if (metadata === undefined) return null
+  const limits = `You can specify up to ${METADATA_LIMITS.maxPairs} keys, with key names up to ${METADATA_LIMITS.maxKeyLength} characters long and values up to ${METADATA_LIMITS.maxValueLength} characters long.`
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return limits
+  const entries = Object.entries(metadata)
+  const fits = entries.length <= METADATA_LIMITS.maxPairs && entries.every(([k, v]) =>
+    k.length >= 1 && k.length <= METADATA_LIMITS.maxKeyLength && typeof v === 'string' && v.length <= METADATA_LIMITS.maxValueLength)
+  return fits ? null : limits
+}
+
+/** The simulator as a Fastify plugin; encapsulated, so its parsers and error handler stay inside its prefix. */
+export const metriportSimulator: FastifyPluginAsync<MetriportSimulatorPluginOptions> = async (app, opts) => {
+  const { state: given, gatewayUrl, ...options } = opts
+  const state = given ?? new MetriportSimulatorState({
+    ...options,
+    webhookUrl: options.webhookUrl ?? (gatewayUrl === undefined ? undefined : () => `${gatewayUrl()}/webhooks/metriport`),
+  })
+  // A state the plugin made is the plugin's to stop; a given one belongs to whoever made it.
+  if (given === undefined) app.addHook('onClose', async () => { await state.close() })
+
+  // Express's body parser, which Metriport runs, takes an empty JSON body as no body.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') { done(null, undefined); return }
+    try {
+      done(null, JSON.parse(body as string))
+    } catch {
+      done(Object.assign(new Error('Unexpected token in JSON'), { statusCode: 400 }), undefined)
+    }
+  })
+  app.setErrorHandler((err: { statusCode?: number, message: string }, _request, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode < 500 ? 400 : 500
+    return problem(reply, status, status === 400 ? err.message : 'Something went wrong.')
+  })
+
+  app.post(BULK_URL_PATH, async (request, reply) => {
+    // Metriport sits behind AWS API Gateway: a missing or wrong key never reaches the API.
+    if (request.headers['x-api-key'] !== state.apiKey) {
+      state.stats.unauthorized++
+      return reply.code(403).send({ message: 'Forbidden' })
+    }
+    const patientId = (request.query as Record<string, unknown>).patientId
+    if (typeof patientId !== 'string' || patientId === '') {
+      state.stats.badRequests++
+      return problem(reply, 400, 'Missing patientId query param')
+    }
+    const invalid = metadataProblem(request.body)
+    if (invalid !== null) {
+      state.stats.badRequests++
+      return problem(reply, 400, invalid)
+    }
+    if (!state.isKnownPatient(patientId)) {
+      state.stats.notFound++
+      return problem(reply, 404, 'Could not find patient')
+    }
+    const metadata = (request.body as { metadata?: Record<string, string> } | undefined)?.metadata
+    const started = state.start(patientId, metadata)
+    if (state.options.answerAfterDelivery === true) await started.delivered
+    return reply.send({ status: started.status, requestId: started.requestId })
+  })
+}
+
+/** A simulator running alone on 127.0.0.1, for tests and benchmarks. */
+export interface RunningMetriportSimulator {
+  /** Base URL to give the adapter (METRIPORT_BASE_URL), e.g. http://127.0.0.1:41234 */
+  url: string
+  state: MetriportSimulatorState
+  app: FastifyInstance
+  close (): Promise<void>
+}
+
+export async function startMetriportSimulator (options: MetriportSimulatorOptions & { port?: number } = {}): Promise<RunningMetriportSimulator> {
+  const { port = 0, ...simOptions } = options
+  const state = new MetriportSimulatorState(simOptions)
+  const app = Fastify({ logger: false })
+  await app.register(metriportSimulator, { state })
+  await app.listen({ host: '127.0.0.1', port })
+  const address = app.server.address()
+  const actualPort = typeof address === 'object' && address !== null ? address.port : port
+  return {
+    url: `http://127.0.0.1:${actualPort}`,
+    state,
+    app,
+    async close () {
+      await state.close()
+      await app.close()
+    },
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Reads Metriport's webhook deliveries at `POST /webhooks/metriport`.
+ *
+ * Order matters: the signature is checked over the exact bytes first, then the body is parsed. A ping is
+ * answered at once (Metriport wants `{"pong"}` within 2 s, so no database). A `medical.document-bulk-download-urls`
+ * message finishes the job parked under `meta.requestId`, idempotently on `meta.messageId`; other types are
+ * acknowledged and ignored.
+ *
+ * Metriport does not retry: a non-200 answer disables the customer's webhook until someone retries it by hand.
+ * So 4xx is kept for what cannot be routed at all (bad signature, not JSON, no messageId or requestId); a
+ * routable message whose content is wrong is acknowledged and fails its job with invalid_upstream_response.
+ *
+ * Records: each document's JSON text exactly as Metriport sent it, with `patientId` and `urlExpiresAt` spliced
+ * in before its closing brace (see {@link withAddedFields}). Nothing here logs: the URLs are credentials.
+ */
+import { extractArray } from '../json-records.js'
+import { WebhookRejected, type WebhookHandler, type WebhookResult } from '../types.js'
+import type { MetriportSettings } from './settings.js'
+import { SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
+
+/** The webhook type that carries the bulk download URLs. */
+export const DOCUMENT_URLS_TYPE = 'medical.document-bulk-download-urls'
+
+/** Metriport's signed URLs live 10 minutes from generation; the gateway counts from receipt. */
+export const URL_LIFETIME_MS = 10 * 60 * 1000
+
+type Outcome = Extract<WebhookResult, { kind: 'deliver' }>['outcome']
+type Json = Record<string, unknown>
+
+const ACK = { status: 200, body: {} } as const
+
+function isObject (value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function nonEmptyString (value: unknown): value is string {
+  return typeof value === 'string' && value !== ''
+}
+
+/** A message that fails its job: the reason names fields and positions, never values. */
+function invalid (message: string): Outcome {
+  return { error: { code: 'invalid_upstream_response', message: `Metriport's webhook ${message}` } }
+}
+
+/**
+ * The document's text with the two fields added last, so they win for any reader that keeps a repeated key's
+ * last value. Splicing (rather than JSON.stringify of the parsed object) keeps Metriport's own text byte for
+ * byte, as every other upstream's records are kept. In the one case splicing would create a repeated key (the
+ * document already has a field of that name), the parsed object is re-serialised with ours replacing it.
+ */
+export function withAddedFields (text: string, parsed: Json, added: { patientId: string, urlExpiresAt: string }): string {
+  if ('patientId' in parsed || 'urlExpiresAt' in parsed) return JSON.stringify({ ...parsed, ...added })
+  const extra = `"patientId":${JSON.stringify(added.patientId)},"urlExpiresAt":${JSON.stringify(added.urlExpiresAt)}`
+  const close = text.lastIndexOf('}') // the slice ends at the object's own closing brace
+  const empty = text.slice(1, close).trim() === ''
+  return `${text.slice(0, close)}${empty ? '' : ','}${extra}}`
+}
+
+/** The records (or the failure) a `medical.document-bulk-download-urls` message carries. */
+function readOutcome (text: string, body: Json, receivedAt: Date): Outcome {
+  const patients = body.patients
+  if (!Array.isArray(patients)) return invalid('has no "patients" array')
+  if (patients.some(p => isObject(p) && p.status === 'failed')) {
+    return { error: { code: 'upstream_failed', message: 'Metriport reported that generating the document download URLs failed; submit the job again later' } }
+  }
+  const urlExpiresAt = new Date(receivedAt.getTime() + URL_LIFETIME_MS).toISOString()
+  const patientTexts = extractArray(text, 'patients')
+  const records: string[] = []
+  for (const [i, patient] of patients.entries()) {
+    if (!isObject(patient) || !nonEmptyString(patient.patientId)) return invalid(`patient ${i} has no patientId`)
+    if (patient.status !== 'completed') return invalid(`patient ${i} has an unknown status`)
+    // Metriport's type makes documents optional; a completed patient without them has none.
+    if (patient.documents === undefined || patient.documents === null) continue
+    if (!Array.isArray(patient.documents)) return invalid(`patient ${i}'s "documents" is not an array`)
+    const documentTexts = extractArray(patientTexts[i] as string, 'documents')
+    for (const [j, document] of patient.documents.entries()) {
+      if (!isObject(document)) return invalid(`patient ${i}'s document ${j} is not an object`)
+      records.push(withAddedFields(documentTexts[j] as string, document, { patientId: patient.patientId, urlExpiresAt }))
+    }
+  }
+  return { records }
+}
+
+/** Verifies and interprets one delivery; see the module comment for what each answer means. */
+export function receiveMetriportWebhook ({ rawBody, headers, settings, receivedAt }: Parameters<WebhookHandler<MetriportSettings>['receive']>[0]): WebhookResult {
+  verifyWebhookSignature(rawBody, headers[SIGNATURE_HEADER], settings.webhookKey)
+  const text = rawBody.toString('utf8')
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new WebhookRejected(400, 'The body is not JSON.')
+  }
+  if (!isObject(body)) throw new WebhookRejected(400, 'The body is not a JSON object.')
+  const meta = body.meta
+  if (!isObject(meta) || !nonEmptyString(meta.type)) throw new WebhookRejected(400, 'The body has no meta.type.')
+
+  if (meta.type === 'ping') {
+    if (!nonEmptyString(body.ping)) throw new WebhookRejected(400, 'A ping must carry a "ping" string.')
+    return { kind: 'reply', status: 200, body: { pong: body.ping } }
+  }
+  // Other message types (document query, consolidated data) are for other integrations: acknowledge them, or
+  // Metriport would disable the webhook for everyone.
+  if (meta.type !== DOCUMENT_URLS_TYPE) return { kind: 'reply', ...ACK }
+
+  if (!nonEmptyString(meta.messageId)) throw new WebhookRejected(400, 'The message has no meta.messageId.')
+  if (!nonEmptyString(meta.requestId)) throw new WebhookRejected(400, 'The message has no meta.requestId.')
+  let outcome: Outcome
+  try {
+    outcome = readOutcome(text, body, receivedAt)
+  } catch {
+    // extractArray agreed with JSON.parse above, so this is not expected; still, never a 500 to Metriport.
+    outcome = invalid('could not be read')
+  }
+  return { kind: 'deliver', messageId: meta.messageId, key: meta.requestId, outcome, reply: { ...ACK } }
+}
+
+/** The handler the registry's definition carries. */
+export const metriportWebhook: WebhookHandler<MetriportSettings> = { receive: receiveMetriportWebhook }

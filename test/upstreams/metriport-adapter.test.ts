@@ -1,0 +1,116 @@
+/** The Metriport adapter against its simulator, with the engine's side faked in memory. */
+import { pino } from 'pino'
+import t, { type Test } from 'tap'
+import { UpstreamClient } from '../../src/upstreams/http.js'
+import { metriportAdapter, type MetriportCheckpoint } from '../../src/upstreams/metriport/adapter.js'
+import { SANDBOX_CREDENTIALS, type MetriportSettings } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator.js'
+import { UpstreamError, type JobContext, type Parked } from '../../src/upstreams/types.js'
+
+const patientId = SANDBOX_PATIENT_IDS[0] as string
+
+async function setup (t: Test, sim: MetriportSimulatorOptions = {}, settings: Partial<MetriportSettings> = {}) {
+  // No webhook URL and no delay: these tests look at the start only; webhooks are the e2e tests' business.
+  const simulator = await startMetriportSimulator({ delayMs: 'never', ...sim })
+  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
+  t.teardown(async () => {
+    await client.close()
+    await simulator.close()
+  })
+  const adapter = metriportAdapter({ baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, webhookTimeoutSeconds: 120, ...settings }, client)
+  return { state: simulator.state, adapter }
+}
+
+/** The engine's side, in memory: what the adapter saved, and the park it asked for. */
+function fakeJob (params: Record<string, unknown>, checkpoint: MetriportCheckpoint | null = null) {
+  const calls: string[] = []
+  const saved: { checkpoint: unknown[], info: Array<Record<string, unknown>>, parks: Array<{ key: string, timeoutSeconds: number }> } = { checkpoint: [], info: [], parks: [] }
+  const parked: Parked = { parked: true }
+  const ctx: JobContext = {
+    jobId: 'job-1',
+    resource: 'document-download-urls',
+    params,
+    payload: null,
+    checkpoint,
+    signal: new AbortController().signal,
+    log: pino({ level: 'silent' }),
+    async savePage () { throw new Error('Metriport jobs store records only through the webhook') },
+    async saveCheckpoint (cp) { calls.push('saveCheckpoint'); saved.checkpoint.push(cp) },
+    async setUpstreamInfo (info) { calls.push('setUpstreamInfo'); saved.info.push(info) },
+    async park (opts) { calls.push('park'); saved.parks.push(opts); return parked },
+  }
+  return { ctx, calls, saved, parked }
+}
+
+async function failure (t: Test, run: Promise<unknown>): Promise<UpstreamError> {
+  const err = await run.then(() => null, (e: unknown) => e)
+  t.ok(err instanceof UpstreamError, 'fails with an UpstreamError')
+  return err as UpstreamError
+}
+
+t.test('starts the run, saves its requestId, and parks under it', async t => {
+  const { state, adapter } = await setup(t)
+  const job = fakeJob({ patientId, metadata: { batch: 'b1' } })
+  const outcome = await adapter.run(job.ctx)
+  t.equal(outcome, job.parked, 'run returns what park returned')
+  const run = [...state.runs.values()][0]
+  if (run === undefined) throw new Error('no run started')
+  t.same(job.calls, ['saveCheckpoint', 'setUpstreamInfo', 'park'], 'the requestId is saved before the job parks')
+  t.same(job.saved.checkpoint, [{ requestId: run.requestId }])
+  t.same(job.saved.info, [{ requestId: run.requestId }])
+  t.same(job.saved.parks, [{ key: run.requestId, timeoutSeconds: 120 }])
+  t.same(run.metadata, { batch: 'b1' }, 'metadata reaches Metriport')
+  t.equal(run.patientId, patientId)
+})
+
+t.test('a resumed job POSTs again: the same requestId while processing, a new one after the run ended', async t => {
+  const { state, adapter } = await setup(t)
+  const first = fakeJob({ patientId })
+  await adapter.run(first.ctx)
+  const requestId = first.saved.parks[0]?.key as string
+
+  const resumed = fakeJob({ patientId }, { requestId })
+  await adapter.run(resumed.ctx)
+  t.same(resumed.saved.parks, [{ key: requestId, timeoutSeconds: 120 }], 'sticky requestId')
+  t.equal(state.stats.starts, 1)
+  t.equal(state.stats.stickyStarts, 1)
+
+  await state.deliverNow(requestId) // the run ends (its webhook goes nowhere: no URL here)
+  const late = fakeJob({ patientId }, { requestId })
+  await adapter.run(late.ctx)
+  const next = late.saved.parks[0]?.key
+  t.ok(next !== undefined && next !== requestId, 'a new run is waited for')
+  t.same(late.saved.checkpoint, [{ requestId: next }])
+  t.equal(state.stats.starts, 2)
+})
+
+t.test('an unknown patient is upstream_not_found; nothing is saved or parked', async t => {
+  const { adapter } = await setup(t)
+  const job = fakeJob({ patientId: 'no-such-patient' })
+  const err = await failure(t, adapter.run(job.ctx))
+  t.equal(err.code, 'upstream_not_found')
+  t.equal(err.upstreamStatus, 404)
+  t.same(job.calls, [])
+})
+
+t.test('a wrong API key is upstream_unauthorized', async t => {
+  const { adapter } = await setup(t, {}, { apiKey: 'not-the-key' })
+  const err = await failure(t, adapter.run(fakeJob({ patientId }).ctx))
+  t.equal(err.code, 'upstream_unauthorized')
+  t.equal(err.upstreamStatus, 403, 'API Gateway answers 403 for a bad key')
+})
+
+t.test('a start answered "failed" is upstream_failed', async t => {
+  const { adapter } = await setup(t, { failStartPatients: [patientId] })
+  const job = fakeJob({ patientId })
+  const err = await failure(t, adapter.run(job.ctx))
+  t.equal(err.code, 'upstream_failed')
+  t.same(job.calls, [], 'not parked')
+})
+
+t.test('params the adapter cannot read are an internal error, never sent', async t => {
+  const { state, adapter } = await setup(t)
+  const err = await failure(t, adapter.run(fakeJob({ patientId, extra: 1 }).ctx))
+  t.equal(err.code, 'internal_error')
+  t.equal(state.stats.starts + state.stats.badRequests, 0)
+})
