@@ -31,6 +31,8 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
   const body = jobRequestSchema(upstreams)
 
   app.post('/jobs', {
+    // Write jobs carry their operations in the body (up to 100 000 Clinia operations).
+    bodyLimit: 64 * 1024 * 1024,
     schema: {
       tags: ['jobs'],
       summary: 'Start a bulk job',

@@ -73,7 +73,9 @@ export const resultRoutes: FastifyPluginAsyncZod = async app => {
     if (wantsNdjson(request.headers.accept)) {
       request.log.info({ jobId: job.id, records: job.records }, 'streaming results as NDJSON')
       const lines = async function * () {
-        for await (const record of streamResults(pool, job.id)) yield record + '\n'
+        // A newline inside a JSON value can only be whitespace between tokens (strings escape theirs), so a
+        // pretty-printed upstream record is folded onto one line without changing what it says.
+        for await (const record of streamResults(pool, job.id)) yield (record.includes('\n') || record.includes('\r') ? record.replace(/[\r\n]/g, ' ') : record) + '\n'
       }
       return (reply as FastifyReply).type('application/x-ndjson').header('X-Total-Count', String(job.records)).send(Readable.from(lines()))
     }

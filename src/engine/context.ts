@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
 import { mergeUpstreamInfo, parkJob } from '../db/sql/jobs.js'
 import { LeaseLostError, savePage } from '../db/sql/results.js'
+import { ShutdownError } from './errors.js'
 import type { JobContext, Parked, ProgressUpdate } from '../upstreams/types.js'
 
 /** The one value `park` returns; the worker recognises a parked run by it. */
@@ -42,7 +43,10 @@ export function createJobContext (deps: {
       await fenced(savePage(pool, { jobId: job.id, workerId, page, records, checkpoint, progress: progressOf(progress) }))
     },
     async saveCheckpoint (checkpoint, progress) {
-      controller.signal.throwIfAborted()
+      // On shutdown the lease is still ours until the worker releases the job: a checkpoint the adapter
+      // saves on its way out (a task id the upstream just accepted) must land, or the next attempt would
+      // send that work again.
+      if (!(controller.signal.reason instanceof ShutdownError)) controller.signal.throwIfAborted()
       await fenced(savePage(pool, { jobId: job.id, workerId, page: null, records: [], checkpoint, progress: progressOf(progress) }))
     },
     async setUpstreamInfo (info) {

@@ -1,0 +1,227 @@
+/**
+ * The Clinia simulator's mutable side: the source's records, bulk tasks, counters, and the faults tests inject.
+ * Tasks run lazily and strictly in the order they were accepted: reading a task first applies every task
+ * accepted before it, so operations are processed in order within and across requests, as Clinia promises.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { targetOf, type CliniaOperation, type CliniaResource } from './operations.js'
+
+/** The sandbox's fixed credentials: the gateway's sandbox settings and the simulator both default to them. */
+export const SANDBOX_CREDENTIALS = { apiKey: 'sandbox-clinia-api-key', sourceKey: 'sandbox' } as const
+
+/** A record the simulator starts with. */
+export interface SeedResource { type: string, id: string, data: Record<string, unknown> }
+
+export interface CliniaSimulatorOptions {
+  apiKey?: string
+  sourceKey?: string
+  /** Operations one request may carry; more make it REJECTED. Default 1000 (Clinia's real limit is unconfirmed). */
+  maxOperations?: number
+  /** Status reads of a task that answer PENDING before it is processed. Default 2. */
+  pendingPolls?: number
+  /** Records present from the start. */
+  seed?: readonly SeedResource[]
+}
+
+export type InjectedStatus = 429 | 500 | 502 | 503
+/** Which requests an injected fault hits. */
+export type FaultTarget = 'submit' | 'poll' | 'any'
+
+/** One receipt, with Clinia's field names; built in alphabetical key order, as Clinia's (Go) encoder writes them. */
+export interface SimReceipt {
+  action: string
+  error?: { code: number, message: string, type: string }
+  id?: string
+  status: 'SUCCESS' | 'FAILURE' | 'CANCELLED' | 'PENDING'
+  targetType: 'RESOURCE' | 'RELATIONSHIP'
+  type: string
+}
+
+/** An accepted bulk request. */
+export interface SimTask {
+  id: string
+  resource: CliniaResource
+  operations: CliniaOperation[]
+  /** Null until processed. */
+  receipts: SimReceipt[] | null
+  polls: number
+}
+
+export interface CliniaSimulatorStats {
+  /** Authenticated bulk POSTs that reached validation (accepted or rejected). */
+  submits: number
+  tasksCreated: number
+  rejected: number
+  polls: number
+  unauthorized: number
+  throttled: number
+  serverErrors: number
+  /** POSTs by digest of their operations (see {@link operationsDigest}): how often each chunk was sent. */
+  chunkPosts: Record<string, number>
+}
+
+const emptyStats = (): CliniaSimulatorStats => ({
+  submits: 0, tasksCreated: 0, rejected: 0, polls: 0, unauthorized: 0, throttled: 0, serverErrors: 0, chunkPosts: {},
+})
+
+/** JSON with sorted keys: the same operations give the same text whatever key order they travelled in. */
+function canonical (v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
+  if (typeof v === 'object' && v !== null) {
+    return `{${Object.keys(v).sort().map(k => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`
+  }
+  return JSON.stringify(v)
+}
+
+/** A short digest identifying a list of operations, key order aside. */
+export function operationsDigest (operations: readonly unknown[]): string {
+  return createHash('sha256').update(canonical(operations)).digest('hex').slice(0, 16)
+}
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+/** A 27-character id in the look of Clinia's (KSUID-like) ids. */
+export const newId = (): string => [...randomBytes(27)].map(b => BASE62[b % 62]).join('')
+
+const failure = (code: number, type: string, message: string): SimReceipt['error'] => ({ code, message, type })
+
+export class CliniaSimulatorState {
+  readonly options: Readonly<CliniaSimulatorOptions>
+  readonly tasks = new Map<string, SimTask>()
+  /** Records by `${type}/${id}`; relationships by `${type}/${fromId}.${toId}`. */
+  readonly resources = new Map<string, Record<string, unknown>>()
+  readonly relationships = new Map<string, Record<string, unknown>>()
+  stats: CliniaSimulatorStats = emptyStats()
+  #queue: SimTask[] = []
+  #faults: Array<{ status: InjectedStatus, on: FaultTarget, seconds: number }> = []
+
+  constructor (options: CliniaSimulatorOptions = {}) {
+    this.options = options
+    this.reset()
+  }
+
+  get apiKey (): string { return this.options.apiKey ?? SANDBOX_CREDENTIALS.apiKey }
+  get sourceKey (): string { return this.options.sourceKey ?? SANDBOX_CREDENTIALS.sourceKey }
+  get maxOperations (): number { return this.options.maxOperations ?? 1000 }
+
+  /** Back to the state right after start: seed records only, no tasks, zero counters, no faults. */
+  reset (): void {
+    this.tasks.clear()
+    this.resources.clear()
+    this.relationships.clear()
+    this.#queue = []
+    this.#faults = []
+    this.stats = emptyStats()
+    for (const r of this.options.seed ?? []) this.resources.set(`${r.type}/${r.id}`, r.data)
+  }
+
+  /** The next `n` requests of the given kind answer `status` (429 with Retry-After `seconds`). */
+  failNext (n: number, status: InjectedStatus, on: FaultTarget = 'any', seconds = 0): void {
+    for (let i = 0; i < n; i++) this.#faults.push({ status, on, seconds })
+  }
+
+  /** The fault for this request, if one is armed for its kind; counters move with it. */
+  fault (kind: 'submit' | 'poll'): { status: InjectedStatus, seconds: number } | undefined {
+    const i = this.#faults.findIndex(f => f.on === 'any' || f.on === kind)
+    if (i < 0) return undefined
+    const [f] = this.#faults.splice(i, 1)
+    if (f === undefined) return undefined
+    if (f.status === 429) this.stats.throttled++
+    else this.stats.serverErrors++
+    return f
+  }
+
+  /** Counts one POST of `operations` (a chunk) before validation. */
+  countSubmit (operations: readonly unknown[]): void {
+    this.stats.submits++
+    const key = operationsDigest(operations)
+    this.stats.chunkPosts[key] = (this.stats.chunkPosts[key] ?? 0) + 1
+  }
+
+  /** How many times these exact operations were POSTed. */
+  postsOf (operations: readonly unknown[]): number {
+    return this.stats.chunkPosts[operationsDigest(operations)] ?? 0
+  }
+
+  /** Queues an accepted request as a task. */
+  accept (resource: CliniaResource, operations: CliniaOperation[]): SimTask {
+    const task: SimTask = { id: `bk_${newId()}`, resource, operations, receipts: null, polls: 0 }
+    this.tasks.set(task.id, task)
+    this.#queue.push(task)
+    this.stats.tasksCreated++
+    return task
+  }
+
+  /** One status read: PENDING for the first `pendingPolls` reads, then processed (with every earlier task). */
+  read (task: SimTask): void {
+    this.stats.polls++
+    task.polls++
+    if (task.receipts === null && task.polls > (this.options.pendingPolls ?? 2)) this.#processThrough(task)
+  }
+
+  /** Cancels what a task has not processed yet: its operations get CANCELLED receipts. */
+  cancel (taskId: string): void {
+    const task = this.tasks.get(taskId)
+    if (task === undefined || task.receipts !== null) return
+    this.#queue = this.#queue.filter(t => t !== task)
+    task.receipts = task.operations.map(op => ({ ...this.#pending(task.resource, op), status: 'CANCELLED' as const }))
+  }
+
+  /** What a receipt says before its operation is processed. */
+  pendingReceipts (task: SimTask): SimReceipt[] {
+    return task.operations.map(op => this.#pending(task.resource, op))
+  }
+
+  #pending (resource: CliniaResource, op: CliniaOperation): SimReceipt {
+    const target = targetOf(op)
+    const id = resource === 'resources' ? target.id as string | undefined : this.#relationshipId(target)
+    return { action: op.action, ...(id === undefined ? {} : { id }), status: 'PENDING', targetType: resource === 'resources' ? 'RESOURCE' : 'RELATIONSHIP', type: String(target.type) }
+  }
+
+  #relationshipId (target: Record<string, unknown>): string | undefined {
+    if (typeof target.id === 'string') return target.id
+    const from = target.from as { id: string } | undefined
+    const to = target.to as { id: string } | undefined
+    return from === undefined || to === undefined ? undefined : `${from.id}.${to.id}`
+  }
+
+  #processThrough (task: SimTask): void {
+    while (task.receipts === null) {
+      const next = this.#queue.shift()
+      if (next === undefined) return
+      next.receipts = next.operations.map(op => this.#apply(next.resource, op))
+    }
+  }
+
+  #apply (resource: CliniaResource, op: CliniaOperation): SimReceipt {
+    const base = this.#pending(resource, op)
+    const target = targetOf(op)
+    const type = String(target.type)
+    const done = (id: string): SimReceipt => ({ ...base, id, status: 'SUCCESS' })
+    const failed = (code: number, errorType: string, message: string): SimReceipt => ({ ...base, error: failure(code, errorType, message), status: 'FAILURE' })
+    if (resource === 'resources') {
+      const id = typeof target.id === 'string' ? target.id : newId()
+      const key = `${type}/${id}`
+      if (op.action === 'CREATE' && this.resources.has(key)) return failed(409, 'ALREADY_EXISTS', `record with id '${id}' already exists`)
+      if (op.action === 'DELETE') {
+        if (!this.resources.delete(key)) return failed(404, 'NOT_FOUND', `record with id '${id}' not found`)
+        return done(id)
+      }
+      this.resources.set(key, target.data as Record<string, unknown>)
+      return done(id)
+    }
+    const id = this.#relationshipId(target) ?? ''
+    const key = `${type}/${id}`
+    if (op.action === 'DELETE') {
+      if (!this.relationships.delete(key)) return failed(404, 'NOT_FOUND', `relationship with id '${id}' not found`)
+      return done(id)
+    }
+    const from = target.from as { type: string, id: string }
+    const to = target.to as { type: string, id: string }
+    if (!this.resources.has(`${from.type}/${from.id}`) || !this.resources.has(`${to.type}/${to.id}`)) {
+      return failed(404, 'NOT_FOUND', 'a related record does not exist')
+    }
+    if (op.action === 'CREATE' && this.relationships.has(key)) return failed(409, 'ALREADY_EXISTS', `relationship with id '${id}' already exists`)
+    this.relationships.set(key, (target.data as Record<string, unknown> | undefined) ?? {})
+    return done(id)
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * The OCL (Open Concept Lab) adapter: `export` reads a source version's export file, `changes` pages through
+ * the concepts and mappings updated since a time. See export-job.ts and changes-job.ts.
+ */
+import { tmpdir } from 'node:os'
+import type { UpstreamClient } from '../http.js'
+import { UpstreamError, type JobContext, type UpstreamAdapter } from '../types.js'
+import { OclApi, type OclConnection } from './api.js'
+import { runChanges } from './changes-job.js'
+import type { ExportWaitOptions } from './export-download.js'
+import { runExport, type ExportJobOptions } from './export-job.js'
+import { isOclResource, oclParams, type OclChangesParams, type OclExportParams } from './params.js'
+
+/** Where and how the adapter talks to OCL; omitted tuning takes the defaults below. */
+export interface OclSettings extends OclConnection, Partial<ExportWaitOptions> {
+  /** Where export files are spooled while a job reads them (default os.tmpdir()). */
+  tempDir?: string
+}
+
+/** Exports of big sources (CIEL) take minutes to generate: poll from 5 s, doubling to 1 min, for ~1.5 h. */
+export const DEFAULT_EXPORT_WAIT: ExportWaitOptions = { pollInitialMs: 5000, pollMaxMs: 60_000, maxPolls: 90, maxDownloadAttempts: 3 }
+
+/** The OCL adapter: one per gateway, stateless between jobs. */
+export function oclAdapter (settings: OclSettings, client: UpstreamClient): UpstreamAdapter {
+  const api = new OclApi(settings, client)
+  const exportOptions: ExportJobOptions = {
+    pollInitialMs: settings.pollInitialMs ?? DEFAULT_EXPORT_WAIT.pollInitialMs,
+    pollMaxMs: settings.pollMaxMs ?? DEFAULT_EXPORT_WAIT.pollMaxMs,
+    maxPolls: settings.maxPolls ?? DEFAULT_EXPORT_WAIT.maxPolls,
+    maxDownloadAttempts: Math.max(1, settings.maxDownloadAttempts ?? DEFAULT_EXPORT_WAIT.maxDownloadAttempts),
+    tempDir: settings.tempDir ?? tmpdir(),
+  }
+  return {
+    async run (ctx: JobContext): Promise<void> {
+      ctx.signal.throwIfAborted()
+      const resource = ctx.resource
+      if (!isOclResource(resource)) throw new UpstreamError('internal_error', `ocl has no resource "${resource}"`)
+      // Params were validated at POST /jobs; parsing again types them and applies defaults to older rows.
+      const parsed = oclParams[resource].safeParse(ctx.params ?? {})
+      if (!parsed.success) throw new UpstreamError('internal_error', `the job's params are not valid for ocl ${resource}`)
+      if (resource === 'export') await runExport(ctx, api, parsed.data as OclExportParams, exportOptions)
+      else await runChanges(ctx, api, parsed.data as OclChangesParams)
+    },
+  }
+}

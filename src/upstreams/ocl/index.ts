@@ -1,0 +1,75 @@
+/** OCL (Open Concept Lab): source version exports and incremental concept/mapping lists. */
+import type { FastifyPluginAsync } from 'fastify'
+import { z } from 'zod'
+import type { UpstreamDefinition } from '../types.js'
+import { oclAdapter, type OclSettings } from './adapter.js'
+import { oclParams, type OclResource } from './params.js'
+import { oclSimulator, SANDBOX_OCL_TOKEN } from './simulator.js'
+
+export const DEFAULT_OCL_BASE_URL = 'https://api.openconceptlab.org'
+
+// An empty variable (OCL_TOKEN=) means unset, as a shell user expects.
+const unsetIfEmpty = (v: unknown): unknown => (v === '' ? undefined : v)
+
+/**
+ * OCL serves public sources without a token, so neither variable is required. But a gateway with neither set
+ * has not been pointed at OCL by anyone: that is "not configured" (the sandbox simulator serves it when
+ * SANDBOX is on). Setting OCL_BASE_URL alone means anonymous access to that server, e.g. the public OCL.
+ */
+const env = z.object({
+  OCL_BASE_URL: z.preprocess(unsetIfEmpty, z.url({ protocol: /^https?$/ }).optional())
+    .describe(`OCL API root (default ${DEFAULT_OCL_BASE_URL}). Setting it, or OCL_TOKEN, makes OCL live; with neither, OCL is not configured`),
+  OCL_TOKEN: z.preprocess(unsetIfEmpty, z.string().min(1).optional())
+    .describe('OCL API token, sent as "Authorization: Token …"; unset = anonymous access (public sources only)'),
+  OCL_EXPORT_POLL_SECONDS: z.coerce.number().positive().max(600).default(5)
+    .describe('First wait while OCL generates an export (answering 208); doubled after each poll, up to 60 s'),
+  OCL_EXPORT_MAX_POLLS: z.coerce.number().int().min(1).max(10_000).default(90)
+    .describe('Polls of an export being generated before the job fails with upstream_timeout'),
+})
+
+/** The parsed OCL_* variables. */
+export type OclEnv = z.output<typeof env>
+
+const DESCRIPTIONS: Record<OclResource, string> = {
+  export: 'A source version\'s concepts and mappings, from OCL\'s export file (version "latest" = the newest released); records in the file\'s order, concepts then mappings. The job\'s upstreamInfo carries the export\'s lastUpdated, from which a changes job can continue.',
+  changes: 'Concepts, then mappings, of a source updated at or after updatedSince, from OCL\'s list endpoints.',
+}
+
+const EXAMPLES: Record<OclResource, Record<string, unknown>> = {
+  export: { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL', version: 'latest' },
+  changes: { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL', updatedSince: '2024-06-01T00:00:00Z', includeRetired: true },
+}
+
+/** The sandbox: exports take one 208 poll, short enough to watch, long enough to show the protocol. */
+const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
+  await oclSimulator(app, { exportPolls: 1, ...opts })
+}
+
+/** OCL's entry in the upstream registry. */
+export const ocl: UpstreamDefinition<OclEnv, OclSettings> = {
+  name: 'ocl',
+  kind: 'read',
+  description: 'Open Concept Lab terminology server: source version exports (a zip of export.json) and incremental concept and mapping lists.',
+  resources: Object.fromEntries(Object.entries(oclParams).map(([resource, params]) => [resource, {
+    description: DESCRIPTIONS[resource as OclResource],
+    params,
+    example: EXAMPLES[resource as OclResource],
+  }])),
+  env,
+  settingsFromEnv (e) {
+    if (e.OCL_BASE_URL === undefined && e.OCL_TOKEN === undefined) return null
+    const pollInitialMs = Math.round(e.OCL_EXPORT_POLL_SECONDS * 1000)
+    return {
+      baseUrl: e.OCL_BASE_URL ?? DEFAULT_OCL_BASE_URL,
+      token: e.OCL_TOKEN,
+      pollInitialMs,
+      pollMaxMs: Math.max(pollInitialMs, 60_000),
+      maxPolls: e.OCL_EXPORT_MAX_POLLS,
+    }
+  },
+  simulator: {
+    plugin: sandboxSimulator,
+    sandboxSettings: (baseUrl) => ({ baseUrl, token: SANDBOX_OCL_TOKEN, pollInitialMs: 500, pollMaxMs: 2000, maxPolls: 30 }),
+  },
+  createAdapter: (settings, client) => oclAdapter(settings, client),
+}

@@ -1,0 +1,87 @@
+/**
+ * OCL job params: which source (owner type, owner, source), which version for an export, and the
+ * `updatedSince` / `includeRetired` filters of a changes job. One strict zod schema per resource; the
+ * simulator reads its query strings with the same patterns, so the two cannot disagree.
+ */
+import { z } from 'zod'
+
+export const OCL_RESOURCES = ['export', 'changes'] as const
+/** An OCL resource a job can read. */
+export type OclResource = typeof OCL_RESOURCES[number]
+
+export function isOclResource (value: string): value is OclResource {
+  return (OCL_RESOURCES as readonly string[]).includes(value)
+}
+
+/** OCL's mnemonic pattern for owners, sources and versions (its NAMESPACE_REGEX). */
+export const MNEMONIC = /^[a-zA-Z0-9\-._@]{1,100}$/
+
+/**
+ * A mnemonic that is safe as one URL path segment. "." and ".." match OCL's pattern but a URL parser
+ * would resolve them away (`/orgs/../sources/`), sending the request to a different endpoint.
+ */
+export function isMnemonic (value: string): boolean {
+  return MNEMONIC.test(value) && !/^\.+$/.test(value)
+}
+
+const DAY = /^(\d{4})-(\d{2})-(\d{2})$/
+// ISO 8601 datetime with optional seconds, fraction and offset, as OCL's updatedSince parser accepts.
+const DATETIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$/
+
+function isDay (value: string): boolean {
+  const m = DAY.exec(value)
+  if (!m) return false
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])))
+  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3])
+}
+
+/**
+ * `updatedSince` as a UTC instant in ms, or null when it is neither a day nor an ISO datetime. A day is UTC
+ * midnight and a datetime without an offset is read as UTC (the simulator's reading; OCL uses its server zone).
+ */
+export function parseUpdatedSince (value: string): number | null {
+  if (isDay(value)) return Date.parse(`${value}T00:00:00Z`)
+  const m = DATETIME.exec(value)
+  if (!m || !isDay(m[1] as string)) return null
+  const at = Date.parse(m[4] === undefined ? `${value}Z` : value)
+  return Number.isFinite(at) ? at : null
+}
+
+const mnemonic = (what: string, example: string) => z.string()
+  // abort: a value that fails the pattern gets one message, not the refinement's as well.
+  .regex(MNEMONIC, { error: `expected an OCL ${what} id (letters, digits, - . _ @)`, abort: true })
+  .refine(isMnemonic, `"." and ".." are not ${what} ids`)
+  .meta({ description: `The ${what}'s id (mnemonic) in OCL, as in its URL.`, example })
+
+const target = {
+  ownerType: z.enum(['orgs', 'users'])
+    .meta({ description: 'Whether the source belongs to an organisation (`orgs`) or a user (`users`).', example: 'orgs' }),
+  owner: mnemonic('owner', 'CIEL'),
+  source: mnemonic('source', 'CIEL'),
+  includeRetired: z.boolean().default(false)
+    .meta({ description: 'Also return retired concepts and mappings (a JSON boolean).', example: false }),
+}
+
+const exportParams = z.strictObject({
+  ...target,
+  version: mnemonic('source version', 'v2024-01-15').default('latest')
+    .meta({ description: 'The source version to export; `latest` (the default) is the newest released version.', example: 'latest' }),
+})
+
+const changesParams = z.strictObject({
+  ...target,
+  updatedSince: z.string()
+    .regex(/^\d{4}-\d{2}-\d{2}(T.+)?$/, { error: 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime', abort: true })
+    .refine(v => parseUpdatedSince(v) !== null, 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime')
+    .meta({ description: 'Only concepts and mappings updated at or after this date (YYYY-MM-DD) or ISO 8601 datetime, e.g. an export\'s lastUpdated.', example: '2024-06-01T00:00:00Z' }),
+})
+
+/** The strict params schema of each resource. */
+export const oclParams: Record<OclResource, z.ZodObject> = { export: exportParams, changes: changesParams }
+
+/** Validated params of an export job. */
+export type OclExportParams = z.output<typeof exportParams>
+/** Validated params of a changes job. */
+export type OclChangesParams = z.output<typeof changesParams>
+/** The source a job reads. */
+export interface OclTarget { ownerType: 'orgs' | 'users', owner: string, source: string }

@@ -1,0 +1,176 @@
+/**
+ * The OCL simulator's mutable side: each version's export (none → queued → ready), the single-use signed
+ * links it hands out, counters, and the faults tests inject. Everything a test steers is a method here.
+ */
+import { randomBytes } from 'node:crypto'
+import type { SimDataOptions, SimSource } from './simulator-data.js'
+
+/** The sandbox's token: the gateway's sandbox settings and the simulator both default to it. */
+export const SANDBOX_OCL_TOKEN = 'sandbox-ocl-token'
+
+/**
+ * How a ready export is offered: `302` (current oclapi2) or `303` redirect to the signed link; `zip200` the
+ * zip in the GET's own body, or `exportUrl200` a 200 whose `exportURL` header holds the link (older servers).
+ */
+export type ReadyMode = '302' | '303' | 'zip200' | 'exportUrl200'
+
+/** What a simulator starts with; faults and modes can also be changed later through its state. */
+export interface OclSimulatorOptions extends SimDataOptions {
+  /** The token OCL knows; requests with another one get 401 "Invalid token.". */
+  token?: string
+  /** GETs answered 208 after an export is requested, before it is ready. Default 2. */
+  exportPolls?: number
+  readyMode?: ReadyMode
+  /** How long a signed link works. Default 5 minutes. */
+  signedTtlMs?: number
+  /** A download sends this many bytes, then stalls until the client goes away (to test aborts). */
+  stallDownloadAfterBytes?: number
+  /** The Retry-After (seconds) of an injected 429. Default 1. */
+  retryAfterSeconds?: number
+}
+
+/** One version's export, once requested. */
+export interface ExportEntry { state: 'queued' | 'ready', polls: number }
+
+/** One signed download link. */
+export interface SignedLink { id: string, signature: string, versionKey: string, expiresAt: number, used: boolean }
+
+/** Counters tests assert on. */
+export interface OclSimulatorStats {
+  /** Requests to the OCL API (not the signed links), by path kind. */
+  versionLookups: number
+  exportGets: number
+  exportPosts: number
+  /** Exports that went from none to queued. */
+  exportsCreated: number
+  listRequests: number
+  /** List requests whose limit was replaced by 25 (above 1000, or 0). */
+  limitFallbacks: number
+  unauthorized: number
+  throttled: number
+  serverErrors: number
+  /** Signed links issued, downloads served (started), and downloads refused. */
+  linksIssued: number
+  downloads: number
+  downloadsRefused: number
+  /** Requests to a signed link that carried an Authorization header (refused with 403). */
+  signedWithAuth: number
+}
+
+const emptyStats = (): OclSimulatorStats => ({
+  versionLookups: 0, exportGets: 0, exportPosts: 0, exportsCreated: 0, listRequests: 0, limitFallbacks: 0,
+  unauthorized: 0, throttled: 0, serverErrors: 0, linksIssued: 0, downloads: 0, downloadsRefused: 0, signedWithAuth: 0,
+})
+
+/** Statuses {@link OclSimulatorState.failNext} can inject. */
+export type InjectedStatus = 500 | 502 | 503
+
+/** A version's key in the simulator's maps. */
+export const versionKey = (s: Pick<SimSource, 'ownerType' | 'owner' | 'source'>, version: string): string =>
+  `${s.ownerType}/${s.owner}/${s.source}/${version}`
+
+/** The simulator's state, shared between its HTTP handlers and the test that started it. */
+export class OclSimulatorState {
+  readonly options: Readonly<OclSimulatorOptions>
+  readonly exports = new Map<string, ExportEntry>()
+  readonly links = new Map<string, SignedLink>()
+  stats: OclSimulatorStats = emptyStats()
+  token = SANDBOX_OCL_TOKEN
+  readyMode: ReadyMode = '302'
+  #throttleNext = 0
+  #errorNext = 0
+  #errorStatus: InjectedStatus = 503
+  #staleNext = 0
+  #refuseDownloads = 0
+  #loopNext = false
+
+  constructor (options: OclSimulatorOptions = {}) {
+    this.options = options
+    this.reset()
+  }
+
+  /** Back to the state right after start: no exports, no links, zero counters, no faults. */
+  reset (): void {
+    this.exports.clear()
+    this.links.clear()
+    this.stats = emptyStats()
+    this.token = this.options.token ?? SANDBOX_OCL_TOKEN
+    this.readyMode = this.options.readyMode ?? '302'
+    this.#throttleNext = 0
+    this.#errorNext = 0
+    this.#staleNext = 0
+    this.#refuseDownloads = 0
+    this.#loopNext = false
+  }
+
+  /** The next `n` API requests answer 429 (with Retry-After and X-LimitRemaining-* headers). */
+  throttleNext (n: number): void { this.#throttleNext = n }
+
+  /** The next `n` API requests answer `status` (502/503 plain text, as a proxy; 500 as DRF's JSON). */
+  failNext (n: number, status: InjectedStatus = 503): void {
+    this.#errorNext = n
+    this.#errorStatus = status
+  }
+
+  /** An export that exists before the job starts: queued (answering 208 for `exportPolls` GETs) or ready. */
+  seedExport (s: Pick<SimSource, 'ownerType' | 'owner' | 'source'>, version: string, state: ExportEntry['state']): void {
+    this.exports.set(versionKey(s, version), { state, polls: 0 })
+  }
+
+  /**
+   * The next `n` export GETs answer 204 whatever the export's state, as when another client requests the
+   * export between our GET and our POST: the POST then meets 409 (queued) or 303 (ready).
+   */
+  staleNoExport (n: number): void { this.#staleNext = n }
+
+  /** The next `n` downloads are refused with 403, as an expired or already used link is. */
+  refuseDownloads (n: number): void { this.#refuseDownloads = n }
+
+  /** List `next` headers point at the page they are on: a pagination loop. */
+  loopNextLinks (on = true): void { this.#loopNext = on }
+
+  get loopingNext (): boolean { return this.#loopNext }
+
+  /** Injected faults, consumed one per API request; counters move with them. */
+  verdict (): { kind: 'pass' } | { kind: 'throttle' } | { kind: 'error', status: InjectedStatus } {
+    if (this.#errorNext > 0) {
+      this.#errorNext--
+      this.stats.serverErrors++
+      return { kind: 'error', status: this.#errorStatus }
+    }
+    if (this.#throttleNext > 0) {
+      this.#throttleNext--
+      this.stats.throttled++
+      return { kind: 'throttle' }
+    }
+    return { kind: 'pass' }
+  }
+
+  /** Whether this export GET must pretend no export exists. */
+  takeStale (): boolean {
+    if (this.#staleNext <= 0) return false
+    this.#staleNext--
+    return true
+  }
+
+  /** Whether this download must be refused. */
+  takeRefusal (): boolean {
+    if (this.#refuseDownloads <= 0) return false
+    this.#refuseDownloads--
+    return true
+  }
+
+  /** A fresh single-use link to a version's export file. */
+  issueLink (key: string): SignedLink {
+    const link: SignedLink = {
+      id: randomBytes(9).toString('base64url'),
+      signature: randomBytes(24).toString('hex'),
+      versionKey: key,
+      expiresAt: Date.now() + (this.options.signedTtlMs ?? 300_000),
+      used: false,
+    }
+    this.links.set(link.id, link)
+    this.stats.linksIssued++
+    return link
+  }
+}
