@@ -6,7 +6,8 @@
  * only with `withReceipts=true`, and its JSON escapes `<`, `>` and `&` as Clinia's Go encoder does, so a client
  * that re-serialises receipts is caught.
  */
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
 import { CLINIA_RESOURCES, type CliniaOperation } from './operations.js'
 import { checkOperation } from './simulator-profiles.js'
 import { CliniaSimulatorState, type CliniaSimulatorOptions, type SimReceipt } from './simulator-state.js'
@@ -111,22 +112,11 @@ export const cliniaSimulator: FastifyPluginAsync<CliniaSimulatorPluginOptions> =
   }
 }
 
-/** A simulator running alone on 127.0.0.1, for tests. */
-export interface RunningCliniaSimulator {
-  /** Base URL to give the adapter, e.g. http://127.0.0.1:41234 */
-  url: string
-  state: CliniaSimulatorState
-  app: FastifyInstance
-  close (): Promise<void>
-}
+/** A Clinia simulator running alone on 127.0.0.1, for tests and benchmarks. */
+export type RunningCliniaSimulator = RunningSimulator<CliniaSimulatorState>
 
+/** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startCliniaSimulator (options: CliniaSimulatorOptions & { port?: number } = {}): Promise<RunningCliniaSimulator> {
-  const { port = 0, ...simOptions } = options
-  const state = new CliniaSimulatorState(simOptions)
-  const app = Fastify({ logger: false })
-  await app.register(cliniaSimulator, { state })
-  await app.listen({ host: '127.0.0.1', port })
-  const address = app.server.address()
-  const actualPort = typeof address === 'object' && address !== null ? address.port : port
-  return { url: `http://127.0.0.1:${actualPort}`, state, app, close: () => app.close() }
+  const { port, ...simOptions } = options
+  return serveSimulator(cliniaSimulator, new CliniaSimulatorState(simOptions), { port })
 }

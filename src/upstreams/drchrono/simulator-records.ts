@@ -3,18 +3,8 @@
  * stored, a 40 000-record list costs no memory, and tests can recompute the exact records a job must return.
  * Ids grow with the index, so "order by id" is index order. Timestamps are naive (no zone) like DrChrono's.
  */
+import { mulberry32 } from '../seeded-random.js'
 import type { DrchronoResource } from './params.js'
-
-/** mulberry32: a tiny, fast, well-mixed 32-bit PRNG; the same seed always yields the same sequence. */
-export function mulberry32 (seed: number): () => number {
-  let a = seed | 0
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A generated record plus the values filters compare that are not fields of it (e.g. a note's day). */
 export interface SimItem {

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { DrchronoResource } from './params.js'
 import type { ListRequest, RecordCounts } from './simulator-data.js'
-import { mulberry32 } from './simulator-records.js'
+import { mulberry32 } from '../seeded-random.js'
 
 /** The sandbox's fixed credentials: the gateway's sandbox settings and the simulator both default to them. */
 export const SANDBOX_CREDENTIALS = {

@@ -4,7 +4,8 @@
  * + django-oauth-toolkit) does, never more kindly: 201 on POST, "In progress" polls, 404 for dead uuids,
  * 401 without the current token, 429/5xx and failed generations on demand.
  */
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
 import { randomUUID } from 'node:crypto'
 import { DRCHRONO_RESOURCES, type DrchronoResource } from './params.js'
 import { readListQuery, selectionCache } from './simulator-data.js'
@@ -154,22 +155,11 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
   })
 }
 
-/** A simulator running alone on 127.0.0.1, for tests and benchmarks. */
-export interface RunningDrchronoSimulator {
-  /** Base URL to give the adapter, e.g. http://127.0.0.1:41234 */
-  url: string
-  state: DrchronoSimulatorState
-  app: FastifyInstance
-  close (): Promise<void>
-}
+/** A Drchrono simulator running alone on 127.0.0.1, for tests and benchmarks. */
+export type RunningDrchronoSimulator = RunningSimulator<DrchronoSimulatorState>
 
+/** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startDrchronoSimulator (options: DrchronoSimulatorOptions & { port?: number } = {}): Promise<RunningDrchronoSimulator> {
-  const { port = 0, ...simOptions } = options
-  const state = new DrchronoSimulatorState(simOptions)
-  const app = Fastify({ logger: false })
-  await app.register(drchronoSimulator, { state })
-  await app.listen({ host: '127.0.0.1', port })
-  const address = app.server.address()
-  const actualPort = typeof address === 'object' && address !== null ? address.port : port
-  return { url: `http://127.0.0.1:${actualPort}`, state, app, close: () => app.close() }
+  const { port, ...simOptions } = options
+  return serveSimulator(drchronoSimulator, new DrchronoSimulatorState(simOptions), { port })
 }

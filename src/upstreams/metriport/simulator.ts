@@ -5,7 +5,8 @@
  * `{status, name, title, detail}`, 404 for an unknown patient, the same requestId while a run is processing,
  * and the result only by a signed webhook, sent once.
  */
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply } from 'fastify'
+import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
 import { BULK_URL_PATH } from './adapter.js'
 import { METADATA_LIMITS } from './params.js'
 import type { SimulatorMountOptions } from '../types.js'
@@ -94,30 +95,14 @@ export const metriportSimulator: FastifyPluginAsync<MetriportSimulatorPluginOpti
   })
 }
 
-/** A simulator running alone on 127.0.0.1, for tests and benchmarks. */
-export interface RunningMetriportSimulator {
-  /** Base URL to give the adapter (METRIPORT_BASE_URL), e.g. http://127.0.0.1:41234 */
-  url: string
-  state: MetriportSimulatorState
-  app: FastifyInstance
-  close (): Promise<void>
-}
+/** A Metriport simulator running alone on 127.0.0.1, for tests and benchmarks. */
+export type RunningMetriportSimulator = RunningSimulator<MetriportSimulatorState>
 
+/** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startMetriportSimulator (options: MetriportSimulatorOptions & { port?: number } = {}): Promise<RunningMetriportSimulator> {
-  const { port = 0, ...simOptions } = options
+  const { port, ...simOptions } = options
   const state = new MetriportSimulatorState(simOptions)
-  const app = Fastify({ logger: false })
-  await app.register(metriportSimulator, { state })
-  await app.listen({ host: '127.0.0.1', port })
-  const address = app.server.address()
-  const actualPort = typeof address === 'object' && address !== null ? address.port : port
-  return {
-    url: `http://127.0.0.1:${actualPort}`,
-    state,
-    app,
-    async close () {
-      await state.close()
-      await app.close()
-    },
-  }
+  const running = await serveSimulator(metriportSimulator, state, { port })
+  // Its pending webhook deliveries must stop with it.
+  return { ...running, close: async () => { await state.close(); await running.close() } }
 }

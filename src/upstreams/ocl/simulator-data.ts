@@ -6,6 +6,7 @@
  * Export records are written the way oclapi2 writes export.json (Python's json.dumps: `", "` and `": "`,
  * some strings \u-escaped, others raw UTF-8); list records the way DRF renders them (compact, raw UTF-8).
  */
+import { mulberry32 } from '../seeded-random.js'
 
 /** One version of a simulated source. */
 export interface SimVersion {
@@ -55,17 +56,6 @@ export const DEFAULT_SOURCES: readonly SimSource[] = [
   },
 ]
 
-/** mulberry32: a tiny, well-mixed 32-bit PRNG; the same seed always yields the same sequence. */
-function prng (seed: number): () => number {
-  let a = seed | 0
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 function hash (text: string): number {
   let h = 0x811c9dc5
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
@@ -109,7 +99,7 @@ const ownerTypeName = (s: SimSource): string => (s.ownerType === 'orgs' ? 'Organ
 interface Facts { index: number, retired: boolean, updatedMs: number, updatedOn: string, createdOn: string, r: Rand }
 
 function factsOf (seed: number, s: SimSource, kind: 'concept' | 'mapping', index: number): Facts {
-  const r = prng(hash(`${seed}|${s.ownerType}/${s.owner}/${s.source}|${kind}|${index}`))
+  const r = mulberry32(hash(`${seed}|${s.ownerType}/${s.owner}/${s.source}|${kind}|${index}`))
   const updatedMs = START + Math.floor(r() * SPAN)
   const createdMs = updatedMs - Math.floor(r() * 400) * 86_400_000
   return { index, retired: r() < 0.07, updatedMs, updatedOn: stamp(updatedMs, Math.floor(r() * 1000)), createdOn: stamp(createdMs, 0), r }

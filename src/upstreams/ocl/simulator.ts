@@ -7,7 +7,8 @@
  * Stricter than OCL on one point, on purpose: an unknown query parameter is a 400 (OCL ignores it), so an
  * adapter that misspells a filter fails in tests instead of silently reading everything.
  */
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
 import { Readable, Transform } from 'node:stream'
 import yazl from 'yazl'
 import { isMnemonic, parseUpdatedSince } from './params.js'
@@ -252,24 +253,11 @@ export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async
   })
 }
 
-/** A simulator running alone on 127.0.0.1, for tests. */
-export interface RunningOclSimulator {
-  /** Base URL to give the adapter, e.g. http://127.0.0.1:41234 */
-  url: string
-  state: OclSimulatorState
-  app: FastifyInstance
-  close (): Promise<void>
-}
+/** A Ocl simulator running alone on 127.0.0.1, for tests and benchmarks. */
+export type RunningOclSimulator = RunningSimulator<OclSimulatorState>
 
-/** Starts a simulator on a free loopback port; close() it at the end of the test. */
+/** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startOclSimulator (options: OclSimulatorOptions & { port?: number } = {}): Promise<RunningOclSimulator> {
-  const { port = 0, ...simOptions } = options
-  const state = new OclSimulatorState(simOptions)
-  // Stalled downloads must not hold close() up.
-  const app = Fastify({ logger: false, forceCloseConnections: true })
-  await app.register(oclSimulator, { state })
-  await app.listen({ host: '127.0.0.1', port })
-  const address = app.server.address()
-  const actualPort = typeof address === 'object' && address !== null ? address.port : port
-  return { url: `http://127.0.0.1:${actualPort}`, state, app, close: () => app.close() }
+  const { port, ...simOptions } = options
+  return serveSimulator(oclSimulator, new OclSimulatorState(simOptions), { port })
 }

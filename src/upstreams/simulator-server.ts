@@ -1,0 +1,28 @@
+/**
+ * Runs a simulator plugin alone on 127.0.0.1 (tests and benchmarks), the way the gateway mounts it under
+ * /sandbox/<name> in sandbox mode. Every upstream's `start…Simulator` is this with its own state.
+ */
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+
+/** A simulator listening on loopback; `close()` it when done. */
+export interface RunningSimulator<State> {
+  /** Base URL to give the adapter, e.g. http://127.0.0.1:41234 */
+  url: string
+  state: State
+  app: FastifyInstance
+  close (): Promise<void>
+}
+
+export async function serveSimulator<State, Options extends { state?: State }> (
+  plugin: FastifyPluginAsync<Options>,
+  state: State,
+  opts: { port?: number, pluginOptions?: Omit<Options, 'state'> } = {},
+): Promise<RunningSimulator<State>> {
+  // Stalled or streaming responses must not hold close() up.
+  const app = Fastify({ logger: false, forceCloseConnections: true })
+  await app.register(plugin, { ...opts.pluginOptions, state } as Options)
+  await app.listen({ host: '127.0.0.1', port: opts.port ?? 0 })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : opts.port
+  return { url: `http://127.0.0.1:${port}`, state, app, close: () => app.close() }
+}
