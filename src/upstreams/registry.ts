@@ -1,5 +1,6 @@
 /** The one list of upstreams. Adding an upstream is one line here and a folder beside this file. */
 import { clinia } from './clinia/index.js'
+import { cliniko } from './cliniko/index.js'
 import { drchrono } from './drchrono/index.js'
 import { metriport } from './metriport/index.js'
 import { ocl } from './ocl/index.js'
@@ -10,6 +11,7 @@ export type AnyUpstream = UpstreamDefinition<any, any>
 
 export const upstreams: readonly AnyUpstream[] = [
   drchrono,
+  cliniko,
   ocl,
   metriport,
   clinia,

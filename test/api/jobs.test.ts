@@ -131,6 +131,10 @@ t.test('job API', async t => {
     const res = await gw.request('/upstreams')
     t.equal(res.status, 200)
     const { data } = await res.json()
+    t.same(data.map((u: { name: string }) => u.name).sort(), ['clinia', 'cliniko', 'drchrono', 'metriport', 'ocl'], 'all five upstreams')
+    for (const upstream of data) {
+      t.ok(upstream.resources.length > 0 && upstream.resources.every((r: { params: { type?: string } }) => r.params.type === 'object'), `${upstream.name}: resources with params schemas`)
+    }
     const drchrono = data.find((u: { name: string }) => u.name === 'drchrono')
     t.equal(drchrono.mode, 'unconfigured')
     t.equal(drchrono.resources.length, 8)

@@ -1,0 +1,181 @@
+/**
+ * Runs a Cliniko list job: GET the first page with the job's params, then follow `links.next` until a page has
+ * none. Cliniko's pages are read one after another (each next link comes from the page before), and each is
+ * saved with a checkpoint holding the next link, so a resumed job continues exactly where the last save left it.
+ * All jobs of the process share one request budget per API key, as Cliniko counts requests per user.
+ */
+import { createHash } from 'node:crypto'
+import { RequestBudget, type UpstreamClient, type UpstreamResponse } from '../http.js'
+import { extractArray } from '../json-records.js'
+import { PaginationGuard } from '../pagination.js'
+import { UpstreamError, type JobContext, type UpstreamAdapter } from '../types.js'
+import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, isClinikoResource, type ClinikoParams } from './params.js'
+import type { ClinikoSettings } from './settings.js'
+
+export type { ClinikoSettings } from './settings.js'
+
+/** What a job saves with each page; handed back on resume. */
+export interface ClinikoCheckpoint {
+  /** The next page's URL as Cliniko sent it, or null once the last page is saved. */
+  next: string | null
+  /** Pages saved so far (the number of the last one). */
+  page: number
+  /** `total_entries` as the last page reported it. */
+  total: number | null
+}
+
+interface Envelope { records: string[], total: number | null, next: string | null }
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function readCheckpoint (raw: unknown): ClinikoCheckpoint | null {
+  if (!isObject(raw) || !Number.isSafeInteger(raw.page) || (raw.page as number) < 1) return null
+  if (raw.next !== null && typeof raw.next !== 'string') return null
+  const total = Number.isSafeInteger(raw.total) && (raw.total as number) >= 0 ? raw.total as number : null
+  return { next: raw.next, page: raw.page as number, total }
+}
+
+/** The first page's URL: the job's params as Cliniko reads them, `q[]` repeated. */
+function firstPageUrl (base: string, resource: string, params: ClinikoParams): URL {
+  const url = new URL(`${base}/${CLINIKO_LISTS[resource as keyof typeof CLINIKO_LISTS].path}`)
+  for (const filter of params.q ?? []) url.searchParams.append('q[]', filter)
+  if (params.sort !== undefined) url.searchParams.set('sort', params.sort)
+  if (params.order !== undefined) url.searchParams.set('order', params.order)
+  url.searchParams.set('per_page', String(params.per_page))
+  return url
+}
+
+/**
+ * One spelling per page for the loop guard: Cliniko may order the query differently from us, and page 1 is
+ * page 1 whether or not it says so.
+ */
+function pageIdentity (url: URL): string {
+  const q = new URLSearchParams(url.search)
+  if (!q.has('page')) q.set('page', '1')
+  q.sort()
+  return `${url.origin}${url.pathname}?${q.toString()}`
+}
+
+/**
+ * A failed answer as a stable error. 422 names the rejected fields only: Cliniko's messages may repeat filter
+ * values such as a patient's name. Plain-text bodies (401, 403) are never quoted.
+ */
+function failure (res: UpstreamResponse, where: string): UpstreamError {
+  const s = res.status
+  if (s === 401) {
+    return new UpstreamError('upstream_unauthorized', `${where}: Cliniko refused the API key (401); check CLINIKO_API_KEY and that its shard matches the URL`, s)
+  }
+  if (s === 403) {
+    return new UpstreamError('upstream_unauthorized', `${where}: Cliniko refused the request (403): the key's user lacks permission, or the User-Agent was not accepted`, s)
+  }
+  if (s === 404) return new UpstreamError('upstream_not_found', `${where}: Cliniko answered 404`, s)
+  if (s === 422) {
+    let fields: string[] = []
+    try {
+      const body = JSON.parse(res.text()) as unknown
+      if (isObject(body) && isObject(body.errors)) fields = Object.keys(body.errors).slice(0, 10)
+    } catch { /* a 422 without JSON still is a rejection */ }
+    const named = fields.length > 0 ? `: invalid ${fields.map(f => f.replace(/[^\w[\].-]/g, '').slice(0, 40)).join(', ')}` : ''
+    return new UpstreamError('upstream_rejected', `${where}: Cliniko answered 422 Validation Failed${named}`, s)
+  }
+  if (s >= 300 && s < 400) return new UpstreamError('invalid_upstream_response', `${where}: Cliniko redirected (${s}); is the shard or CLINIKO_BASE_URL right?`, s)
+  if (s >= 400 && s < 500) return new UpstreamError('upstream_rejected', `${where}: Cliniko answered ${s}`, s)
+  if (s >= 500) return new UpstreamError('upstream_failed', `${where}: Cliniko answered ${s}`, s)
+  return new UpstreamError('invalid_upstream_response', `${where}: Cliniko answered ${s} unexpectedly`, s)
+}
+
+/** Reads a 200 page: the records as Cliniko wrote them (ids stay text), the total and the next link. */
+function readEnvelope (res: UpstreamResponse, key: string, where: string): Envelope {
+  const text = res.text()
+  const records = extractArray(text, key) // validates the whole body first
+  const body = JSON.parse(text) as Record<string, unknown>
+  const invalid = (why: string) => new UpstreamError('invalid_upstream_response', `${where}: ${why}`, res.status)
+  const total = body.total_entries
+  if (total !== undefined && (!Number.isSafeInteger(total) || (total as number) < 0)) throw invalid('"total_entries" is not a count')
+  if (!isObject(body.links)) throw invalid('the page has no "links" object')
+  const next = body.links.next
+  if (next !== undefined && next !== null && typeof next !== 'string') throw invalid('"links.next" is not a URL')
+  return { records, total: total === undefined ? null : total as number, next: typeof next === 'string' ? next : null }
+}
+
+/** The Cliniko adapter. One instance per process, so every job shares its request budget. */
+export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClient): UpstreamAdapter {
+  const base = settings.baseUrl.replace(/\/+$/, '')
+  const baseUrl = new URL(base)
+  const basePath = baseUrl.pathname.replace(/\/+$/, '')
+  // Cliniko counts requests as they arrive, the budget as they leave: a request that left later but travelled
+  // faster (or one delayed by a pause of this process) lands inside a window its predecessor has already left
+  // here. Counting each request a little longer than Cliniko's window absorbs such differences: up to 1 s on a
+  // minute (1.7% of throughput), a tenth of the window for the short windows of tests.
+  const windowMs = settings.rateWindowMs ?? 60_000
+  const limiter = new RequestBudget({ perMinute: settings.requestsPerMinute, windowMs: windowMs + Math.min(1000, windowMs / 10) })
+  // The budget's key stays in memory and may show in a heap dump: a digest, never the key itself.
+  const budgetKey = createHash('sha256').update(settings.apiKey).digest('hex')
+  const headers = {
+    authorization: `Basic ${Buffer.from(`${settings.apiKey}:`).toString('base64')}`,
+    'user-agent': settings.userAgent,
+    accept: 'application/json',
+  }
+
+  /** Only links under the configured API root may receive the key. */
+  const sameApi = (link: string, where: string): URL => {
+    let url: URL
+    try {
+      url = new URL(link)
+    } catch {
+      throw new UpstreamError('invalid_upstream_response', `${where}: "links.next" is not a URL`)
+    }
+    if (url.origin !== baseUrl.origin || !(url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))) {
+      throw new UpstreamError('invalid_upstream_response', `${where}: "links.next" leaves ${baseUrl.origin}${basePath}; not following it with the API key`)
+    }
+    return url
+  }
+
+  return {
+    async run (ctx: JobContext): Promise<void> {
+      ctx.signal.throwIfAborted()
+      const resource = ctx.resource
+      if (!isClinikoResource(resource)) throw new UpstreamError('internal_error', `cliniko has no resource "${resource}"`)
+      const parsed = clinikoParams[resource].safeParse(ctx.params ?? {})
+      if (!parsed.success) throw new UpstreamError('internal_error', `the job's params are not valid for cliniko ${resource}`)
+      const params = parsed.data
+      const { key } = CLINIKO_LISTS[resource]
+      const perPage = params.per_page ?? DEFAULT_PER_PAGE
+      const guard = new PaginationGuard('cliniko')
+
+      const resumed = readCheckpoint(ctx.checkpoint)
+      let page = resumed?.page ?? 0
+      let total = resumed?.total ?? null
+      let url: URL | null
+      if (resumed === null) {
+        url = firstPageUrl(base, resource, params)
+      } else {
+        url = resumed.next === null ? null : sameApi(resumed.next, `Cliniko ${resource} (resumed)`)
+        ctx.log.debug({ page, done: url === null }, 'cliniko job resumes from its checkpoint')
+      }
+
+      while (url !== null) {
+        const where = `Cliniko ${url.pathname} page ${page + 1}`
+        guard.follow(pageIdentity(url))
+        const res = await client.request({
+          method: 'GET', url, headers, signal: ctx.signal, upstream: 'cliniko',
+          timeoutMs: settings.requestTimeoutMs, budget: { limiter, key: budgetKey },
+        })
+        if (res.status !== 200) throw failure(res, where)
+        const envelope = readEnvelope(res, key, where)
+        guard.page(envelope.records)
+        // A short page is not the end: only a missing next link is.
+        const next = envelope.next === null ? null : sameApi(envelope.next, where)
+        page++
+        total = envelope.total ?? total
+        // total_entries is an estimate while the list changes under us; the next link is the truth.
+        const pagesTotal = next === null ? page : total === null ? null : Math.max(page + 1, Math.ceil(total / perPage))
+        const checkpoint: ClinikoCheckpoint = { next: next?.toString() ?? null, page, total }
+        const percent = pagesTotal === null ? null : Math.round(1000 * page / pagesTotal) / 10
+        await ctx.savePage(page, envelope.records, checkpoint, { pagesDone: page, pagesTotal, percent })
+        ctx.log.debug({ page, records: envelope.records.length, pagesTotal }, 'cliniko page saved')
+        url = next
+      }
+    },
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * The Cliniko simulator's mutable side: accepted keys, the per-key rate limit, counters, and the faults tests
+ * inject (429s, 5xx, a next link that loops, a page that repeats). Everything a test can steer is a method here.
+ */
+import type { DataOptions } from './simulator-data.js'
+import { keyWithoutShard } from './settings.js'
+
+/** The sandbox's fixed API key: its `-au1` suffix matches the shard the simulator plays by default. */
+export const SANDBOX_API_KEY = 'MS0xLXNhbmRib3hDbGluaWtvS2V5-au1'
+
+/** The User-Agent the sandbox adapter sends. */
+export const SANDBOX_USER_AGENT = 'bulk-gateway sandbox (sandbox@bulk-gateway.invalid)'
+
+export type InjectedStatus = 500 | 502 | 503
+
+export interface ClinikoSimulatorOptions extends DataOptions {
+  /** The shard this simulator plays; keys of another shard get a plain 401. Default au1. */
+  shard?: string
+  /** Keys it accepts (with or without their shard suffix). Default: the sandbox key. */
+  apiKeys?: string[]
+  /** Requests per window per user before 429, as Cliniko's 200 a minute. 0 = off. Default 200. */
+  rateLimit?: number
+  /** The rate limit's sliding window. Default 60 000. */
+  rateWindowMs?: number
+  /** A wait before each list page is answered, so sandbox jobs take a visible while. Default 0. */
+  latencyMs?: number
+  /** The next N list requests answer 429 (after authentication), each with X-RateLimit-Reset `throttleSeconds` ahead. */
+  throttleNext?: number
+  throttleSeconds?: number
+  /** The next N list requests answer `errorStatus` (500 as Rails' HTML page, 502/503 plain text). */
+  errorNext?: number
+  errorStatus?: InjectedStatus
+  /** The clock, for the rate limit. */
+  now?: () => number
+}
+
+export interface ClinikoSimulatorStats {
+  /** Pages answered 200, by `${resource}:${page}`. */
+  pages: Record<string, number>
+  unauthorized: number
+  forbidden: number
+  notAcceptable: number
+  /** Every 429, injected or from the rate limit. */
+  throttled: number
+  /** 429s from the rate limit only. */
+  rateLimited: number
+  serverErrors: number
+  /** 422 Validation Failed answers. */
+  rejected: number
+  /** The most requests of one user that one window ever held (rate-limited ones included). */
+  peakInWindow: number
+  /** X-RateLimit-Reset of the last 429 (UNIX seconds), or null. */
+  lastReset: number | null
+}
+
+const emptyStats = (): ClinikoSimulatorStats => ({
+  pages: {}, unauthorized: 0, forbidden: 0, notAcceptable: 0, throttled: 0, rateLimited: 0, serverErrors: 0, rejected: 0,
+  peakInWindow: 0, lastReset: null,
+})
+
+/** What the simulator decided an authenticated request gets before it reaches the list. */
+export type Verdict = { kind: 'pass' } | { kind: 'throttle', resetAt: number } | { kind: 'error', status: InjectedStatus }
+
+/** One answered request, for tests that check timing (e.g. that a retry waited for X-RateLimit-Reset). */
+export interface RequestLogEntry { at: number, status: number }
+
+export class ClinikoSimulatorState {
+  readonly options: Readonly<ClinikoSimulatorOptions>
+  stats: ClinikoSimulatorStats = emptyStats()
+  /** The last 1000 answers, oldest first. */
+  log: RequestLogEntry[] = []
+  #keys = new Set<string>()
+  #windows = new Map<string, number[]>()
+  #throttleNext = 0
+  #throttleSeconds = 1
+  #errorNext = 0
+  #errorStatus: InjectedStatus = 503
+  #loops = new Map<number, number>()
+  #repeats = new Set<number>()
+
+  constructor (options: ClinikoSimulatorOptions = {}) {
+    this.options = options
+    this.reset()
+  }
+
+  get shard (): string {
+    return this.options.shard ?? 'au1'
+  }
+
+  now (): number {
+    return this.options.now?.() ?? Date.now()
+  }
+
+  /** Back to the state right after start: zero counters, the configured keys and faults, no loops. */
+  reset (): void {
+    this.stats = emptyStats()
+    this.log = []
+    this.#keys = new Set((this.options.apiKeys ?? [SANDBOX_API_KEY]).map(keyWithoutShard))
+    this.#windows.clear()
+    this.#throttleNext = this.options.throttleNext ?? 0
+    this.#throttleSeconds = this.options.throttleSeconds ?? 1
+    this.#errorNext = this.options.errorNext ?? 0
+    this.#errorStatus = this.options.errorStatus ?? 503
+    this.#loops.clear()
+    this.#repeats.clear()
+  }
+
+  /** Whether a key (shard suffix stripped) belongs to a user of this clinic. */
+  knows (apiKey: string): boolean {
+    return this.#keys.has(keyWithoutShard(apiKey))
+  }
+
+  /** The next `n` list requests answer 429 with X-RateLimit-Reset `seconds` from now. */
+  throttleNext (n: number, seconds = this.#throttleSeconds): void {
+    this.#throttleNext = n
+    this.#throttleSeconds = seconds
+  }
+
+  /** The next `n` list requests answer `status`. */
+  failNext (n: number, status: InjectedStatus = 503): void {
+    this.#errorNext = n
+    this.#errorStatus = status
+  }
+
+  /** Page `atPage` of every list links to page `toPage` as its next page: a pagination loop. */
+  loopNext (atPage: number, toPage: number): void {
+    this.#loops.set(atPage, toPage)
+  }
+
+  /** Page `page` of every list repeats the records of the page before it. */
+  repeatPage (page: number): void {
+    this.#repeats.add(page)
+  }
+
+  /** The page number `page`'s next link names (normally page + 1). */
+  nextPageOf (page: number): number {
+    return this.#loops.get(page) ?? page + 1
+  }
+
+  repeats (page: number): boolean {
+    return this.#repeats.has(page)
+  }
+
+  /** How often page `page` of a resource was answered 200. */
+  pagesServed (resource: string, page: number): number {
+    return this.stats.pages[`${resource}:${page}`] ?? 0
+  }
+
+  /** Total 200 pages of a resource. */
+  totalPages (resource: string): number {
+    return Object.entries(this.stats.pages).filter(([k]) => k.startsWith(`${resource}:`)).reduce((n, [, v]) => n + v, 0)
+  }
+
+  /** Rate limit, then injected faults, for an authenticated user. Every request counts against the limit. */
+  verdict (apiKey: string): Verdict {
+    const now = this.now()
+    const limit = this.options.rateLimit ?? 200
+    if (limit > 0) {
+      const windowMs = this.options.rateWindowMs ?? 60_000
+      const user = keyWithoutShard(apiKey)
+      const sent = (this.#windows.get(user) ?? []).filter(t => t > now - windowMs)
+      sent.push(now)
+      this.#windows.set(user, sent)
+      this.stats.peakInWindow = Math.max(this.stats.peakInWindow, sent.length)
+      if (sent.length > limit) {
+        this.stats.rateLimited++
+        this.stats.throttled++
+        // The moment the window holds limit - 1 of these requests again, so one more fits.
+        return { kind: 'throttle', resetAt: (sent[sent.length - limit] as number) + windowMs }
+      }
+    }
+    if (this.#errorNext > 0) {
+      this.#errorNext--
+      this.stats.serverErrors++
+      return { kind: 'error', status: this.#errorStatus }
+    }
+    if (this.#throttleNext > 0) {
+      this.#throttleNext--
+      this.stats.throttled++
+      return { kind: 'throttle', resetAt: now + this.#throttleSeconds * 1000 }
+    }
+    return { kind: 'pass' }
+  }
+
+  /** Notes an answer in the log. */
+  answered (status: number): void {
+    this.log.push({ at: this.now(), status })
+    if (this.log.length > 1000) this.log.shift()
+  }
+}
