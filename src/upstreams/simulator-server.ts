@@ -26,3 +26,20 @@ export async function serveSimulator<State, Options extends { state?: State }> (
   const port = typeof address === 'object' && address !== null ? address.port : opts.port
   return { url: `http://127.0.0.1:${port}`, state, app, close: () => app.close() }
 }
+
+/**
+ * Accepts `Content-Type: application/json` with an empty body as no body, as Django REST framework and
+ * Express do (clients, DrChrono's own example among them, POST that way); malformed JSON is a 400 with
+ * `message`, worded by the upstream being imitated.
+ */
+export function acceptEmptyJsonBodies (app: FastifyInstance, message: string): void {
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') { done(null, undefined); return }
+    try {
+      done(null, JSON.parse(body as string))
+    } catch {
+      done(Object.assign(new Error(message), { statusCode: 400 }), undefined)
+    }
+  })
+}

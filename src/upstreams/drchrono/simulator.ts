@@ -5,7 +5,7 @@
  * 401 without the current token, 429/5xx and failed generations on demand.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
+import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
 import { randomUUID } from 'node:crypto'
 import { DRCHRONO_RESOURCES, type DrchronoResource } from './params.js'
 import { readListQuery, selectionCache } from './simulator-data.js'
@@ -71,17 +71,7 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
   const seed = state.options.seed ?? 1
   const select = selectionCache(seed, state.options.recordCount)
 
-  // Clients (DrChrono's own example among them) POST with Content-Type: application/json and no body: accept
-  // that, as DRF does. Bodies are never logged.
-  app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    if (body === '') { done(null, undefined); return }
-    try {
-      done(null, JSON.parse(body as string))
-    } catch {
-      done(Object.assign(new Error('JSON parse error'), { statusCode: 400 }), undefined)
-    }
-  })
+  acceptEmptyJsonBodies(app, 'JSON parse error')
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)))
   })

@@ -6,7 +6,7 @@
  * and the result only by a signed webhook, sent once.
  */
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
+import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
 import { BULK_URL_PATH } from './adapter.js'
 import { METADATA_LIMITS } from './params.js'
 import type { SimulatorMountOptions } from '../types.js'
@@ -53,16 +53,7 @@ export const metriportSimulator: FastifyPluginAsync<MetriportSimulatorPluginOpti
   // A state the plugin made is the plugin's to stop; a given one belongs to whoever made it.
   if (given === undefined) app.addHook('onClose', async () => { await state.close() })
 
-  // Express's body parser, which Metriport runs, takes an empty JSON body as no body.
-  app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    if (body === '') { done(null, undefined); return }
-    try {
-      done(null, JSON.parse(body as string))
-    } catch {
-      done(Object.assign(new Error('Unexpected token in JSON'), { statusCode: 400 }), undefined)
-    }
-  })
+  acceptEmptyJsonBodies(app, 'Unexpected token in JSON')
   app.setErrorHandler((err: { statusCode?: number, message: string }, _request, reply) => {
     const status = err.statusCode !== undefined && err.statusCode < 500 ? 400 : 500
     return problem(reply, status, status === 400 ? err.message : 'Something went wrong.')
