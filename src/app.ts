@@ -41,6 +41,9 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
     loggerInstance: (opts.logger ?? createLogger(config)) as FastifyBaseLogger,
     // Fastify takes a hop count too, though its types do not say so.
     trustProxy: config.TRUST_PROXY as boolean | string,
+    // Registering every upstream's schemas and the docs takes a moment; on a loaded machine it can pass
+    // Fastify's 10 s default and fail the start for no reason.
+    pluginTimeout: 60_000,
   })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
