@@ -1,6 +1,7 @@
 /**
  * Builds the gateway as one Fastify app. Plugins are registered in a visible order:
- * problem handlers → database → upstreams → job engine → documentation → routes.
+ * problem handlers → database → metrics → upstreams → job engine → documentation → routes. Metrics come before
+ * the upstreams and the engine, which report to them.
  */
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -11,6 +12,7 @@ import { createLogger } from './logger.js'
 import { requireClientKey } from './api/auth.js'
 import { healthRoutes } from './api/health.js'
 import { jobRoutes } from './api/jobs.js'
+import { metricsRoutes } from './api/metrics.js'
 import { registerProblemHandlers } from './api/problem.js'
 import { resultRoutes } from './api/results.js'
 import { upstreamRoutes } from './api/upstreams.js'
@@ -18,6 +20,7 @@ import { webhookRoutes } from './api/webhooks.js'
 import type { Config } from './config.js'
 import { dbPlugin } from './db/plugin.js'
 import { enginePlugin } from './engine/plugin.js'
+import { metricsPlugin } from './metrics/plugin.js'
 import { openapiInfo } from './api/openapi-info.js'
 import { upstreamsPlugin } from './upstreams/plugin.js'
 
@@ -52,6 +55,7 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
     config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? `${request.protocol}://${request.host}`)
 
   await app.register(dbPlugin, { databaseUrl: opts.databaseUrl })
+  await app.register(metricsPlugin)
   await app.register(upstreamsPlugin, { config })
   await app.register(enginePlugin, { config, databaseUrl: opts.databaseUrl, startWorkers: opts.startWorkers ?? true })
 
@@ -60,6 +64,7 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(healthRoutes)
+  await app.register(metricsRoutes)
   await app.register(webhookRoutes, { ttlSeconds: config.RESULT_TTL_SECONDS })
   await app.register(async api => {
     requireClientKey(api, config.GATEWAY_API_KEYS)

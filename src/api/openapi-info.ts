@@ -12,6 +12,7 @@ export const openapiInfo = {
     { name: 'upstreams', description: 'What the gateway can talk to' },
     { name: 'webhooks', description: 'Called by upstreams, authenticated by their signatures' },
     { name: 'health', description: 'For orchestrators and load balancers' },
+    { name: 'operations', description: 'For the people running the gateway: metrics' },
   ],
   components: {
     securitySchemes: {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
 import { mergeUpstreamInfo, parkJob } from '../db/sql/jobs.js'
 import { LeaseLostError, savePage } from '../db/sql/results.js'
+import { noObserve, type Observe } from '../metrics/observe.js'
 import { ShutdownError } from './errors.js'
 import type { JobContext, Parked, ProgressUpdate } from '../upstreams/types.js'
 
@@ -17,8 +18,9 @@ export function createJobContext (deps: {
   controller: AbortController
   log: Logger
   ttlSeconds: number
+  observe?: Observe
 }): JobContext {
-  const { pool, job, workerId, controller } = deps
+  const { pool, job, workerId, controller, observe = noObserve } = deps
   // A write refused for a lost lease aborts the run: nothing the adapter does afterwards can land.
   const fenced = async <T>(write: Promise<T>): Promise<T> => {
     try {
@@ -40,7 +42,8 @@ export function createJobContext (deps: {
     log: deps.log,
     async savePage (page, records, checkpoint, progress) {
       controller.signal.throwIfAborted()
-      await fenced(savePage(pool, { jobId: job.id, workerId, page, records, checkpoint, progress: progressOf(progress) }))
+      const inserted = await fenced(savePage(pool, { jobId: job.id, workerId, page, records, checkpoint, progress: progressOf(progress) }))
+      observe.recordsStored(job.upstream, inserted)
     },
     async saveCheckpoint (checkpoint, progress) {
       // On shutdown the lease is still ours until the worker releases the job: a checkpoint the adapter

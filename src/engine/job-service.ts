@@ -4,6 +4,7 @@
  */
 import type pg from 'pg'
 import { Prisma, type Job, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
+import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
 import { requestHash } from './canonical.js'
 import { notifyCancel, notifyNewJob } from './notifications.js'
 
@@ -34,6 +35,7 @@ export class JobService {
     private readonly ttlSeconds: number,
     /** Called when results were dropped, so the sweeper deletes them now rather than at its next round. */
     private readonly onResultsDropped: () => void = () => {},
+    private readonly observe: Observe = noObserve,
   ) {}
 
   async create (request: JobRequest): Promise<CreateJobResult> {
@@ -129,6 +131,11 @@ export class JobService {
     }
     // The sweeper deletes the rows in batches; cancelled and expired jobs answer 410 from now on.
     this.onResultsDropped()
-    return this.get(clientId, id)
+    const job = await this.get(clientId, id)
+    // Counted here, not by the worker: a queued job is cancelled without any worker seeing it.
+    if (cancelled.count === 1 && job !== null) {
+      this.observe.jobFinished({ upstream: job.upstream, outcome: 'cancelled', durationSeconds: secondsSince(job.startedAt) })
+    }
+    return job
   }
 }

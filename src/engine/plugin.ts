@@ -24,8 +24,9 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   const { config } = opts
   // The app's logger is always a pino instance (see createLogger); Fastify only types it more loosely.
   const log = app.log.child({ component: 'engine' }) as unknown as Logger
-  const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log, config.RESULT_TTL_SECONDS)
-  const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake())
+  const observe = app.metrics.observe
+  const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log, config.RESULT_TTL_SECONDS, observe)
+  const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake(), observe)
   const worker = new Worker(app.db.pool, name => app.upstreams.adapterFor(name), {
     concurrency: config.WORKER_CONCURRENCY,
     leaseSeconds: config.LEASE_SECONDS,
@@ -33,7 +34,8 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
     maxAttempts: config.JOB_MAX_ATTEMPTS,
     ttlSeconds: config.RESULT_TTL_SECONDS,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
-  }, log)
+  }, log, observe)
+  app.metrics.leasesFrom(() => worker.leasesHeld)
   const listener = new JobListener(opts.databaseUrl, n => {
     if (n.kind === 'new') worker.wake()
     else worker.cancel(n.jobId)
@@ -53,4 +55,4 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
     await worker.stop()
     await Promise.all([listener.stop(), sweeper.stop()])
   })
-}, { name: 'engine', dependencies: ['db', 'upstreams'] })
+}, { name: 'engine', dependencies: ['db', 'metrics', 'upstreams'] })

@@ -6,6 +6,7 @@ import type pg from 'pg'
 import type { Logger } from 'pino'
 import { jobsWithStaleResults, markExpiredJobs, purgeOldDeliveries } from '../db/sql/expiry.js'
 import { deleteResultsBatch } from '../db/sql/results.js'
+import { noObserve, type Observe } from '../metrics/observe.js'
 import { sleep } from '../upstreams/backoff.js'
 
 export class Sweeper {
@@ -19,6 +20,7 @@ export class Sweeper {
     private readonly log: Logger,
     /** RESULT_TTL_SECONDS: webhook deliveries hold record content and go when results of their age would. */
     private readonly ttlSeconds: number,
+    private readonly observe: Observe = noObserve,
     private readonly batchSize = 5000,
   ) {}
 
@@ -42,6 +44,7 @@ export class Sweeper {
   /** One pass; returns what it did. Public so tests and operators can sweep on demand. */
   async sweep (): Promise<{ expired: number, rowsDeleted: number }> {
     const expired = await markExpiredJobs(this.pool)
+    this.observe.jobsExpired(expired.length)
     for (const id of expired) this.log.info({ jobId: id }, 'job expired; deleting its results')
     let rowsDeleted = 0
     for (;;) {
@@ -51,6 +54,8 @@ export class Sweeper {
         while (!this.stopped.signal.aborted) {
           const n = await deleteResultsBatch(this.pool, jobId, this.batchSize)
           rowsDeleted += n
+          // Reported per batch: a sweep that fails halfway has still deleted these.
+          this.observe.resultRowsDeleted(n)
           if (n < this.batchSize) break
         }
       }

@@ -9,11 +9,13 @@ import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
-import { claimNextJob, completeJob, failJob, releaseJob, renewLease } from '../db/sql/jobs.js'
+import { claimNextJob, completeJob, failJob, releaseJob, renewLease, type JobFailure } from '../db/sql/jobs.js'
 import { LeaseLostError } from '../db/sql/results.js'
+import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
 import { backoffDelay, sleep } from '../upstreams/backoff.js'
 import { UpstreamError, type UpstreamAdapter } from '../upstreams/types.js'
 import { createJobContext, parked } from './context.js'
+import { notifyNewJob } from './notifications.js'
 import { JobCancelledError, ShutdownError } from './errors.js'
 
 export interface WorkerOptions {
@@ -42,6 +44,7 @@ export class Worker {
     private readonly adapterFor: (upstream: string) => UpstreamAdapter | undefined,
     private readonly options: WorkerOptions,
     private readonly log: Logger,
+    private readonly observe: Observe = noObserve,
   ) {}
 
   get status (): WorkerState { return this.state }
@@ -101,17 +104,17 @@ export class Worker {
     if (job.waitingFor !== null) {
       // A parked job comes back to a worker only when its deadline passed without the webhook.
       log.warn('job timed out waiting for its webhook')
-      await failJob(this.pool, job.id, this.id, { code: 'upstream_timeout', message: `${job.upstream} did not call back before the deadline`, upstreamStatus: null }, ttl)
+      await this.fail(job, { code: 'upstream_timeout', message: `${job.upstream} did not call back before the deadline`, upstreamStatus: null })
       return
     }
     if (job.attempts > this.options.maxAttempts) {
       log.error('job gave up: too many attempts')
-      await failJob(this.pool, job.id, this.id, { code: 'internal_error', message: `the job was attempted ${job.attempts - 1} times without finishing`, upstreamStatus: null }, ttl)
+      await this.fail(job, { code: 'internal_error', message: `the job was attempted ${job.attempts - 1} times without finishing`, upstreamStatus: null })
       return
     }
     const adapter = this.adapterFor(job.upstream)
     if (adapter === undefined) {
-      await failJob(this.pool, job.id, this.id, { code: 'upstream_not_configured', message: `upstream ${job.upstream} is not configured on this gateway`, upstreamStatus: null }, ttl)
+      await this.fail(job, { code: 'upstream_not_configured', message: `upstream ${job.upstream} is not configured on this gateway`, upstreamStatus: null })
       return
     }
     const heartbeat = setInterval(() => {
@@ -121,13 +124,16 @@ export class Worker {
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
     log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')
     try {
-      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, ttlSeconds: ttl }))
+      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, ttlSeconds: ttl, observe: this.observe }))
       if (outcome === parked) {
         log.info('job waits for the upstream\'s webhook')
         return
       }
       controller.signal.throwIfAborted()
-      if (await completeJob(this.pool, job.id, this.id, ttl)) log.info('job completed')
+      if (await completeJob(this.pool, job.id, this.id, ttl)) {
+        log.info('job completed')
+        this.observe.jobFinished({ upstream: job.upstream, outcome: 'completed', durationSeconds: secondsSince(job.startedAt) })
+      }
     } catch (err) {
       await this.settle(job, controller.signal.aborted ? controller.signal.reason : err, log)
     } finally {
@@ -137,25 +143,33 @@ export class Worker {
 
   /** Decides what an interrupted or failed run means for the job. */
   private async settle (job: Job, reason: unknown, log: Logger): Promise<void> {
-    const ttl = this.options.ttlSeconds
     if (reason instanceof ShutdownError) {
       await releaseJob(this.pool, job.id, this.id, { countAttempt: false, delaySeconds: 0 })
+      // Wake the other replicas now rather than at their next poll: a rolling deploy hands the job over at once.
+      await notifyNewJob(this.pool).catch(() => {})
       log.info('job released for another worker (shutdown)')
     } else if (reason instanceof JobCancelledError) {
-      log.info('job cancelled')
+      log.info('job cancelled') // and counted by the job service, which cancelled it
     } else if (reason instanceof LeaseLostError) {
       log.warn('job left: its lease was lost or it was cancelled')
     } else if (reason instanceof UpstreamError) {
       log.warn({ code: reason.code, upstreamStatus: reason.upstreamStatus }, 'job failed')
-      await failJob(this.pool, job.id, this.id, { code: reason.code, message: reason.message, upstreamStatus: reason.upstreamStatus }, ttl)
+      await this.fail(job, { code: reason.code, message: reason.message, upstreamStatus: reason.upstreamStatus })
     } else if (job.attempts >= this.options.maxAttempts) {
       log.error({ err: (reason as Error)?.message }, 'job failed: unexpected error on its last attempt')
-      await failJob(this.pool, job.id, this.id, { code: 'internal_error', message: 'the gateway failed to run this job', upstreamStatus: null }, ttl)
+      await this.fail(job, { code: 'internal_error', message: 'the gateway failed to run this job', upstreamStatus: null })
     } else {
       // Unexpected errors are usually transient (a database restart): retry later from the checkpoint.
       const delaySeconds = Math.ceil(backoffDelay(job.attempts, { baseMs: 1000, maxMs: 60_000 }) / 1000)
       log.warn({ err: (reason as Error)?.message, delaySeconds }, 'job interrupted; it will resume from its checkpoint')
       await releaseJob(this.pool, job.id, this.id, { countAttempt: true, delaySeconds }).catch(() => {})
+    }
+  }
+
+  /** Fails the job with a stable code. A lost lease changes nothing, so nothing is reported either. */
+  private async fail (job: Job, failure: JobFailure): Promise<void> {
+    if (await failJob(this.pool, job.id, this.id, failure, this.options.ttlSeconds)) {
+      this.observe.jobFinished({ upstream: job.upstream, outcome: 'failed', code: failure.code, durationSeconds: secondsSince(job.startedAt) })
     }
   }
 

@@ -41,7 +41,8 @@ function selfUrl (app: FastifyInstance): string {
 }
 
 export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: Config, client?: UpstreamClient }) => {
-  const client = opts.client ?? new UpstreamClient()
+  // Attempts, retries and 429s happen inside the client and nowhere else: its events are their metrics' only source.
+  const client = opts.client ?? new UpstreamClient({ onEvent: e => app.metrics.upstreamEvent(e) })
   const list: ResolvedUpstream[] = []
   const settings = new Map<string, () => unknown>()
   for (const definition of upstreams) {
@@ -92,4 +93,4 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
     },
   })
   app.addHook('onClose', async () => { await client.close() })
-}, { name: 'upstreams' })
+}, { name: 'upstreams', dependencies: ['metrics'] })
