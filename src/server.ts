@@ -26,7 +26,8 @@ if (databaseUrl === undefined) {
   try {
     embedded = await startEmbeddedPostgres({ dataDir: config.DATA_DIR, log: log.child({ component: 'embedded-postgres' }) })
   } catch (err) {
-    log.fatal({ err: (err as Error).message }, 'could not start the embedded PostgreSQL')
+    // A production install (npm ci --omit=dev --omit=optional, as in the image) has no embedded server at all.
+    log.fatal({ err: (err as Error).message }, 'could not start the embedded PostgreSQL: set DATABASE_URL to a PostgreSQL server')
     process.exit(1)
   }
   databaseUrl = embedded.url
