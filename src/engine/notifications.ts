@@ -26,6 +26,9 @@ export type JobNotification = { kind: 'new' } | { kind: 'cancel', jobId: string 
 export class JobListener {
   private client: pg.Client | null = null
   private readonly stopped = new AbortController()
+  // Made once, before any stop: a listener added to an already-aborted signal would never fire, and a stop()
+  // that lands while the connection is being opened would then wait forever.
+  private readonly whenStopped = new Promise<void>(resolve => this.stopped.signal.addEventListener('abort', () => resolve(), { once: true }))
   private loop: Promise<void> | null = null
 
   constructor (
@@ -54,7 +57,7 @@ export class JobListener {
         failures = 0
         // A reconnect may have missed notifications: report a wake-up so workers look for jobs.
         this.onNotification({ kind: 'new' })
-        await Promise.race([lost, new Promise(resolve => this.stopped.signal.addEventListener('abort', resolve, { once: true }))])
+        await Promise.race([lost, this.whenStopped])
       } catch (err) {
         failures++
         this.log.warn({ err: (err as Error).message }, 'job listener could not connect; retrying')
