@@ -1,5 +1,6 @@
 /** The committed OpenAPI document is what the code generates, and the running gateway serves it at /openapi.json and /docs. */
 import { readFile } from 'node:fs/promises'
+import SwaggerParser from '@apidevtools/swagger-parser'
 import t from 'tap'
 import { renderOpenApi } from '../../src/openapi.js'
 import { startGateway } from '../helpers/gateway.js'
@@ -21,6 +22,16 @@ t.test('openapi/openapi.json is in sync with the code (run `npm run openapi` aft
       t.ok(errors.every(code => JSON.stringify(op.responses[code]).includes('Problem')), `${method.toUpperCase()} ${path}: error responses are problems`)
     }
   }
+})
+
+t.test('the document is valid OpenAPI 3.1 according to a real validator', async t => {
+  const doc = JSON.parse(await readFile(new URL('../../openapi/openapi.json', import.meta.url), 'utf8'))
+  await t.resolves(SwaggerParser.validate(structuredClone(doc)), 'swagger-parser accepts openapi/openapi.json')
+  // The validator must be able to say no: the same document with a broken reference and no info is refused.
+  const broken = structuredClone(doc)
+  delete broken.info
+  broken.paths['/jobs'].post.responses['202'].content['application/json'].schema = { $ref: '#/components/schemas/Nope' }
+  await t.rejects(SwaggerParser.validate(broken), 'a broken document is refused')
 })
 
 t.test('the gateway serves the same document at /openapi.json and Swagger UI at /docs', async t => {
