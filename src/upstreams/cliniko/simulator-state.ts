@@ -4,6 +4,7 @@
  */
 import type { DataOptions } from './simulator-data.js'
 import { keyWithoutShard } from './settings.js'
+import { InjectedFaults } from '../injected-faults.js'
 
 /** The sandbox's fixed API key: its `-au1` suffix matches the shard the simulator plays by default. */
 export const SANDBOX_API_KEY = 'MS0xLXNhbmRib3hDbGluaWtvS2V5-au1'
@@ -71,10 +72,8 @@ export class ClinikoSimulatorState {
   log: RequestLogEntry[] = []
   #keys = new Set<string>()
   #windows = new Map<string, number[]>()
-  #throttleNext = 0
+  #faults = new InjectedFaults<InjectedStatus>(503)
   #throttleSeconds = 1
-  #errorNext = 0
-  #errorStatus: InjectedStatus = 503
   #loops = new Map<number, number>()
   #repeats = new Set<number>()
 
@@ -97,10 +96,8 @@ export class ClinikoSimulatorState {
     this.log = []
     this.#keys = new Set((this.options.apiKeys ?? [SANDBOX_API_KEY]).map(keyWithoutShard))
     this.#windows.clear()
-    this.#throttleNext = this.options.throttleNext ?? 0
+    this.#faults.reset({ errors: this.options.errorNext, status: this.options.errorStatus, throttles: this.options.throttleNext })
     this.#throttleSeconds = this.options.throttleSeconds ?? 1
-    this.#errorNext = this.options.errorNext ?? 0
-    this.#errorStatus = this.options.errorStatus ?? 503
     this.#loops.clear()
     this.#repeats.clear()
   }
@@ -112,14 +109,13 @@ export class ClinikoSimulatorState {
 
   /** The next `n` list requests answer 429 with X-RateLimit-Reset `seconds` from now. */
   throttleNext (n: number, seconds = this.#throttleSeconds): void {
-    this.#throttleNext = n
+    this.#faults.throttleNext(n)
     this.#throttleSeconds = seconds
   }
 
   /** The next `n` list requests answer `status`. */
   failNext (n: number, status: InjectedStatus = 503): void {
-    this.#errorNext = n
-    this.#errorStatus = status
+    this.#faults.failNext(n, status)
   }
 
   /** Page `atPage` of every list links to page `toPage` as its next page: a pagination loop. */
@@ -169,13 +165,12 @@ export class ClinikoSimulatorState {
         return { kind: 'throttle', resetAt: (sent[sent.length - limit] as number) + windowMs }
       }
     }
-    if (this.#errorNext > 0) {
-      this.#errorNext--
+    const fault = this.#faults.take()
+    if (fault?.kind === 'error') {
       this.stats.serverErrors++
-      return { kind: 'error', status: this.#errorStatus }
+      return fault
     }
-    if (this.#throttleNext > 0) {
-      this.#throttleNext--
+    if (fault?.kind === 'throttle') {
       this.stats.throttled++
       return { kind: 'throttle', resetAt: now + this.#throttleSeconds * 1000 }
     }

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { SimDataOptions, SimSource } from './simulator-data.js'
+import { InjectedFaults } from '../injected-faults.js'
 
 /** The sandbox's token: the gateway's sandbox settings and the simulator both default to it. */
 export const SANDBOX_OCL_TOKEN = 'sandbox-ocl-token'
@@ -77,9 +78,7 @@ export class OclSimulatorState {
   stats: OclSimulatorStats = emptyStats()
   token = SANDBOX_OCL_TOKEN
   readyMode: ReadyMode = '302'
-  #throttleNext = 0
-  #errorNext = 0
-  #errorStatus: InjectedStatus = 503
+  #faults = new InjectedFaults<InjectedStatus>(503)
   #staleNext = 0
   #refuseDownloads = 0
   #loopNext = false
@@ -96,20 +95,18 @@ export class OclSimulatorState {
     this.stats = emptyStats()
     this.token = this.options.token ?? SANDBOX_OCL_TOKEN
     this.readyMode = this.options.readyMode ?? '302'
-    this.#throttleNext = 0
-    this.#errorNext = 0
+    this.#faults.reset()
     this.#staleNext = 0
     this.#refuseDownloads = 0
     this.#loopNext = false
   }
 
   /** The next `n` API requests answer 429 (with Retry-After and X-LimitRemaining-* headers). */
-  throttleNext (n: number): void { this.#throttleNext = n }
+  throttleNext (n: number): void { this.#faults.throttleNext(n) }
 
   /** The next `n` API requests answer `status` (502/503 plain text, as a proxy; 500 as DRF's JSON). */
   failNext (n: number, status: InjectedStatus = 503): void {
-    this.#errorNext = n
-    this.#errorStatus = status
+    this.#faults.failNext(n, status)
   }
 
   /** An export that exists before the job starts: queued (answering 208 for `exportPolls` GETs) or ready. */
@@ -133,17 +130,10 @@ export class OclSimulatorState {
 
   /** Injected faults, consumed one per API request; counters move with them. */
   verdict (): { kind: 'pass' } | { kind: 'throttle' } | { kind: 'error', status: InjectedStatus } {
-    if (this.#errorNext > 0) {
-      this.#errorNext--
-      this.stats.serverErrors++
-      return { kind: 'error', status: this.#errorStatus }
-    }
-    if (this.#throttleNext > 0) {
-      this.#throttleNext--
-      this.stats.throttled++
-      return { kind: 'throttle' }
-    }
-    return { kind: 'pass' }
+    const fault = this.#faults.take()
+    if (fault?.kind === 'error') this.stats.serverErrors++
+    if (fault?.kind === 'throttle') this.stats.throttled++
+    return fault ?? { kind: 'pass' }
   }
 
   /** Whether this export GET must pretend no export exists. */
