@@ -10,6 +10,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, val
 import type { Logger } from 'pino'
 import { createLogger } from './logger.js'
 import { requireClientKey } from './api/auth.js'
+import { closeConnectionsOnShutdown } from './api/connections.js'
 import { healthRoutes } from './api/health.js'
 import { jobRoutes } from './api/jobs.js'
 import { metricsRoutes } from './api/metrics.js'
@@ -51,6 +52,7 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   registerProblemHandlers(app)
+  closeConnectionsOnShutdown(app, config.SHUTDOWN_TIMEOUT_SECONDS * 1000)
   app.decorate('publicBaseUrl', (request: FastifyRequest) =>
     config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? `${request.protocol}://${request.host}`)
 

@@ -53,6 +53,9 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   }
   app.addHook('preClose', async () => {
     await worker.stop()
+    // No job runs now. Their upstream sockets go too: in sandbox mode one may be an idle connection to this
+    // server, which the server's close would otherwise wait for (the client is otherwise closed after it).
+    await app.upstreams.client.destroy()
     await Promise.all([listener.stop(), sweeper.stop()])
   })
 }, { name: 'engine', dependencies: ['db', 'metrics', 'upstreams'] })

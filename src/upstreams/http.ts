@@ -160,9 +160,23 @@ export class UpstreamClient {
     return await this.#run(opts, true) as UpstreamStream
   }
 
-  /** Waits for requests in flight, then closes the pool's sockets. */
+  /** Waits for requests in flight, then closes the pool's sockets. A no-op once closed or destroyed. */
   async close (): Promise<void> {
+    if (this.#agent.closed || this.#agent.destroyed) return
     await this.#agent.close()
+  }
+
+  get destroyed (): boolean {
+    return this.#agent.destroyed
+  }
+
+  /**
+   * Drops every socket at once, in flight or idle; requests still running fail. For shutdown, once no job
+   * runs: an idle socket to this very gateway (sandbox mode) would otherwise hold the server's close up.
+   */
+  async destroy (): Promise<void> {
+    if (this.#agent.destroyed) return
+    await this.#agent.destroy()
   }
 
   async #run (opts: UpstreamRequest, streaming: boolean): Promise<UpstreamResponse | UpstreamStream> {

@@ -368,7 +368,7 @@ t.test('the build stage commands and the runtime stage, outside a container', as
     gw.child.kill('SIGTERM')
     const [code, signal] = await gw.exited
     const ms = Date.now() - stopping
-    t.equal(code, 0, 'SIGTERM: exit code 0', { signal })
+    t.equal(code, 0, 'SIGTERM: exit code 0', { signal, lastLogs: gw.logs.slice(-15).map(l => l.msg) })
     t.ok(ms < 10_000, `stopped in ${ms} ms`)
     t.ok(gw.logs.some(l => /shutting down/.test(String(l.msg))), 'logged its shutdown')
     const db = new pg.Client({ connectionString: databaseUrl })
