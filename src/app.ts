@@ -14,7 +14,8 @@ import { closeConnectionsOnShutdown } from './api/connections.js'
 import { healthRoutes } from './api/health.js'
 import { jobRoutes } from './api/jobs.js'
 import { metricsRoutes } from './api/metrics.js'
-import { registerProblemHandlers } from './api/problem.js'
+import { answerClientError, registerProblemHandlers } from './api/problem.js'
+import { registerRateLimits } from './api/rate-limit.js'
 import { resultRoutes } from './api/results.js'
 import { upstreamRoutes } from './api/upstreams.js'
 import { webhookRoutes } from './api/webhooks.js'
@@ -23,7 +24,10 @@ import { dbPlugin } from './db/plugin.js'
 import { enginePlugin } from './engine/plugin.js'
 import { metricsPlugin } from './metrics/plugin.js'
 import { openapiInfo } from './api/openapi-info.js'
+import { completeResponses } from './api/openapi-responses.js'
+import { publicBaseUrlOf, trailingSlashRedirect } from './api/public-url.js'
 import { upstreamsPlugin } from './upstreams/plugin.js'
+import { upstreams } from './upstreams/registry.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -43,26 +47,47 @@ export interface BuildOptions {
 export async function buildApp (config: Config, opts: BuildOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: (opts.logger ?? createLogger(config)) as FastifyBaseLogger,
-    // Fastify takes a hop count too, though its types do not say so.
-    trustProxy: config.TRUST_PROXY as boolean | string,
+    trustProxy: config.TRUST_PROXY,
     // Registering every upstream's schemas and the docs takes a moment; on a loaded machine it can pass
     // Fastify's 10 s default and fail the start for no reason.
     pluginTimeout: 60_000,
+    // The whole request (headers and body) must arrive within this; a stalled upload gets 408. Responses,
+    // NDJSON downloads included, are not limited by it.
+    requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
+    // Node enforces it only with headersTimeout no longer than it (its default is 60 s), and checks every
+    // connectionsCheckingInterval (default 30 s, which would let a 5 s limit run to 35 s).
+    http: {
+      requestTimeout: config.REQUEST_TIMEOUT_SECONDS * 1000,
+      headersTimeout: Math.min(60_000, config.REQUEST_TIMEOUT_SECONDS * 1000),
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.REQUEST_TIMEOUT_SECONDS * 250)),
+    },
+    clientErrorHandler: answerClientError,
   })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   registerProblemHandlers(app)
   closeConnectionsOnShutdown(app, config.SHUTDOWN_TIMEOUT_SECONDS * 1000)
-  app.decorate('publicBaseUrl', (request: FastifyRequest) =>
-    config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? `${request.protocol}://${request.host}`)
+  await registerRateLimits(app, config)
+  app.decorate('publicBaseUrl', (request: FastifyRequest) => publicBaseUrlOf(request, config.PUBLIC_BASE_URL))
 
   await app.register(dbPlugin, { databaseUrl: opts.databaseUrl })
   await app.register(metricsPlugin)
   await app.register(upstreamsPlugin, { config })
   await app.register(enginePlugin, { config, databaseUrl: opts.databaseUrl, startWorkers: opts.startWorkers ?? true })
 
-  await app.register(swagger, { openapi: openapiInfo, transform: jsonSchemaTransform, transformObject: jsonSchemaTransformObject })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swagger, {
+    openapi: openapiInfo,
+    transform: jsonSchemaTransform,
+    transformObject: input => completeResponses(jsonSchemaTransformObject(input), upstreams.filter(u => config.UPSTREAMS.includes(u.name))),
+  })
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // Its page links its assets relatively only when its URL ends in a slash; behind a proxy's path prefix
+    // (/bulk/docs) the absolute /docs/static/... would miss. A relative redirect keeps whatever prefix the browser used.
+    uiHooks: { onRequest: trailingSlashRedirect('/docs') },
+    // "Try it out" calls the document's server: this gateway as the client reaches it, prefix included.
+    transformSpecification: (spec, request) => ({ ...spec, servers: [{ url: app.publicBaseUrl(request) }] }),
+  })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(healthRoutes)

@@ -4,7 +4,7 @@
  * so that a bad value anywhere stops start-up with one message naming every wrong variable.
  */
 import { z } from 'zod'
-import { upstreams } from './upstreams/registry.js'
+import { upstreams, variablesOf } from './upstreams/registry.js'
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback)
 
@@ -29,13 +29,34 @@ const apiKeys = z.string().optional().transform((value, ctx) => {
   return keys
 })
 
-/** Fastify's trustProxy: true/false, a hop count, or a list of addresses/CIDRs. */
-const trustProxy = z.string().optional().transform((value): boolean | number | string => {
+/**
+ * Fastify's trustProxy: true/false or the proxies' addresses/CIDRs. Not a hop count: Fastify 5 trusts nothing
+ * then (it cannot tell who sent the headers), which would silently ignore every X-Forwarded-* header.
+ */
+const trustProxy = z.string().optional().transform((value, ctx): boolean | string => {
   if (value === undefined || value === '' || value === 'false') return false
   if (value === 'true') return true
-  if (/^\d+$/.test(value)) return Number(value)
+  if (/^\d+$/.test(value.trim())) {
+    ctx.addIssue({ code: 'custom', message: 'a hop count is not supported: give the proxy\'s addresses or CIDRs (e.g. 10.0.0.0/8,127.0.0.1), or true' })
+    return z.NEVER
+  }
   return value
 })
+
+/** UPSTREAMS: the upstreams this gateway exposes, comma-separated; all registered ones when unset. */
+const exposedUpstreams = z.string().optional().transform((value, ctx) => {
+  const all = upstreams.map(u => u.name)
+  if (value === undefined || value.trim() === '') return all
+  const names = [...new Set(value.split(',').map(s => s.trim()).filter(Boolean))]
+  const unknown = names.filter(n => !all.includes(n))
+  if (unknown.length > 0 || names.length === 0) {
+    ctx.addIssue({ code: 'custom', message: `unknown upstream ${unknown.join(', ') || '(none given)'}; expected some of: ${all.join(', ')}` })
+    return z.NEVER
+  }
+  return names
+})
+
+const count = (fallback: number) => z.coerce.number().int().min(0).default(fallback)
 
 export const coreEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -55,6 +76,11 @@ export const coreEnvSchema = z.object({
   JOB_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   SWEEP_INTERVAL_SECONDS: seconds(30),
   SHUTDOWN_TIMEOUT_SECONDS: seconds(10),
+  UPSTREAMS: exposedUpstreams,
+  RATE_LIMIT_MAX: count(1200),
+  RATE_LIMIT_ANONYMOUS_MAX: count(300),
+  RATE_LIMIT_WINDOW_SECONDS: seconds(60),
+  REQUEST_TIMEOUT_SECONDS: seconds(60),
 })
 
 export type CoreConfig = z.output<typeof coreEnvSchema>
@@ -89,8 +115,18 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   }
   const config: Config = { ...core.data, SANDBOX: core.data.SANDBOX ?? core.data.NODE_ENV !== 'production', upstreamEnv }
-  if (config.NODE_ENV === 'production' && config.GATEWAY_API_KEYS === null) {
-    throw new ConfigError('Invalid configuration:\n  GATEWAY_API_KEYS: required when NODE_ENV=production (open access is for development only)')
+  if (config.NODE_ENV === 'production') {
+    if (config.GATEWAY_API_KEYS === null) {
+      throw new ConfigError('Invalid configuration:\n  GATEWAY_API_KEYS: required when NODE_ENV=production (open access is for development only)')
+    }
+    if (!config.SANDBOX) {
+      const missing = upstreams.filter(u => config.UPSTREAMS.includes(u.name) && u.settingsFromEnv(upstreamEnv[u.name] ?? {}) === null)
+      if (missing.length > 0) {
+        throw new ConfigError('Invalid configuration:\n  ' + missing.map(u => `${u.name}: exposed but not configured (set ${variablesOf(u).join(', ')})`).join('\n  ') +
+          '\n  In production every exposed upstream needs its configuration: list the ones you use in UPSTREAMS (now ' +
+          `${config.UPSTREAMS.join(',')}), or set SANDBOX=true to serve them from the simulators (staging only).`)
+      }
+    }
   }
   return config
 }

@@ -6,6 +6,18 @@
 import { z } from 'zod'
 import type { AnyUpstream } from '../upstreams/registry.js'
 
+/** The worked example of a job for one upstream's resource (its params example, and payload example if any). */
+export function jobRequestExample (upstream: AnyUpstream, resource: string): Record<string, unknown> {
+  const spec = upstream.resources[resource]
+  if (spec === undefined) throw new Error(`upstream ${upstream.name} has no resource ${resource}`)
+  return {
+    upstream: upstream.name,
+    resource,
+    params: spec.example ?? {},
+    ...(spec.payload?.example !== undefined ? { [spec.payload.field]: spec.payload.example } : {}),
+  }
+}
+
 export function jobRequestSchema (upstreams: readonly AnyUpstream[]) {
   const names = upstreams.map(u => u.name)
   const branches = upstreams.map(upstream => {
@@ -18,12 +30,7 @@ export function jobRequestSchema (upstreams: readonly AnyUpstream[]) {
         params: spec.params.prefault({}),
         ...(spec.payload !== undefined ? { [spec.payload.field]: spec.payload.schema } : {}),
       }
-      const example = {
-        upstream: upstream.name,
-        resource,
-        params: spec.example ?? {},
-        ...(spec.payload?.example !== undefined ? { [spec.payload.field]: spec.payload.example } : {}),
-      }
+      const example = jobRequestExample(upstream, resource)
       return z.strictObject(shape).meta({
         id: `JobRequest_${upstream.name}_${resource}`,
         title: `${upstream.name} ${resource}`,

@@ -47,6 +47,10 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
     },
   }, async (request, reply) => {
     const { upstream, resource, params, ...rest } = request.body
+    if (!app.upstreams.list.some(u => u.definition.name === upstream)) {
+      const detail = `upstream ${upstream} is not enabled on this gateway (it serves ${app.upstreams.list.map(u => u.definition.name).join(', ')})`
+      throw new ProblemError(400, 'Bad Request', detail, [{ in: 'body', pointer: '/upstream', detail }])
+    }
     try {
       const { job, created } = await app.jobs.create({
         clientId: request.clientId,

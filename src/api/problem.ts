@@ -2,6 +2,7 @@
  * One error shape for every route: RFC 9457 problem+json. Validation failures list each invalid field with a
  * JSON pointer; unexpected errors say nothing of their internals (no stack, SQL or upstream data).
  */
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { z } from 'zod'
@@ -39,8 +40,8 @@ export type Problem = z.infer<typeof problemSchema>
 
 const titles: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable',
-  409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
-  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 
 export function sendProblem (reply: FastifyReply, status: number, detail: string, extra: { title?: string, errors?: FieldError[], headers?: Record<string, string> } = {}): FastifyReply {
@@ -76,4 +77,24 @@ export function registerProblemHandlers (app: FastifyInstance): void {
     return sendProblem(reply, 500, 'The gateway failed to handle this request. It has been logged.')
   })
   app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`))
+}
+
+/**
+ * Fastify's clientErrorHandler: errors Node meets before there is a request to route (the whole request did not
+ * arrive within REQUEST_TIMEOUT_SECONDS, headers too large, unparsable HTTP), answered as problem+json too.
+ */
+export function answerClientError (err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, detail] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'The request did not arrive in time.']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'The request headers are too large.']
+      : [400, 'The request is not valid HTTP.']
+  const title = titles[status] ?? 'Error'
+  const body = JSON.stringify({ type: 'about:blank', title, status, detail } satisfies Problem)
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
 }

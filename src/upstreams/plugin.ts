@@ -8,7 +8,7 @@ import fp from 'fastify-plugin'
 import { z } from 'zod'
 import type { Config } from '../config.js'
 import { UpstreamClient } from './http.js'
-import { upstreams, type AnyUpstream } from './registry.js'
+import { upstreams, variablesOf, type AnyUpstream } from './registry.js'
 import type { UpstreamAdapter, UpstreamMode } from './types.js'
 
 export interface ResolvedUpstream { definition: AnyUpstream, mode: UpstreamMode }
@@ -26,12 +26,6 @@ declare module 'fastify' {
   }
 }
 
-/** The names of an upstream's environment variables, for the sandbox hint. */
-function variablesOf (definition: AnyUpstream): string[] {
-  const schema = z.toJSONSchema(definition.env, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown> }
-  return Object.keys(schema.properties ?? {})
-}
-
 /** The loopback URL at which this server reaches itself (for sandbox adapters). */
 function selfUrl (app: FastifyInstance): string {
   const address = app.server.address()
@@ -45,7 +39,8 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
   const client = opts.client ?? new UpstreamClient({ onEvent: e => app.metrics.upstreamEvent(e) })
   const list: ResolvedUpstream[] = []
   const settings = new Map<string, () => unknown>()
-  for (const definition of upstreams) {
+  // Only the upstreams this gateway exposes (UPSTREAMS): the others have no routes, no simulator, no jobs.
+  for (const definition of upstreams.filter(u => opts.config.UPSTREAMS.includes(u.name))) {
     const live = definition.settingsFromEnv(opts.config.upstreamEnv[definition.name] ?? {})
     if (live !== null) {
       list.push({ definition, mode: 'live' })

@@ -4,6 +4,7 @@ import { cliniko } from './cliniko/index.js'
 import { drchrono } from './drchrono/index.js'
 import { metriport } from './metriport/index.js'
 import { ocl } from './ocl/index.js'
+import { z } from 'zod'
 import type { UpstreamDefinition } from './types.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each upstream has its own env and settings types
@@ -19,4 +20,10 @@ export const upstreams: readonly AnyUpstream[] = [
 
 export function findUpstream (name: string): AnyUpstream | undefined {
   return upstreams.find(u => u.name === name)
+}
+
+/** The names of an upstream's environment variables (for start-up hints and errors). */
+export function variablesOf (definition: AnyUpstream): string[] {
+  const schema = z.toJSONSchema(definition.env, { io: 'input', unrepresentable: 'any' }) as { properties?: Record<string, unknown> }
+  return Object.keys(schema.properties ?? {})
 }

@@ -378,16 +378,29 @@ t.test('the build stage commands and the runtime stage, outside a container', as
     t.same(row, { status: 'queued', lease_owner: null }, 'the running job was released (queued again, no lease) for another replica')
   })
 
-  await t.test('production default (no SANDBOX): unconfigured upstreams fail their jobs with upstream_not_configured', async t => {
-    const gw = await startGateway(t, cmd, app, env({ GATEWAY_API_KEYS: `app:${clientKey}` }))
+  await t.test('production (no SANDBOX) refuses exposed upstreams without configuration', async t => {
+    const refused = startCmd(t, cmd, app, env({ GATEWAY_API_KEYS: `app:${clientKey}` }))
+    const [code] = await refused.exited
+    t.not(code, 0, 'exits non-zero')
+    t.match(refused.stderr(), /drchrono: exposed but not configured \(set [^)]*DRCHRONO_ACCESS_TOKEN/, 'names the upstream and its variables')
+    t.match(refused.stderr(), /UPSTREAMS/, 'and says how to expose fewer upstreams')
+    t.equal(refused.logs.length, 0, 'before logging or touching the database')
+  })
+
+  await t.test('production with UPSTREAMS=drchrono configured: only drchrono is served', async t => {
+    const gw = await startGateway(t, cmd, app, env({
+      GATEWAY_API_KEYS: `app:${clientKey}`,
+      UPSTREAMS: 'drchrono',
+      DRCHRONO_ACCESS_TOKEN: 'not-a-real-token',
+      DRCHRONO_BASE_URL: 'http://127.0.0.1:9',
+    }))
     t.notOk(gw.logs.some(l => l.msg === 'migrations applied'), 'a restart finds the migrations applied')
     const { data: list } = await (await api(gw, '/upstreams')).json() as { data: Array<{ name: string, mode: string }> }
-    t.ok(list.length > 0 && list.every(u => u.mode === 'unconfigured'), 'every upstream is unconfigured: sandbox is off in production')
-    const created = await api(gw, '/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'appointments', params: { since: '2024-03-01' } }) })
-    t.equal(created.status, 202, 'the job is accepted')
-    const job = await waitForJob(gw, (await created.json() as Job).id, j => j.status === 'failed')
-    t.equal(job.status, 'failed', 'then fails')
-    t.equal(job.error?.code, 'upstream_not_configured', 'with upstream_not_configured')
+    t.same(list.map(u => [u.name, u.mode]), [['drchrono', 'live']], 'GET /upstreams lists drchrono alone, live')
+    const other = await api(gw, '/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'cliniko', resource: 'patients' }) })
+    t.equal(other.status, 400, 'a job for an upstream not exposed is refused')
+    t.match(await other.json(), { errors: [{ in: 'body', pointer: '/upstream', detail: /not enabled on this gateway/ }] }, 'naming the field')
+    t.equal((await fetch(`${gw.url}/sandbox/drchrono/api/appointments_list`, { method: 'POST' })).status, 404, 'no simulator is mounted')
     gw.child.kill('SIGTERM')
     t.equal((await gw.exited)[0], 0, 'SIGTERM: exit code 0')
   })

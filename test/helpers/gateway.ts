@@ -43,6 +43,9 @@ export async function startGateway (t: TestLike, opts: {
     WORKER_POLL_SECONDS: '1',
     SWEEP_INTERVAL_SECONDS: '1',
     SANDBOX: 'false',
+    // Off unless a test sets them: tests fire requests far faster than any client would (test/api/limits.test.ts).
+    RATE_LIMIT_MAX: '0',
+    RATE_LIMIT_ANONYMOUS_MAX: '0',
     ...opts.env,
   })
   const logs: string[] = []
