@@ -11,7 +11,7 @@ import { ProblemError, problemSchema } from './problem.js'
 
 const idParams = z.object({ id: z.string().describe('The job id') })
 const errors = { 400: problemSchema, 401: problemSchema, 404: problemSchema }
-const listCursor = z.object({ t: z.string(), id: z.string() })
+const listCursor = z.object({ t: z.string(), id: z.string().refine(isJobId) })
 
 /** The job, or a 404 for a malformed id, a missing job and another client's job alike. */
 export async function findJobOr404 (request: FastifyRequest, id: string): Promise<Job> {

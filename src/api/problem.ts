@@ -4,7 +4,6 @@
  */
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
-import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 
 /** One invalid field: where it is (`in`), its JSON pointer inside that part, and what is wrong. */
@@ -59,7 +58,7 @@ export function registerProblemHandlers (app: FastifyInstance): void {
     if (err instanceof ProblemError) {
       return sendProblem(reply, err.status, err.message, { title: err.title, errors: err.errors, headers: err.headers })
     }
-    if (hasZodFastifySchemaValidationErrors(err)) {
+    if (Array.isArray(err.validation)) {
       const where = parts[err.validationContext ?? 'body'] ?? 'body'
       const seen = new Set<string>()
       const errors = err.validation

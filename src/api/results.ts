@@ -8,11 +8,14 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Job } from '../generated/prisma/client.js'
 import { readResults, streamResults, type ResultPosition } from '../db/sql/results.js'
+import { findUpstream } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
 import { decodeCursor, encodeCursor } from './job-view.js'
 import { ProblemError, problemSchema } from './problem.js'
 
-const positionSchema = z.tuple([z.number().int().min(0), z.number().int().min(0)])
+// Page and position are PostgreSQL integers: a cursor beyond their range was not given out by this API.
+const int4 = z.number().int().min(0).max(2_147_483_647)
+const positionSchema = z.tuple([int4, int4])
 
 /** NDJSON when the client lists it (with a non-zero q) and does not prefer JSON by a higher q. */
 export function wantsNdjson (accept: string | undefined): boolean {
@@ -29,11 +32,13 @@ export function wantsNdjson (accept: string | undefined): boolean {
 }
 
 /**
- * Results are readable once a job completed, or failed with records (a write job's receipts); 409 before,
- * 410 from expiry on (the sweeper deletes the rows within a minute) and after a cancel.
+ * Results are readable once a job completed, or failed with records of a write upstream (its receipts, which
+ * say what was and was not written); 409 before, 410 from expiry on (the sweeper deletes the rows within a
+ * minute) and after a cancel. A failed read job's records are never served: they would pass for a whole set.
  */
 function assertReadable (job: Job): void {
-  const hasResults = job.status === 'completed' || job.status === 'expired' || (job.status === 'failed' && job.records > 0)
+  const receipts = job.status === 'failed' && job.records > 0 && findUpstream(job.upstream)?.kind === 'write'
+  const hasResults = job.status === 'completed' || job.status === 'expired' || receipts
   const expired = job.status === 'expired' || (job.expiresAt !== null && job.expiresAt.getTime() <= Date.now())
   if (job.status === 'cancelled' || (hasResults && expired)) {
     throw new ProblemError(410, 'Gone', 'These results have expired and were deleted. Submit the job again (POST /jobs) to get fresh ones.')

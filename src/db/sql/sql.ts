@@ -44,6 +44,11 @@ export async function query<Row extends pg.QueryResultRow> (db: Queryable, q: Sq
 /** Runs `fn` inside one transaction on one client of the pool. */
 export async function transaction<T> (pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
+  // A checked-out client has no pool listener: without this one, a connection lost mid-transaction (a database
+  // restart) is an unhandled 'error' event that ends the process. The query in flight fails by itself.
+  let lost: Error | undefined
+  const onError = (err: Error): void => { lost = err }
+  client.on('error', onError)
   try {
     await client.query('BEGIN')
     const result = await fn(client)
@@ -53,6 +58,8 @@ export async function transaction<T> (pool: pg.Pool, fn: (client: pg.PoolClient)
     await client.query('ROLLBACK').catch(() => {})
     throw err
   } finally {
-    client.release()
+    client.off('error', onError)
+    // A broken connection is dropped, not handed to the next transaction.
+    client.release(lost)
   }
 }

@@ -37,6 +37,11 @@ function nonEmptyString (value: unknown): value is string {
   return typeof value === 'string' && value !== ''
 }
 
+/** An id the gateway can record and match: PostgreSQL text cannot hold NUL (Metriport's own ids are UUIDs). */
+function usableId (value: unknown): value is string {
+  return nonEmptyString(value) && !value.includes('\u0000')
+}
+
 /** A message that fails its job: the reason names fields and positions, never values. */
 function invalid (message: string): Outcome {
   return { error: { code: 'invalid_upstream_response', message: `Metriport's webhook ${message}` } }
@@ -103,8 +108,8 @@ export function receiveMetriportWebhook ({ rawBody, headers, settings, receivedA
   // Metriport would disable the webhook for everyone.
   if (meta.type !== DOCUMENT_URLS_TYPE) return { kind: 'reply', ...ACK }
 
-  if (!nonEmptyString(meta.messageId)) throw new WebhookRejected(400, 'The message has no meta.messageId.')
-  if (!nonEmptyString(meta.requestId)) throw new WebhookRejected(400, 'The message has no meta.requestId.')
+  if (!usableId(meta.messageId)) throw new WebhookRejected(400, 'The message has no usable meta.messageId.')
+  if (!usableId(meta.requestId)) throw new WebhookRejected(400, 'The message has no usable meta.requestId.')
   let outcome: Outcome
   try {
     outcome = readOutcome(text, body, receivedAt)
