@@ -1,0 +1,122 @@
+/**
+ * The gateway as the deployer runs it: `node dist/server.js` in a child process (built by `npm run bench`),
+ * pointed at the bench database and at simulators on loopback. Its memory is read from /proc.
+ */
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** VmRSS and VmHWM (peak RSS since start) of a process, in bytes. */
+export interface Memory { rss: number, hwm: number }
+
+export function readMemory (pid: number): Memory {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (field: string): number => {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
+    if (m === null) throw new Error(`/proc/${pid}/status has no ${field}`)
+    return Number(m[1]) * 1024
+  }
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') }
+}
+
+export interface GatewayProcess {
+  url: string
+  pid: number
+  /** The client key every bench request sends. */
+  key: string
+  /** fetch() against the gateway with the client key. */
+  request (path: string, init?: RequestInit): Promise<Response>
+  memory (): Memory
+  /** The last few kilobytes the process wrote (stdout and stderr). */
+  output (): string
+  /** SIGTERM, then SIGKILL after 30 s. Idempotent. */
+  stop (): Promise<void>
+}
+
+export function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address()
+      probe.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no free port'))))
+    })
+  })
+}
+
+/**
+ * Starts a gateway with the production defaults and `env` on top. Request logging is off (LOG_LEVEL=warn) and so
+ * is the per-client rate limit: both are deployment policy, not the cost of the code being measured.
+ */
+export async function startGateway (databaseUrl: string, env: Record<string, string>): Promise<GatewayProcess> {
+  const port = await freePort()
+  const key = randomBytes(18).toString('base64url')
+  // BENCH_CPU_PROF=<dir>: each gateway writes a V8 CPU profile there when it exits (open it in Chrome DevTools,
+  // or summarise it with bench/profile-summary.ts). BENCH_GATEWAY_NODE_FLAGS: more node flags, e.g. --trace-gc.
+  const profile = process.env.BENCH_CPU_PROF
+  const flags = [
+    ...(profile === undefined || profile === '' ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]),
+    ...(process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(Boolean),
+  ]
+  const child = spawn(process.execPath, [...flags, 'dist/server.js'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      GATEWAY_API_KEYS: `bench:${key}`,
+      SANDBOX: 'false',
+      LOG_LEVEL: 'warn',
+      WORKER_POLL_SECONDS: '1',
+      RATE_LIMIT_MAX: '0',
+      RATE_LIMIT_ANONYMOUS_MAX: '0',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const exited = once(child, 'exit')
+  let output = ''
+  const keep = (d: Buffer): void => { output = (output + d.toString()).slice(-4000) }
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 90_000
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the gateway exited before it was ready:\n${output}`)
+    const ok = await fetch(`${url}/health/ready`).then(r => r.ok, () => false)
+    if (ok) break
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`the gateway was not ready after 90 s:\n${output}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  let stopping: Promise<void> | undefined
+  return {
+    url,
+    pid: child.pid as number,
+    key,
+    request (path, init = {}) {
+      const headers = new Headers(init.headers)
+      headers.set('authorization', `Bearer ${key}`)
+      if (init.body !== undefined) headers.set('content-type', 'application/json')
+      return fetch(url + path, { ...init, headers })
+    },
+    memory: () => readMemory(child.pid as number),
+    output: () => output,
+    stop: () => (stopping ??= (async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const force = setTimeout(() => child.kill('SIGKILL'), 30_000)
+      await exited
+      clearTimeout(force)
+    })()),
+  }
+}
