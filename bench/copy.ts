@@ -6,6 +6,7 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
+import { withConnection } from '../src/db/sql/sql.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
@@ -13,16 +14,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export function uuidLiteral (id: string): string {
   if (!UUID.test(id)) throw new Error(`not a UUID: ${id}`)
   return `'${id}'::uuid`
-}
-
-async function withClient<T> (url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
 }
 
 /** How a COPY went: rows, bytes (COPY TO only), seconds, and PostgreSQL CPU seconds when they can be read. */
@@ -33,7 +24,7 @@ export interface CopyOptions { sink?: (chunk: Buffer) => void, postgresCpu?: (()
 
 /** CPU is read on the COPY's own connection, so its backend's time is counted before it exits. */
 async function timed (url: string, opts: CopyOptions, fn: (client: pg.Client) => Promise<{ rows: number, bytes: number }>): Promise<CopyResult> {
-  return withClient(url, async client => {
+  return withConnection(url, async client => {
     const cpu0 = opts.postgresCpu?.() ?? NaN
     const started = performance.now()
     const { rows, bytes } = await fn(client)
@@ -72,5 +63,5 @@ export async function copyIn (url: string, target: string, chunks: readonly Buff
 
 /** Runs one statement on its own connection. */
 export async function run (url: string, statement: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  return withClient(url, client => client.query(statement, values))
+  return withConnection(url, client => client.query(statement, values))
 }

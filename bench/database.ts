@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
 import { pino } from 'pino'
 import { startEmbeddedPostgres } from '../src/db/embedded.js'
+import { withConnection } from '../src/db/sql/sql.js'
 
 /** A database for one run; `close()` drops it (or stops the embedded server). */
 export interface BenchDatabase {
@@ -26,13 +26,7 @@ function withDatabase (url: string, name: string): string {
 }
 
 async function admin (url: string, statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(statement)
-  } finally {
-    await client.end()
-  }
+  await withConnection(url, client => client.query(statement))
 }
 
 export async function openDatabase (): Promise<BenchDatabase> {

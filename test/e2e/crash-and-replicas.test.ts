@@ -3,9 +3,8 @@
  * no record twice), and two gateways never run the same job.
  */
 import t from 'tap'
-import pg from 'pg'
 import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
-import { testDatabase } from '../helpers/database.js'
+import { sql, testDatabase } from '../helpers/database.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
 
@@ -22,16 +21,6 @@ async function waitUntil (gw: GatewayProcess, id: string, done: (job: Job) => bo
     if (done(job)) return job
     if (Date.now() > deadline) throw new Error(`job ${id} is still ${job.status}`)
     await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
-
-async function sql<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<T>(text, values)).rows
-  } finally {
-    await client.end()
   }
 }
 

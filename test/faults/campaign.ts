@@ -9,8 +9,8 @@
 import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
-import pg from 'pg'
 import type { Test } from 'tap'
+import { sql } from '../helpers/database.js'
 
 /**
  * The codes a job may fail with when an upstream misbehaves (README, API.md, `JobErrorCode`). `internal_error`
@@ -127,17 +127,6 @@ export async function settle (read: (id: string) => Promise<JobView>, id: string
     if (isTerminal(job)) return job
     if (Date.now() > deadline) return null
     await new Promise(resolve => setTimeout(resolve, 100))
-  }
-}
-
-/** One query on its own connection. */
-export async function sql<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<T>(text, values)).rows
-  } finally {
-    await client.end()
   }
 }
 

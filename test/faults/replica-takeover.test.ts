@@ -7,7 +7,8 @@
 import t from 'tap'
 import { testDatabase } from '../helpers/database.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
-import { CAMPAIGN_SEED, Tally, isTerminal, settle, sql } from './campaign.js'
+import { sql } from '../helpers/database.js'
+import { CAMPAIGN_SEED, Tally, isTerminal, settle } from './campaign.js'
 import { jobReader, judgeJob, startReadUpstreams, submitJob } from './read-jobs.js'
 
 const tally = new Tally('replica-takeover')

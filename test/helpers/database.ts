@@ -12,6 +12,7 @@ import tap from 'tap'
 import { pino } from 'pino'
 import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { applyMigrations } from '../../src/db/migrate.js'
+import { withConnection } from '../../src/db/sql/sql.js'
 import { readMigrations } from '../../src/db/schema-engine.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
@@ -41,14 +42,9 @@ function withDatabase (url: string, name: string): string {
   return u.toString()
 }
 
-async function admin<T> (url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
+/** One query on a connection of its own; its rows. */
+export async function sql<T extends pg.QueryResultRow> (url: string, text: string, values: unknown[] = []): Promise<T[]> {
+  return withConnection(url, async client => (await client.query<T>(text, values)).rows)
 }
 
 /** The template for the current migrations, created once per server (guarded by an advisory lock). */
@@ -56,7 +52,7 @@ async function templateFor (url: string): Promise<string> {
   const migrations = await readMigrations()
   const hash = createHash('sha256').update(JSON.stringify(migrations)).digest('hex').slice(0, 12)
   const name = `bg_template_${hash}`
-  await admin(url, async client => {
+  await withConnection(url, async client => {
     await client.query('SELECT pg_advisory_lock(74201)')
     try {
       const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
@@ -79,7 +75,7 @@ export async function testDatabase (t: Teardown): Promise<string> {
   const url = await serverUrl()
   const template = await templateFor(url)
   const name = `bg_test_${randomBytes(6).toString('hex')}`
-  await admin(url, client => client.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`))
-  t.teardown(() => admin(url, client => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)))
+  await withConnection(url, client => client.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`))
+  t.teardown(() => withConnection(url, client => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)))
   return withDatabase(url, name)
 }

@@ -2,7 +2,7 @@
  * A tagged template for hand-written SQL: interpolated values become `$n` parameters, never text;
  * an interpolated `Sql` fragment is embedded as SQL (fragments are written here, never built from input).
  */
-import type pg from 'pg'
+import pg from 'pg'
 
 /** A query with its parameters, ready for `pg`. */
 export class Sql {
@@ -39,6 +39,17 @@ export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>
 /** Runs a query and returns its rows. */
 export async function query<Row extends pg.QueryResultRow> (db: Queryable, q: Sql): Promise<pg.QueryResult<Row>> {
   return db.query<Row>(q.toQuery())
+}
+
+/** Runs `fn` on a connection of its own (outside any pool), closed afterwards: admin work, tests, benchmarks. */
+export async function withConnection<T> (connectionString: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString })
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
+  }
 }
 
 /** Runs `fn` inside one transaction on one client of the pool. */
