@@ -18,6 +18,7 @@ export interface UpstreamResponse {
   status: number
   headers: Record<string, string>
   body: Buffer
+  /** The body as UTF-8 text, decoded on the first call only. */
   text (): string
   /** Throws `invalid_upstream_response` when the body is not JSON. */
   json<T = unknown> (): T
@@ -273,14 +274,17 @@ export class UpstreamClient {
   }
 
   #response (status: number, headers: Record<string, string>, body: Buffer, where: string): UpstreamResponse {
+    // Decoded once: a page of a few hundred KB is read by several checks (retry hints, status, records).
+    let decoded: string | undefined
+    const text = (): string => (decoded ??= body.toString('utf8'))
     return {
       status,
       headers,
       body,
-      text: () => body.toString('utf8'),
+      text,
       json: <T = unknown>(): T => {
         try {
-          return JSON.parse(body.toString('utf8')) as T
+          return JSON.parse(text()) as T
         } catch {
           throw new UpstreamError('invalid_upstream_response', `${where} answered ${status} with a body that is not JSON`, status)
         }

@@ -174,18 +174,27 @@ export function splitArray (text: string): string[] {
   return out
 }
 
+/** A top-level JSON object read by {@link scanObject}. */
+export interface ScannedObject {
+  /** Each member's value as raw JSON text, by unescaped key (a repeated key keeps the last value, as JSON.parse does). */
+  members: Map<string, string>
+  /** The elements of the array under the scanned key, when its (last) value is an array; that member is then absent from `members`. */
+  elements: string[] | undefined
+}
+
 /**
- * The raw JSON text of each element of the array under the top-level key `key`, e.g. DrChrono's `results`
- * or Cliniko's `patients`. The whole body is validated; as with JSON.parse, a repeated key's last value wins.
+ * Reads a body that must be a JSON object in one validating pass: the elements of the array under `arrayKey` are
+ * cut out as the upstream wrote them, and every other member is kept as raw text for the caller to parse (they are
+ * small: a status, a pagination object). A page of records is then never built into objects at all.
  */
-export function extractArray (text: string, key: string): string[] {
+export function scanObject (text: string, arrayKey: string): ScannedObject {
   let i = start(text)
   if (text.charCodeAt(i) !== OPEN_BRACE) {
     skipValue(text, i)
     throw new UpstreamError('invalid_upstream_response', 'Upstream body is not a JSON object')
   }
-  let found: string[] | undefined
-  let notArray = false
+  const members = new Map<string, string>()
+  let elements: string[] | undefined
   i = skipWhitespace(text, i + 1)
   if (text.charCodeAt(i) === CLOSE_BRACE) {
     i++
@@ -195,16 +204,15 @@ export function extractArray (text: string, key: string): string[] {
       const valueAt = scanKey(text, i)
       // Up to the first quote: with no backslash before it, that quote closes the key and `raw` is the key.
       const raw = text.slice(keyStart + 1, text.indexOf('"', keyStart + 1))
-      const isKey = raw.includes('\\')
-        ? JSON.parse(text.slice(keyStart, scanString(text, keyStart))) === key
-        : raw === key
-      if (isKey && text.charCodeAt(valueAt) === OPEN_BRACKET) {
-        found = []
-        notArray = false
-        i = collectElements(text, valueAt, found)
+      const key = raw.includes('\\') ? JSON.parse(text.slice(keyStart, scanString(text, keyStart))) as string : raw
+      if (key === arrayKey && text.charCodeAt(valueAt) === OPEN_BRACKET) {
+        elements = []
+        members.delete(key)
+        i = collectElements(text, valueAt, elements)
       } else {
-        if (isKey) notArray = true
+        if (key === arrayKey) elements = undefined
         i = skipValue(text, valueAt)
+        members.set(key, text.slice(valueAt, i))
       }
       i = skipWhitespace(text, i)
       const c = text.charCodeAt(i)
@@ -214,7 +222,16 @@ export function extractArray (text: string, key: string): string[] {
     }
   }
   expectEnd(text, i)
-  if (notArray) throw new UpstreamError('invalid_upstream_response', `Upstream body's "${key}" is not an array`)
-  if (found === undefined) throw new UpstreamError('invalid_upstream_response', `Upstream body has no "${key}" array`)
-  return found
+  return { members, elements }
+}
+
+/**
+ * The raw JSON text of each element of the array under the top-level key `key`, e.g. Cliniko's `patients`.
+ * The whole body is validated; as with JSON.parse, a repeated key's last value wins.
+ */
+export function extractArray (text: string, key: string): string[] {
+  const { members, elements } = scanObject(text, key)
+  if (members.has(key)) throw new UpstreamError('invalid_upstream_response', `Upstream body's "${key}" is not an array`)
+  if (elements === undefined) throw new UpstreamError('invalid_upstream_response', `Upstream body has no "${key}" array`)
+  return elements
 }

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { UpstreamError } from '../../src/upstreams/types.js'
-import { extractArray, splitArray } from '../../src/upstreams/json-records.js'
+import { extractArray, scanObject, splitArray } from '../../src/upstreams/json-records.js'
 
 const invalid = { name: 'UpstreamError', code: 'invalid_upstream_response' }
 
@@ -43,6 +43,20 @@ t.test('keys are matched after unescaping; a repeated key keeps the last value l
   t.same(sameAsParse(t, '{"results":[1],"results":[2,3]}', 'results'), ['2', '3'])
   t.same(extractArray('{"nested":{"results":[9]},"results":[1]}', 'results'), ['1'], 'only the top level counts')
   t.same(extractArray('\ufeff{"results":[1]}', 'results'), ['1'], 'a UTF-8 BOM is skipped')
+})
+
+t.test('scanObject: the array cut out, every other member kept as raw text, the last of a repeated key wins', async t => {
+  const body = '{ "status" : "Complete", "pagination":{"count":2,"pages":1}, "uuid":"u\\"1", "results":[ {"id":1} , {"id":2}] }'
+  const { members, elements } = scanObject(body, 'results')
+  t.same(elements, ['{"id":1}', '{"id":2}'])
+  t.same([...members.keys()], ['status', 'pagination', 'uuid'], 'the array is not among the members')
+  t.equal(members.get('pagination'), '{"count":2,"pages":1}')
+  t.equal(JSON.parse(members.get('uuid') as string), 'u"1')
+  t.same(scanObject('{"results":[1],"results":null}', 'results'), { members: new Map([['results', 'null']]), elements: undefined })
+  t.same(scanObject('{"results":null,"results":[1]}', 'results'), { members: new Map(), elements: ['1'] })
+  t.same(scanObject('{"status":"In progress"}', 'results'), { members: new Map([['status', '"In progress"']]), elements: undefined })
+  t.throws(() => scanObject('{"status":"Complete","results":[1,}', 'results'), invalid, 'the whole body is validated')
+  t.throws(() => scanObject('[1]', 'results'), invalid)
 })
 
 t.test('missing key or not an array', async t => {

@@ -18,7 +18,7 @@ export async function lockWebhookKey (db: Queryable, upstream: string, key: stri
 }
 
 /** Finishes a parked job with a delivery's outcome, in the caller's transaction. */
-async function finishParkedJob (db: Queryable, jobId: string, outcome: DeliveryOutcome, ttlSeconds: number): Promise<void> {
+async function finishParkedJob (db: pg.PoolClient, jobId: string, outcome: DeliveryOutcome, ttlSeconds: number): Promise<void> {
   if ('error' in outcome) {
     await query(db, sql`
       UPDATE jobs SET status = 'failed', error_code = ${outcome.error.code}, error_message = ${outcome.error.message},
@@ -65,7 +65,7 @@ export async function deliverWebhook (pool: pg.Pool, input: {
  * Inside parkJob's transaction: applies the first delivery already received for this key, whether or not another
  * job took it too. A key names one upstream run, so every job that was given it wants that run's answer.
  */
-export async function applyEarlyDelivery (db: Queryable, upstream: string, key: string, jobId: string, ttlSeconds: number): Promise<boolean> {
+export async function applyEarlyDelivery (db: pg.PoolClient, upstream: string, key: string, jobId: string, ttlSeconds: number): Promise<boolean> {
   const { rows } = await query<{ message_id: string, outcome: DeliveryOutcome }>(db, sql`
     SELECT message_id, outcome FROM webhook_deliveries
     WHERE upstream = ${upstream} AND key = ${key}
