@@ -69,7 +69,7 @@ export async function drchronoEndToEnd (databaseUrl: string, settings: DrchronoS
         data: { ...data, gatewaySeconds: gw.seconds, idealSeconds: ideal, ratio: gw.seconds / ideal },
       },
       {
-        id: '1c', what: `Same job with the default poll interval (500 ms, doubling)`,
+        id: '1c', what: `Same job with the default poll interval (500 ms, paced by earlier pages)`,
         gateway: seconds(byDefault.seconds), baseline: `${seconds(ideal)} ideal`,
         ratio: times(byDefault.seconds / ideal), target: '-', pass: null,
         data: { ...data, pollMs: 500, gatewaySeconds: byDefault.seconds, idealSeconds: ideal, speedupOverVendor: vendor.seconds / byDefault.seconds },

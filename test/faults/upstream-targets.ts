@@ -91,8 +91,9 @@ export async function startTargets (t: Test, seed: number): Promise<{ targets: T
       body: i => ({ upstream: 'drchrono', resource: 'appointments', params: { page_size: 30 + i } }),
       expected: (_job, body) => text(drchronoRecords('appointments', body.params as Record<string, number>, { seed: 7, recordCount: drchronoCounts })),
       keepsFailedRecords: false,
-      // POST page 1, one "In progress" poll, the Complete poll: page 1 is saved before any other page starts.
-      partial: { after: 3, body: i => ({ upstream: 'drchrono', resource: 'appointments', params: { page_size: 30 + i } }) },
+      // Pages 1..3 go out together (DRCHRONO_PAGE_CONCURRENCY=3): 3 POSTs, 3 "In progress" polls, 3 Complete polls.
+      // The fault strikes the 10th answer, after at least one page has been handed to be saved.
+      partial: { after: 9, body: i => ({ upstream: 'drchrono', resource: 'appointments', params: { page_size: 30 + i } }) },
     },
     {
       name: 'cliniko',

@@ -115,6 +115,51 @@ t.test('resume: only the pages not done are fetched', async t => {
   t.same(fresh.records(), want, 'a checkpoint without a page total starts from page 1')
 })
 
+t.test('the first pages go out together before the size is known; pages past the end are refused and dropped', async t => {
+  const { state, adapter } = await setup(t, {}, { pageConcurrency: 6 })
+  const want = expected('appointments', {})
+  t.equal(Math.ceil(want.length / 1000), 3, 'three pages of 1000')
+  const job = fakeJob('appointments', {})
+  await adapter.run(job.ctx)
+  t.same(job.records(), want)
+  t.same(state.stats.posts, { 'appointments:1': 1, 'appointments:2': 1, 'appointments:3': 1 }, 'pages 1..3 POSTed once each')
+  t.same(state.stats.invalidPages, { 'appointments:4': 1, 'appointments:5': 1, 'appointments:6': 1 }, 'pages 4..6 were asked once and answered 404 "Invalid page."')
+  t.equal(state.stats.gets, 6, 'only the three real pages were polled (twice each)')
+  t.same(job.checkpoints.at(-1), { pages: 3, count: want.length, done: [1, 2, 3] })
+})
+
+t.test('a slot moves on while its page is saved: generation and saving overlap', async t => {
+  const { state, adapter } = await setup(t, {}, { pageConcurrency: 2 })
+  let postsOfPage3WhenPage1Saved = -1
+  const job = fakeJob('appointments', { page_size: 500 }, {
+    saveMs: page => (page === 1 ? 300 : 0),
+    onSave: page => { if (page === 1) postsOfPage3WhenPage1Saved = state.postsFor('appointments', 3) },
+  })
+  await adapter.run(job.ctx)
+  t.same(job.records(), expected('appointments', { page_size: 500 }))
+  t.equal(postsOfPage3WhenPage1Saved, 1, 'page 3 was POSTed while page 1 was still being saved')
+  t.same(job.unsafe, [], 'no checkpoint named a page before its records were saved')
+})
+
+t.test('an early page refused as past the end is asked for again once the list proves longer', async t => {
+  // Page 2 is refused the first time (a DrChrono that had not counted yet, say), but page 1 says there are 3 pages.
+  const adapter = await stub(t, n => page(n, 3), (n, nth) => (n === 2 && nth === 1 ? 404 : 201), 3)
+  const job = fakeJob('appointments', {})
+  await adapter.run(job.ctx)
+  t.same(job.records(), [1, 2, 3].flatMap(n => [`{"id":${n}}`, `{"id":${-n}}`]))
+})
+
+t.test('a speculative page past the end answered Complete is dropped when empty, refused when it has records', async t => {
+  const empty = await stub(t, n => n === 1 ? page(1, 1) : page(n, 1, { results: [] }), 201, 3)
+  const job = fakeJob('appointments', {})
+  await empty.run(job.ctx)
+  t.same(job.records(), ['{"id":1}', '{"id":-1}'])
+  t.same([...job.pages.keys()], [1], 'no page past the end was saved')
+
+  const full = await stub(t, n => page(n, 1), 201, 3)
+  await t.rejects(full.run(fakeJob('appointments', {}).ctx), { code: 'invalid_upstream_response' })
+})
+
 t.test('an expired uuid is POSTed again', async t => {
   const { state, adapter } = await setup(t)
   state.expireNext(2)
@@ -184,12 +229,13 @@ t.test('401 without refresh credentials fails with upstream_unauthorized', async
 
 t.test('401 with refresh credentials: one refresh shared by concurrent pages, kept for later jobs', async t => {
   const { state, adapter } = await setup(t, { inProgressPolls: 2 }, { pageConcurrency: 4 })
-  // Page 1 done, then the token dies while pages 2..5 are all in flight.
-  const job = fakeJob('appointments', { page_size: 500 }, { onSave: page => { if (page === 1) state.revokeAccessToken() } })
+  // The token dies before the job starts: its first four pages go out together and all meet a 401.
+  state.revokeAccessToken()
+  const job = fakeJob('appointments', { page_size: 500 })
   await adapter.run(job.ctx)
   t.same(job.records(), expected('appointments', { page_size: 500 }))
   t.equal(state.stats.tokenRefreshes, 1, 'one refresh for all pages')
-  t.ok(state.stats.unauthorized >= 2, `${state.stats.unauthorized} requests were refused with the old token`)
+  t.equal(state.stats.unauthorized, 4, 'the four pages in flight were refused with the old token, and none after the refresh')
 
   const later = fakeJob('patients', {})
   await adapter.run(later.ctx)
@@ -224,16 +270,26 @@ t.test('a job whose pages are already all done makes no request', async t => {
   t.same(state.stats.posts, {})
 })
 
-/** A hand-written DrChrono for answers the simulator never gives: `complete(page)` is each page's GET body. */
-async function stub (t: Test, complete: (page: number) => unknown, postStatus = 201) {
+/**
+ * A hand-written DrChrono for answers the simulator never gives: `complete(page)` is each page's GET body, and
+ * `postStatus` the POST's status (a number, or per page and per POST of that page, counted from 1).
+ */
+async function stub (t: Test, complete: (page: number) => unknown, postStatus: number | ((page: number, nth: number) => number) = 201, pageConcurrency = 1) {
   const { createServer } = await import('node:http')
+  const posts = new Map<number, number>()
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
     const page = Number(url.searchParams.get('page') ?? url.searchParams.get('uuid'))
-    const body = req.method === 'POST'
-      ? postStatus === 201 ? { status: 'In progress', uuid: String(page) } : { detail: 'You do not have permission to perform this action.' }
-      : complete(page)
-    res.writeHead(req.method === 'POST' ? postStatus : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+    let status = 200
+    let body: unknown
+    if (req.method === 'POST') {
+      posts.set(page, (posts.get(page) ?? 0) + 1)
+      status = typeof postStatus === 'number' ? postStatus : postStatus(page, posts.get(page) ?? 0)
+      body = status === 201 ? { status: 'In progress', uuid: String(page) } : status === 404 ? { detail: 'Invalid page.' } : { detail: 'You do not have permission to perform this action.' }
+    } else {
+      body = complete(page)
+    }
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
@@ -243,7 +299,7 @@ async function stub (t: Test, complete: (page: number) => unknown, postStatus = 
     await new Promise(resolve => server.close(resolve))
   })
   const { port } = server.address() as { port: number }
-  return drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pageConcurrency: 1 }, client)
+  return drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pageConcurrency }, client)
 }
 
 const page = (n: number, pages: number, extra: Record<string, unknown> = {}) =>

@@ -1,17 +1,17 @@
 /**
- * Runs a DrChrono bulk-list job: page 1 first (it tells how many pages there are), then the other pages a few
- * at a time, each its own POST + poll. Every Complete page is saved with a checkpoint naming the pages done,
- * so a resumed job fetches only the rest.
+ * Runs a DrChrono bulk-list job: a few pages at a time, each its own POST + poll. The first pages go out together
+ * before the list's size is known (any Complete page tells it); the rest follow. Every Complete page is saved with
+ * a checkpoint naming the pages done, so a resumed job fetches only the rest.
  */
 import type { UpstreamClient } from '../http.js'
 import { UpstreamError, type JobContext, type UpstreamAdapter } from '../types.js'
 import { DrchronoAuth, type DrchronoCredentials } from './auth.js'
-import { fetchListPage, type ListPage, type PollOptions } from './bulk-list.js'
+import { GenerationPace, fetchListPage, type ListPage, type PollOptions } from './bulk-list.js'
 import { MAX_PAGE, drchronoParams, isDrchronoResource } from './params.js'
 
 /** Where and how the adapter talks to DrChrono. */
 export interface DrchronoSettings extends DrchronoCredentials, Partial<PollOptions> {
-  /** Pages fetched at the same time after page 1. Default 4. */
+  /** Pages fetched at the same time. Default 4. */
   pageConcurrency?: number
 }
 
@@ -61,6 +61,11 @@ class PageLedger {
     return this.#done.has(page)
   }
 
+  /** Settles once every page handed to save() is saved (or a save failed). */
+  saved (): Promise<void> {
+    return this.#tail
+  }
+
   /** Learns the totals from the first page fetched; a later page that disagrees means the list moved. */
   accept (p: ListPage): void {
     if (p.pages > MAX_PAGE) {
@@ -76,8 +81,13 @@ class PageLedger {
     }
   }
 
+  /** Pages handed to save() and not saved yet. */
+  backlog = 0
+
   save (p: ListPage): Promise<void> {
+    this.backlog++
     this.#tail = this.#tail.then(async () => {
+      this.backlog--
       this.#done.add(p.page)
       const checkpoint: DrchronoCheckpoint = { pages: this.pages, count: this.count, done: [...this.#done].sort((a, b) => a - b) }
       await this.#ctx.savePage(p.page, p.records, checkpoint, { pagesDone: this.#done.size, pagesTotal: this.pages })
@@ -87,23 +97,34 @@ class PageLedger {
   }
 }
 
-/** Runs `work` on each item, at most `limit` at once; the first failure aborts `stop` and is rethrown. */
-async function eachAtMost<T> (items: readonly T[], limit: number, stop: AbortController, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0
-  let failure: { error: unknown } | undefined
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++] as T
-      try {
-        await work(item)
-      } catch (error) {
-        failure ??= { error }
-        stop.abort(error)
-      }
+/**
+ * Which page a fetch slot takes next. Until the list's size is known, pages 1..`speculative` may go out (page 1
+ * always exists; a later one may be past the end, which DrChrono refuses with a 404). Once a page has told the
+ * size, the remaining pages follow in order, and a page refused earlier that does exist is asked for again.
+ */
+export class PageQueue {
+  #cursor = 1
+  readonly #refused: number[] = []
+
+  constructor (private readonly ledger: Pick<PageLedger, 'pages' | 'isDone'>, private readonly speculative: number) {}
+
+  next (): { page: number, mayBePastEnd: boolean } | undefined {
+    const pages = this.ledger.pages
+    if (pages !== null) {
+      const again = this.#refused.findIndex(p => p <= pages)
+      if (again !== -1) return { page: this.#refused.splice(again, 1)[0] as number, mayBePastEnd: false }
     }
+    const limit = pages ?? this.speculative
+    while (this.#cursor <= limit && this.ledger.isDone(this.#cursor)) this.#cursor++
+    if (this.#cursor > limit) return undefined
+    const page = this.#cursor++
+    return { page, mayBePastEnd: pages === null && page > 1 }
   }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  if (failure) throw failure.error
+
+  /** DrChrono refused `page` as past the end before the size was known. */
+  refused (page: number): void {
+    this.#refused.push(page)
+  }
 }
 
 /** The query every page of the job shares: the validated params as DrChrono reads them. */
@@ -137,20 +158,46 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
       const query = listQuery(ctx.resource, ctx.params)
       const listUrl = new URL(`api/${ctx.resource}_list`, base).toString()
       const ledger = new PageLedger(ctx, readCheckpoint(ctx.checkpoint))
+      const queue = new PageQueue(ledger, concurrency)
+      const pace = new GenerationPace()
       // One failed page stops its siblings at once; the job's own signal stops them all.
       const stop = new AbortController()
       const signal = AbortSignal.any([ctx.signal, stop.signal])
-      const fetchAndSave = async (page: number): Promise<void> => {
-        const p = await fetchListPage(auth, { listUrl, query, page, signal, log: ctx.log }, poll)
-        ledger.accept(p)
-        await ledger.save(p)
+      let failure: { error: unknown } | undefined
+      const fail = (error: unknown): void => {
+        failure ??= { error }
+        stop.abort(error)
       }
 
-      if (ledger.pages === null) await fetchAndSave(1)
-      const pages = ledger.pages ?? 1
-      const todo = Array.from({ length: pages }, (_, i) => i + 1).filter(p => !ledger.isDone(p))
-      ctx.log.debug({ pagesTotal: pages, records: ledger.count, pagesLeft: todo.length }, 'drchrono list size known')
-      await eachAtMost(todo, concurrency, stop, fetchAndSave)
+      const fetchPage = async (page: number, mayBePastEnd: boolean): Promise<void> => {
+        const p = await fetchListPage(auth, { listUrl, query, page, signal, log: ctx.log, pace, mayBePastEnd }, poll)
+        if (p === null) return queue.refused(page)
+        ledger.accept(p)
+        if (page > p.pages) {
+          // Asked before the size was known, and answered with an empty page rather than a 404.
+          if (p.records.length > 0) throw new UpstreamError('invalid_upstream_response', `DrChrono answered page ${page} of a ${p.pages}-page list with records`)
+          return
+        }
+        // The slot moves on to its next page while this one is saved: generation and saving overlap. Only when
+        // more pages wait to be saved than there are slots does it wait, so memory stays bounded.
+        const saved = ledger.save(p)
+        saved.catch(fail)
+        if (ledger.backlog > concurrency) await saved
+      }
+      const slot = async (): Promise<void> => {
+        for (let next = queue.next(); next !== undefined && failure === undefined; next = queue.next()) {
+          try {
+            await fetchPage(next.page, next.mayBePastEnd)
+          } catch (error) {
+            fail(error)
+          }
+        }
+      }
+
+      await Promise.all(Array.from({ length: concurrency }, slot))
+      await ledger.saved().catch(fail)
+      if (failure !== undefined) throw failure.error
+      ctx.log.debug({ pagesTotal: ledger.pages, records: ledger.count }, 'drchrono list read')
     },
   }
 }

@@ -67,6 +67,11 @@ export interface ListEntry extends ListRequest {
   doomed: boolean
   /** Vanishes on its first GET, as if its hour had passed. */
   vanishes: boolean
+  /**
+   * The Complete body, built while the list generates (as DrChrono builds its file) and dropped once served, so
+   * the GET that completes a page only sends it. A later GET of the same uuid builds it again.
+   */
+  body?: string | undefined
 }
 
 export interface SimulatorStats {
@@ -79,13 +84,15 @@ export interface SimulatorStats {
   generationErrors: number
   /** GETs answered 404 "Invalid uuid specified". */
   invalidUuids: number
+  /** POSTs answered 404 "Invalid page." (past the last page), by `${resource}:${page}`. */
+  invalidPages: Record<string, number>
   tokenRefreshes: number
   failedRefreshes: number
 }
 
 const emptyStats = (): SimulatorStats => ({
   posts: {}, gets: 0, unauthorized: 0, throttled: 0, serverErrors: 0, generationErrors: 0,
-  invalidUuids: 0, tokenRefreshes: 0, failedRefreshes: 0,
+  invalidUuids: 0, invalidPages: {}, tokenRefreshes: 0, failedRefreshes: 0,
 })
 
 /** What the simulator decided an /api request gets before it reaches the endpoint. */

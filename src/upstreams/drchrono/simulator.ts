@@ -92,8 +92,18 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
       const { params, page, pageSize } = read.request
       const count = select(resource, params).length
       // DRF's paginator refuses a page past the last one (page 1 always exists, even when empty).
-      if (page > Math.max(1, Math.ceil(count / pageSize))) return reply.code(404).send({ detail: 'Invalid page.' })
+      if (page > Math.max(1, Math.ceil(count / pageSize))) {
+        const key = `${resource}:${page}`
+        state.stats.invalidPages[key] = (state.stats.invalidPages[key] ?? 0) + 1
+        return reply.code(404).send({ detail: 'Invalid page.' })
+      }
       const entry = state.createList(resource, read.request)
+      if (!entry.doomed && !entry.vanishes) {
+        // Halfway through the generation time: off the path of this POST's answer and of the poll that completes it.
+        setTimeout(() => {
+          if (state.lists.get(entry.uuid) === entry) entry.body ??= completeBody(entry, select(resource, entry.params), seed)
+        }, (state.options.generationMs ?? 0) / 2).unref()
+      }
       return reply.code(201).send({
         status: 'In progress',
         uuid: entry.uuid,
@@ -119,7 +129,9 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
         state.stats.generationErrors++
         return reply.code(500).send({ status: 'Error', uuid, detail: 'An error occurred while generating the list. Please submit the request again.' })
       }
-      return reply.type('application/json').send(completeBody(entry, select(resource, entry.params), seed))
+      const body = entry.body ?? completeBody(entry, select(resource, entry.params), seed)
+      entry.body = undefined
+      return reply.type('application/json').send(body)
     })
   }
 
