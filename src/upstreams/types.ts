@@ -20,6 +20,10 @@ import type { Logger } from 'pino'
 import type { z } from 'zod'
 import type { UpstreamClient } from './http.js'
 
+
+/** One record as the upstream wrote it: JSON text, or its UTF-8 bytes (a view of the page it came in). */
+export type RecordText = string | Uint8Array
+
 /** Stable error codes a job can fail with. Clients branch on these, never on messages. */
 export type JobErrorCode =
   | 'upstream_unauthorized'
@@ -78,7 +82,7 @@ export interface JobContext<Params = Record<string, unknown>, Checkpoint = unkno
    * progress, in one transaction. A page saved twice keeps its first copy, so a resumed job never stores a
    * record twice. Throws (and aborts the signal) when the job's lease was lost.
    */
-  savePage (page: number, records: readonly string[], checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
+  savePage (page: number, records: readonly RecordText[], checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
   /** Saves checkpoint and progress without records, e.g. an upstream task id right after submitting. */
   saveCheckpoint (checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
   /** Facts worth showing on the job (OCL lastUpdated, a Metriport requestId): merged into `upstreamInfo`. */

@@ -64,6 +64,20 @@ t.test('pages stored through COPY', async t => {
     t.same(job, { records: records.length, pages_done: 1, checkpoint: { done: [3] } })
   })
 
+  t.test('records given as bytes (views of an upstream page) are stored as the same text', async t => {
+    const id = await newJob()
+    const page = Buffer.from(`[${records.join(',')}]`)
+    const views: Buffer[] = []
+    let at = 1
+    for (const r of records) {
+      const n = Buffer.byteLength(r)
+      views.push(page.subarray(at, at + n))
+      at += n + 1
+    }
+    t.equal(await savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: views, checkpoint: {}, progress: {} }), records.length)
+    t.same((await stored(id)).map(r => r.record), records)
+  })
+
   t.test('a page stored before is not stored again, and the job does not count it twice', async t => {
     const id = await newJob()
     await savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', '{"a":2}'], checkpoint: {}, progress: {} })

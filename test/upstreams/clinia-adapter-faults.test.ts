@@ -6,6 +6,7 @@ import { cliniaAdapter, type CliniaSettings } from '../../src/upstreams/clinia/a
 import { SANDBOX_CREDENTIALS, startCliniaSimulator, type CliniaSimulatorOptions } from '../../src/upstreams/clinia/simulator.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { JobContext } from '../../src/upstreams/types.js'
+import { recordTexts } from '../helpers/records.js'
 
 async function setup (t: Test, sim: CliniaSimulatorOptions = {}, settings: Partial<CliniaSettings> = {}) {
   const simulator = await startCliniaSimulator({ pendingPolls: 1, ...sim })
@@ -27,7 +28,7 @@ function job (operations: unknown[]) {
   const ctx: JobContext = {
     jobId: 'job-1', resource: 'resources', params: {}, payload: { operations }, checkpoint: null,
     signal: controller.signal, log: pino({ level: 'silent' }),
-    async savePage (page, records) { controller.signal.throwIfAborted(); if (!pages.has(page)) pages.set(page, records) },
+    async savePage (page, records) { controller.signal.throwIfAborted(); if (!pages.has(page)) pages.set(page, recordTexts(records)) },
     async saveCheckpoint () { controller.signal.throwIfAborted() },
     async setUpstreamInfo () {},
     async park () { throw new Error('Clinia jobs never wait for a webhook') },

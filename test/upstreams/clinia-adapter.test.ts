@@ -7,6 +7,7 @@ import {
 } from '../../src/upstreams/clinia/simulator.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { JobContext, ProgressUpdate } from '../../src/upstreams/types.js'
+import { recordTexts } from '../helpers/records.js'
 
 /** A simulator on a loopback port and an adapter pointed at it (3 operations per chunk, tiny waits). */
 async function setup (t: Test, sim: CliniaSimulatorOptions = {}, settings: Partial<CliniaSettings> = {}) {
@@ -44,7 +45,7 @@ function fakeJob (resource: CliniaResource, operations: unknown[], options: {
     log: pino({ level: 'silent' }),
     async savePage (page, records, checkpoint, update) {
       controller.signal.throwIfAborted()
-      if (!pages.has(page)) pages.set(page, records)
+      if (!pages.has(page)) pages.set(page, recordTexts(records))
       checkpoints.push(structuredClone(checkpoint as CliniaCheckpoint))
       progress.push(update)
     },

@@ -7,6 +7,7 @@ import {
   SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions,
 } from '../../src/upstreams/cliniko/simulator.js'
 import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
+import { recordTexts } from '../helpers/records.js'
 
 const SEED = 7
 const recordCount = 250
@@ -41,7 +42,7 @@ function fakeJob (resource: ClinikoResource, params: Record<string, unknown>, ch
     log: pino({ level: 'silent' }),
     async savePage (page, records, cp, update) {
       controller.signal.throwIfAborted()
-      if (!pages.has(page)) pages.set(page, records)
+      if (!pages.has(page)) pages.set(page, recordTexts(records))
       checkpoints.push(structuredClone(cp as ClinikoCheckpoint))
       progress.push(update)
     },

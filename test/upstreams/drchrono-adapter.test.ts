@@ -7,6 +7,7 @@ import {
   SANDBOX_CREDENTIALS, expectedRecords, startDrchronoSimulator, type DrchronoSimulatorOptions,
 } from '../../src/upstreams/drchrono/simulator.js'
 import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
+import { recordTexts } from '../helpers/records.js'
 
 /** A simulator on a loopback port and an adapter pointed at it, with tiny waits; all closed at the test's end. */
 async function setup (t: Test, sim: DrchronoSimulatorOptions = {}, settings: Partial<DrchronoSettings> = {}) {
@@ -49,7 +50,7 @@ function fakeJob (resource: DrchronoResource, params: Record<string, unknown>, o
       const cp = structuredClone(checkpoint as DrchronoCheckpoint)
       // The invariant that makes resuming safe: a checkpoint never names a page whose records have not landed.
       for (const p of cp.done) if (p !== page && !pages.has(p)) unsafe.push(p)
-      if (!pages.has(page)) pages.set(page, records)
+      if (!pages.has(page)) pages.set(page, recordTexts(records))
       checkpoints.push(cp)
       progress.push(update)
       options.onSave?.(page)

@@ -12,6 +12,7 @@ import {
   DEFAULT_SOURCES, SANDBOX_OCL_TOKEN, expectedExport, startOclSimulator, type OclSimulatorOptions, type SimSource,
 } from '../../src/upstreams/ocl/simulator.js'
 import type { JobContext, ProgressUpdate } from '../../src/upstreams/types.js'
+import { recordTexts } from '../helpers/records.js'
 
 const CIEL = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL' } as const
 const JDOE = { ownerType: 'users', owner: 'jdoe', source: 'ClinicTerms' } as const
@@ -41,7 +42,7 @@ function fakeJob (params: Record<string, unknown>, checkpoint: OclExportCheckpoi
     jobId: 'job-1', resource: 'export', params, payload: null, checkpoint, signal: controller.signal, log: pino({ level: 'silent' }),
     async savePage (page, records, cp, update) {
       controller.signal.throwIfAborted()
-      if (!pages.has(page)) pages.set(page, records)
+      if (!pages.has(page)) pages.set(page, recordTexts(records))
       checkpoints.push(structuredClone(cp))
       progress.push(update)
     },

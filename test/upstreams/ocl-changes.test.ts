@@ -6,6 +6,7 @@ import { oclAdapter, type OclSettings } from '../../src/upstreams/ocl/adapter.js
 import type { OclChangesCheckpoint } from '../../src/upstreams/ocl/changes-job.js'
 import { SANDBOX_OCL_TOKEN, expectedChanges, startOclSimulator, type OclSimulatorOptions } from '../../src/upstreams/ocl/simulator.js'
 import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
+import { recordTexts } from '../helpers/records.js'
 
 const CIEL = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL' } as const
 const ALL = { ...CIEL, updatedSince: '2019-01-01', includeRetired: true }
@@ -29,7 +30,7 @@ function fakeJob (resource: 'export' | 'changes', params: Record<string, unknown
   const ctx: JobContext = {
     jobId: 'job-1', resource, params, payload: null, checkpoint, signal: new AbortController().signal, log: pino({ level: 'silent' }),
     async savePage (page, records, cp, update) {
-      if (!pages.has(page)) pages.set(page, records)
+      if (!pages.has(page)) pages.set(page, recordTexts(records))
       checkpoints.push(structuredClone(cp) as OclChangesCheckpoint)
       progress.push(update)
     },

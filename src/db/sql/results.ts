@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
+import type { RecordText } from '../../upstreams/types.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
 
 /** The job no longer belongs to this worker (lease lost or job cancelled): its writes are refused. */
@@ -31,7 +32,7 @@ export async function savePage (pool: pg.Pool, input: {
   jobId: string
   workerId: string
   page: number | null
-  records: readonly string[]
+  records: readonly RecordText[]
   checkpoint: unknown
   progress: PageProgress
 }): Promise<number> {
@@ -64,17 +65,17 @@ const UUID_HEX = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{
  * One page's rows in PostgreSQL's binary COPY format: a record goes in as its UTF-8 bytes with a length in front,
  * so nothing is escaped here and nothing is parsed there (no SQL, no array literal, no quoting).
  */
-export function copyRows (jobId: string, page: number, records: readonly string[]): Buffer {
+export function copyRows (jobId: string, page: number, records: readonly RecordText[]): Buffer {
   if (!UUID_HEX.test(jobId)) throw new Error('job id is not a UUID')
   const id = Buffer.from(jobId.replaceAll('-', ''), 'hex')
   let size = COPY_SIGNATURE.length + 8 + 2
-  for (const record of records) size += ROW_OVERHEAD + Buffer.byteLength(record)
+  for (const record of records) size += ROW_OVERHEAD + (typeof record === 'string' ? Buffer.byteLength(record) : record.length)
   const buf = Buffer.allocUnsafe(size)
   let at = COPY_SIGNATURE.copy(buf, 0)
   at = buf.writeInt32BE(0, at) // flags
   at = buf.writeInt32BE(0, at) // header extension length
   for (let position = 0; position < records.length; position++) {
-    const record = records[position] as string
+    const record = records[position] as RecordText
     at = buf.writeInt16BE(4, at)
     at = buf.writeInt32BE(16, at)
     at += id.copy(buf, at)
@@ -82,7 +83,10 @@ export function copyRows (jobId: string, page: number, records: readonly string[
     at = buf.writeInt32BE(page, at)
     at = buf.writeInt32BE(4, at)
     at = buf.writeInt32BE(position, at)
-    const length = buf.write(record, at + 4) // the size above was measured the same way, so it fits
+    // Bytes are copied as they are; text is encoded in place (the size above was measured the same way, so it fits).
+    let length = record.length
+    if (typeof record === 'string') length = buf.write(record, at + 4)
+    else buf.set(record, at + 4)
     at = buf.writeInt32BE(length, at)
     at += length
   }
@@ -96,7 +100,7 @@ export function copyRows (jobId: string, page: number, records: readonly string[
  * record present": a replayed page (a restart, a duplicate webhook) adds nothing. The rows go in by
  * `COPY … FROM STDIN (FORMAT binary)`, PostgreSQL's cheapest way in.
  */
-export async function insertRecords (db: pg.PoolClient, jobId: string, page: number, records: readonly string[]): Promise<number> {
+export async function insertRecords (db: pg.PoolClient, jobId: string, page: number, records: readonly RecordText[]): Promise<number> {
   if (records.length === 0) return 0
   const stored = await query<{ stored: boolean }>(db, sql`
     SELECT EXISTS (SELECT 1 FROM job_results WHERE job_id = ${jobId} AND page = ${page}) AS stored`)

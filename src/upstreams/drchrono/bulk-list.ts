@@ -23,13 +23,13 @@ export interface PollOptions {
   maxResubmits: number
 }
 
-/** A Complete page: its records as DrChrono's JSON text, and the list's totals as this page reported them. */
+/** A Complete page: its records as DrChrono wrote them (UTF-8 bytes), and the list's totals as this page reported them. */
 export interface ListPage {
   page: number
   /** Pages in the list; at least 1 (an empty list still has an empty page 1). */
   pages: number
   count: number
-  records: string[]
+  records: Buffer[]
 }
 
 export interface PageTarget {
@@ -145,7 +145,7 @@ function completePage (res: UpstreamResponse, body: ScannedObject, page: number,
 /** A poll answer: one pass over the body, which may be a whole page of records. */
 function pollBody (res: UpstreamResponse, what: string): ScannedObject {
   try {
-    return scanObject(res.text(), 'results')
+    return scanObject(res.body, 'results')
   } catch (err) {
     if (err instanceof UpstreamError) throw invalid(what, 'poll answer is not a JSON object', res.status)
     throw err
