@@ -4,13 +4,14 @@
  * Prints the table and writes bench/results.json. bench/PERFORMANCE.md says what each line means.
  *
  * Settings (environment): BENCH_DRCHRONO_CONCURRENCY (10), BENCH_RECORDS (1000000), BENCH_LOAD_SECONDS (8),
- * BENCH_ONLY (comma-separated: drchrono, cliniko, bulk).
+ * BENCH_ONLY (comma-separated: drchrono, cliniko, bulk; or api: target 4 alone, on a small job, not part of the default).
  */
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { openDatabase } from './database.js'
 import { run } from './copy.js'
-import { failedLine, table, verdict, writeResults, type Line } from './report.js'
+import { failedLine, table, verdict, withFollowers, writeResults, type Line } from './report.js'
+import { apiOverheadAlone } from './scenarios/api-overhead.js'
 import { bulkJob } from './scenarios/bulk-job.js'
 import { clinikoUnderRateLimit } from './scenarios/cliniko-rate-limit.js'
 import { drchronoEndToEnd } from './scenarios/drchrono-end-to-end.js'
@@ -52,11 +53,13 @@ try {
       [['6a', 'Cliniko under its rate limit', '≤ 1.1× bound'], ['6b', 'Cliniko 429s', '≤ 1 per 1000']]],
     ['bulk', () => bulkJob(db.url, { records: settings.records, concurrency: settings.drchronoConcurrency, loadSeconds: settings.loadSeconds }, log),
       [['2', 'Ingest', '≥ 50% of COPY, ≥ 50,000 rec/s'], ['3', 'Read', '≥ 60% of COPY, p99 < 50 ms'], ['4', 'API overhead', '≥ 30%'], ['5', 'Memory', '< 250 MB']]],
+    // Line 4 alone, for work on it (bulk measures it too, on its million-record job).
+    ['api', () => apiOverheadAlone(db.url, { loadSeconds: settings.loadSeconds }, log), [['4', 'API overhead', '≥ 30%']]],
   ]
   for (const [name, scenario, targets] of scenarios) {
     if (!only.has(name)) continue
     try {
-      lines.push(...await scenario())
+      lines.push(...withFollowers(await scenario()))
     } catch (err) {
       log(`${name} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
       for (const [id, what, target] of targets) lines.push(failedLine(id, what, target, err))

@@ -6,12 +6,13 @@ import type { Job } from '../generated/prisma/client.js'
 import { IdempotencyConflictError } from '../engine/job-service.js'
 import { upstreams } from '../upstreams/registry.js'
 import { jobRequestSchema } from './job-request.js'
-import { decodeCursor, encodeCursor, isJobId, jobSchema, jobStatusSchema, jobView, progressText } from './job-view.js'
+import { decodeCursor, encodeCursor, isJobId, jobListSchema, jobSchema, jobStatusSchema, jobView, jobViewSerializerCompiler, progressText, serializeJobView } from './job-view.js'
 import { ProblemError, problemSchema } from './problem.js'
 
 const idParams = z.object({ id: z.string().describe('The job id') })
 const errors = { 400: problemSchema, 401: problemSchema, 404: problemSchema }
 const listCursor = z.object({ t: z.string(), id: z.string().refine(isJobId) })
+const jsonType = 'application/json; charset=utf-8'
 
 /** The job, or a 404 for a malformed id, a missing job and another client's job alike. */
 export async function findJobOr404 (request: FastifyRequest, id: string): Promise<Job> {
@@ -29,6 +30,8 @@ function addPollingHeaders (reply: FastifyReply, job: Job): void {
 
 export const jobRoutes: FastifyPluginAsyncZod = async app => {
   const body = jobRequestSchema(upstreams)
+  // This plugin's own scope: job views go through compiled serialisers, problems still through zod's.
+  app.setSerializerCompiler(jobViewSerializerCompiler)
 
   app.post('/jobs', {
     // Write jobs carry their operations in the body (up to 100 000 Clinia operations).
@@ -83,7 +86,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
         status: jobStatusSchema.optional(),
         upstream: z.string().optional(),
       }),
-      response: { 200: z.object({ data: z.array(jobSchema), nextCursor: z.string().nullable() }), ...errors },
+      response: { 200: jobListSchema, ...errors },
     },
   }, async request => {
     const { limit, cursor, status, upstream } = request.query
@@ -111,9 +114,17 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
       response: { 200: jobSchema, ...errors },
     },
   }, async (request, reply) => {
+    // A finished job's view is served from this process's cache when it can be (see job-view-cache.ts). A view
+    // depends on the job alone (its links are relative), so one cached text serves every request of its owner.
+    const views = app.jobs.views
+    const cached = views.get(request.clientId, request.params.id)
+    if (cached !== undefined) return (reply as FastifyReply).type(jsonType).send(cached)
+    const since = views.generation()
     const job = await findJobOr404(request, request.params.id)
     addPollingHeaders(reply, job)
-    return jobView(job)
+    const json = serializeJobView(jobView(job))
+    views.set(since, job, json)
+    return (reply as FastifyReply).type(jsonType).send(json)
   })
 
   app.delete('/jobs/:id', {

@@ -1,12 +1,15 @@
 /**
  * The job service: what the API asks of jobs. Creation applies idempotency keys and in-flight dedupe;
- * cancellation stops the worker through a notification; reads are scoped to the calling client.
+ * cancellation stops the worker through a notification; reads are scoped to the calling client. It owns this
+ * process's cache of finished jobs' views, and tells other replicas when one changes.
  */
 import type pg from 'pg'
 import { Prisma, type Job, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
+import { findClientJob } from '../db/sql/jobs.js'
 import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
 import { requestHash } from './canonical.js'
-import { notifyCancel, notifyNewJob } from './notifications.js'
+import { JobViewCache } from './job-view-cache.js'
+import { notifyCancel, notifyJobChanged, notifyNewJob } from './notifications.js'
 
 /** A validated job request. `payload` carries write operations; null for read jobs. */
 export interface JobRequest {
@@ -36,6 +39,8 @@ export class JobService {
     /** Called when results were dropped, so the sweeper deletes them now rather than at its next round. */
     private readonly onResultsDropped: () => void = () => {},
     private readonly observe: Observe = noObserve,
+    /** Views of finished jobs (see job-view-cache.ts); off until the engine's listener is connected. */
+    readonly views: JobViewCache = new JobViewCache(),
   ) {}
 
   async create (request: JobRequest): Promise<CreateJobResult> {
@@ -92,9 +97,12 @@ export class JobService {
     return twin
   }
 
-  /** The client's job, or null (another client's job is as unknown as a missing one). */
+  /**
+   * The client's job, or null (another client's job is as unknown as a missing one). `id` must be a UUID.
+   * Plain SQL, not Prisma: this is the read behind every GET /jobs/{id} and every results request.
+   */
   async get (clientId: string, id: string): Promise<Job | null> {
-    return this.prisma.job.findFirst({ where: { id, clientId } })
+    return findClientJob(this.pool, clientId, id)
   }
 
   /** The client's jobs, newest first, after the job `before` (a keyset cursor). */
@@ -127,7 +135,12 @@ export class JobService {
     })
     if (cancelled.count === 1) await notifyCancel(this.pool, id)
     else {
-      await this.prisma.job.updateMany({ where: { id, clientId, status: 'completed' }, data: { status: 'expired', expiresAt: now } })
+      const expired = await this.prisma.job.updateMany({ where: { id, clientId, status: 'completed' }, data: { status: 'expired', expiresAt: now } })
+      if (expired.count === 1) {
+        // A finished job's view changed: this process forgets it now, other replicas when the notification arrives.
+        this.views.invalidate(id)
+        await notifyJobChanged(this.pool, id)
+      }
     }
     // The sweeper deletes the rows in batches; cancelled and expired jobs answer 410 from now on.
     this.onResultsDropped()

@@ -1,6 +1,7 @@
 /**
  * LISTEN/NOTIFY between gateway processes on one database: a new job wakes idle workers at once (polling
- * is only the fallback), and a cancel reaches the worker that runs the job, wherever it is.
+ * is only the fallback), a cancel reaches the worker that runs the job, wherever it is, and a finished job's
+ * changed view reaches every replica's cache of views (job-view-cache.ts).
  */
 import pg from 'pg'
 import type { Logger } from 'pino'
@@ -16,8 +17,22 @@ export async function notifyCancel (pool: pg.Pool, jobId: string): Promise<void>
   await pool.query('SELECT pg_notify($1, $2)', [channel, `cancel:${jobId}`])
 }
 
-/** What the listener reports: a new job somewhere, or the cancel of one job. */
-export type JobNotification = { kind: 'new' } | { kind: 'cancel', jobId: string }
+/** A terminal job's view changed (a DELETE expired it): replicas drop their cached copy. */
+export async function notifyJobChanged (pool: pg.Pool, jobId: string): Promise<void> {
+  await pool.query('SELECT pg_notify($1, $2)', [channel, `changed:${jobId}`])
+}
+
+/**
+ * What the listener reports: a new job somewhere, the cancel of one job, a change of a finished job's view, and
+ * whether it is listening at all (`connected` once LISTEN holds, `disconnected` when that connection is lost or
+ * stopped). Between a `disconnected` and the next `connected`, notifications may have been missed.
+ */
+export type JobNotification =
+  | { kind: 'new' }
+  | { kind: 'cancel', jobId: string }
+  | { kind: 'changed', jobId: string }
+  | { kind: 'connected' }
+  | { kind: 'disconnected' }
 
 /**
  * Holds one dedicated connection in LISTEN and reconnects with backoff when it drops. While disconnected
@@ -49,12 +64,15 @@ export class JobListener {
         client.on('error', () => resolve())
         client.on('end', () => resolve())
       })
+      let listening = false
       try {
         await client.connect()
         client.on('notification', msg => this.dispatch(msg.payload))
         await client.query(`LISTEN ${channel}`)
         this.client = client
         failures = 0
+        listening = true
+        this.onNotification({ kind: 'connected' })
         // A reconnect may have missed notifications: report a wake-up so workers look for jobs.
         this.onNotification({ kind: 'new' })
         await Promise.race([lost, this.whenStopped])
@@ -63,6 +81,7 @@ export class JobListener {
         this.log.warn({ err: (err as Error).message }, 'job listener could not connect; retrying')
       } finally {
         this.client = null
+        if (listening) this.onNotification({ kind: 'disconnected' })
         await client.end().catch(() => {})
       }
       if (!this.stopped.signal.aborted) await sleep(Math.min(200 * 2 ** failures, 5000), this.stopped.signal).catch(() => {})
@@ -72,6 +91,7 @@ export class JobListener {
   private dispatch (payload: string | undefined): void {
     if (payload === 'new') this.onNotification({ kind: 'new' })
     else if (payload?.startsWith('cancel:') === true) this.onNotification({ kind: 'cancel', jobId: payload.slice(7) })
+    else if (payload?.startsWith('changed:') === true) this.onNotification({ kind: 'changed', jobId: payload.slice(8) })
   }
 
   async stop (): Promise<void> {

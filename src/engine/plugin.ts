@@ -1,13 +1,16 @@
 /**
  * The job engine inside the gateway process: the job service the routes use, the worker that runs jobs,
- * the listener that wakes it (and delivers cancels), and the expiry sweeper. Workers start once the server
- * listens (sandbox adapters call this server) and stop before the database closes.
+ * the listener that wakes it (and delivers cancels and changes of finished jobs' views), and the expiry
+ * sweeper. Workers start once the server listens (sandbox adapters call this server) and stop before the
+ * database closes. The cache of finished jobs' views works only while the listener holds its connection, so
+ * without workers (startWorkers false: tests, the OpenAPI export) every view comes from the database.
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { JobService } from './job-service.js'
+import { JobViewCache } from './job-view-cache.js'
 import { JobListener } from './notifications.js'
 import { Sweeper } from './sweeper.js'
 import { Worker } from './worker.js'
@@ -26,7 +29,8 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   const log = app.log.child({ component: 'engine' }) as unknown as Logger
   const observe = app.metrics.observe
   const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log, config.RESULT_TTL_SECONDS, observe)
-  const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake(), observe)
+  const views = new JobViewCache()
+  const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake(), observe, views)
   const worker = new Worker(app.db.pool, name => app.upstreams.adapterFor(name), {
     concurrency: config.WORKER_CONCURRENCY,
     leaseSeconds: config.LEASE_SECONDS,
@@ -37,8 +41,13 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   }, log, observe)
   app.metrics.leasesFrom(() => worker.leasesHeld)
   const listener = new JobListener(opts.databaseUrl, n => {
-    if (n.kind === 'new') worker.wake()
-    else worker.cancel(n.jobId)
+    switch (n.kind) {
+      case 'new': worker.wake(); break
+      case 'cancel': views.invalidate(n.jobId); worker.cancel(n.jobId); break
+      case 'changed': views.invalidate(n.jobId); break
+      case 'connected': views.setListening(true); break
+      case 'disconnected': views.setListening(false); break
+    }
   }, log)
   app.decorate('jobs', service)
   app.decorate('worker', worker)

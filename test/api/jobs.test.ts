@@ -94,6 +94,16 @@ t.test('job API', async t => {
     t.equal((await gw.request('/health/live', { key: null })).status, 200)
   })
 
+  t.test('a request\'s log lines name its client, and only that request\'s', async t => {
+    const alpha = await (await gw.request('/jobs', { method: 'POST', body: json({ ...body, params: { since: '2021-06-01' } }) })).json()
+    const beta = await (await gw.request('/jobs', { method: 'POST', key: clientKeys.beta, body: json({ ...body, params: { since: '2021-06-01' } }) })).json()
+    const queued = gw.logs.map(l => JSON.parse(l)).filter(l => l.msg === 'job queued')
+    t.match(queued.find(l => l.jobId === alpha.id), { client: 'alpha', reqId: String })
+    t.match(queued.find(l => l.jobId === beta.id), { client: 'beta', reqId: String })
+    const health = gw.logs.map(l => JSON.parse(l)).filter(l => l.req?.url === '/health/live')
+    t.ok(health.length > 0 && health.every(l => l.client === undefined), 'no client on requests outside /jobs')
+  })
+
   t.test('GET /jobs lists own jobs newest first with a cursor and filters', async t => {
     const all: string[] = []
     let cursor: string | null = null

@@ -15,6 +15,18 @@ export const jobColumns = sql`id, client_id AS "clientId", upstream, resource, p
   lease_expires_at AS "leaseExpiresAt", run_after AS "runAfter", created_at AS "createdAt",
   started_at AS "startedAt", finished_at AS "finishedAt", expires_at AS "expiresAt"`
 
+/** A client's job by id, as one named statement: each pooled connection parses and plans it once. */
+const clientJobText = `SELECT ${jobColumns.toQuery().text} FROM jobs WHERE id = $1 AND client_id = $2`
+
+/**
+ * The job `id` if it belongs to `clientId`, else null (another client's job is as unknown as a missing one).
+ * `id` must be a UUID: PostgreSQL refuses anything else.
+ */
+export async function findClientJob (db: Queryable, clientId: string, id: string): Promise<Job | null> {
+  const { rows } = await db.query<Job>({ name: 'find-client-job', text: clientJobText, values: [id, clientId] })
+  return rows[0] ?? null
+}
+
 /**
  * Claims the oldest runnable job: queued and due, or running with an expired lease (its worker died).
  * One statement, so two workers never claim the same job.
