@@ -8,6 +8,7 @@ import { jobsWithStaleResults, markExpiredJobs, purgeOldDeliveries } from '../db
 import { deleteResultsBatch } from '../db/sql/results.js'
 import { noObserve, type Observe } from '../metrics/observe.js'
 import { sleep } from '../upstreams/backoff.js'
+import { notifyJobsChanged } from './notifications.js'
 
 export class Sweeper {
   private readonly stopped = new AbortController()
@@ -46,6 +47,8 @@ export class Sweeper {
     const expired = await markExpiredJobs(this.pool)
     this.observe.jobsExpired(expired.length)
     for (const id of expired) this.log.info({ jobId: id }, 'job expired; deleting its results')
+    // Every gateway's cache of finished views forgets these now, rather than when its own clock reaches expiresAt.
+    await notifyJobsChanged(this.pool, expired)
     let rowsDeleted = 0
     for (;;) {
       const jobs = await jobsWithStaleResults(this.pool, 100)

@@ -90,6 +90,17 @@ t.test('cache of finished jobs\' views across two replicas', async t => {
     t.notOk(cached(a, id), 'and a job past expiresAt is not cached again')
   })
 
+  t.test('a sweep that expires a job reaches every replica\'s cache, whatever their clocks say', async t => {
+    const id = await insertJob('completed', 3_600_000)
+    await readUntilCached(a, id)
+    // As if the database's clock ran an hour ahead of replica A's: the row is past expiry, A's clock says it is not.
+    await pool.query("UPDATE jobs SET expires_at = now() - interval '1 second' WHERE id = $1", [id])
+    t.equal(JSON.parse((await read(a, id)).text).status, 'completed', 'cached, by A\'s clock')
+    t.ok((await b.app.sweeper.sweep()).expired >= 1, 'replica B\'s sweep expires it (and the job of the test before)')
+    await until('replica A sees the job expired', async () => JSON.parse((await read(a, id)).text).status === 'expired')
+    t.pass('replica A answers expired after the sweep\'s notification')
+  })
+
   t.test('a DELETE on one replica reaches the other replica\'s cache', async t => {
     const id = await insertJob('completed', 3_600_000)
     await readUntilCached(a, id)
