@@ -7,7 +7,7 @@ import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Job } from '../generated/prisma/client.js'
-import { readResults, streamResultBatches, type ResultPosition } from '../db/sql/results.js'
+import { jsonPage, ndjsonChunk, readResultBatch, streamResultBatches, type ResultPosition } from '../db/sql/result-stream.js'
 import { findUpstream } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
 import { decodeCursor, encodeCursor } from './job-view.js'
@@ -78,14 +78,12 @@ export const resultRoutes: FastifyPluginAsyncZod = async app => {
     if (wantsNdjson(request.headers.accept)) {
       request.log.info({ jobId: job.id, records: job.records }, 'streaming results as NDJSON')
       // One chunk per database batch, not per record: a million records must not cost a million socket writes.
-      const lines = async function * () {
-        // A newline inside a JSON value can only be whitespace between tokens (strings escape theirs), so a
-        // pretty-printed upstream record is folded onto one line without changing what it says.
-        const oneLine = (record: string): string => record.includes('\n') || record.includes('\r') ? record.replace(/[\r\n]/g, ' ') : record
-        for await (const batch of streamResultBatches(pool, job.id)) yield batch.map(oneLine).join('\n') + '\n'
+      // Records stay bytes from PostgreSQL to the socket (see result-stream.ts).
+      const chunks = async function * () {
+        for await (const batch of streamResultBatches(pool, job.id)) yield ndjsonChunk(batch)
       }
       // Two chunks buffered at most: with the batch being read ahead, memory stays at a few batches per stream.
-      const body = Readable.from(lines(), { objectMode: true, highWaterMark: 2 })
+      const body = Readable.from(chunks(), { objectMode: true, highWaterMark: 2 })
       return (reply as FastifyReply).type('application/x-ndjson').header('X-Total-Count', String(job.records)).send(body)
     }
 
@@ -96,12 +94,10 @@ export const resultRoutes: FastifyPluginAsyncZod = async app => {
       if (decoded === null) throw new ProblemError(400, 'Bad Request', 'The cursor is not one this API gave out.', [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }])
       after = { page: decoded[0], position: decoded[1] }
     }
-    const rows = await readResults(pool, job.id, after, limit + 1)
-    const page = rows.slice(0, limit)
-    const last = page.at(-1)
-    const nextCursor = rows.length > limit && last !== undefined ? encodeCursor([last.page, last.position]) : null
-    // Records are JSON text already: splice them into the envelope instead of parsing them to serialise again.
-    const json = `{"data":[${page.map(r => r.record).join(',')}],"nextCursor":${JSON.stringify(nextCursor)},"total":${job.records}}`
-    return (reply as FastifyReply).type('application/json; charset=utf-8').send(json)
+    const batch = await readResultBatch(pool, job.id, after, limit + 1)
+    const count = Math.min(batch.starts.length, limit)
+    const nextCursor = batch.starts.length > limit ? encodeCursor([batch.pages[count - 1], batch.positions[count - 1]]) : null
+    // Records are JSON bytes already: spliced into the envelope, never parsed to be serialised again.
+    return (reply as FastifyReply).type('application/json; charset=utf-8').send(jsonPage(batch, count, nextCursor, job.records))
   })
 }
