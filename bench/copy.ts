@@ -6,14 +6,12 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams'
+import { assertUuid } from '../src/db/sql/copy-format.js'
 import { withConnection } from '../src/db/sql/sql.js'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** COPY takes no parameters: a job id is checked to be a UUID before it is written into the statement. */
 export function uuidLiteral (id: string): string {
-  if (!UUID.test(id)) throw new Error(`not a UUID: ${id}`)
-  return `'${id}'::uuid`
+  return `'${assertUuid(id)}'::uuid`
 }
 
 /** How a COPY went: rows, bytes (COPY TO only), seconds, and PostgreSQL CPU seconds when they can be read. */

@@ -19,7 +19,7 @@ function percentile (values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p / 100 * sorted.length) - 1)] ?? NaN
 }
 
-/** The gateway's own read (readResults with limit + 1), with `READERS` clients for `seconds`. */
+/** The keyset SELECT the gateway's COPY of a page wraps (limit + 1 rows), with `READERS` clients for `seconds`. */
 async function databaseLatency (databaseUrl: string, jobId: string, pages: number, seconds: number): Promise<{ p50: number, p99: number, queries: number }> {
   const latencies: number[] = []
   const until = performance.now() + seconds * 1000

@@ -10,6 +10,7 @@
  */
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
+import { COPY_SIGNATURE, assertUuid } from './copy-format.js'
 
 /** Where a reader stands in a job's results: after (page, position). */
 export interface ResultPosition { page: number, position: number }
@@ -27,7 +28,6 @@ export interface RecordBatch {
   positions: number[]
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const isInt4 = (n: number): boolean => Number.isInteger(n) && n >= -2_147_483_648 && n <= 2_147_483_647
 
 /**
@@ -36,7 +36,7 @@ const isInt4 = (n: number): boolean => Number.isInteger(n) && n >= -2_147_483_64
  * interpolated.
  */
 export function batchStatement (jobId: string, after: ResultPosition | null, limit: number): string {
-  if (!UUID.test(jobId)) throw new Error('job id is not a UUID')
+  assertUuid(jobId)
   const from = after ?? { page: -1, position: -1 }
   if (!isInt4(from.page) || !isInt4(from.position)) throw new Error('result position is not a pair of int4')
   if (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000) throw new Error('batch limit out of range')
@@ -47,7 +47,6 @@ export function batchStatement (jobId: string, after: ResultPosition | null, lim
     ORDER BY page, position LIMIT ${limit}) TO STDOUT (FORMAT binary)`
 }
 
-const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
 
 /** The COPY data was not what `batchStatement` asks for: a bug or a broken stream, never the client's fault. */
 export class CopyFormatError extends Error {
@@ -66,12 +65,12 @@ export function parseResultCopy (data: Buffer): RecordBatch {
   const need = (n: number): void => {
     if (n < 0 || at + n > data.length) throw new CopyFormatError(`COPY data ends early (offset ${at}, ${data.length} bytes)`)
   }
-  need(SIGNATURE.length + 8)
-  if (!data.subarray(0, SIGNATURE.length).equals(SIGNATURE)) throw new CopyFormatError('not binary COPY data')
+  need(COPY_SIGNATURE.length + 8)
+  if (!data.subarray(0, COPY_SIGNATURE.length).equals(COPY_SIGNATURE)) throw new CopyFormatError('not binary COPY data')
   // Bit 16 of the flags says OIDs are included: never for a SELECT, and the tuples would have an extra field.
-  if ((data.readInt32BE(SIGNATURE.length) & 0x10000) !== 0) throw new CopyFormatError('COPY data carries OIDs')
-  const extension = data.readInt32BE(SIGNATURE.length + 4)
-  at = SIGNATURE.length + 8
+  if ((data.readInt32BE(COPY_SIGNATURE.length) & 0x10000) !== 0) throw new CopyFormatError('COPY data carries OIDs')
+  const extension = data.readInt32BE(COPY_SIGNATURE.length + 4)
+  at = COPY_SIGNATURE.length + 8
   need(extension)
   at += extension
   const int4Field = (): number => {

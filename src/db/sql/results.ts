@@ -1,12 +1,13 @@
 /**
- * Results: written a page at a time together with the job's checkpoint (one transaction), read by keyset
- * (page, position) so a cursor page and an NDJSON stream cost the same at any depth.
+ * Results: written a page at a time together with the job's checkpoint (one transaction), by binary COPY; deleted
+ * in batches by the sweeper. Reading them is result-stream.ts.
  */
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import type { RecordText } from '../../upstreams/types.js'
+import { COPY_SIGNATURE, assertUuid } from './copy-format.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
 
 /** The job no longer belongs to this worker (lease lost or job cancelled): its writes are refused. */
@@ -56,18 +57,15 @@ export async function savePage (pool: pg.Pool, input: {
   })
 }
 
-const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
 /** Per row: field count (2), then length-prefixed job_id (4 + 16), page (4 + 4), position (4 + 4), record (4 + n). */
 const ROW_OVERHEAD = 2 + 20 + 8 + 8 + 4
-const UUID_HEX = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i
 
 /**
  * One page's rows in PostgreSQL's binary COPY format: a record goes in as its UTF-8 bytes with a length in front,
  * so nothing is escaped here and nothing is parsed there (no SQL, no array literal, no quoting).
  */
 export function copyRows (jobId: string, page: number, records: readonly RecordText[]): Buffer {
-  if (!UUID_HEX.test(jobId)) throw new Error('job id is not a UUID')
-  const id = Buffer.from(jobId.replaceAll('-', ''), 'hex')
+  const id = Buffer.from(assertUuid(jobId).replaceAll('-', ''), 'hex')
   let size = COPY_SIGNATURE.length + 8 + 2
   for (const record of records) size += ROW_OVERHEAD + (typeof record === 'string' ? Buffer.byteLength(record) : record.length)
   const buf = Buffer.allocUnsafe(size)
@@ -108,46 +106,6 @@ export async function insertRecords (db: pg.PoolClient, jobId: string, page: num
   const copy = db.query(copyFrom('COPY job_results (job_id, page, position, record) FROM STDIN (FORMAT binary)'))
   await pipeline(Readable.from([copyRows(jobId, page, records)]), copy)
   return copy.rowCount
-}
-
-/** Where a reader stands in a job's results: after (page, position). */
-export interface ResultPosition { page: number, position: number }
-
-/** Up to `limit` records after `after` (from the start when null), in (page, position) order. */
-export async function readResults (db: Queryable, jobId: string, after: ResultPosition | null, limit: number): Promise<Array<ResultPosition & { record: string }>> {
-  const from = after ?? { page: -1, position: -1 }
-  const { rows } = await query<ResultPosition & { record: string }>(db, sql`
-    SELECT page, position, record FROM job_results
-    WHERE job_id = ${jobId} AND (page, position) > (${from.page}::int, ${from.position}::int)
-    ORDER BY page, position
-    LIMIT ${limit}`)
-  return rows
-}
-
-/**
- * Every record of a job, in order, a batch at a time, so memory stays flat however large the job. The next batch
- * is read while the caller handles the current one: the database and the client's socket work at the same time
- * instead of taking turns. At most two batches are held.
- */
-export async function * streamResultBatches (db: Queryable, jobId: string, batchSize = 2000): AsyncGenerator<string[]> {
-  const read = (after: ResultPosition | null) => {
-    const rows = readResults(db, jobId, after, batchSize)
-    // A reader that stops early (the client went away) leaves a read in flight: its failure is nobody's to handle.
-    rows.catch(() => {})
-    return rows
-  }
-  let next: ReturnType<typeof read> | null = read(null)
-  while (next !== null) {
-    const rows: Array<ResultPosition & { record: string }> = await next
-    const last = rows.at(-1)
-    next = last === undefined || rows.length < batchSize ? null : read({ page: last.page, position: last.position })
-    if (rows.length > 0) yield rows.map(row => row.record)
-  }
-}
-
-/** Every record of a job, in order, one at a time (see {@link streamResultBatches}). */
-export async function * streamResults (db: Queryable, jobId: string, batchSize = 2000): AsyncGenerator<string> {
-  for await (const batch of streamResultBatches(db, jobId, batchSize)) yield * batch
 }
 
 /** Deletes up to `batchSize` result rows of one job; returns how many went. */
