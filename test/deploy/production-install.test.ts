@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import t from 'tap'
 import { testDatabase } from '../helpers/database.js'
+import { GATEWAY_NODE_FLAGS } from '../../bench/gateway-process.js'
 
 // npm ci of the whole tree (about a minute on two busy cores), tsc, and two gateway starts.
 t.setTimeout(300_000)
@@ -264,7 +265,9 @@ t.test('the Dockerfile runs what this test runs', async t => {
   t.same(all(runtimeStage, 'ENV'), ['NODE_ENV=production'], 'ENV NODE_ENV=production')
   t.same(all(runtimeStage, 'USER'), ['node'], 'not root')
   t.same(all(runtimeStage, 'EXPOSE'), ['3000'], 'EXPOSE 3000')
-  t.same(JSON.parse(all(runtimeStage, 'CMD')[0] ?? 'null'), ['node', 'dist/server.js'], 'CMD in exec form: SIGTERM reaches node')
+  t.same(JSON.parse(all(runtimeStage, 'CMD')[0] ?? 'null'), ['node', ...GATEWAY_NODE_FLAGS, 'dist/server.js'], 'CMD in exec form: SIGTERM reaches node; the node flags the bench measures')
+  const pkg = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  t.equal(pkg.scripts.start, ['node', ...GATEWAY_NODE_FLAGS, 'dist/server.js'].join(' '), 'npm start runs the gateway as the image does')
   const healthcheck = all(runtimeStage, 'HEALTHCHECK')[0] ?? ''
   t.match(healthcheck, /^(--\S+ )*CMD \[/, 'HEALTHCHECK in exec form')
   t.match(healthcheck, /\/health\/ready/, 'HEALTHCHECK probes /health/ready')
