@@ -3,7 +3,7 @@ import type { FastifySerializerCompiler } from 'fastify'
 import fastJson from 'fast-json-stringify'
 import { serializerCompiler as zodSerializerCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { Job } from '../generated/prisma/client.js'
+import type { JobSummary } from '../db/sql/jobs.js'
 
 const timestamp = z.string().describe('ISO 8601 date-time')
 
@@ -67,7 +67,7 @@ export const jobViewSerializerCompiler: FastifySerializerCompiler<z.ZodType> = r
 
 const iso = (d: Date | null): string | null => d === null ? null : d.toISOString()
 
-export function jobView (job: Job): JobView {
+export function jobView (job: JobSummary): JobView {
   const percent = job.status === 'completed' || job.status === 'expired'
     ? 100
     : job.percent ?? (job.pagesTotal !== null && job.pagesTotal > 0 ? Math.round(1000 * job.pagesDone / job.pagesTotal) / 10 : null)
@@ -89,7 +89,7 @@ export function jobView (job: Job): JobView {
 }
 
 /** A short human line for `X-Progress`. */
-export function progressText (job: Job): string {
+export function progressText (job: JobSummary): string {
   if (job.status === 'queued') return 'queued'
   const pages = job.pagesTotal !== null ? `page ${job.pagesDone} of ${job.pagesTotal}` : `${job.pagesDone} pages`
   return `${pages}, ${job.records} records`

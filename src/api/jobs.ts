@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { Job } from '../generated/prisma/client.js'
+import type { JobSummary } from '../db/sql/jobs.js'
 import { IdempotencyConflictError } from '../engine/job-service.js'
 import { upstreams } from '../upstreams/registry.js'
 import { jobRequestSchema } from './job-request.js'
@@ -15,14 +15,14 @@ const listCursor = z.object({ t: z.string(), id: z.string().refine(isJobId) })
 const jsonType = 'application/json; charset=utf-8'
 
 /** The job, or a 404 for a malformed id, a missing job and another client's job alike. */
-export async function findJobOr404 (request: FastifyRequest, id: string): Promise<Job> {
+export async function findJobOr404 (request: FastifyRequest, id: string): Promise<JobSummary> {
   const job = isJobId(id) ? await request.server.jobs.get(request.clientId, id) : null
   if (job === null) throw new ProblemError(404, 'Not Found', `There is no job ${id}.`)
   return job
 }
 
 /** While a job is in flight: when to ask again, and a line of progress. */
-function addPollingHeaders (reply: FastifyReply, job: Job): void {
+function addPollingHeaders (reply: FastifyReply, job: JobSummary): void {
   if (job.status !== 'queued' && job.status !== 'running') return
   reply.header('Retry-After', job.status === 'queued' ? '1' : '2')
   reply.header('X-Progress', progressText(job))

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { Job } from '../generated/prisma/client.js'
+import type { JobSummary } from '../db/sql/jobs.js'
 import { jsonPage, ndjsonChunk, readResultBatch, streamResultBatches, type ResultPosition } from '../db/sql/result-stream.js'
 import { findUpstream } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
@@ -36,7 +36,7 @@ export function wantsNdjson (accept: string | undefined): boolean {
  * say what was and was not written); 409 before, 410 from expiry on (the sweeper deletes the rows within a
  * minute) and after a cancel. A failed read job's records are never served: they would pass for a whole set.
  */
-function assertReadable (job: Job): void {
+function assertReadable (job: JobSummary): void {
   const receipts = job.status === 'failed' && job.records > 0 && findUpstream(job.upstream)?.kind === 'write'
   const hasResults = job.status === 'completed' || job.status === 'expired' || receipts
   const expired = job.status === 'expired' || (job.expiresAt !== null && job.expiresAt.getTime() <= Date.now())

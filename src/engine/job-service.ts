@@ -5,7 +5,7 @@
  */
 import type pg from 'pg'
 import { Prisma, type Job, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
-import { findClientJob } from '../db/sql/jobs.js'
+import { findClientJob, type JobSummary } from '../db/sql/jobs.js'
 import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
 import { requestHash } from './canonical.js'
 import { JobViewCache } from './job-view-cache.js'
@@ -101,7 +101,7 @@ export class JobService {
    * The client's job, or null (another client's job is as unknown as a missing one). `id` must be a UUID.
    * Plain SQL, not Prisma: this is the read behind every GET /jobs/{id} and every results request.
    */
-  async get (clientId: string, id: string): Promise<Job | null> {
+  async get (clientId: string, id: string): Promise<JobSummary | null> {
     return findClientJob(this.pool, clientId, id)
   }
 
@@ -126,7 +126,7 @@ export class JobService {
    * Cancels a queued or running job (its worker is told at once and stops its upstream requests), or drops a
    * completed job's results early (it becomes expired). Other terminal jobs are unchanged. Idempotent.
    */
-  async cancel (clientId: string, id: string): Promise<Job | null> {
+  async cancel (clientId: string, id: string): Promise<JobSummary | null> {
     const now = new Date()
     const expiresAt = new Date(now.getTime() + this.ttlSeconds * 1000)
     const cancelled = await this.prisma.job.updateMany({

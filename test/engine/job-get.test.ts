@@ -10,7 +10,7 @@ import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { findClientJob } from '../../src/db/sql/jobs.js'
 import { testDatabase } from '../helpers/database.js'
 
-t.test('findClientJob returns what prisma.job.findFirst returns', async t => {
+t.test('findClientJob returns what prisma.job.findFirst returns, but the payload and checkpoint', async t => {
   const pool = new pg.Pool({ connectionString: await testDatabase(t) })
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) })
   t.teardown(async () => {
@@ -47,8 +47,10 @@ t.test('findClientJob returns what prisma.job.findFirst returns', async t => {
   }
 
   for (const [what, id] of Object.entries(rows)) {
-    const viaPrisma = await prisma.job.findFirst({ where: { id, clientId: 'alpha' } })
-    t.not(viaPrisma, null, what)
+    const found = await prisma.job.findFirst({ where: { id, clientId: 'alpha' } })
+    t.not(found, null, what)
+    // Everything but what only the worker reads (a write job's payload can be tens of MB).
+    const { payload: _payload, checkpoint: _checkpoint, ...viaPrisma } = found ?? {}
     t.strictSame(await findClientJob(pool, 'alpha', id), viaPrisma, what)
     t.strictSame(await findClientJob(pool, 'alpha', id.toUpperCase()), viaPrisma, `${what}, id in capitals`)
     t.equal(await findClientJob(pool, 'beta', id), null, `${what}: another client's job is null`)
