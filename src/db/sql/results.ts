@@ -38,6 +38,11 @@ export async function savePage (pool: pg.Pool, input: {
   progress: PageProgress
 }): Promise<number> {
   return transaction(pool, async client => {
+    // A page's commit does not wait for its WAL to reach disk (PostgreSQL writes it within a few hundred ms). If
+    // PostgreSQL itself crashed in that window, the page and the checkpoint naming it would be lost together, and
+    // the resumed job would fetch that page again: never a gap or a duplicate. The job's completion is committed
+    // synchronously, which flushes every page before it. Waiting for a flush per page cut ingest by a fifth.
+    await client.query('SET LOCAL synchronous_commit = off')
     // Locking the job row fences the write and orders concurrent pages of one job.
     const owned = await query(client, sql`
       SELECT 1 FROM jobs WHERE id = ${input.jobId} AND lease_owner = ${input.workerId} AND status = 'running'
