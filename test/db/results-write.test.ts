@@ -88,6 +88,11 @@ t.test('pages stored through COPY', async t => {
     t.equal(await transaction(pool, client => insertRecords(client, id, 2, [])), 0, 'an empty page stores nothing')
   })
 
+  t.test('no vacuum is triggered by inserts alone: results are deleted within the hour anyway', async t => {
+    const { rows } = await pool.query("SELECT reloptions FROM pg_class WHERE relname = 'job_results'")
+    t.same(rows[0]?.reloptions, ['autovacuum_vacuum_insert_threshold=-1'])
+  })
+
   t.test('without the lease nothing is stored', async t => {
     const id = await newJob()
     await t.rejects(savePage(pool, { jobId: id, workerId: 'w2', page: 1, records: ['{"a":1}'], checkpoint: {}, progress: {} }), LeaseLostError)
