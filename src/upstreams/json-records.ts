@@ -251,13 +251,23 @@ export function scanObject (body: Buffer | string, arrayKey: string): ScannedObj
   return { members, elements }
 }
 
+/** A scanned member's value, parsed; undefined when absent. Members other than the array are small. */
+export function memberValue (body: ScannedObject, key: string): unknown {
+  const raw = body.members.get(key)
+  return raw === undefined ? undefined : JSON.parse(raw)
+}
+
+/** The elements of the array `scanObject` was asked for; throws when the body has no such array. */
+export function arrayElements (body: ScannedObject, key: string): Buffer[] {
+  if (body.members.has(key)) throw new UpstreamError('invalid_upstream_response', `Upstream body's "${key}" is not an array`)
+  if (body.elements === undefined) throw new UpstreamError('invalid_upstream_response', `Upstream body has no "${key}" array`)
+  return body.elements
+}
+
 /**
- * The raw JSON text of each element of the array under the top-level key `key`, e.g. Cliniko's `patients`.
+ * The raw JSON text of each element of the array under the top-level key `key`, e.g. Clinia's `receipts`.
  * The whole body is validated; as with JSON.parse, a repeated key's last value wins.
  */
 export function extractArray (body: Buffer | string, key: string): string[] {
-  const { members, elements } = scanObject(body, key)
-  if (members.has(key)) throw new UpstreamError('invalid_upstream_response', `Upstream body's "${key}" is not an array`)
-  if (elements === undefined) throw new UpstreamError('invalid_upstream_response', `Upstream body has no "${key}" array`)
-  return texts(elements)
+  return texts(arrayElements(scanObject(body, key), key))
 }

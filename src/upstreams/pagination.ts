@@ -4,7 +4,7 @@
  * with `upstream_pagination_loop` instead of reading forever or storing the same records twice.
  */
 import { createHash } from 'node:crypto'
-import { UpstreamError } from './types.js'
+import { UpstreamError, type RecordText } from './types.js'
 
 export class PaginationGuard {
   readonly #followed = new Set<string>()
@@ -20,8 +20,8 @@ export class PaginationGuard {
     this.#followed.add(next)
   }
 
-  /** Call with each page's records (as their JSON text), in order. An empty page is never a repeat. */
-  page (records: readonly string[]): void {
+  /** Call with each page's records (their JSON text or its bytes), in order. An empty page is never a repeat. */
+  page (records: readonly RecordText[]): void {
     if (records.length === 0) return
     const digest = createHash('sha256')
     for (const record of records) digest.update(record).update('\n')

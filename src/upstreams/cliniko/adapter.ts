@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { RequestBudget, type UpstreamClient, type UpstreamResponse } from '../http.js'
-import { extractArray } from '../json-records.js'
+import { arrayElements, memberValue, scanObject } from '../json-records.js'
 import { PaginationGuard } from '../pagination.js'
 import { UpstreamError, type JobContext, type UpstreamAdapter } from '../types.js'
 import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, isClinikoResource, type ClinikoParams } from './params.js'
@@ -24,7 +24,7 @@ export interface ClinikoCheckpoint {
   total: number | null
 }
 
-interface Envelope { records: string[], total: number | null, next: string | null }
+interface Envelope { records: Buffer[], total: number | null, next: string | null }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
@@ -84,16 +84,19 @@ function failure (res: UpstreamResponse, where: string): UpstreamError {
   return new UpstreamError('invalid_upstream_response', `${where}: Cliniko answered ${s} unexpectedly`, s)
 }
 
-/** Reads a 200 page: the records as Cliniko wrote them (ids stay text), the total and the next link. */
+/**
+ * Reads a 200 page in one pass over its bytes: the records as Cliniko wrote them (int64 ids untouched), the total
+ * and the next link.
+ */
 function readEnvelope (res: UpstreamResponse, key: string, where: string): Envelope {
-  const text = res.text()
-  const records = extractArray(text, key) // validates the whole body first
-  const body = JSON.parse(text) as Record<string, unknown>
+  const body = scanObject(res.body, key) // validates the whole body first
+  const records = arrayElements(body, key)
   const invalid = (why: string) => new UpstreamError('invalid_upstream_response', `${where}: ${why}`, res.status)
-  const total = body.total_entries
+  const total = memberValue(body, 'total_entries')
   if (total !== undefined && (!Number.isSafeInteger(total) || (total as number) < 0)) throw invalid('"total_entries" is not a count')
-  if (!isObject(body.links)) throw invalid('the page has no "links" object')
-  const next = body.links.next
+  const links = memberValue(body, 'links')
+  if (!isObject(links)) throw invalid('the page has no "links" object')
+  const next = links.next
   if (next !== undefined && next !== null && typeof next !== 'string') throw invalid('"links.next" is not a URL')
   return { records, total: total === undefined ? null : total as number, next: typeof next === 'string' ? next : null }
 }

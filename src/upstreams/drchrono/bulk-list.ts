@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import { sleep } from '../backoff.js'
 import type { UpstreamResponse } from '../http.js'
-import { scanObject, type ScannedObject } from '../json-records.js'
+import { memberValue, scanObject, type ScannedObject } from '../json-records.js'
 import { UpstreamError } from '../types.js'
 import type { DrchronoAuth } from './auth.js'
 
@@ -125,15 +125,9 @@ const invalid = (what: string, why: string, status: number): UpstreamError =>
 
 const count = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
 
-/** A member's value, parsed; undefined when absent. Members are small (a status, a pagination object). */
-function member (body: ScannedObject, key: string): unknown {
-  const raw = body.members.get(key)
-  return raw === undefined ? undefined : JSON.parse(raw)
-}
-
 /** Reads a Complete body; its records are cut out as DrChrono wrote them (no parse, no re-serialisation). */
 function completePage (res: UpstreamResponse, body: ScannedObject, page: number, what: string): ListPage {
-  const p = member(body, 'pagination')
+  const p = memberValue(body, 'pagination')
   if (!isObject(p) || !count(p.count) || !count(p.pages) || !count(p.page)) {
     throw invalid(what, 'Complete answer without a valid "pagination" object', res.status)
   }
@@ -181,7 +175,7 @@ async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, o: PollOpt
       throw unexpected(res, what)
     }
     const body = pollBody(res, what)
-    const status = member(body, 'status')
+    const status = memberValue(body, 'status')
     if (typeof status !== 'string') throw invalid(what, 'poll answer without a "status"', res.status)
     if (status === 'Error' || status === 'Failed') return { kind: 'failed' } // defensively, a failure answered 200
     if (status === 'Complete') return { kind: 'complete', page: completePage(res, body, t.page, what) }
