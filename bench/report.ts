@@ -17,16 +17,6 @@ export interface Line {
   /** Raw numbers and settings behind the line, for results.json. */
   data: Record<string, unknown>
   note?: string
-  /**
-   * Information lines measured together with this one (e.g. 4b beside 4), shown right after it. A scenario that
-   * returns one line per target can carry them this way; `withFollowers` puts them in the table's order.
-   */
-  followers?: Line[]
-}
-
-/** Every line followed by the lines measured with it, flat, in table order. */
-export function withFollowers (lines: readonly Line[]): Line[] {
-  return lines.flatMap(({ followers, ...line }) => [line, ...withFollowers(followers ?? [])])
 }
 
 export const verdict = (line: Line): string => line.pass === null ? 'info' : line.pass ? 'PASS' : 'MISS'

@@ -10,7 +10,7 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { openDatabase } from './database.js'
 import { run } from './copy.js'
-import { failedLine, table, verdict, withFollowers, writeResults, type Line } from './report.js'
+import { failedLine, table, verdict, writeResults, type Line } from './report.js'
 import { apiOverheadAlone } from './scenarios/api-overhead.js'
 import { bulkJob } from './scenarios/bulk-job.js'
 import { clinikoUnderRateLimit } from './scenarios/cliniko-rate-limit.js'
@@ -59,7 +59,7 @@ try {
   for (const [name, scenario, targets] of scenarios) {
     if (!only.has(name)) continue
     try {
-      lines.push(...withFollowers(await scenario()))
+      lines.push(...await scenario())
     } catch (err) {
       log(`${name} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
       for (const [id, what, target] of targets) lines.push(failedLine(id, what, target, err))

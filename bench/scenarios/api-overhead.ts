@@ -80,7 +80,7 @@ async function withRunningJob<T> (databaseUrl: string, ofJob: string, fn: (id: s
 }
 
 /** Line 4 (a completed job), followed by line 4b (a running job), both against the same bare route. */
-export async function apiOverhead (gw: GatewayProcess, databaseUrl: string, jobId: string, seconds: number): Promise<Line> {
+export async function apiOverhead (gw: GatewayProcess, databaseUrl: string, jobId: string, seconds: number): Promise<Line[]> {
   const res = await gw.request(`/jobs/${jobId}`)
   const json = await res.text()
   if (res.status !== 200) throw new Error(`GET /jobs/${jobId} answered ${res.status}`)
@@ -103,20 +103,19 @@ export async function apiOverhead (gw: GatewayProcess, databaseUrl: string, jobI
   const cpuNote = (r: GatewayRun): string =>
     `CPU per request: gateway ${microsEach(r.cpu.gateway, r.requests)} + PostgreSQL ${microsEach(r.cpu.postgres, r.requests)}; bare route ${microsEach(bare.cpu, bare.requests)}`
   const bareData = { bareRps: bare.rps, bareP99: bare.p99, bareCpuSeconds: bare.cpu, bareRequests: bare.requests }
-  return {
+  return [{
     id: '4', what: `GET /jobs/{id} requests/s, ${CONNECTIONS} connections (autocannon), completed job`,
     gateway: perSecond(gateway.rps, 'req'), baseline: `${perSecond(bare.rps, 'req')} bare Fastify, JSON in memory`,
     ratio: percent(ratio), target: '≥ 30% of bare', pass: ratio >= 0.3,
     data: { connections: CONNECTIONS, seconds, bodyBytes: json.length, gatewayRps: gateway.rps, gatewayP99: gateway.p99, ratio, gatewayCpuSeconds: gateway.cpu, gatewayRequests: gateway.requests, ...bareData },
     note: cpuNote(gateway),
-    followers: [{
-      id: '4b', what: 'GET /jobs/{id} of a running job (read from PostgreSQL on every request)',
-      gateway: perSecond(running.rps, 'req'), baseline: `${perSecond(bare.rps, 'req')} bare Fastify, JSON in memory`,
-      ratio: percent(runningRatio), target: '-', pass: null,
-      data: { connections: CONNECTIONS, seconds, gatewayRps: running.rps, gatewayP99: running.p99, ratio: runningRatio, gatewayCpuSeconds: running.cpu, gatewayRequests: running.requests, ...bareData },
-      note: cpuNote(running),
-    }],
-  }
+  }, {
+    id: '4b', what: 'GET /jobs/{id} of a running job (read from PostgreSQL on every request)',
+    gateway: perSecond(running.rps, 'req'), baseline: `${perSecond(bare.rps, 'req')} bare Fastify, JSON in memory`,
+    ratio: percent(runningRatio), target: '-', pass: null,
+    data: { connections: CONNECTIONS, seconds, gatewayRps: running.rps, gatewayP99: running.p99, ratio: runningRatio, gatewayCpuSeconds: running.cpu, gatewayRequests: running.requests, ...bareData },
+    note: cpuNote(running),
+  }]
 }
 
 /**
@@ -132,7 +131,7 @@ export async function apiOverheadAlone (databaseUrl: string, settings: { loadSec
       log('api: a 5-page DrChrono job, then GET /jobs/{id} against a bare route')
       const job = await submitJob(gw, { upstream: 'drchrono', resource, params: { page_size: 1000 } })
       await waitForJob(gw, job.id, { pollMs: 50, timeoutMs: 120_000 })
-      return [await apiOverhead(gw, databaseUrl, job.id, settings.loadSeconds)]
+      return await apiOverhead(gw, databaseUrl, job.id, settings.loadSeconds)
     } finally {
       await gw.stop()
     }

@@ -111,7 +111,7 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
 
     log('bulk: result pages at 16 readers, then GET /jobs/{id} against a bare route')
     const latencyLine = await readLatency(gw, databaseUrl, { id: job.id, pages }, settings.loadSeconds)
-    const overheadLine = await apiOverhead(gw, databaseUrl, job.id, settings.loadSeconds)
+    const overheadLines = await apiOverhead(gw, databaseUrl, job.id, settings.loadSeconds)
 
     const shape = `${records.toLocaleString('en-US')} records of ${Math.round(recordBytes)} B`
     const ingestData = { records, pages, pageSize: PAGE_SIZE, resource: RESOURCE, concurrency: settings.concurrency, recordBytes, ingestSeconds, ingestRate, ingestMBps: ingestRate * recordBytes / 1e6, copySeconds: copied.seconds, copyRate, cpuSeconds: ingestCpuSeconds, copyPostgresCpuSeconds: copied.postgresCpu }
@@ -136,7 +136,7 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
         note: cpuNote(readCpuSeconds, records, 'reader', `COPY TO: PostgreSQL ${microsEach(copyRead.postgresCpu, records)}`),
       },
       latencyLine,
-      overheadLine,
+      ...overheadLines,
       {
         id: '5', what: 'Memory: gateway peak RSS (VmHWM) over ingest + NDJSON stream',
         gateway: megabytes(memory.hwm), baseline: `${megabytes(idle.rss)} idle after start`,

@@ -9,7 +9,7 @@ import { findClientJob, type JobSummary } from '../db/sql/jobs.js'
 import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
 import { requestHash } from './canonical.js'
 import { JobViewCache } from './job-view-cache.js'
-import { notifyCancel, notifyJobChanged, notifyNewJob } from './notifications.js'
+import { notifyCancel, notifyJobsChanged, notifyNewJob } from './notifications.js'
 
 /** A validated job request. `payload` carries write operations; null for read jobs. */
 export interface JobRequest {
@@ -139,7 +139,7 @@ export class JobService {
       if (expired.count === 1) {
         // A finished job's view changed: this process forgets it now, other replicas when the notification arrives.
         this.views.invalidate(id)
-        await notifyJobChanged(this.pool, id)
+        await notifyJobsChanged(this.pool, [id])
       }
     }
     // The sweeper deletes the rows in batches; cancelled and expired jobs answer 410 from now on.

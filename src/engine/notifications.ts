@@ -17,12 +17,7 @@ export async function notifyCancel (pool: pg.Pool, jobId: string): Promise<void>
   await pool.query('SELECT pg_notify($1, $2)', [channel, `cancel:${jobId}`])
 }
 
-/** A terminal job's view changed (a DELETE expired it): replicas drop their cached copy. */
-export async function notifyJobChanged (pool: pg.Pool, jobId: string): Promise<void> {
-  await notifyJobsChanged(pool, [jobId])
-}
-
-/** One statement for many jobs, e.g. every job a sweep expired. */
+/** Finished jobs' views changed (a DELETE or a sweep expired them): replicas drop their cached copies. One statement. */
 export async function notifyJobsChanged (pool: pg.Pool, jobIds: readonly string[]): Promise<void> {
   if (jobIds.length === 0) return
   await pool.query("SELECT pg_notify($1, 'changed:' || id) FROM unnest($2::text[]) AS id", [channel, jobIds])

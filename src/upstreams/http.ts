@@ -274,7 +274,7 @@ export class UpstreamClient {
   }
 
   #response (status: number, headers: Record<string, string>, body: Buffer, where: string): UpstreamResponse {
-    // Decoded once: a page of a few hundred KB is read by several checks (retry hints, status, records).
+    // Decoded once: a body may be read more than once (a retry hint, then the caller's own reading).
     let decoded: string | undefined
     const text = (): string => (decoded ??= body.toString('utf8'))
     return {
