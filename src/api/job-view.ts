@@ -89,10 +89,16 @@ export function jobView (job: JobSummary): JobView {
 }
 
 /** A short human line for `X-Progress`. */
-export function progressText (job: JobSummary): string {
+export function progressText (job: JobSummary, now: number = Date.now()): string {
   if (job.status === 'queued') return 'queued'
   const pages = job.pagesTotal !== null ? `page ${job.pagesDone} of ${job.pagesTotal}` : `${job.pagesDone} pages`
-  return `${pages}, ${job.records} records`
+  const line = `${pages}, ${job.records} records`
+  // Header values are ASCII: a reason names an upstream's budget in plain words, and is cut short to be sure.
+  if (job.status === 'running' && job.waitReason !== null && job.waitUntil !== null && job.waitUntil.getTime() > now) {
+    const reason = job.waitReason.replace(/[^\x20-\x7e]/g, '').slice(0, 120)
+    return `${line}; waiting for ${reason} until ${job.waitUntil.toISOString().replace(/\.\d{3}Z$/, 'Z')}`
+  }
+  return line
 }
 
 /** Opaque cursors: base64url JSON. A cursor that does not decode is the client's error (400). */

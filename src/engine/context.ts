@@ -2,7 +2,7 @@
 import type pg from 'pg'
 import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
-import { mergeUpstreamInfo, parkJob } from '../db/sql/jobs.js'
+import { mergeUpstreamInfo, parkJob, setJobWait } from '../db/sql/jobs.js'
 import { LeaseLostError, savePage } from '../db/sql/results.js'
 import { noObserve, type Observe } from '../metrics/observe.js'
 import { ShutdownError } from './errors.js'
@@ -32,8 +32,11 @@ export function createJobContext (deps: {
   }
   const progressOf = (p: ProgressUpdate | undefined) => ({ pagesDone: p?.pagesDone, pagesTotal: p?.pagesTotal, percent: p?.percent, succeeded: p?.succeeded, failed: p?.failed })
   const lost = () => new LeaseLostError(`job ${job.id} is no longer held by this worker`)
+  // Wait notes are written in the order given, each after the last: a late "waiting" never overwrites "going on".
+  let waitNotes: Promise<unknown> = Promise.resolve()
   return {
     jobId: job.id,
+    clientId: job.clientId,
     resource: job.resource,
     params: job.params as Record<string, unknown>,
     payload: job.payload ?? null,
@@ -56,6 +59,11 @@ export function createJobContext (deps: {
       controller.signal.throwIfAborted()
       const held = await mergeUpstreamInfo(pool, job.id, workerId, info)
       if (!held) await fenced(Promise.reject(lost()))
+    },
+    reportWait (wait) {
+      waitNotes = waitNotes.then(() => setJobWait(pool, job.id, workerId, wait)).catch((err: Error) => {
+        deps.log.debug({ err: err.message }, 'could not note what the job waits for')
+      })
     },
     async park ({ key, timeoutSeconds }) {
       controller.signal.throwIfAborted()

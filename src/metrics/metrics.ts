@@ -7,6 +7,7 @@
  * query strings or anything else a client can vary at will.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { BudgetEvent } from '../db/budget-store.js'
 import type { JobCount } from '../db/sql/job-counts.js'
 import { JobStatus } from '../generated/prisma/enums.js'
 import type { UpstreamEvent } from '../upstreams/http.js'
@@ -27,6 +28,8 @@ export interface Metrics {
   readonly observe: Observe
   /** The upstream client's `onEvent`: one call per attempt and per retry. */
   upstreamEvent (e: UpstreamEvent): void
+  /** The shared request budgets' `observe`: requests left after each one this process sends, and waits. */
+  budgetEvent (e: BudgetEvent): void
   /** Where the worker's lease count is read at scrape time (the engine plugin sets it). */
   leasesFrom (read: () => number): void
   /** Drops every metric; the app is closing. */
@@ -146,6 +149,18 @@ export function createMetrics (sources: MetricsSources): Metrics {
     labelNames: ['upstream', 'outcome'] as const,
     registers,
   })
+  const budgetRemaining = new Gauge({
+    name: 'bulk_gateway_upstream_budget_remaining',
+    help: 'Requests a shared upstream budget allowed in each of its windows after the last request this process sent (all replicas counted).',
+    labelNames: ['upstream', 'window'] as const,
+    registers,
+  })
+  const budgetWait = new Counter({
+    name: 'bulk_gateway_upstream_budget_wait_seconds_total',
+    help: 'Time this process\'s upstream requests spent waiting for a shared request budget (or a 429\'s pause).',
+    labelNames: ['upstream'] as const,
+    registers,
+  })
   let readLeases = (): number => 0
   new Gauge({
     name: 'bulk_gateway_worker_leases_held',
@@ -189,6 +204,10 @@ export function createMetrics (sources: MetricsSources): Metrics {
         latency.observe({ upstream: e.upstream }, e.durationMs / 1000)
         if (e.status === 429) throttled.inc({ upstream: e.upstream })
       }
+    },
+    budgetEvent (e) {
+      if (e.type === 'granted') budgetRemaining.set({ upstream: e.upstream, window: e.window }, e.remaining)
+      else budgetWait.inc({ upstream: e.upstream }, e.seconds)
     },
     leasesFrom (read) { readLeases = read },
     close () {

@@ -8,9 +8,7 @@
 import type { Readable } from 'node:stream'
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
 import { backoffDelay, parseRetryAfter, sleep } from './backoff.js'
-import type { RequestBudget } from './request-budget.js'
-
-export { RequestBudget, type RequestBudgetOptions } from './request-budget.js'
+import type { BudgetSpec, BudgetStore, BudgetTaker } from './request-budget.js'
 import { UpstreamError } from './types.js'
 
 /** A buffered upstream response. Header names are lower-case; repeated headers are joined with ', '. */
@@ -47,8 +45,12 @@ export interface UpstreamRequest {
   retryAfterMs?: (res: UpstreamResponse) => number | undefined
   /** Name of the upstream for log lines and errors, e.g. 'drchrono'. */
   upstream: string
-  /** Taken before every attempt, retries included; a 429 with X-RateLimit-Reset pauses the whole key. */
-  budget?: { limiter: RequestBudget, key: string }
+  /**
+   * Taken before every attempt, retries included. A 429 pauses the whole budget (every job, every replica) for
+   * as long as the upstream asked (Retry-After, X-RateLimit-Reset, the adapter's hint), or for the backoff when
+   * it did not say.
+   */
+  budget?: { store: BudgetStore, spec: BudgetSpec, taker?: BudgetTaker | undefined }
   /**
    * Whether sending the request twice is harmless (default true). When false (e.g. a Clinia bulk write), a
    * network failure is retried only when the request surely never left (connection refused, DNS, connect
@@ -78,7 +80,10 @@ export interface UpstreamClientOptions {
   maxRateLimitRetries?: number
   baseDelayMs?: number
   maxDelayMs?: number
-  /** A longer server-requested wait fails with upstream_rate_limited rather than sleeping for ages. */
+  /**
+   * A longer server-requested wait fails with upstream_rate_limited rather than sleeping for ages, unless the
+   * request has a budget: the budget is then paused for the whole wait and the job shows what it waits for.
+   */
   maxRetryAfterMs?: number
   maxBodyBytes?: number
   random?: () => number
@@ -194,7 +199,7 @@ export class UpstreamClient {
     let throttles = 0 // 429s
     for (let attempt = 1; ; attempt++) {
       signal.throwIfAborted()
-      if (budget) await budget.limiter.take(budget.key, signal)
+      if (budget) await budget.store.take(budget.spec, budget.taker, signal)
       const started = performance.now()
       let res: UpstreamResponse
       try {
@@ -231,18 +236,24 @@ export class UpstreamClient {
       const failure = limited ? 'upstream_rate_limited' : 'upstream_unavailable'
       const now = Date.now()
       const reset = limited ? rateLimitReset(res.headers['x-ratelimit-reset'], now) : undefined
-      if (reset !== undefined && budget) budget.limiter.pauseUntil(budget.key, reset)
       if (limited) throttles++
       else failures++
+      const asked = parseRetryAfter(res.headers['retry-after'], now) ??
+        (limited ? hint(opts.retryAfterMs, res) ?? (reset === undefined ? undefined : Math.max(0, reset - now)) : undefined)
+      const delay = asked ?? this.#backoff(limited ? throttles : failures)
+      // The upstream counts the key, not this request: every job and replica using it waits as long. The pause
+      // is then the wait (the next take() sleeps through it), however long: a job never fails for waiting on
+      // its budget, it shows what it waits for instead.
+      const paused = limited && budget !== undefined
+      if (paused) await budget.store.pause(budget.spec, Math.max(now + delay, reset ?? 0))
       if (limited ? throttles > this.#o.maxRateLimitRetries : failures >= maxAttempts) {
         throw new UpstreamError(failure, `${where} answered ${res.status} after ${attempt} attempt(s)`, res.status)
       }
-      const asked = parseRetryAfter(res.headers['retry-after'], now) ??
-        (limited ? hint(opts.retryAfterMs, res) ?? (reset === undefined ? undefined : Math.max(0, reset - now)) : undefined)
-      if (asked !== undefined && asked > this.#o.maxRetryAfterMs) {
+      if (!paused && asked !== undefined && asked > this.#o.maxRetryAfterMs) {
         throw new UpstreamError(failure, `${where} answered ${res.status} and asked to wait ${Math.ceil(asked / 1000)} s`, res.status)
       }
-      await this.#pause(asked ?? this.#backoff(limited ? throttles : failures), { ...base, attempt, reason: String(res.status) }, signal)
+      this.#emit({ type: 'retry', ...base, attempt, delayMs: delay, reason: String(res.status) })
+      if (!paused) await sleep(delay, signal)
     }
   }
 

@@ -9,7 +9,9 @@ import { z } from 'zod'
 import type { Config } from '../config.js'
 import { UpstreamClient } from './http.js'
 import { upstreams, variablesOf, type AnyUpstream } from './registry.js'
-import type { UpstreamAdapter, UpstreamMode } from './types.js'
+import type { UpstreamAdapter, UpstreamMode, UpstreamServices } from './types.js'
+import { PgBudgetStore } from '../db/budget-store.js'
+import { MemoryCredentialStore } from './credential-store.js'
 
 export interface ResolvedUpstream { definition: AnyUpstream, mode: UpstreamMode }
 
@@ -22,6 +24,8 @@ declare module 'fastify' {
       /** The settings an upstream runs with (live or sandbox), or undefined when it is unconfigured. */
       settingsFor (name: string): unknown
       client: UpstreamClient
+      /** Budgets and credentials shared with every replica. */
+      services: UpstreamServices
     }
   }
 }
@@ -34,9 +38,13 @@ function selfUrl (app: FastifyInstance): string {
   return `http://${host}:${address.port}`
 }
 
-export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: Config, client?: UpstreamClient }) => {
+export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: Config, client?: UpstreamClient, services?: UpstreamServices }) => {
   // Attempts, retries and 429s happen inside the client and nowhere else: its events are their metrics' only source.
   const client = opts.client ?? new UpstreamClient({ onEvent: e => app.metrics.upstreamEvent(e) })
+  const services: UpstreamServices = opts.services ?? {
+    budgets: new PgBudgetStore(app.db.pool, { observe: app.metrics.budgetEvent }),
+    credentials: new MemoryCredentialStore(),
+  }
   const list: ResolvedUpstream[] = []
   const settings = new Map<string, () => unknown>()
   // Only the upstreams this gateway exposes (UPSTREAMS): the others have no routes, no simulator, no jobs.
@@ -74,6 +82,7 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
   app.decorate('upstreams', {
     list,
     client,
+    services,
     settingsFor,
     adapterFor (name: string) {
       let adapter = adapters.get(name)
@@ -81,11 +90,11 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
       const settings = settingsFor(name)
       if (adapter === undefined && settings !== undefined && definition !== undefined) {
         // One adapter per upstream for the process: it keeps state jobs share (refreshed tokens, rate budgets).
-        adapter = definition.createAdapter(settings, client)
+        adapter = definition.createAdapter(settings, client, services)
         adapters.set(name, adapter)
       }
       return adapter
     },
   })
   app.addHook('onClose', async () => { await client.close() })
-}, { name: 'upstreams', dependencies: ['metrics'] })
+}, { name: 'upstreams', dependencies: ['db', 'metrics'] })

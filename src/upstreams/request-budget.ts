@@ -1,64 +1,66 @@
 /**
- * A per-key request budget for rate-limited upstreams (Cliniko: 200 requests a minute per user), shared by
- * every job of the process and taken by the shared client before each attempt.
+ * Request budgets: how many requests one set of upstream credentials may send, shared by every job (and, with the
+ * PostgreSQL store the gateway uses, by every replica). The shared client takes the budget before each attempt
+ * and pauses it after a 429. This module holds the contract and the in-process store that adapter tests use.
  */
+import { budgetWaitMs, countedSince, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
 import { sleep } from './backoff.js'
 
-/** Options of a {@link RequestBudget}. */
-export interface RequestBudgetOptions {
-  /** The upstream's limit per key, e.g. 200 for Cliniko. */
-  perMinute: number
-  /** The window the limit counts over; default 60 000. Only tests against a fast simulator change it. */
-  windowMs?: number
-  /** The fraction of the limit held back for clock skew and requests made elsewhere with the key; default 0.05. */
-  margin?: number
+export { windowWaitMs, type BudgetSpec, type BudgetTaker, type BudgetWait, type BudgetWindow } from '../lib/budget-windows.js'
+
+/** Where budgets are counted. */
+export interface BudgetStore {
+  /** Resolves when one more request fits every window of the budget, and counts it; rejects with the signal's reason. */
+  take (spec: BudgetSpec, taker: BudgetTaker | undefined, signal: AbortSignal): Promise<void>
+  /** Holds every request of the budget until `epochMs` (the upstream answered 429 and said until when). */
+  pause (spec: BudgetSpec, epochMs: number): Promise<void>
+}
+
+/** Options of a {@link MemoryBudgetStore}. */
+export interface MemoryBudgetOptions {
   /** Epoch ms; injectable for tests, together with sleep. */
   now?: () => number
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>
 }
 
 /**
- * A per-key limit on attempts, shared by every job of the process: no sliding window (60 s unless windowMs
- * says otherwise) holds more than perMinute * (1 - margin) of them. A sliding log rather than a token bucket
- * because it is exact against an "N per minute" rule with nothing to tune; it lets a burst through and then
- * spaces the rest as the window slides. Keys should be non-secret (e.g. a hash of the API key): they stay in memory.
+ * Budgets counted in this process only: for adapter tests and tools that run without a database. Exact against
+ * "N per window" rules (a log of send times rather than a token bucket): a burst goes at once, the rest is spaced
+ * as the window slides. No fairness between clients: the gateway's PostgreSQL store provides it.
  */
-export class RequestBudget {
-  readonly #limit: number
-  readonly #windowMs: number
+export class MemoryBudgetStore implements BudgetStore {
   readonly #now: () => number
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>
   readonly #keys = new Map<string, { sent: number[], pausedUntil: number }>()
 
-  constructor ({ perMinute, windowMs = 60_000, margin = 0.05, now = Date.now, sleep: wait = sleep }: RequestBudgetOptions) {
-    this.#limit = Math.max(1, Math.floor(perMinute * (1 - margin)))
-    this.#windowMs = windowMs
+  constructor ({ now = Date.now, sleep: wait = sleep }: MemoryBudgetOptions = {}) {
     this.#now = now
     this.#sleep = wait
   }
 
-  /** Resolves when one more attempt fits the key's budget and counts it; rejects with `signal.reason` on abort. */
-  async take (key: string, signal: AbortSignal): Promise<void> {
-    const state = this.#state(key)
+  async take (spec: BudgetSpec, taker: BudgetTaker | undefined, signal: AbortSignal): Promise<void> {
+    const state = this.#state(spec.key)
+    let waiting = false
     // Waiters for the same key wake and re-check; the check and the push run without an await between them.
     for (;;) {
       signal.throwIfAborted()
       const now = this.#now()
-      while (state.sent.length > 0 && state.sent[0]! <= now - this.#windowMs) state.sent.shift()
-      const wait = state.pausedUntil > now
-        ? state.pausedUntil - now
-        : state.sent.length >= this.#limit ? state.sent[0]! + this.#windowMs - now : 0
-      if (wait <= 0) {
+      const since = countedSince(spec, now)
+      while (state.sent.length > 0 && (state.sent[0] as number) < since) state.sent.shift()
+      const { waitMs, reason } = budgetWaitMs(spec, state.sent, state.pausedUntil, now)
+      if (waitMs <= 0) {
         state.sent.push(now)
+        if (waiting) taker?.onWait?.(null)
         return
       }
-      await this.#sleep(wait, signal)
+      if (!waiting) taker?.onWait?.({ reason, until: new Date(now + waitMs) })
+      waiting = true
+      await this.#sleep(waitMs, signal)
     }
   }
 
-  /** Holds every attempt with this key until `epochMs`, e.g. after a 429 with X-RateLimit-Reset. */
-  pauseUntil (key: string, epochMs: number): void {
-    const state = this.#state(key)
+  async pause (spec: BudgetSpec, epochMs: number): Promise<void> {
+    const state = this.#state(spec.key)
     state.pausedUntil = Math.max(state.pausedUntil, epochMs)
   }
 

@@ -18,7 +18,9 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { Logger } from 'pino'
 import type { z } from 'zod'
+import type { CredentialStore } from './credential-store.js'
 import type { UpstreamClient } from './http.js'
+import type { BudgetStore, BudgetTaker, BudgetWait } from './request-budget.js'
 
 
 /** One record as the upstream wrote it: JSON text, or its UTF-8 bytes (a view of the page it came in). */
@@ -67,6 +69,8 @@ export interface Parked { readonly parked: true }
 /** What a running job offers its adapter. */
 export interface JobContext<Params = Record<string, unknown>, Checkpoint = unknown> {
   readonly jobId: string
+  /** The client that owns the job: request budgets are shared fairly between clients. */
+  readonly clientId: string
   readonly resource: string
   readonly params: Params
   /** The write payload of write jobs (e.g. Clinia `operations`), null for reads. */
@@ -93,6 +97,27 @@ export interface JobContext<Params = Record<string, unknown>, Checkpoint = unkno
    * result at once.
    */
   park (opts: { key: string, timeoutSeconds: number }): Promise<Parked>
+  /**
+   * What the job waits for (a request budget) and until when, shown in its `X-Progress`; null once it goes on.
+   * Fire and forget: a failed write only leaves the note stale.
+   */
+  reportWait (wait: BudgetWait | null): void
+}
+
+/** The taker of a budget for one job: its client, and its X-Progress told while it waits. */
+export function budgetTaker (ctx: Pick<JobContext, 'clientId' | 'jobId' | 'reportWait'>): BudgetTaker {
+  return { clientId: ctx.clientId, jobId: ctx.jobId, onWait: wait => ctx.reportWait(wait) }
+}
+
+/**
+ * What the gateway shares with adapters beyond the HTTP client: state every replica must see the same way,
+ * kept in PostgreSQL (adapter tests use the in-memory stores).
+ */
+export interface UpstreamServices {
+  /** Request budgets per set of credentials, across jobs and replicas. */
+  budgets: BudgetStore
+  /** Credentials the upstream rotates (OAuth tokens), stored encrypted, updated under a lock. */
+  credentials: CredentialStore
 }
 
 /** One resource of an upstream with its params schema. */
@@ -171,7 +196,7 @@ export interface UpstreamDefinition<Env extends Record<string, unknown> = Record
     /** Settings for an adapter talking to the simulator mounted at `baseUrl`. */
     sandboxSettings (baseUrl: string): Settings
   }
-  createAdapter (settings: Settings, client: UpstreamClient): UpstreamAdapter
+  createAdapter (settings: Settings, client: UpstreamClient, services: UpstreamServices): UpstreamAdapter
   /** Present for webhook-completed upstreams. */
   webhook?: WebhookHandler<Settings>
 }

@@ -27,7 +27,7 @@ const job: fc.Arbitrary<Job> = fc.record({
   status: fc.constantFrom('queued', 'running', 'completed', 'failed', 'cancelled', 'expired'), checkpoint: maybe(json),
   records: int, pagesDone: int, pagesTotal: maybe(int), percent: maybe(fc.double({ noNaN: true, noDefaultInfinity: true, min: 0, max: 100 })),
   succeeded: maybe(int), failed: maybe(int), errorCode: maybe(text), errorMessage: maybe(text), upstreamStatus: maybe(fc.integer({ min: 100, max: 599 })),
-  upstreamInfo: maybe(json), attempts: int, waitingFor: maybe(text), leaseOwner: maybe(text), leaseExpiresAt: maybe(date), runAfter: date,
+  upstreamInfo: maybe(json), attempts: int, waitingFor: maybe(text), waitReason: maybe(text), waitUntil: maybe(date), leaseOwner: maybe(text), leaseExpiresAt: maybe(date), runAfter: date,
   createdAt: date, startedAt: maybe(date), finishedAt: maybe(date), expiresAt: maybe(date),
 })
 

@@ -56,7 +56,8 @@ t.test('applies the migrations once, as prisma migrate deploy records them', asy
 
   t.same(await applyMigrations(url, log), onDisk)
   const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
-  t.same(tables.map((r) => r.table_name), ['_prisma_migrations', 'idempotency_keys', 'job_results', 'jobs', 'webhook_deliveries'])
+  t.same(tables.map((r) => r.table_name), ['_prisma_migrations', 'idempotency_keys', 'job_results', 'jobs',
+    'upstream_budget_grants', 'upstream_budget_pauses', 'upstream_budget_waiters', 'upstream_credentials', 'webhook_deliveries'])
   const [index] = await sql<{ indexdef: string }>(url, `SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_inflight_dedupe'`)
   t.match(index?.indexdef, /UNIQUE INDEX .* WHERE .*payload IS NULL/, 'the hand-written partial index is there')
 

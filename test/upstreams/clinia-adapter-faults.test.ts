@@ -26,6 +26,8 @@ function job (operations: unknown[]) {
   const controller = new AbortController()
   const pages = new Map<number, readonly string[]>()
   const ctx: JobContext = {
+    clientId: 'client-1',
+    reportWait () {},
     jobId: 'job-1', resource: 'resources', params: {}, payload: { operations }, checkpoint: null,
     signal: controller.signal, log: pino({ level: 'silent' }),
     async savePage (page, records) { controller.signal.throwIfAborted(); if (!pages.has(page)) pages.set(page, recordTexts(records)) },

@@ -36,6 +36,8 @@ function fakeJob (resource: CliniaResource, operations: unknown[], options: {
   const progress: Array<ProgressUpdate | undefined> = []
   const upstreamInfo: Record<string, unknown> = {}
   const ctx: JobContext = {
+    clientId: 'client-1',
+    reportWait () {},
     jobId: 'job-1',
     resource,
     params: {},

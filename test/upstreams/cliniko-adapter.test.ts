@@ -33,6 +33,8 @@ function fakeJob (resource: ClinikoResource, params: Record<string, unknown>, ch
   const checkpoints: ClinikoCheckpoint[] = []
   const progress: Array<ProgressUpdate | undefined> = []
   const ctx: JobContext = {
+    clientId: 'client-1',
+    reportWait () {},
     jobId: 'job-1',
     resource,
     params,

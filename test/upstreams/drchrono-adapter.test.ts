@@ -36,6 +36,8 @@ function fakeJob (resource: DrchronoResource, params: Record<string, unknown>, o
   const unsafe: number[] = []
   const progress: Array<ProgressUpdate | undefined> = []
   const ctx: JobContext = {
+    clientId: 'client-1',
+    reportWait () {},
     jobId: 'job-1',
     resource,
     params,

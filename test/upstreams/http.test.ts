@@ -2,7 +2,8 @@ import { getEventListeners } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { RequestBudget, UpstreamClient, type UpstreamClientOptions, type UpstreamEvent } from '../../src/upstreams/http.js'
+import { UpstreamClient, type UpstreamClientOptions, type UpstreamEvent } from '../../src/upstreams/http.js'
+import { MemoryBudgetStore, type BudgetSpec, type BudgetWait } from '../../src/upstreams/request-budget.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void
 
@@ -222,30 +223,38 @@ function fakeClock (start = Date.now()) {
   })
 }
 
-t.test('RequestBudget: no 60 s window holds more than the limit less the margin', async t => {
+/** A budget of `limit` requests per sliding minute. */
+const perMinute = (limit: number, key = 'key'): BudgetSpec => ({
+  upstream: 'cliniko', key, windows: [{ limit, windowMs: 60_000, kind: 'sliding', name: 'minute', label: 'the per-minute budget' }],
+})
+
+t.test('MemoryBudgetStore: no 60 s window holds more than the limit', async t => {
   const clock = fakeClock(0)
-  const budget = new RequestBudget({ perMinute: 20, margin: 0.25, now: clock.read, sleep: clock.sleep })
+  const budget = new MemoryBudgetStore({ now: clock.read, sleep: clock.sleep })
   const times: number[] = []
   await Promise.all(Array.from({ length: 40 }, async () => {
-    await budget.take('key', signal())
+    await budget.take(perMinute(15), undefined, signal())
     times.push(clock.now)
   }))
-  await budget.take('other key', signal())
+  await budget.take(perMinute(15, 'other key'), undefined, signal())
   t.equal(times.length, 40)
   t.equal(times.filter(x => x === 0).length, 15, 'the first 15 go at once, then the window slides')
   for (const start of times) t.ok(times.filter(x => x >= start && x < start + 60_000).length <= 15)
   t.equal(times[times.length - 1], 120_000)
 })
 
-t.test('RequestBudget: pauseUntil holds the key; abort while waiting rejects with the reason', async t => {
+t.test('MemoryBudgetStore: pause holds the key; abort while waiting rejects with the reason', async t => {
   const clock = fakeClock(1_000)
-  const budget = new RequestBudget({ perMinute: 100, now: clock.read, sleep: clock.sleep })
-  budget.pauseUntil('k', 31_000)
-  await budget.take('k', signal())
+  const budget = new MemoryBudgetStore({ now: clock.read, sleep: clock.sleep })
+  const waits: Array<BudgetWait | null> = []
+  const taker = { clientId: 'c', jobId: 'j', onWait: (w: BudgetWait | null) => waits.push(w) }
+  await budget.pause(perMinute(100, 'k'), 31_000)
+  await budget.take(perMinute(100, 'k'), taker, signal())
   t.equal(clock.now, 31_000)
-  budget.pauseUntil('k', 1e12)
+  t.same(waits.map(w => w?.until.getTime() ?? null), [31_000, null], 'the job was told until when it waits, then that it goes on')
+  await budget.pause(perMinute(100, 'k'), 1e12)
   const reason = new Error('stop')
-  await t.rejects(budget.take('k', AbortSignal.abort(reason)), reason)
+  await t.rejects(budget.take(perMinute(100, 'k'), undefined, AbortSignal.abort(reason)), reason)
 })
 
 t.test('request() takes the budget before every attempt and a 429 reset pauses the key', async t => {
@@ -254,10 +263,10 @@ t.test('request() takes the budget before every attempt and a 429 reset pauses t
   const { url, seen } = await serve(t, (_req, res, n) => n === 2
     ? reply(res, 429, '', { 'retry-after': '0', 'x-ratelimit-reset': String(reset) })
     : reply(res, 200))
-  const limiter = new RequestBudget({ perMinute: 2, margin: 0, now: clock.read, sleep: clock.sleep })
+  const store = new MemoryBudgetStore({ now: clock.read, sleep: clock.sleep })
   const { client } = clientFor(t)
   for (let i = 0; i < 2; i++) {
-    const res = await client.request({ method: 'GET', url, signal: signal(), upstream: 'cliniko', budget: { limiter, key: 'k' } })
+    const res = await client.request({ method: 'GET', url, signal: signal(), upstream: 'cliniko', budget: { store, spec: perMinute(2, 'k') } })
     t.equal(res.status, 200)
   }
   t.equal(seen.count, 3, 'the 429 was retried')

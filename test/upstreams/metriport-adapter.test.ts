@@ -27,6 +27,8 @@ function fakeJob (params: Record<string, unknown>, checkpoint: MetriportCheckpoi
   const saved: { checkpoint: unknown[], info: Array<Record<string, unknown>>, parks: Array<{ key: string, timeoutSeconds: number }> } = { checkpoint: [], info: [], parks: [] }
   const parked: Parked = { parked: true }
   const ctx: JobContext = {
+    clientId: 'client-1',
+    reportWait () {},
     jobId: 'job-1',
     resource: 'document-download-urls',
     params,

@@ -39,6 +39,8 @@ function fakeJob (params: Record<string, unknown>, checkpoint: OclExportCheckpoi
   const progress: Array<ProgressUpdate | undefined> = []
   let info: Record<string, unknown> = {}
   const ctx: JobContext = {
+    clientId: 'client-1',
+    reportWait () {},
     jobId: 'job-1', resource: 'export', params, payload: null, checkpoint, signal: controller.signal, log: pino({ level: 'silent' }),
     async savePage (page, records, cp, update) {
       controller.signal.throwIfAborted()

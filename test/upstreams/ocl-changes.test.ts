@@ -28,6 +28,8 @@ function fakeJob (resource: 'export' | 'changes', params: Record<string, unknown
   const checkpoints: OclChangesCheckpoint[] = []
   const progress: Array<ProgressUpdate | undefined> = []
   const ctx: JobContext = {
+    clientId: 'client-1',
+    reportWait () {},
     jobId: 'job-1', resource, params, payload: null, checkpoint, signal: new AbortController().signal, log: pino({ level: 'silent' }),
     async savePage (page, records, cp, update) {
       if (!pages.has(page)) pages.set(page, recordTexts(records))

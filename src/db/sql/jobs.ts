@@ -13,7 +13,8 @@ export type JobSummary = Omit<Job, 'payload' | 'checkpoint'>
 /** Columns aliased to the Prisma model's field names, so raw rows and Prisma rows have one shape. */
 const jobSummaryColumns = sql`id, client_id AS "clientId", upstream, resource, params,
   request_hash AS "requestHash", status, records, pages_done AS "pagesDone",
-  pages_total AS "pagesTotal", percent, succeeded, failed, waiting_for AS "waitingFor", error_code AS "errorCode", error_message AS "errorMessage",
+  pages_total AS "pagesTotal", percent, succeeded, failed, waiting_for AS "waitingFor",
+  wait_reason AS "waitReason", wait_until AS "waitUntil", error_code AS "errorCode", error_message AS "errorMessage",
   upstream_status AS "upstreamStatus", upstream_info AS "upstreamInfo", attempts, lease_owner AS "leaseOwner",
   lease_expires_at AS "leaseExpiresAt", run_after AS "runAfter", created_at AS "createdAt",
   started_at AS "startedAt", finished_at AS "finishedAt", expires_at AS "expiresAt"`
@@ -64,7 +65,8 @@ export async function renewLease (db: Queryable, jobId: string, workerId: string
 export async function completeJob (db: Queryable, jobId: string, workerId: string, ttlSeconds: number): Promise<boolean> {
   const { rowCount } = await query(db, sql`
     UPDATE jobs SET status = 'completed', percent = 100, finished_at = now(),
-      expires_at = now() + make_interval(secs => ${ttlSeconds}), lease_owner = NULL, lease_expires_at = NULL
+      expires_at = now() + make_interval(secs => ${ttlSeconds}), lease_owner = NULL, lease_expires_at = NULL,
+      wait_reason = NULL, wait_until = NULL
     WHERE id = ${jobId} AND lease_owner = ${workerId} AND status = 'running'`)
   return rowCount === 1
 }
@@ -78,7 +80,7 @@ export async function failJob (db: Queryable, jobId: string, workerId: string | 
     UPDATE jobs SET status = 'failed', error_code = ${failure.code}, error_message = ${failure.message},
       upstream_status = ${failure.upstreamStatus}, finished_at = now(),
       expires_at = now() + make_interval(secs => ${ttlSeconds}), lease_owner = NULL, lease_expires_at = NULL,
-      waiting_for = NULL
+      waiting_for = NULL, wait_reason = NULL, wait_until = NULL
     WHERE id = ${jobId} AND status = 'running' AND lease_owner IS NOT DISTINCT FROM ${workerId}`)
   return rowCount === 1
 }
@@ -90,8 +92,16 @@ export async function failJob (db: Queryable, jobId: string, workerId: string | 
 export async function releaseJob (db: Queryable, jobId: string, workerId: string, opts: { countAttempt: boolean, delaySeconds: number }): Promise<boolean> {
   const { rowCount } = await query(db, sql`
     UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL,
-      attempts = attempts - ${opts.countAttempt ? 0 : 1},
+      wait_reason = NULL, wait_until = NULL, attempts = attempts - ${opts.countAttempt ? 0 : 1},
       run_after = now() + make_interval(secs => ${opts.delaySeconds})
+    WHERE id = ${jobId} AND lease_owner = ${workerId} AND status = 'running'`)
+  return rowCount === 1
+}
+
+/** What a running job waits for (a request budget) and until when; null clears it. False when the lease was lost. */
+export async function setJobWait (db: Queryable, jobId: string, workerId: string, wait: { reason: string, until: Date } | null): Promise<boolean> {
+  const { rowCount } = await query(db, sql`
+    UPDATE jobs SET wait_reason = ${wait?.reason ?? null}, wait_until = ${wait?.until ?? null}
     WHERE id = ${jobId} AND lease_owner = ${workerId} AND status = 'running'`)
   return rowCount === 1
 }

@@ -5,10 +5,12 @@
  * All jobs of the process share one request budget per API key, as Cliniko counts requests per user.
  */
 import { createHash } from 'node:crypto'
-import { RequestBudget, type UpstreamClient, type UpstreamResponse } from '../http.js'
+import type { UpstreamClient, UpstreamResponse } from '../http.js'
+import { memoryServices } from '../memory-services.js'
+import type { BudgetSpec } from '../request-budget.js'
 import { arrayElements, memberValue, scanObject } from '../json-records.js'
 import { PaginationGuard } from '../pagination.js'
-import { UpstreamError, type JobContext, type UpstreamAdapter } from '../types.js'
+import { UpstreamError, budgetTaker, type JobContext, type UpstreamAdapter, type UpstreamServices } from '../types.js'
 import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, isClinikoResource, type ClinikoParams } from './params.js'
 import type { ClinikoSettings } from './settings.js'
 
@@ -102,7 +104,7 @@ function readEnvelope (res: UpstreamResponse, key: string, where: string): Envel
 }
 
 /** The Cliniko adapter. One instance per process, so every job shares its request budget. */
-export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClient): UpstreamAdapter {
+export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClient, services: UpstreamServices = memoryServices()): UpstreamAdapter {
   const base = settings.baseUrl.replace(/\/+$/, '')
   const baseUrl = new URL(base)
   const basePath = baseUrl.pathname.replace(/\/+$/, '')
@@ -111,9 +113,19 @@ export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClien
   // here. Counting each request a little longer than Cliniko's window absorbs such differences: up to 1 s on a
   // minute (1.7% of throughput), a tenth of the window for the short windows of tests.
   const windowMs = settings.rateWindowMs ?? 60_000
-  const limiter = new RequestBudget({ perMinute: settings.requestsPerMinute, windowMs: windowMs + Math.min(1000, windowMs / 10) })
-  // The budget's key stays in memory and may show in a heap dump: a digest, never the key itself.
-  const budgetKey = createHash('sha256').update(settings.apiKey).digest('hex')
+  // 5% is held back for clock skew and for whatever else uses the key (Cliniko counts per user, not per app).
+  // The key is stored in the database by every replica: a digest, never the key itself.
+  const budget: BudgetSpec = {
+    upstream: 'cliniko',
+    key: `cliniko:${createHash('sha256').update(settings.apiKey).digest('hex')}`,
+    windows: [{
+      limit: Math.max(1, Math.floor(settings.requestsPerMinute * 0.95)),
+      windowMs: windowMs + Math.min(1000, windowMs / 10),
+      kind: 'sliding',
+      name: 'minute',
+      label: "Cliniko's per-minute request budget",
+    }],
+  }
   const headers = {
     authorization: `Basic ${Buffer.from(`${settings.apiKey}:`).toString('base64')}`,
     'user-agent': settings.userAgent,
@@ -162,7 +174,7 @@ export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClien
         guard.follow(pageIdentity(url))
         const res = await client.request({
           method: 'GET', url, headers, signal: ctx.signal, upstream: 'cliniko',
-          timeoutMs: settings.requestTimeoutMs, budget: { limiter, key: budgetKey },
+          timeoutMs: settings.requestTimeoutMs, budget: { store: services.budgets, spec: budget, taker: budgetTaker(ctx) },
         })
         if (res.status !== 200) throw failure(res, where)
         const envelope = readEnvelope(res, key, where)

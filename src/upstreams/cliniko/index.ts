@@ -51,5 +51,5 @@ export const cliniko: UpstreamDefinition<ClinikoEnv, ClinikoSettings> = {
       requestsPerMinute: 200,
     }),
   },
-  createAdapter: (settings, client) => clinikoAdapter(settings, client),
+  createAdapter: (settings, client, services) => clinikoAdapter(settings, client, services),
 }

@@ -1,0 +1,148 @@
+/**
+ * Request budgets counted in PostgreSQL, so every job of every replica sharing a set of upstream credentials
+ * draws from one budget. Each attempt to take a request is one short transaction under an advisory lock on the
+ * budget's key, on the database's clock (replicas' clocks may disagree; the database's is one).
+ *
+ * Why a table of our own rather than rate-limiter-flexible's PostgreSQL store: that library counts fixed windows
+ * that start at a key's first request (not at the top of the clock hour, as DrChrono resets), has no sliding
+ * window in its Postgres store, answers "refused, retry in N ms" with no queue, and so no fairness between the
+ * clients waiting; DrChrono's hour plus burst ceiling and Cliniko's sliding minute would each need two limiters
+ * and our own waiting loop around them anyway. What is left here is the loop, one lock and three small tables.
+ *
+ * Fairness: while requests wait, each waiting request keeps a row naming its client (renewed every couple of
+ * seconds, forgotten after a few missed renewals). A free request goes to a waiter whose client has sent the fewest
+ * requests in the budget's longest window: one client's 40-page job cannot hold another client's 1-page job
+ * back for its whole run.
+ */
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type pg from 'pg'
+import { budgetWaitMs, countedSince, windowRemaining, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
+import { query, sql, transaction, type Queryable } from './sql/sql.js'
+
+/** What the store reports for metrics. */
+export type BudgetEvent =
+  | { type: 'granted', upstream: string, window: string, remaining: number }
+  | { type: 'waited', upstream: string, seconds: number }
+
+export interface PgBudgetOptions {
+  /** Longest sleep between two looks at the budget; also how often a waiter renews its row. Default 2000. */
+  recheckMs?: number
+  /** A waiter's row not renewed for this long is gone (its job ended). Default 3 × recheckMs. */
+  staleWaiterMs?: number
+  /** How long a request steps back for another client's waiting request before looking again. Default 100. */
+  yieldMs?: number
+  observe?: (e: BudgetEvent) => void
+}
+
+type Attempt = { granted: true } | { granted: false, waitMs: number, reason: string }
+
+export class PgBudgetStore {
+  readonly #pool: pg.Pool
+  readonly #recheckMs: number
+  readonly #staleMs: number
+  readonly #yieldMs: number
+  readonly #observe: (e: BudgetEvent) => void
+
+  constructor (pool: pg.Pool, o: PgBudgetOptions = {}) {
+    this.#pool = pool
+    this.#recheckMs = o.recheckMs ?? 2000
+    this.#staleMs = o.staleWaiterMs ?? 3 * this.#recheckMs
+    this.#yieldMs = o.yieldMs ?? 100
+    this.#observe = o.observe ?? (() => {})
+  }
+
+  async take (spec: BudgetSpec, taker: BudgetTaker | undefined, signal: AbortSignal): Promise<void> {
+    const waiterId = randomUUID()
+    let waitedSince: number | null = null
+    let told: { reason: string, until: number } | null = null
+    try {
+      for (;;) {
+        signal.throwIfAborted()
+        const attempt = await this.#attempt(spec, taker, waiterId)
+        if (attempt.granted) {
+          if (waitedSince !== null) {
+            this.#observe({ type: 'waited', upstream: spec.upstream, seconds: (performance.now() - waitedSince) / 1000 })
+            if (told !== null) taker?.onWait?.(null)
+          }
+          return
+        }
+        waitedSince ??= performance.now()
+        // Tell the job's readers once, and again only when the answer moves by more than a second.
+        const until = Date.now() + attempt.waitMs
+        if (told === null || told.reason !== attempt.reason || Math.abs(told.until - until) > 1000) {
+          told = { reason: attempt.reason, until }
+          taker?.onWait?.({ reason: attempt.reason, until: new Date(until) })
+        }
+        await sleep(Math.min(attempt.waitMs, this.#recheckMs), undefined, { signal })
+      }
+    } catch (err) {
+      if (waitedSince !== null) await this.#forget(spec.key, waiterId).catch(() => {})
+      throw signal.aborted ? signal.reason : err
+    }
+  }
+
+  async pause (spec: BudgetSpec, epochMs: number): Promise<void> {
+    // As a delay on the database's clock: this process's clock may differ from the other replicas'.
+    const ms = Math.max(0, epochMs - Date.now())
+    await query(this.#pool, sql`
+      INSERT INTO upstream_budget_pauses (key, paused_until)
+      VALUES (${spec.key}, clock_timestamp() + make_interval(secs => ${ms / 1000}))
+      ON CONFLICT (key) DO UPDATE SET paused_until = greatest(upstream_budget_pauses.paused_until, excluded.paused_until)`)
+  }
+
+  /** One look at the budget: a request is counted and granted, or the waiter's row renewed. */
+  async #attempt (spec: BudgetSpec, taker: BudgetTaker | undefined, waiterId: string): Promise<Attempt> {
+    const result = await transaction(this.#pool, async db => {
+      await query(db, sql`SELECT pg_advisory_xact_lock(hashtextextended(${`upstream-budget:${spec.key}`}, 0))`)
+      const { rows: [clock] } = await query<{ now: number, paused: number | null }>(db, sql`
+        SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now,
+          (SELECT (extract(epoch FROM paused_until) * 1000)::float8 FROM upstream_budget_pauses WHERE key = ${spec.key}) AS paused`)
+      const now = clock!.now
+      await query(db, sql`DELETE FROM upstream_budget_grants WHERE key = ${spec.key} AND sent_at < ${new Date(countedSince(spec, now))}`)
+      const { rows: grants } = await query<{ t: number, client: string }>(db, sql`
+        SELECT (extract(epoch FROM sent_at) * 1000)::float8 AS t, client_id AS client
+        FROM upstream_budget_grants WHERE key = ${spec.key} ORDER BY sent_at`)
+      const sent = grants.map(g => g.t)
+      let { waitMs, reason } = budgetWaitMs(spec, sent, clock!.paused ?? 0, now)
+      if (waitMs <= 0 && taker !== undefined && await this.#otherClientsTurn(db, spec.key, taker.clientId, grants, now)) {
+        waitMs = this.#yieldMs
+        reason = `its turn after another client's job (${spec.windows[0]?.label ?? spec.upstream})`
+      }
+      if (waitMs > 0) {
+        if (taker !== undefined) {
+          await query(db, sql`
+            INSERT INTO upstream_budget_waiters (key, waiter_id, client_id, seen_at)
+            VALUES (${spec.key}, ${waiterId}, ${taker.clientId}, clock_timestamp())
+            ON CONFLICT (key, waiter_id) DO UPDATE SET seen_at = excluded.seen_at`)
+        }
+        return { granted: false as const, waitMs, reason }
+      }
+      await query(db, sql`
+        INSERT INTO upstream_budget_grants (key, client_id, sent_at) VALUES (${spec.key}, ${taker?.clientId ?? ''}, ${new Date(now)})`)
+      await this.#forget(spec.key, waiterId, db)
+      sent.push(now)
+      return { granted: true as const, remaining: spec.windows.map(w => ({ window: w.name, remaining: windowRemaining(w, sent, now) })) }
+    })
+    if (result.granted) {
+      for (const r of result.remaining) this.#observe({ type: 'granted', upstream: spec.upstream, ...r })
+      return { granted: true }
+    }
+    return result
+  }
+
+  /** Whether a waiting request of another client, less served in the longest window, should go first. */
+  async #otherClientsTurn (db: Queryable, key: string, clientId: string, grants: Array<{ client: string }>, now: number): Promise<boolean> {
+    await query(db, sql`DELETE FROM upstream_budget_waiters WHERE key = ${key} AND seen_at < ${new Date(now - this.#staleMs)}`)
+    const { rows } = await query<{ client: string }>(db, sql`
+      SELECT DISTINCT client_id AS client FROM upstream_budget_waiters WHERE key = ${key} AND client_id <> ${clientId}`)
+    if (rows.length === 0) return false
+    const served = (client: string): number => grants.reduce((n, g) => n + (g.client === client ? 1 : 0), 0)
+    const mine = served(clientId)
+    return rows.some(r => served(r.client) < mine)
+  }
+
+  async #forget (key: string, waiterId: string, db: Queryable = this.#pool): Promise<void> {
+    await query(db, sql`DELETE FROM upstream_budget_waiters WHERE key = ${key} AND waiter_id = ${waiterId}`)
+  }
+}
