@@ -4,6 +4,7 @@ import fastJson from 'fast-json-stringify'
 import { serializerCompiler as zodSerializerCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { JobSummary } from '../db/sql/jobs.js'
+import { JOB_ERROR_CODES } from '../upstreams/errors.js'
 
 const timestamp = z.string().describe('ISO 8601 date-time')
 
@@ -24,7 +25,7 @@ export const jobSchema = z.object({
     failed: z.number().int().nullable().describe('Write jobs: operations the upstream refused; null for reads'),
   }),
   error: z.object({
-    code: z.string().describe('A stable code: upstream_unauthorized, upstream_unavailable, upstream_rate_limited, upstream_rejected, upstream_failed, upstream_timeout, upstream_pagination_loop, invalid_upstream_response, internal_error, …'),
+    code: z.string().describe(`A stable code: ${Object.entries(JOB_ERROR_CODES).map(([code, when]) => `\`${code}\` (${when})`).join('; ')}. New codes may be added.`),
     message: z.string(),
     upstreamStatus: z.number().int().nullable().describe('The upstream HTTP status behind the failure, when there was one'),
   }).nullable(),

@@ -19,6 +19,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { Logger } from 'pino'
 import type { z } from 'zod'
 import type { CredentialStore } from './credential-store.js'
+import type { JobErrorCode } from './errors.js'
 import type { UpstreamClient } from './http.js'
 import type { BudgetStore, BudgetTaker, BudgetWait } from './request-budget.js'
 
@@ -26,31 +27,7 @@ import type { BudgetStore, BudgetTaker, BudgetWait } from './request-budget.js'
 /** One record as the upstream wrote it: JSON text, or its UTF-8 bytes (a view of the page it came in). */
 export type RecordText = string | Uint8Array
 
-/** Stable error codes a job can fail with. Clients branch on these, never on messages. */
-export type JobErrorCode =
-  | 'upstream_unauthorized'
-  | 'upstream_unavailable'
-  | 'upstream_rate_limited'
-  | 'upstream_rejected'
-  | 'upstream_not_found'
-  | 'upstream_failed'
-  | 'upstream_timeout'
-  | 'upstream_pagination_loop'
-  | 'invalid_upstream_response'
-  | 'upstream_not_configured'
-  | 'internal_error'
-
-/** A failure that ends a job with a stable code. Thrown by adapters and the shared client. */
-export class UpstreamError extends Error {
-  constructor (
-    readonly code: JobErrorCode,
-    message: string,
-    readonly upstreamStatus: number | null = null,
-  ) {
-    super(message)
-    this.name = 'UpstreamError'
-  }
-}
+export { UpstreamError, type JobErrorCode } from './errors.js'
 
 /** Progress an adapter reports; the engine counts stored records itself. */
 export interface ProgressUpdate {

@@ -11,16 +11,15 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Test } from 'tap'
 import { sql } from '../helpers/database.js'
+import { JOB_ERROR_CODES } from '../../src/upstreams/errors.js'
 
 /**
- * The codes a job may fail with when an upstream misbehaves (README, API.md, `JobErrorCode`). `internal_error`
- * and `upstream_not_configured` are documented too, but an upstream fault must never end in them: the first
- * means the gateway itself broke, the second is a configuration matter.
+ * The codes a job may fail with when an upstream misbehaves: every documented code (`JOB_ERROR_CODES`) but two.
+ * `internal_error` means the gateway itself broke, and `upstream_not_configured` is a configuration matter: an
+ * upstream fault must never end in either.
  */
-export const UPSTREAM_FAULT_CODES: ReadonlySet<string> = new Set([
-  'upstream_unauthorized', 'upstream_unavailable', 'upstream_rate_limited', 'upstream_rejected', 'upstream_not_found',
-  'upstream_failed', 'upstream_timeout', 'upstream_pagination_loop', 'invalid_upstream_response',
-])
+export const UPSTREAM_FAULT_CODES: ReadonlySet<string> = new Set(
+  Object.keys(JOB_ERROR_CODES).filter(code => code !== 'internal_error' && code !== 'upstream_not_configured'))
 
 /** The fixed seed of the campaign: printed by every file, so any failure reproduces with it. */
 export const CAMPAIGN_SEED = Number(process.env.FAULT_SEED ?? 20_260_524)

@@ -40,14 +40,14 @@ function job (operations: unknown[]) {
 
 const ops = (n: number) => Array.from({ length: n }, (_, i) => ({ action: 'UPSERT', upsert: { id: `p${i}`, type: 'provider', data: { name: `P ${i}` } } }))
 
-t.test('a refused key is upstream_unauthorized; an unknown source is upstream_rejected; neither leaks the key', async t => {
+t.test('a refused key is upstream_unauthorized; an unknown source is upstream_not_found; neither leaks the key', async t => {
   const wrongKey = await setup(t, {}, { apiKey: 'key-clinia-does-not-know' })
   const err = await wrongKey.adapter.run(job(ops(1)).ctx).catch((e: unknown) => e) as Error
   t.match(err, { code: 'upstream_unauthorized', upstreamStatus: 401 })
   t.notMatch(err.message, /key-clinia-does-not-know/)
 
   const wrongSource = await setup(t, {}, { sourceKey: 'elsewhere' })
-  await t.rejects(wrongSource.adapter.run(job(ops(1)).ctx), { code: 'upstream_rejected', upstreamStatus: 404 })
+  await t.rejects(wrongSource.adapter.run(job(ops(1)).ctx), { code: 'upstream_not_found', upstreamStatus: 404 })
 })
 
 t.test('429 and 503 on submit are retried; a 500 is not (the chunk may have been accepted)', async t => {

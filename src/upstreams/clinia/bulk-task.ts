@@ -6,6 +6,7 @@
  */
 import { sleep } from '../backoff.js'
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
+import { statusError } from '../errors.js'
 import { UpstreamError } from '../types.js'
 import type { CliniaOperation, CliniaResource } from './operations.js'
 import { readReceipts, type ChunkReceipts } from './receipts.js'
@@ -56,10 +57,10 @@ function errorType (body: unknown): string {
 /** An answer the protocol has no use for, as a stable error. */
 function unexpected (res: UpstreamResponse, what: string, body: unknown, note = ''): UpstreamError {
   const s = res.status
-  if (s === 401 || s === 403) return new UpstreamError('upstream_unauthorized', `${what}: Clinia answered ${s}; check CLINIA_API_KEY`, s)
-  if (s >= 400 && s < 500) return new UpstreamError('upstream_rejected', `${what}: Clinia answered ${s}${errorType(body)}`, s)
-  if (s >= 500) return new UpstreamError(s === 500 ? 'upstream_failed' : 'upstream_unavailable', `${what}: Clinia answered ${s}${note}`, s)
-  return new UpstreamError('invalid_upstream_response', `${what}: Clinia answered ${s} unexpectedly`, s)
+  if (s === 401 || s === 403) return statusError(s, `${what}: Clinia answered ${s}; check CLINIA_API_KEY`)
+  if (s >= 400 && s < 500) return statusError(s, `${what}: Clinia answered ${s}${errorType(body)}`)
+  if (s >= 500) return statusError(s, `${what}: Clinia answered ${s}${note}`)
+  return statusError(s, `${what}: Clinia answered ${s} unexpectedly`)
 }
 
 const invalid = (what: string, why: string, status: number): UpstreamError =>

@@ -9,6 +9,7 @@ import type { UpstreamClient, UpstreamResponse } from '../http.js'
 import { memoryServices } from '../memory-services.js'
 import type { BudgetSpec } from '../request-budget.js'
 import { arrayElements, memberValue, scanObject } from '../json-records.js'
+import { statusError } from '../errors.js'
 import { PaginationGuard } from '../pagination.js'
 import { UpstreamError, budgetTaker, type JobContext, type UpstreamAdapter, type UpstreamServices } from '../types.js'
 import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, isClinikoResource, type ClinikoParams } from './params.js'
@@ -64,13 +65,8 @@ function pageIdentity (url: URL): string {
  */
 function failure (res: UpstreamResponse, where: string): UpstreamError {
   const s = res.status
-  if (s === 401) {
-    return new UpstreamError('upstream_unauthorized', `${where}: Cliniko refused the API key (401); check CLINIKO_API_KEY and that its shard matches the URL`, s)
-  }
-  if (s === 403) {
-    return new UpstreamError('upstream_unauthorized', `${where}: Cliniko refused the request (403): the key's user lacks permission, or the User-Agent was not accepted`, s)
-  }
-  if (s === 404) return new UpstreamError('upstream_not_found', `${where}: Cliniko answered 404`, s)
+  if (s === 401) return statusError(s, `${where}: Cliniko refused the API key (401); check CLINIKO_API_KEY and that its shard matches the URL`)
+  if (s === 403) return statusError(s, `${where}: Cliniko refused the request (403): the key's user lacks permission, or the User-Agent was not accepted`)
   if (s === 422) {
     let fields: string[] = []
     try {
@@ -78,12 +74,10 @@ function failure (res: UpstreamResponse, where: string): UpstreamError {
       if (isObject(body) && isObject(body.errors)) fields = Object.keys(body.errors).slice(0, 10)
     } catch { /* a 422 without JSON still is a rejection */ }
     const named = fields.length > 0 ? `: invalid ${fields.map(f => f.replace(/[^\w[\].-]/g, '').slice(0, 40)).join(', ')}` : ''
-    return new UpstreamError('upstream_rejected', `${where}: Cliniko answered 422 Validation Failed${named}`, s)
+    return statusError(s, `${where}: Cliniko answered 422 Validation Failed${named}`)
   }
-  if (s >= 300 && s < 400) return new UpstreamError('invalid_upstream_response', `${where}: Cliniko redirected (${s}); is the shard or CLINIKO_BASE_URL right?`, s)
-  if (s >= 400 && s < 500) return new UpstreamError('upstream_rejected', `${where}: Cliniko answered ${s}`, s)
-  if (s >= 500) return new UpstreamError('upstream_failed', `${where}: Cliniko answered ${s}`, s)
-  return new UpstreamError('invalid_upstream_response', `${where}: Cliniko answered ${s} unexpectedly`, s)
+  if (s >= 300 && s < 400) return statusError(s, `${where}: Cliniko redirected (${s}); is the shard or CLINIKO_BASE_URL right?`)
+  return statusError(s, `${where}: Cliniko answered ${s}`)
 }
 
 /**

@@ -9,6 +9,7 @@
  * URLs, valid 10 minutes, may already be dead. The same reasoning covers a crash before the checkpoint was saved.
  */
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
+import { statusError } from '../errors.js'
 import { UpstreamError, type JobContext, type Parked, type UpstreamAdapter } from '../types.js'
 import { METRIPORT_RESOURCE, metriportParams } from './params.js'
 import type { MetriportSettings } from './settings.js'
@@ -48,12 +49,11 @@ function readStart (res: UpstreamResponse): BulkUrlStart {
     }
     return { status: body.status as BulkUrlStart['status'], requestId: body.requestId }
   }
-  if (s === 404) throw new UpstreamError('upstream_not_found', `Metriport does not know this patient${problemText(res)}`, s)
-  if (s === 401 || s === 403) throw new UpstreamError('upstream_unauthorized', `Metriport refused the API key (${s})`, s)
-  if (s === 429) throw new UpstreamError('upstream_rate_limited', 'Metriport kept refusing the request with 429', s)
-  if (s >= 400 && s < 500) throw new UpstreamError('upstream_rejected', `Metriport rejected the request (${s})${problemText(res)}`, s)
-  if (s >= 500) throw new UpstreamError('upstream_unavailable', `Metriport answered ${s}`, s)
-  throw new UpstreamError('invalid_upstream_response', `Metriport answered the bulk URL start with ${s}`, s)
+  if (s === 404) throw statusError(s, `Metriport does not know this patient${problemText(res)}`)
+  if (s === 401 || s === 403) throw statusError(s, `Metriport refused the API key (${s})`)
+  if (s === 429) throw statusError(s, 'Metriport kept refusing the request with 429')
+  if (s >= 400 && s < 500) throw statusError(s, `Metriport rejected the request (${s})${problemText(res)}`)
+  throw statusError(s, `Metriport answered the bulk URL start with ${s}`)
 }
 
 /** The Metriport adapter: stateless, so one instance serves every job. */

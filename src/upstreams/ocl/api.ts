@@ -3,6 +3,7 @@
  * and the mapping of OCL's `{"detail": "..."}` answers to stable error codes.
  */
 import type { UpstreamClient, UpstreamResponse, UpstreamStream } from '../http.js'
+import { statusError } from '../errors.js'
 import { UpstreamError } from '../types.js'
 import type { OclTarget } from './params.js'
 
@@ -25,13 +26,8 @@ function detailOf (res: UpstreamResponse): string {
 
 /** An answer the protocol has no use for, as a stable error (OCL's `detail` is terminology metadata, safe to show). */
 export function oclError (res: UpstreamResponse, what: string): UpstreamError {
-  const why = `${what}: OCL answered ${res.status}${detailOf(res)}`
-  if (res.status === 401 || res.status === 403) return new UpstreamError('upstream_unauthorized', why, res.status)
-  if (res.status === 404) return new UpstreamError('upstream_not_found', why, res.status)
-  if (res.status === 429) return new UpstreamError('upstream_rate_limited', why, res.status)
-  if (res.status >= 400 && res.status < 500) return new UpstreamError('upstream_rejected', why, res.status)
-  if (res.status >= 500) return new UpstreamError('upstream_failed', why, res.status)
-  return new UpstreamError('invalid_upstream_response', `${what}: OCL answered ${res.status} unexpectedly`, res.status)
+  const ok = res.status >= 200 && res.status < 300
+  return statusError(res.status, ok ? `${what}: OCL answered ${res.status} unexpectedly` : `${what}: OCL answered ${res.status}${detailOf(res)}`)
 }
 
 /** A response the protocol cannot use: a body or header that is not what OCL documents. */
