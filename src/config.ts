@@ -4,7 +4,8 @@
  * so that a bad value anywhere stops start-up with one message naming every wrong variable.
  */
 import { z } from 'zod'
-import { upstreams, variablesOf } from './upstreams/registry.js'
+import { TokenKey, decodeTokenKey } from './db/credential-crypto.js'
+import { upstreams, variablesOf, type AnyUpstream } from './upstreams/registry.js'
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback)
 
@@ -56,6 +57,17 @@ const exposedUpstreams = z.string().optional().transform((value, ctx) => {
   return names
 })
 
+/** A TOKEN_ENCRYPTION_KEY: 32 bytes in base64, held as a {@link TokenKey} (whose secret never prints). */
+const tokenKey = z.preprocess(v => (v === '' ? undefined : v), z.string().optional()).transform((value, ctx) => {
+  if (value === undefined) return undefined
+  const decoded = decodeTokenKey(value)
+  if ('problem' in decoded) {
+    ctx.addIssue({ code: 'custom', message: decoded.problem })
+    return z.NEVER
+  }
+  return new TokenKey(decoded.key)
+})
+
 const count = (fallback: number) => z.coerce.number().int().min(0).default(fallback)
 
 export const coreEnvSchema = z.object({
@@ -81,6 +93,8 @@ export const coreEnvSchema = z.object({
   RATE_LIMIT_ANONYMOUS_MAX: count(300),
   RATE_LIMIT_WINDOW_SECONDS: seconds(60),
   REQUEST_TIMEOUT_SECONDS: seconds(60),
+  TOKEN_ENCRYPTION_KEY: tokenKey,
+  TOKEN_ENCRYPTION_KEY_PREVIOUS: tokenKey,
 })
 
 export type CoreConfig = z.output<typeof coreEnvSchema>
@@ -94,6 +108,15 @@ export interface Config extends Omit<CoreConfig, 'SANDBOX'> {
 /** Thrown when the environment is invalid; the message names each wrong variable. */
 export class ConfigError extends Error {
   override name = 'ConfigError'
+}
+
+/**
+ * Whether an upstream's settings carry a refresh token: its tokens rotate, so the gateway stores them (encrypted
+ * with TOKEN_ENCRYPTION_KEY). Read from the settings' shape, the one place every upstream puts its credentials.
+ */
+function rotatesCredentials (upstream: AnyUpstream, env: Record<string, unknown>): boolean {
+  const settings = upstream.settingsFromEnv(env) as { refreshToken?: unknown } | null
+  return typeof settings?.refreshToken === 'string' && settings.refreshToken !== ''
 }
 
 function describe (issues: readonly z.core.$ZodIssue[]): string[] {
@@ -111,6 +134,9 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     if (parsed.success) upstreamEnv[upstream.name] = parsed.data
     else problems.push(...describe(parsed.error.issues))
   }
+  if (core.success && core.data.TOKEN_ENCRYPTION_KEY_PREVIOUS !== undefined && core.data.TOKEN_ENCRYPTION_KEY === undefined) {
+    problems.push('TOKEN_ENCRYPTION_KEY_PREVIOUS: set only beside TOKEN_ENCRYPTION_KEY, while stored tokens move from the previous key to it')
+  }
   if (!core.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   }
@@ -118,6 +144,13 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (config.NODE_ENV === 'production') {
     if (config.GATEWAY_API_KEYS === null) {
       throw new ConfigError('Invalid configuration:\n  GATEWAY_API_KEYS: required when NODE_ENV=production (open access is for development only)')
+    }
+    const rotating = upstreams.filter(u => config.UPSTREAMS.includes(u.name) && rotatesCredentials(u, upstreamEnv[u.name] ?? {}))
+    if (config.TOKEN_ENCRYPTION_KEY === undefined && rotating.length > 0) {
+      const variables = rotating.flatMap(u => variablesOf(u).filter(v => v.endsWith('_REFRESH_TOKEN')))
+      throw new ConfigError('Invalid configuration:\n  TOKEN_ENCRYPTION_KEY: required when NODE_ENV=production and refresh credentials are configured ' +
+        `(${variables.join(', ')}): the gateway stores the rotated tokens encrypted with it. ` +
+        'Set it to 32 random bytes in base64 (e.g. `openssl rand -base64 32`), the same on every replica.')
     }
     if (!config.SANDBOX) {
       const missing = upstreams.filter(u => config.UPSTREAMS.includes(u.name) && u.settingsFromEnv(upstreamEnv[u.name] ?? {}) === null)

@@ -8,10 +8,12 @@ import fp from 'fastify-plugin'
 import { z } from 'zod'
 import type { Config } from '../config.js'
 import { UpstreamClient } from './http.js'
+import { MemoryCredentialStore } from './credential-store.js'
 import { upstreams, variablesOf, type AnyUpstream } from './registry.js'
 import type { UpstreamAdapter, UpstreamMode, UpstreamServices } from './types.js'
 import { PgBudgetStore } from '../db/budget-store.js'
-import { MemoryCredentialStore } from './credential-store.js'
+import { PgCredentialStore } from '../db/credential-store.js'
+import { tokenKeySource } from '../db/token-keys.js'
 
 export interface ResolvedUpstream { definition: AnyUpstream, mode: UpstreamMode }
 
@@ -43,7 +45,7 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
   const client = opts.client ?? new UpstreamClient({ onEvent: e => app.metrics.upstreamEvent(e) })
   const services: UpstreamServices = opts.services ?? {
     budgets: new PgBudgetStore(app.db.pool, { observe: app.metrics.budgetEvent }),
-    credentials: new MemoryCredentialStore(),
+    credentials: new PgCredentialStore(app.db.pool, tokenKeySource(opts.config, app.log)),
   }
   const list: ResolvedUpstream[] = []
   const settings = new Map<string, () => unknown>()
@@ -86,11 +88,13 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
     settingsFor,
     adapterFor (name: string) {
       let adapter = adapters.get(name)
-      const definition = list.find(u => u.definition.name === name)?.definition
+      const resolved = list.find(u => u.definition.name === name)
       const settings = settingsFor(name)
-      if (adapter === undefined && settings !== undefined && definition !== undefined) {
+      if (adapter === undefined && settings !== undefined && resolved !== undefined) {
+        // A simulator's tokens live in its process and start afresh with it: stored ones would outlive them.
+        const own = resolved.mode === 'sandbox' ? { ...services, credentials: new MemoryCredentialStore() } : services
         // One adapter per upstream for the process: it keeps state jobs share (refreshed tokens, rate budgets).
-        adapter = definition.createAdapter(settings, client, services)
+        adapter = resolved.definition.createAdapter(settings, client, own)
         adapters.set(name, adapter)
       }
       return adapter

@@ -58,7 +58,8 @@ t.test('a job runs to completion with exactly the upstream records; paging and N
   t.same(done.progress, { records: expected.length, pagesDone: pages, pagesTotal: pages, percent: 100, succeeded: null, failed: null })
   t.same(seen, [...seen].sort((a, b) => a - b), 'progress never goes back')
   t.equal(Date.parse(done.expiresAt) - Date.parse(done.completedAt), 3600_000, 'results live RESULT_TTL_SECONDS')
-  t.equal(sim.state.totalPosts('appointments'), pages, 'one POST per page')
+  for (let p = 1; p <= pages; p++) t.equal(sim.state.postsFor('appointments', p), 1, `page ${p} POSTed once`)
+  t.ok(sim.state.pastEndRequests('appointments') <= 4 - pages, 'a page past the end costs its POST at most')
 
   const big = await allPages(gw, job.id, 1000)
   t.same(big.records, expected, 'pages of 1000: exact records in order')
@@ -79,6 +80,24 @@ t.test('a job runs to completion with exactly the upstream records; paging and N
 
   const again = await gw.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'appointments', params }) })
   t.equal(again.status, 202, 'after a job finished, an identical body starts a new job')
+})
+
+t.test('a list shorter than the page concurrency completes when DrChrono refuses pages past the end on their poll', async t => {
+  // The simulator's default, as DRF's paginator would: the POST of a page past the end is accepted (201 + uuid)
+  // and only its poll answers 404 "Invalid page.". Here 1500 patients make 2 pages; the gateway asks 4 at first.
+  const sim = await startDrchrono(t, { recordCount })
+  t.equal(sim.state.pastEndMode, 'poll-404')
+  const gw = await startGateway(t, { env: drchronoEnv(sim) })
+  const done = await waitForJob(gw, (await submit(gw, {}, 'patients')).id)
+  t.equal(done.status, 'completed', JSON.stringify(done.error))
+  const expected = expectedRecords('patients', { page_size: 1000 }, { seed: 7, recordCount })
+  t.equal(expected.length, 1500)
+  t.same((await allPages(gw, done.id, 1000)).records, expected, 'exactly the simulator\'s records')
+  t.same(done.progress, { records: 1500, pagesDone: 2, pagesTotal: 2, percent: 100, succeeded: null, failed: null })
+  t.same(sim.state.stats.invalidPages, {}, 'no page past the end was polled')
+  t.ok(sim.state.pastEndRequests('patients') <= 2, `pages 3 and 4 cost ${sim.state.pastEndRequests('patients')} POSTs`)
+  const requests = sim.state.totalRequests('patients')
+  t.comment(`${requests} DrChrono requests for 2 pages: ${(requests / 2).toFixed(1)} per page`)
 })
 
 t.test('results expire after the TTL: 410 at once, rows deleted by the sweeper, status expired', async t => {

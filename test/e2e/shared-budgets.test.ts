@@ -5,6 +5,7 @@
 import t from 'tap'
 import { SANDBOX_API_KEY, expectedRecords, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator.js'
 import { testDatabase } from '../helpers/database.js'
+import { startGateway, waitForJob } from '../helpers/gateway.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
 
 type Job = { id: string, status: string, progress: { records: number }, error: unknown }
@@ -59,4 +60,40 @@ t.test('two gateways on one Cliniko key: 300 requests at 200 a minute, no 429, e
   // The bound: 300 requests at 200 a minute cannot finish before the second minute starts. Timing is the bench's
   // to judge (machines are noisy); the figure is printed here.
   t.comment(`300 requests in ${seconds.toFixed(1)} s against a 60 s bound (${(seconds / 60).toFixed(2)}×); busiest minute ${sim.state.stats.peakInWindow}`)
+})
+
+t.test('a job paused by a 429 stays running, says what it waits for and until when, and completes', async t => {
+  const recordCount = { patients: 450 }
+  const sim = await startClinikoSimulator({ seed: 7, recordCount })
+  t.teardown(() => sim.close())
+  const gw = await startGateway(t, {
+    env: { UPSTREAMS: 'cliniko', CLINIKO_BASE_URL: sim.apiUrl, CLINIKO_API_KEY: SANDBOX_API_KEY, CLINIKO_USER_AGENT: 'bulk-gateway tests (tests@example.com)' },
+  })
+  // Cliniko's budget is spent elsewhere: its next answer is a 429 with X-RateLimit-Reset 3 s ahead.
+  sim.state.throttleNext(1, 3)
+  const res = await gw.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'cliniko', resource: 'patients', params: { per_page: 100 } }) })
+  const { id } = await res.json() as Job
+  let seen: string | null = null
+  for (const deadline = Date.now() + 30_000; seen === null && Date.now() < deadline;) {
+    const view = await gw.request(`/jobs/${id}`)
+    const progress = view.headers.get('x-progress')
+    const job = await view.json() as Job
+    if (progress?.includes('waiting for') === true) {
+      t.equal(job.status, 'running', 'a waiting job is running')
+      seen = progress
+    }
+    if (!['queued', 'running'].includes(job.status)) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.match(seen, /^0 pages, 0 records; waiting for cliniko's rate limit \(it answered 429\) until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'X-Progress names the wait and its end')
+  const done = await waitForJob(gw, id)
+  t.equal(done.status, 'completed')
+  t.equal(done.progress.records, expectedRecords('patients', { per_page: 100 }, { seed: 7, recordCount }).length, 'every record')
+  t.equal(sim.state.stats.throttled, 1, 'one 429, not one per retry')
+  const after = await gw.request(`/jobs/${id}`)
+  t.equal(after.headers.get('x-progress'), null, 'a finished job has no X-Progress')
+  const metrics = await (await gw.request('/metrics')).text()
+  t.match(metrics, /bulk_gateway_upstream_budget_remaining\{upstream="cliniko",window="minute"\} \d+/, '/metrics shows the budget left')
+  const waited = /bulk_gateway_upstream_budget_wait_seconds_total\{upstream="cliniko"\} ([\d.e+-]+)/.exec(metrics)
+  t.ok(Number(waited?.[1]) > 0, `/metrics shows the time spent waiting (${waited?.[1]} s)`)
 })

@@ -2,6 +2,7 @@
  * Builds the real gateway for a test, on a fresh database and a real loopback port, and tears it down.
  * Its log lines are captured (JSON text) so tests can read them or grep them for leaks.
  */
+import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
@@ -28,6 +29,12 @@ export type TestResponse = Omit<Response, 'json'> & { json (): Promise<any> }
 
 export const clientKeys = { alpha: 'alpha-key-0123456789', beta: 'beta-key-0123456789' }
 
+/**
+ * The TOKEN_ENCRYPTION_KEY of every gateway this test process starts (apps and child processes alike), so
+ * replicas and restarts on one database open each other's stored tokens, and no test writes a key file.
+ */
+export const testTokenKey = randomBytes(32).toString('base64')
+
 export async function startGateway (t: TestLike, opts: {
   env?: Record<string, string>
   startWorkers?: boolean
@@ -46,6 +53,7 @@ export async function startGateway (t: TestLike, opts: {
     // Off unless a test sets them: tests fire requests far faster than any client would (test/api/limits.test.ts).
     RATE_LIMIT_MAX: '0',
     RATE_LIMIT_ANONYMOUS_MAX: '0',
+    TOKEN_ENCRYPTION_KEY: testTokenKey,
     ...opts.env,
   })
   const logs: string[] = []

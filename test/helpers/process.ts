@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { clientKeys } from './gateway.js'
+import { clientKeys, testTokenKey } from './gateway.js'
 
 interface TestLike { teardown (fn: () => unknown): void }
 
@@ -30,6 +30,7 @@ export async function spawnGateway (t: TestLike, env: Record<string, string>): P
       GATEWAY_API_KEYS: `alpha:${clientKeys.alpha}`,
       WORKER_POLL_SECONDS: '1',
       LOG_LEVEL: 'info',
+      TOKEN_ENCRYPTION_KEY: testTokenKey,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,7 +6,6 @@ import { wantsNdjson } from '../../src/api/results.js'
 import { sql } from '../../src/db/sql/sql.js'
 import { canonicalJson, requestHash } from '../../src/engine/canonical.js'
 import { PageQueue } from '../../src/upstreams/drchrono/adapter.js'
-import { GenerationPace } from '../../src/upstreams/drchrono/bulk-list.js'
 
 t.test('canonical JSON ignores key order at every depth, keeps array order', async t => {
   t.equal(canonicalJson({ b: 1, a: { d: [2, 1], c: null } }), '{"a":{"c":null,"d":[2,1]},"b":1}')
@@ -45,39 +44,30 @@ t.test('sql tagged template: values become parameters, fragments nest', async t 
   t.same(sql`SELECT ${"'; DROP TABLE jobs; --"}`.toQuery().values, ["'; DROP TABLE jobs; --"])
 })
 
-t.test('DrChrono poll pace: first poll near the quickest page seen, never below the initial wait', async t => {
-  const o = { pollInitialMs: 500, pollMaxMs: 10_000 }
-  const pace = new GenerationPace()
-  t.same([1, 2, 3, 4].map(n => pace.waitMs(n, o)), [500, 500, 1000, 2000], 'no page seen yet: the initial wait, then doubling')
-  pace.observe(1500)
-  t.equal(pace.waitMs(1, o), 1350, 'a little under the quickest page')
-  pace.observe(2500)
-  t.equal(pace.waitMs(1, o), 1350, 'a slower page does not move it')
-  pace.observe(100)
-  t.equal(pace.waitMs(1, o), 500, 'never below pollInitialMs')
-  pace.observe(60_000)
-  t.equal(new GenerationPace().waitMs(40, o), 10_000, 'capped by pollMaxMs')
-  const slow = new GenerationPace()
-  slow.observe(60_000)
-  t.equal(slow.waitMs(1, o), 10_000, 'the first wait is capped too')
-})
-
-t.test('DrChrono page queue: speculative pages until the size is known, then the rest; refused pages that exist come back', async t => {
+t.test('DrChrono page queue: speculative pages until the size is known, then the rest; held pages that exist come back', async t => {
   const ledger = { pages: null as number | null, done: new Set<number>(), isDone (p: number) { return this.done.has(p) } }
   const queue = new PageQueue(ledger, 3)
   t.same([queue.next(), queue.next(), queue.next(), queue.next()],
-    [{ page: 1, mayBePastEnd: false }, { page: 2, mayBePastEnd: true }, { page: 3, mayBePastEnd: true }, undefined])
-  queue.refused(3)
+    [{ page: 1, regenerations: 0 }, { page: 2, regenerations: 0 }, { page: 3, regenerations: 0 }, undefined])
+  queue.hold(3, 1)
+  t.equal(queue.next(), undefined, 'a held page waits for the size')
+  t.equal(queue.exhausted, false, 'nothing is over before the size is known')
   ledger.pages = 5
   ledger.done.add(4)
   t.same([queue.next(), queue.next(), queue.next()],
-    [{ page: 3, mayBePastEnd: false }, { page: 5, mayBePastEnd: false }, undefined], 'page 3 again, page 4 is done')
+    [{ page: 3, regenerations: 1 }, { page: 5, regenerations: 0 }, undefined], 'page 3 again with its failed generation, page 4 is done')
+  t.equal(queue.exhausted, true)
 
   const short = { pages: null as number | null, isDone: () => false }
   const q2 = new PageQueue(short, 4)
   for (let i = 0; i < 4; i++) q2.next()
-  q2.refused(3)
-  q2.refused(4)
+  q2.hold(3, 0)
+  q2.hold(4, 0)
   short.pages = 2
-  t.equal(q2.next(), undefined, 'refused pages past the real end are dropped')
+  t.equal(q2.exhausted, true, 'held pages past the real end are not waited for')
+  t.equal(q2.next(), undefined, 'and never asked again')
+
+  const resumed = { pages: 3, isDone: (p: number) => p !== 2 }
+  const q3 = new PageQueue(resumed, 4)
+  t.same([q3.next(), q3.next()], [{ page: 2, regenerations: 0 }, undefined], 'a resumed job asks only the pages not done')
 })

@@ -118,8 +118,9 @@ t.test('resume: only the pages not done are fetched', async t => {
   t.same(fresh.records(), want, 'a checkpoint without a page total starts from page 1')
 })
 
-t.test('the first pages go out together before the size is known; pages past the end are refused and dropped', async t => {
-  const { state, adapter } = await setup(t, {}, { pageConcurrency: 6 })
+t.test('the first pages go out together before the size is known; pages past the end cost one POST each and are dropped', async t => {
+  // DrChrono refusing a page past the end at its POST (404 "Invalid page."): the three extra pages are refused at once.
+  const { state, adapter } = await setup(t, { pastEnd: 'post-404' }, { pageConcurrency: 6 })
   const want = expected('appointments', {})
   t.equal(Math.ceil(want.length / 1000), 3, 'three pages of 1000')
   const job = fakeJob('appointments', {})
@@ -129,6 +130,19 @@ t.test('the first pages go out together before the size is known; pages past the
   t.same(state.stats.invalidPages, { 'appointments:4': 1, 'appointments:5': 1, 'appointments:6': 1 }, 'pages 4..6 were asked once and answered 404 "Invalid page."')
   t.equal(state.stats.gets, 6, 'only the three real pages were polled (twice each)')
   t.same(job.checkpoints.at(-1), { pages: 3, count: want.length, done: [1, 2, 3] })
+
+  // The default: DrChrono accepts those POSTs and would refuse the pages when polled. They are never polled.
+  state.reset()
+  state.setPastEnd('poll-404')
+  const again = fakeJob('appointments', {})
+  await adapter.run(again.ctx)
+  t.same(again.records(), want)
+  for (const p of [1, 2, 3]) t.equal(state.postsFor('appointments', p), 1, `page ${p} POSTed once`)
+  // A POST still on its way when page 1 told the size is dropped, and may never reach DrChrono.
+  const pastEndPosts = [4, 5, 6].reduce((n, p) => n + state.postsFor('appointments', p), 0)
+  t.ok(pastEndPosts <= 3)
+  t.equal(state.pastEndRequests('appointments'), pastEndPosts, 'pages 4..6 cost at most their POST')
+  t.equal(state.stats.gets, 6, 'only the three real pages were polled (twice each)')
 })
 
 t.test('a slot moves on while its page is saved: generation and saving overlap', async t => {
@@ -152,15 +166,18 @@ t.test('an early page refused as past the end is asked for again once the list p
   t.same(job.records(), [1, 2, 3].flatMap(n => [`{"id":${n}}`, `{"id":${-n}}`]))
 })
 
-t.test('a speculative page past the end answered Complete is dropped when empty, refused when it has records', async t => {
+t.test('a speculative page past the end is never polled, whatever it would answer', async t => {
   const empty = await stub(t, n => n === 1 ? page(1, 1) : page(n, 1, { results: [] }), 201, 3)
   const job = fakeJob('appointments', {})
   await empty.run(job.ctx)
   t.same(job.records(), ['{"id":1}', '{"id":-1}'])
   t.same([...job.pages.keys()], [1], 'no page past the end was saved')
 
+  // Were pages 2 and 3 polled, their records would be a protocol violation; they are abandoned unread instead.
   const full = await stub(t, n => page(n, 1), 201, 3)
-  await t.rejects(full.run(fakeJob('appointments', {}).ctx), { code: 'invalid_upstream_response' })
+  const unread = fakeJob('appointments', {})
+  await full.run(unread.ctx)
+  t.same(unread.records(), ['{"id":1}', '{"id":-1}'])
 })
 
 t.test('an expired uuid is POSTed again', async t => {

@@ -1,10 +1,23 @@
 /**
- * DrChrono's OAuth2 bearer tokens for one adapter instance: every request carries the current access token;
- * a 401 triggers one refresh at `/o/token/`, shared by every request (and job) that hit the same 401, and the
- * request is sent once more with the new token. Tokens never appear in errors or logs.
+ * DrChrono's OAuth2 bearer tokens for one adapter instance. Every request carries the current access token.
+ *
+ * DrChrono rotates the refresh token on every use (each one works once), so with refresh credentials the newest
+ * pair lives in the shared credential store, where restarts and other replicas find it:
+ * - the configured pair seeds it the first time, and again whenever the configured values change (an operator
+ *   pasted a fresh pair); otherwise the stored pair, newer, wins;
+ * - a refresh runs under the store's lock: the pair is read again there, and when another replica already
+ *   replaced the token this one was using, its pair is taken without refreshing; otherwise the stored refresh
+ *   token is spent and the new pair written before the lock is released;
+ * - a pair whose expiry is known is refreshed shortly before it (tokens.ts), and a 401 still triggers a refresh;
+ * - in this process, every request that needs a refresh at the same time shares one.
+ * Without refresh credentials nothing is stored: a 401 fails the job. Tokens never appear in errors or logs.
  */
+import { createHash } from 'node:crypto'
+import type { CredentialStore, StoredCredential } from '../credential-store.js'
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from '../http.js'
-import { UpstreamError } from '../types.js'
+import type { BudgetSpec, BudgetStore, BudgetTaker } from '../request-budget.js'
+import { UpstreamError, type UpstreamServices } from '../types.js'
+import { isDue, oauthError, pairFromAnswer, pairFromStored, seedOf, storedValue, type TokenPair } from './tokens.js'
 
 export interface DrchronoCredentials {
   baseUrl: string
@@ -14,11 +27,38 @@ export interface DrchronoCredentials {
   clientSecret?: string
   /** Per-attempt timeout for every request; the client's default when absent. */
   requestTimeoutMs?: number
+  /** DrChrono's budget per API application: requests per clock hour (UTC; default 500)… */
+  requestsPerHour?: number
+  /** …and the ceiling per second under its burst throttle of about 10 (default 8). */
+  requestsPerSecond?: number
 }
 
-export type DrchronoRequest = Omit<UpstreamRequest, 'upstream'>
+/** A request to DrChrono; `taker` is the job spending the application's budget (none for a token refresh). */
+export type DrchronoRequest = Omit<UpstreamRequest, 'upstream' | 'budget'> & { taker?: BudgetTaker | undefined }
+
+/**
+ * DrChrono's limits count per API application, whoever's job sends: one budget per OAuth client (or, without
+ * refresh credentials, per configured token), shared by every job and replica. The key is a digest.
+ */
+export function drchronoBudget (creds: DrchronoCredentials): BudgetSpec {
+  const application = createHash('sha256').update(`${creds.baseUrl}\u0000${creds.clientId ?? creds.accessToken}`).digest('hex')
+  return {
+    upstream: 'drchrono',
+    key: `drchrono:${application}`,
+    windows: [
+      { limit: creds.requestsPerHour ?? 500, windowMs: 3_600_000, kind: 'clock', name: 'hour', label: "DrChrono's hourly request budget" },
+      { limit: creds.requestsPerSecond ?? 8, windowMs: 1000, kind: 'sliding', name: 'second', label: "DrChrono's per-second request ceiling" },
+    ],
+  }
+}
+
+/** The name of DrChrono's tokens in the credential store. */
+export const DRCHRONO_CREDENTIAL = 'drchrono'
 
 const unauthorized = (why: string): UpstreamError => new UpstreamError('upstream_unauthorized', why, 401)
+
+/** Why a pair is being renewed: DrChrono refused it, or it is about to expire. */
+type Reason = 'refused' | 'expiring'
 
 /** Rejects with `signal.reason` as soon as the signal aborts, without cancelling the shared `promise`. */
 function untilAborted<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -33,89 +73,164 @@ function untilAborted<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> 
 export class DrchronoAuth {
   readonly #client: UpstreamClient
   readonly #creds: DrchronoCredentials
-  #accessToken: string
-  #refreshToken: string | undefined
-  #refreshing: Promise<void> | null = null
+  readonly #store: CredentialStore
+  readonly #budgets: BudgetStore
+  readonly #budget: BudgetSpec
+  /** Client credentials and the configured pair, when refreshing is possible at all. */
+  readonly #refresh: { clientId: string, clientSecret: string, configured: TokenPair, seed: string } | null
+  #tokens: TokenPair
+  #loaded = false
+  #loading: Promise<void> | null = null
+  #renewing: Promise<void> | null = null
 
-  constructor (creds: DrchronoCredentials, client: UpstreamClient) {
+  constructor (creds: DrchronoCredentials, client: UpstreamClient, services: Pick<UpstreamServices, 'credentials' | 'budgets'>) {
     this.#creds = creds
     this.#client = client
-    this.#accessToken = creds.accessToken
-    this.#refreshToken = creds.refreshToken
+    this.#store = services.credentials
+    this.#budgets = services.budgets
+    this.#budget = drchronoBudget(creds)
+    const { refreshToken, clientId, clientSecret } = creds
+    const configured: TokenPair = { accessToken: creds.accessToken, refreshToken: refreshToken ?? '', expiresAt: null, refreshAt: null }
+    this.#tokens = configured
+    this.#refresh = refreshToken === undefined || clientId === undefined || clientSecret === undefined
+      ? null
+      : { clientId, clientSecret, configured, seed: seedOf({ baseUrl: creds.baseUrl, clientId, accessToken: creds.accessToken, refreshToken }) }
   }
 
   /** Sends an authenticated request; a 401 is answered by one shared token refresh and one more try. */
   async send (req: DrchronoRequest): Promise<UpstreamResponse> {
-    const used = this.#accessToken
+    if (this.#refresh !== null) {
+      await this.#load(req.signal)
+      const current = this.#tokens.accessToken
+      if (isDue(this.#tokens, Date.now())) await this.#renew(current, 'expiring', req.signal).catch(err => this.#postpone(current, err, req.signal))
+    }
+    const used = this.#tokens.accessToken
     const res = await this.#send(req, used)
     if (res.status !== 401) return res
-    await this.#renew(used, req.signal)
-    const again = await this.#send(req, this.#accessToken)
+    if (this.#refresh === null) {
+      throw unauthorized('DrChrono refused the access token (401) and no refresh token and client credentials are configured')
+    }
+    await this.#renew(used, 'refused', req.signal)
+    const again = await this.#send(req, this.#tokens.accessToken)
     if (again.status === 401) throw unauthorized('DrChrono refused the freshly refreshed access token (401)')
     return again
   }
 
-  #send (req: DrchronoRequest, token: string): Promise<UpstreamResponse> {
+  #send ({ taker, ...req }: DrchronoRequest, token: string): Promise<UpstreamResponse> {
     return this.#client.request({
       timeoutMs: this.#creds.requestTimeoutMs,
       ...req,
       upstream: 'drchrono',
+      budget: { store: this.#budgets, spec: this.#budget, taker },
       headers: { ...req.headers, accept: 'application/json', authorization: `Bearer ${token}` },
     })
   }
 
-  async #renew (used: string, signal: AbortSignal): Promise<void> {
-    // Another request already replaced the token this one was refused with: just use the new one.
-    if (this.#accessToken !== used) return
-    const { clientId, clientSecret } = this.#creds
-    if (this.#refreshToken === undefined || clientId === undefined || clientSecret === undefined) {
-      throw unauthorized('DrChrono refused the access token (401) and no refresh token and client credentials are configured')
-    }
-    this.#refreshing ??= this.#refresh(this.#refreshToken, clientId, clientSecret).finally(() => { this.#refreshing = null })
-    await untilAborted(this.#refreshing, signal)
+  /** Once per instance, before the first request: the stored pair, when it was seeded from this configuration. */
+  async #load (signal: AbortSignal): Promise<void> {
+    if (this.#loaded) return
+    this.#loading ??= this.#storeStep(() => this.#store.read(DRCHRONO_CREDENTIAL)).then(stored => {
+      this.#tokens = this.#usable(stored) ?? this.#tokens
+      this.#loaded = true
+    }).finally(() => { this.#loading = null })
+    await untilAborted(this.#loading, signal)
   }
 
-  async #refresh (refreshToken: string, clientId: string, clientSecret: string): Promise<void> {
-    const body = new URLSearchParams({
-      grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId, client_secret: clientSecret,
-    }).toString()
+  /** The stored pair if it grew from the configured one; null for none, or one from an earlier configuration. */
+  #usable (stored: StoredCredential | null): TokenPair | null {
+    if (stored === null || stored.seed !== this.#refresh?.seed) return null
+    return pairFromStored(stored.value)
+  }
+
+  /** Replaces the pair that `used` belongs to; requests of this process that need it at once share one renewal. */
+  async #renew (used: string, reason: Reason, signal: AbortSignal): Promise<void> {
+    // Another request already replaced the token this one used: just use the new one.
+    if (this.#tokens.accessToken !== used) return
+    this.#renewing ??= this.#renewShared(used, reason).finally(() => { this.#renewing = null })
+    await untilAborted(this.#renewing, signal)
+  }
+
+  /**
+   * A refresh ahead of expiry failed: while the token still works, the request goes on with it and the next try
+   * comes a little later (at most a minute, always before the expiry); a 401 then refreshes as usual and fails the
+   * job if the refresh still fails. Otherwise, or when the job was cancelled, the error stands.
+   */
+  #postpone (used: string, err: unknown, signal: AbortSignal): void {
+    const { accessToken, expiresAt } = this.#tokens
+    const left = expiresAt === null ? 0 : expiresAt - Date.now()
+    if (signal.aborted || accessToken !== used || left <= 0) throw err
+    this.#tokens = { ...this.#tokens, refreshAt: Date.now() + Math.min(60_000, left / 2) }
+  }
+
+  /** Under the store's lock: take the pair another replica stored, or refresh and store the new pair. */
+  async #renewShared (used: string, reason: Reason): Promise<void> {
+    const refresh = this.#refresh
+    if (refresh === null) return
+    await this.#storeStep(() => this.#store.update(DRCHRONO_CREDENTIAL, async current => {
+      const stored = this.#usable(current)
+      const pair = stored ?? refresh.configured
+      if (pair.accessToken !== used && !(reason === 'expiring' && isDue(pair, Date.now()))) {
+        // Replaced since this process last looked (another replica refreshed, or the configuration is new).
+        this.#tokens = pair
+        return undefined
+      }
+      const next = await this.#refreshWith(pair.refreshToken, stored !== null)
+      // Before the write commits: the old pair is dead either way, and this process keeps working if it fails.
+      this.#tokens = next
+      return { seed: refresh.seed, value: storedValue(next) }
+    }))
+  }
+
+  /** Spends `refreshToken` at `/o/token/`. Refusals become job errors that say what to do. */
+  async #refreshWith (refreshToken: string, fromStore: boolean): Promise<TokenPair> {
+    const refresh = this.#refresh
+    if (refresh === null) throw unauthorized('DrChrono refused the access token (401) and no refresh credentials are configured')
     const res = await this.#client.request({
       method: 'POST',
       url: new URL('o/token/', `${this.#creds.baseUrl.replace(/\/+$/, '')}/`),
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-      body,
-      // Not tied to the job that noticed the 401: other jobs may be waiting for this same refresh.
+      body: new URLSearchParams({
+        grant_type: 'refresh_token', refresh_token: refreshToken, client_id: refresh.clientId, client_secret: refresh.clientSecret,
+      }).toString(),
+      // Not tied to the job that needed it: other jobs (of this and other replicas) wait for this same refresh.
       signal: new AbortController().signal,
       timeoutMs: this.#creds.requestTimeoutMs,
       upstream: 'drchrono',
+      // Not budgeted: the token endpoint is django-oauth-toolkit's view, outside the API's throttles, and this
+      // runs holding the credential lock, which must not wait out an hourly budget.
       // Refresh tokens rotate: a refresh that reached DrChrono but whose answer was lost must not be replayed
       // with the now-dead refresh token.
       idempotent: false,
     })
-    const answer = res.status === 200 ? parseTokenAnswer(res) : null
-    if (answer === null) {
-      throw unauthorized(`DrChrono refused the token refresh (${res.status}${oauthError(res)})`)
+    if (res.status === 200) {
+      const pair = pairFromAnswer(res, refreshToken, Date.now())
+      if (pair === null) throw new UpstreamError('invalid_upstream_response', 'DrChrono answered the token refresh without an access token', 200)
+      return pair
     }
-    this.#accessToken = answer.access_token
-    if (typeof answer.refresh_token === 'string' && answer.refresh_token !== '') this.#refreshToken = answer.refresh_token
+    if (res.status === 429) throw new UpstreamError('upstream_rate_limited', 'DrChrono throttled the token refresh (429)', 429)
+    if (res.status >= 500) throw new UpstreamError('upstream_unavailable', `DrChrono's token endpoint failed (${res.status})`, res.status)
+    // RFC 6749 §5.2: 400 for invalid_grant (django-oauth-toolkit's answer); some servers send 401. Either is a refusal.
+    const code = oauthError(res) ?? String(res.status)
+    if (code === 'invalid_client') {
+      throw unauthorized('DrChrono refused the client credentials (invalid_client): check DRCHRONO_CLIENT_ID and DRCHRONO_CLIENT_SECRET and restart')
+    }
+    throw unauthorized(`DrChrono refused the ${fromStore ? 'stored' : 'configured'} refresh token (${code}): ` +
+      'set DRCHRONO_REFRESH_TOKEN (and DRCHRONO_ACCESS_TOKEN) to a fresh pair from DrChrono\'s OAuth flow and restart; ' +
+      'the gateway stores the rotated tokens from then on')
   }
-}
 
-function parseTokenAnswer (res: UpstreamResponse): { access_token: string, refresh_token?: unknown } | null {
-  try {
-    const body = JSON.parse(res.text()) as { access_token?: unknown, refresh_token?: unknown }
-    return typeof body.access_token === 'string' && body.access_token !== '' ? { ...body, access_token: body.access_token } : null
-  } catch {
-    return null
-  }
-}
-
-/** The OAuth error code (e.g. invalid_grant): a fixed vocabulary, safe to show. */
-function oauthError (res: UpstreamResponse): string {
-  try {
-    const code = (JSON.parse(res.text()) as { error?: unknown }).error
-    return typeof code === 'string' && /^[a-z_]{1,40}$/.test(code) ? `: ${code}` : ''
-  } catch {
-    return ''
+  /**
+   * A step on the credential store. A credential this gateway cannot open (another TOKEN_ENCRYPTION_KEY, an
+   * altered row, no key) fails the job with the store's instructions; it does not pass by retrying. Any other
+   * error (the database restarting) is left to the engine, which retries the job.
+   */
+  async #storeStep<T> (step: () => Promise<T>): Promise<T> {
+    try {
+      return await step()
+    } catch (err) {
+      // Matched by name: the store is the database's, and the upstreams do not import it.
+      if (err instanceof Error && err.name === 'CredentialStoreError') throw new UpstreamError('internal_error', err.message)
+      throw err
+    }
   }
 }

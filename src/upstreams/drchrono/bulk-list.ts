@@ -1,19 +1,28 @@
 /**
- * One page of a DrChrono bulk list: POST it (201 + uuid), poll `GET ?uuid=` (see GenerationPace) until it is
- * Complete, and POST it again when its uuid dies (404 "Invalid uuid specified": lists live an hour) or its
- * generation fails (500 `{"status":"Error"}`). Transient 429/5xx/network failures are the client's to retry.
+ * One page of a DrChrono bulk list: POST it (201 + uuid), poll `GET ?uuid=` (see pace.ts) until it is Complete,
+ * and POST it again when its uuid dies (404 "Invalid uuid specified": lists live an hour) or its generation fails
+ * (500 `{"status":"Error"|"Failed"}`). Transient 429/5xx/network failures are the client's to retry.
+ *
+ * A page may lie past the end of the list while the list's size is unknown (the adapter asks a few pages before
+ * any has told it). How DrChrono refuses such a page is undocumented: a 404 "Invalid page." on the POST or on the
+ * poll, a Complete page without results, or a 500 "Failed" (UPSTREAMS.md). So such a page is POSTed (its list
+ * generates meanwhile) but not polled until the size is known; a refusal is then dropped for a page past the end,
+ * and held for the adapter to ask again when it came before the size was known.
  */
 import type { Logger } from 'pino'
 import { sleep } from '../backoff.js'
 import type { UpstreamResponse } from '../http.js'
+import type { BudgetTaker } from '../request-budget.js'
 import { memberValue, scanObject, type ScannedObject } from '../json-records.js'
 import { UpstreamError } from '../types.js'
 import type { DrchronoAuth } from './auth.js'
+import type { GenerationPace, PagePace } from './pace.js'
 
 /** How a page is waited for and how often it may be generated again. */
 export interface PollOptions {
-  /** Shortest wait before the first poll of a uuid, and the wait after the first "In progress"; doubled after each further one. */
+  /** No first poll of a uuid before this long after its POST's answer (see pace.ts for the rest of the pace). */
   pollInitialMs: number
+  /** No wait between polls is longer. */
   pollMaxMs: number
   /** Polls of one uuid before giving up with upstream_timeout. */
   maxPolls: number
@@ -32,6 +41,15 @@ export interface ListPage {
   records: Buffer[]
 }
 
+/**
+ * What became of one page: read; past the list's known end (nothing to store); or refused before the list's
+ * size was known (ask for it again if it turns out to exist, carrying the generations that already failed).
+ */
+export type PageOutcome =
+  | { kind: 'complete', page: ListPage }
+  | { kind: 'past-end' }
+  | { kind: 'held', regenerations: number }
+
 export interface PageTarget {
   /** e.g. https://app.drchrono.com/api/appointments_list */
   listUrl: string
@@ -40,41 +58,24 @@ export interface PageTarget {
   page: number
   signal: AbortSignal
   log: Logger
-  /** Shared by the pages of one job: how long its pages have taken to generate. */
+  /** Shared by the pages of one job: how long its pages take to generate. */
   pace: GenerationPace
-  /**
-   * Asked before the list's size is known: DrChrono refuses a page past the last one (404 "Invalid page."), and
-   * that answer then means "no such page" rather than a failure.
-   */
-  mayBePastEnd?: boolean
+  /** Pages in the list, once any page has told; null before. */
+  lastPage (): number | null
+  /** Resolves once some page has told the list's size; rejects when `signal` aborts first. */
+  untilSized (signal: AbortSignal): Promise<unknown>
+  /** Generations of this page that failed before it was held: they count toward maxRegenerations. */
+  regenerations?: number
+  /** Who spends DrChrono's request budget: the job (and its client). */
+  taker?: BudgetTaker
 }
 
-/**
- * When to poll a page. The pages of one list take about as long as each other to generate, so after the first
- * page the first poll waits about as long as the quickest page took (from its POST's answer to the poll that saw it
- * Complete), instead of polling early and doubling past the moment it was ready. Never below `pollInitialMs`, so
- * a fast list costs no more polls than before.
- */
-export class GenerationPace {
-  #quickestMs: number | undefined
-
-  /** A page was seen Complete `ms` after its POST was answered. */
-  observe (ms: number): void {
-    if (this.#quickestMs === undefined || ms < this.#quickestMs) this.#quickestMs = ms
-  }
-
-  /** The wait before poll `n` (from 1) of a uuid. */
-  waitMs (n: number, o: Pick<PollOptions, 'pollInitialMs' | 'pollMaxMs'>): number {
-    if (n === 1) {
-      // A little under the quickest page: polling just before a page is ready costs one poll, just after costs time.
-      const expected = this.#quickestMs === undefined ? 0 : 0.9 * this.#quickestMs
-      return Math.min(o.pollMaxMs, Math.max(o.pollInitialMs, expected))
-    }
-    return Math.min(o.pollMaxMs, o.pollInitialMs * 2 ** Math.min(n - 2, 30))
-  }
-}
-
-type PollOutcome = { kind: 'complete', page: ListPage } | { kind: 'expired' } | { kind: 'failed' }
+type PollOutcome =
+  | { kind: 'complete', page: ListPage }
+  | { kind: 'expired' }
+  | { kind: 'failed' }
+  /** A 404 other than "Invalid uuid specified": see {@link isExpiredUuid}. */
+  | { kind: 'not-there', res: UpstreamResponse }
 
 const TRANSIENT = new Set([429, 500, 502, 503, 504])
 const THROTTLE_WAIT = /Expected available in (\d+(?:\.\d+)?) seconds?/
@@ -146,30 +147,68 @@ function pollBody (res: UpstreamResponse, what: string): ScannedObject {
   }
 }
 
-/** The page's uuid, or null when DrChrono refused a page asked for with `mayBePastEnd`. */
-async function submit (auth: DrchronoAuth, t: PageTarget, what: string): Promise<string | null> {
+/**
+ * Whether a 404 says the uuid expired, the one 404 that asks for a new POST. DrChrono documents its wording,
+ * "Invalid uuid specified"; a trailing period or another case is tolerated. Any other 404 (DRF's "Invalid page."
+ * for a page past the end, DRF's "Not found.", a proxy's HTML page, a wording nobody has seen) is read as "this
+ * page is not there" and never re-POSTed: dropped for a page past the known end, held while the size is unknown,
+ * and a failure, with DrChrono's detail, for a page that must exist. A misread 404 then costs at most one more
+ * POST of the page, never a loop through the hourly budget (issue 9), and a wrong base URL fails on page 1.
+ */
+function isExpiredUuid (res: UpstreamResponse): boolean {
+  const body = jsonOf(res)
+  return isObject(body) && typeof body.detail === 'string' && /^\s*invalid uuid specified\.?\s*$/i.test(body.detail)
+}
+
+/** Whether the page exists: page 1 always does; a later one once the list's size is known; undefined before. */
+function exists (t: PageTarget): boolean | undefined {
+  if (t.page === 1) return true
+  const pages = t.lastPage()
+  return pages === null ? undefined : t.page <= pages
+}
+
+/**
+ * A 404 that is not an expired uuid (see {@link isExpiredUuid}) for a request sent when the page's existence was
+ * `knownAtSend`. An answer to a request sent before the size was known is held even if the size is known by now:
+ * it may describe the list before DrChrono had counted it, and asking once more settles it.
+ */
+function notThere (t: PageTarget, res: UpstreamResponse, knownAtSend: boolean | undefined, regenerations: number, what: string): PageOutcome {
+  const known = exists(t)
+  if (known === false) return { kind: 'past-end' }
+  if (known === undefined || knownAtSend === undefined) return { kind: 'held', regenerations }
+  const body = jsonOf(res)
+  if (t.page > 1 && isObject(body) && body.detail === 'Invalid page.') {
+    throw invalid(what, `DrChrono refused the page as past the end of the list, which earlier pages said has ${t.lastPage()} pages: the list changed while it was read; submit the job again`, 404)
+  }
+  throw unexpected(res, what)
+}
+
+/** The page's uuid, or the 404 DrChrono refused the POST with. */
+async function submit (auth: DrchronoAuth, t: PageTarget, what: string): Promise<{ uuid: string } | { refused: UpstreamResponse }> {
   const url = new URL(t.listUrl)
   url.search = t.query.toString()
   url.searchParams.set('page', String(t.page))
   const res = await auth.send({
-    method: 'POST', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs,
+    method: 'POST', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs, taker: t.taker,
     // DrChrono's own example sends this header with an empty body; some proxies insist on a content type.
     headers: { 'content-type': 'application/json' },
   })
-  if (res.status === 404 && t.mayBePastEnd === true) return null
+  if (res.status === 404) return { refused: res }
   if (res.status < 200 || res.status >= 300) throw unexpected(res, what)
   const body = jsonOf(res)
   if (!isObject(body) || typeof body.uuid !== 'string' || body.uuid === '') throw invalid(what, 'POST answer without a "uuid"', res.status)
-  return body.uuid
+  return { uuid: body.uuid }
 }
 
-async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, o: PollOptions, what: string): Promise<PollOutcome> {
+/** Polls one uuid as `clock` paces it; times are counted from `answeredAt`, when its POST was answered. */
+async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, answeredAt: number, clock: PagePace, o: PollOptions, what: string): Promise<PollOutcome> {
   const url = new URL(t.listUrl)
   url.searchParams.set('uuid', uuid)
   for (let n = 1; n <= o.maxPolls; n++) {
-    await sleep(t.pace.waitMs(n, o), t.signal)
-    const res = await auth.send({ method: 'GET', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs })
-    if (res.status === 404) return { kind: 'expired' }
+    await sleep(clock.nextWaitMs(performance.now() - answeredAt), t.signal)
+    const sent = performance.now() - answeredAt
+    const res = await auth.send({ method: 'GET', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs, taker: t.taker })
+    if (res.status === 404) return isExpiredUuid(res) ? { kind: 'expired' } : { kind: 'not-there', res }
     if (res.status !== 200) {
       if (isGenerationFailure(res)) return { kind: 'failed' }
       throw unexpected(res, what)
@@ -178,39 +217,58 @@ async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, o: PollOpt
     const status = memberValue(body, 'status')
     if (typeof status !== 'string') throw invalid(what, 'poll answer without a "status"', res.status)
     if (status === 'Error' || status === 'Failed') return { kind: 'failed' } // defensively, a failure answered 200
-    if (status === 'Complete') return { kind: 'complete', page: completePage(res, body, t.page, what) }
+    if (status === 'Complete') {
+      const page = completePage(res, body, t.page, what)
+      clock.complete(performance.now() - answeredAt)
+      return { kind: 'complete', page }
+    }
     // Anything else ("In progress" as documented; the exact wording is unconfirmed) means not ready yet.
+    clock.inProgress(sent)
   }
   throw new UpstreamError('upstream_timeout', `${what}: still not Complete after ${o.maxPolls} polls`)
 }
 
 /**
- * Fetches one Complete page, generating it again as often as the options allow. Null when the page was asked for
- * with `mayBePastEnd` and DrChrono refused it as past the last page.
+ * Fetches one page, generating it again as often as the options allow. A page that may lie past the end is not
+ * polled before the list's size is known: it costs its POST only, whichever way DrChrono refuses it.
  */
-export async function fetchListPage (auth: DrchronoAuth, t: PageTarget, o: PollOptions): Promise<ListPage | null> {
+export async function fetchListPage (auth: DrchronoAuth, t: PageTarget, o: PollOptions): Promise<PageOutcome> {
   const what = `DrChrono ${new URL(t.listUrl).pathname} page ${t.page}`
-  let regenerations = 0
+  let regenerations = t.regenerations ?? 0
   let resubmits = 0
   for (;;) {
-    const uuid = await submit(auth, t, what)
-    if (uuid === null) return null
-    const submitted = performance.now()
-    const outcome = await poll(auth, t, uuid, o, what)
-    if (outcome.kind === 'complete') {
-      t.pace.observe(performance.now() - submitted)
-      return outcome.page
+    const knownAtSend = exists(t)
+    const submitted = await submit(auth, t, what)
+    if ('refused' in submitted) return notThere(t, submitted.refused, knownAtSend, regenerations, what)
+    const answeredAt = performance.now()
+    if (exists(t) === undefined) {
+      await t.untilSized(t.signal)
+      if (exists(t) === false) return { kind: 'past-end' }
     }
+    const clock = t.pace.page()
+    let outcome: PollOutcome
+    try {
+      outcome = await poll(auth, t, submitted.uuid, answeredAt, clock, o, what)
+    } finally {
+      clock.end()
+    }
+    if (outcome.kind === 'complete') return outcome
+    // Polled only once its existence was known (page 1, or after the wait above).
+    if (outcome.kind === 'not-there') return notThere(t, outcome.res, true, regenerations, what)
     if (outcome.kind === 'expired') {
       if (++resubmits > o.maxResubmits) {
         throw new UpstreamError('upstream_failed', `${what}: the list expired (404 Invalid uuid specified) ${resubmits} times before it could be read`, 404)
       }
       t.log.info({ page: t.page, resubmits }, 'drchrono list uuid expired; submitting the page again')
-    } else {
-      if (++regenerations > o.maxRegenerations) {
-        throw new UpstreamError('upstream_failed', `${what}: DrChrono failed to generate the list ${regenerations} times`, 500)
-      }
-      t.log.info({ page: t.page, regenerations }, 'drchrono list generation failed; submitting the page again')
+      continue
     }
+    // A failed generation past the end is how some DrChrono may refuse such a page: nothing to retry.
+    const known = exists(t)
+    if (known === false) return { kind: 'past-end' }
+    if (known === undefined) return { kind: 'held', regenerations: regenerations + 1 }
+    if (++regenerations > o.maxRegenerations) {
+      throw new UpstreamError('upstream_failed', `${what}: DrChrono failed to generate the list ${regenerations} times`, 500)
+    }
+    t.log.info({ page: t.page, regenerations }, 'drchrono list generation failed; submitting the page again')
   }
 }

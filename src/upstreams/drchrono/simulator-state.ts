@@ -6,6 +6,9 @@ import { randomUUID } from 'node:crypto'
 import type { DrchronoResource } from './params.js'
 import type { ListRequest, RecordCounts } from './simulator-data.js'
 import { mulberry32 } from '../seeded-random.js'
+import { bump, emptyStats, sumOf, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
+
+export { PAST_END_MODES, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
 
 /** The sandbox's fixed credentials: the gateway's sandbox settings and the simulator both default to them. */
 export const SANDBOX_CREDENTIALS = {
@@ -16,6 +19,7 @@ export const SANDBOX_CREDENTIALS = {
 } as const
 
 export type InjectedStatus = 500 | 502 | 503
+
 
 /** Faults present from the start; the same knobs are methods of {@link DrchronoSimulatorState}. */
 export interface FaultOptions {
@@ -50,6 +54,18 @@ export interface DrchronoSimulatorOptions {
   refreshToken?: string
   clientId?: string
   clientSecret?: string
+  /**
+   * `expires_in` of the tokens a refresh issues, in seconds; they are refused once it has passed. Default 172800
+   * (48 h, as DrChrono). The configured access token has no expiry unless revoked.
+   */
+  tokenExpiresInSeconds?: number
+  /**
+   * The status of an `invalid_grant` refusal. Default 400, as django-oauth-toolkit (oauthlib) answers, per RFC 6749
+   * §5.2; DrChrono integrators report 401, which the adapter must read too.
+   */
+  invalidGrantStatus?: 400 | 401
+  /** How a page past the list's last one is refused. Default `poll-404`. */
+  pastEnd?: PastEndMode
   /** Refuse /api requests beyond this many per rolling second with 429. 0 = off (default). */
   maxRequestsPerSecond?: number
   faults?: FaultOptions
@@ -67,33 +83,14 @@ export interface ListEntry extends ListRequest {
   doomed: boolean
   /** Vanishes on its first GET, as if its hour had passed. */
   vanishes: boolean
+  /** Set when the page is past the list's last one: how its polls refuse it (decided at its POST). */
+  pastEnd?: Exclude<PastEndMode, 'post-404'> | undefined
   /**
    * The Complete body, built while the list generates (as DrChrono builds its file) and dropped once served, so
    * the GET that completes a page only sends it. A later GET of the same uuid builds it again.
    */
   body?: string | undefined
 }
-
-export interface SimulatorStats {
-  /** Accepted POSTs (new uuids) by `${resource}:${page}`. */
-  posts: Record<string, number>
-  gets: number
-  unauthorized: number
-  throttled: number
-  serverErrors: number
-  generationErrors: number
-  /** GETs answered 404 "Invalid uuid specified". */
-  invalidUuids: number
-  /** POSTs answered 404 "Invalid page." (past the last page), by `${resource}:${page}`. */
-  invalidPages: Record<string, number>
-  tokenRefreshes: number
-  failedRefreshes: number
-}
-
-const emptyStats = (): SimulatorStats => ({
-  posts: {}, gets: 0, unauthorized: 0, throttled: 0, serverErrors: 0, generationErrors: 0,
-  invalidUuids: 0, invalidPages: {}, tokenRefreshes: 0, failedRefreshes: 0,
-})
 
 /** What the simulator decided an /api request gets before it reaches the endpoint. */
 export type Verdict = { kind: 'pass' } | { kind: 'throttle', seconds: number } | { kind: 'error', status: InjectedStatus }
@@ -104,11 +101,19 @@ export class DrchronoSimulatorState {
   stats: SimulatorStats = emptyStats()
   accessToken = ''
   refreshToken = ''
+  /** When the current access token stops working (the clock of `now()`); null: until revoked. */
+  accessTokenExpiresAt: number | null = null
+  /** Token requests waiting for {@link holdTokenRequests} to be released. */
+  waitingTokenRequests = 0
+  #tokenHold: { promise: Promise<void>, release: () => void } | null = null
   #faults: Required<FaultOptions> = this.#faultsFrom(undefined)
   #failGeneration = new Map<number, number>()
   #expireNext = new Map<number, number>()
   #recent: number[] = []
   #random: () => number = Math.random
+  #pastEnd: PastEndMode = 'poll-404'
+  /** Every uuid issued since the last reset, so a poll of a dead uuid still counts for its page. */
+  readonly #issued = new Map<string, { page: number, pastEnd: boolean }>()
 
   constructor (options: DrchronoSimulatorOptions = {}) {
     this.options = options
@@ -125,11 +130,40 @@ export class DrchronoSimulatorState {
     this.stats = emptyStats()
     this.accessToken = this.options.accessToken ?? SANDBOX_CREDENTIALS.accessToken
     this.refreshToken = this.options.refreshToken ?? SANDBOX_CREDENTIALS.refreshToken
+    this.accessTokenExpiresAt = null
+    this.#tokenHold?.release()
+    this.#tokenHold = null
     this.#faults = this.#faultsFrom(this.options.faults)
     this.#failGeneration.clear()
     this.#expireNext.clear()
     this.#recent = []
     this.#random = mulberry32((this.options.seed ?? 1) ^ 0x5eed)
+    this.#pastEnd = this.options.pastEnd ?? 'poll-404'
+    this.#issued.clear()
+  }
+
+  /** How pages past the end are refused from now on; lists already POSTed keep the behaviour they were given. */
+  setPastEnd (mode: PastEndMode): void {
+    this.#pastEnd = mode
+  }
+
+  get pastEndMode (): PastEndMode {
+    return this.#pastEnd
+  }
+
+  /** Counts one /api request for `page` (a number, or undefined when unknown), before anything else happens to it. */
+  countRequest (resource: DrchronoResource, page: number | undefined): void {
+    bump(this.stats.requests, `${resource}:${page ?? '?'}`)
+  }
+
+  /** Counts one request about a page past the list's end. */
+  countPastEnd (resource: DrchronoResource, page: number): void {
+    bump(this.stats.pastEnd, `${resource}:${page}`)
+  }
+
+  /** The page a uuid was issued for and whether it lies past the end, also once the uuid is dead. */
+  issued (uuid: string): { page: number, pastEnd: boolean } | undefined {
+    return this.#issued.get(uuid)
   }
 
   /** The next `n` /api requests answer 429 "Expected available in `seconds` seconds.". */
@@ -180,6 +214,53 @@ export class DrchronoSimulatorState {
     this.accessToken = `revoked-${randomUUID()}`
   }
 
+  /** Whether an /api request with this bearer token is let in: the current access token, before its expiry. */
+  acceptsAccessToken (token: string): boolean {
+    return token === this.accessToken && (this.accessTokenExpiresAt === null || this.now() < this.accessTokenExpiresAt)
+  }
+
+  /**
+   * A refresh with `refreshToken`: a new pair when it is the current refresh token, which then stops working (each
+   * works once, the configured one included, as django-oauth-toolkit rotates them), with the old access token.
+   * Null when it is not the current one: `invalid_grant`.
+   */
+  rotateTokens (refreshToken: string): { accessToken: string, refreshToken: string, expiresIn: number } | null {
+    if (refreshToken !== this.refreshToken) {
+      this.stats.failedRefreshes++
+      return null
+    }
+    const expiresIn = this.options.tokenExpiresInSeconds ?? 172_800
+    this.accessToken = `access-${randomUUID()}`
+    this.refreshToken = `refresh-${randomUUID()}`
+    this.accessTokenExpiresAt = this.now() + expiresIn * 1000
+    this.stats.tokenRefreshes++
+    return { accessToken: this.accessToken, refreshToken: this.refreshToken, expiresIn }
+  }
+
+  /** Token requests wait from now until the returned function is called (a test lines up concurrent refreshes). */
+  holdTokenRequests (): () => void {
+    let release = (): void => {}
+    const promise = new Promise<void>(resolve => { release = resolve })
+    const hold = { promise, release }
+    this.#tokenHold = hold
+    return () => {
+      if (this.#tokenHold === hold) this.#tokenHold = null
+      release()
+    }
+  }
+
+  /** Resolves when token requests may proceed (see {@link holdTokenRequests}). */
+  async tokenGate (): Promise<void> {
+    const hold = this.#tokenHold
+    if (hold === null) return
+    this.waitingTokenRequests++
+    try {
+      await hold.promise
+    } finally {
+      this.waitingTokenRequests--
+    }
+  }
+
   /** Accepted POSTs for one page of a resource (0 when none). */
   postsFor (resource: DrchronoResource, page: number): number {
     return this.stats.posts[`${resource}:${page}`] ?? 0
@@ -187,7 +268,22 @@ export class DrchronoSimulatorState {
 
   /** Total accepted POSTs of a resource. */
   totalPosts (resource: DrchronoResource): number {
-    return Object.entries(this.stats.posts).filter(([k]) => k.startsWith(`${resource}:`)).reduce((n, [, v]) => n + v, 0)
+    return sumOf(this.stats.posts, resource)
+  }
+
+  /** /api requests (POSTs and GETs, whatever their answer) for one page of a resource. */
+  requestsFor (resource: DrchronoResource, page: number): number {
+    return this.stats.requests[`${resource}:${page}`] ?? 0
+  }
+
+  /** All /api requests of a resource. */
+  totalRequests (resource: DrchronoResource): number {
+    return sumOf(this.stats.requests, resource)
+  }
+
+  /** Requests of a resource about pages past its list's end. */
+  pastEndRequests (resource: DrchronoResource): number {
+    return sumOf(this.stats.pastEnd, resource)
   }
 
   /** Rate limit, then injected faults; counters move with each verdict. Called after authentication. */
@@ -207,16 +303,20 @@ export class DrchronoSimulatorState {
     return { kind: 'pass' }
   }
 
-  /** Registers a new list for an accepted POST, arming any generation failure or expiry meant for its page. */
-  createList (resource: DrchronoResource, request: ListRequest): ListEntry {
-    const key = `${resource}:${request.page}`
-    this.stats.posts[key] = (this.stats.posts[key] ?? 0) + 1
+  /**
+   * Registers a new list for an accepted POST, arming any generation failure or expiry meant for its page.
+   * `pastEnd` says how its polls refuse a page past the end of the list.
+   */
+  createList (resource: DrchronoResource, request: ListRequest, pastEnd?: ListEntry['pastEnd']): ListEntry {
+    bump(this.stats.posts, `${resource}:${request.page}`)
     const entry: ListEntry = {
       ...request, resource, uuid: randomUUID(), createdAt: this.now(), polls: 0,
       doomed: this.#take(this.#failGeneration, request.page),
       vanishes: this.#take(this.#expireNext, request.page),
+      pastEnd,
     }
     this.lists.set(entry.uuid, entry)
+    this.#issued.set(entry.uuid, { page: entry.page, pastEnd: pastEnd !== undefined })
     return entry
   }
 

@@ -2,17 +2,17 @@
  * A strict DrChrono bulk-list simulator, served over real HTTP: the gateway mounts it under /sandbox/drchrono,
  * tests start it alone with {@link startDrchronoSimulator}. It answers the way DrChrono (Django REST Framework
  * + django-oauth-toolkit) does, never more kindly: 201 on POST, "In progress" polls, 404 for dead uuids,
- * 401 without the current token, 429/5xx and failed generations on demand.
+ * 401 without the current token, 429/5xx and failed generations on demand. A page past the end of a list is
+ * refused in one of the four ways DrChrono might (see {@link PastEndMode}); it counts every request, by page.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { randomUUID } from 'node:crypto'
 import { DRCHRONO_RESOURCES, type DrchronoResource } from './params.js'
 import { readListQuery, selectionCache } from './simulator-data.js'
 import { recordAt } from './simulator-records.js'
-import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type ListEntry } from './simulator-state.js'
+import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type ListEntry, type PastEndMode } from './simulator-state.js'
 
-export { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions } from './simulator-state.js'
+export { DrchronoSimulatorState, PAST_END_MODES, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type PastEndMode } from './simulator-state.js'
 export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
@@ -33,7 +33,7 @@ function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: F
     void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Authentication credentials were not provided.' })
     return false
   }
-  if (auth.replace(/^Bearer\s+/i, '') !== state.accessToken) {
+  if (!state.acceptsAccessToken(auth.replace(/^Bearer\s+/i, ''))) {
     state.stats.unauthorized++
     void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Invalid token.' })
     return false
@@ -50,6 +50,20 @@ function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: F
     return false
   }
   return true
+}
+
+/** A POST's page as the request names it (1 when absent), for counting; undefined when it is not a page number. */
+function pageParam (query: unknown): number | undefined {
+  const raw = (query as Record<string, unknown>).page
+  if (raw === undefined) return 1
+  return typeof raw === 'string' && /^[1-9][0-9]{0,5}$/.test(raw) ? Number(raw) : undefined
+}
+
+/** DRF's paginator's refusal of a page past the last one. */
+function refusePage (state: DrchronoSimulatorState, reply: FastifyReply, resource: DrchronoResource, page: number): FastifyReply {
+  const key = `${resource}:${page}`
+  state.stats.invalidPages[key] = (state.stats.invalidPages[key] ?? 0) + 1
+  return reply.code(404).send({ detail: 'Invalid page.' })
 }
 
 /** The Complete body, built as text: only this page's records are ever generated. */
@@ -86,19 +100,19 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
   for (const resource of DRCHRONO_RESOURCES) {
     const path = `/api/${resource}_list`
     app.post(path, async (request, reply) => {
+      state.countRequest(resource, pageParam(request.query))
       if (!admit(state, request, reply)) return reply
       const read = readListQuery(resource, request.query as Record<string, unknown>)
       if ('errors' in read) return reply.code(400).send(read.errors)
       const { params, page, pageSize } = read.request
       const count = select(resource, params).length
-      // DRF's paginator refuses a page past the last one (page 1 always exists, even when empty).
-      if (page > Math.max(1, Math.ceil(count / pageSize))) {
-        const key = `${resource}:${page}`
-        state.stats.invalidPages[key] = (state.stats.invalidPages[key] ?? 0) + 1
-        return reply.code(404).send({ detail: 'Invalid page.' })
-      }
-      const entry = state.createList(resource, read.request)
-      if (!entry.doomed && !entry.vanishes) {
+      // Page 1 always exists, even when empty; DRF's paginator refuses any page past the last one.
+      const pastEnd = page > Math.max(1, Math.ceil(count / pageSize))
+      if (pastEnd) state.countPastEnd(resource, page)
+      const mode = state.pastEndMode
+      if (pastEnd && mode === 'post-404') return refusePage(state, reply, resource, page)
+      const entry = state.createList(resource, read.request, pastEnd && mode !== 'post-404' ? mode : undefined)
+      if (!entry.doomed && !entry.vanishes && (entry.pastEnd === undefined || entry.pastEnd === 'complete-empty')) {
         // Halfway through the generation time: off the path of this POST's answer and of the poll that completes it.
         setTimeout(() => {
           if (state.lists.get(entry.uuid) === entry) entry.body ??= completeBody(entry, select(resource, entry.params), seed)
@@ -111,9 +125,12 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
       })
     })
     app.get(path, async (request, reply) => {
+      const { uuid, ...rest } = request.query as Record<string, unknown>
+      const issued = typeof uuid === 'string' ? state.issued(uuid) : undefined
+      state.countRequest(resource, issued?.page)
       if (!admit(state, request, reply)) return reply
       state.stats.gets++
-      const { uuid, ...rest } = request.query as Record<string, unknown>
+      if (issued?.pastEnd === true) state.countPastEnd(resource, issued.page)
       const unknown = Object.keys(rest)
       if (unknown.length > 0) return reply.code(400).send(Object.fromEntries(unknown.map(k => [k, ['Unknown query parameter.']])))
       if (typeof uuid !== 'string' || uuid === '') return reply.code(400).send({ uuid: ['This field is required.'] })
@@ -121,13 +138,21 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
       if (!entry || entry.resource !== resource) return reply.code(404).send({ detail: 'Invalid uuid specified' })
       entry.polls++
       const elapsed = state.now() - entry.createdAt
+      // A page past the end is refused only once its list is built, as any list is only Complete then.
       if (entry.polls <= (state.options.inProgressPolls ?? 2) || elapsed < (state.options.generationMs ?? 0)) {
         return reply.send({ status: 'In progress', uuid })
       }
-      if (entry.doomed) {
+      if (entry.doomed || entry.pastEnd === 'failed-500') {
         state.lists.delete(uuid)
-        state.stats.generationErrors++
-        return reply.code(500).send({ status: 'Error', uuid, detail: 'An error occurred while generating the list. Please submit the request again.' })
+        if (entry.doomed) state.stats.generationErrors++
+        return reply.code(500).send({
+          status: entry.doomed ? 'Error' : 'Failed', uuid, detail: 'An error occurred while generating the list. Please submit the request again.',
+        })
+      }
+      if (entry.pastEnd === 'poll-404') {
+        // The uuid dies with its refusal: polling it again says "Invalid uuid specified", as for any dead list.
+        state.lists.delete(uuid)
+        return refusePage(state, reply, resource, entry.page)
       }
       const body = entry.body ?? completeBody(entry, select(resource, entry.params), seed)
       entry.body = undefined
@@ -136,21 +161,21 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
   }
 
   app.post('/o/token/', async (request, reply) => {
+    await state.tokenGate()
     const form = (request.body ?? {}) as Record<string, string | undefined>
     if (form.grant_type !== 'refresh_token') return reply.code(400).send({ error: 'unsupported_grant_type' })
     if (!form.refresh_token || !form.client_id) return reply.code(400).send({ error: 'invalid_request' })
     const clientOk = form.client_id === (state.options.clientId ?? SANDBOX_CREDENTIALS.clientId) &&
       form.client_secret === (state.options.clientSecret ?? SANDBOX_CREDENTIALS.clientSecret)
+    // oauthlib: invalid_client is 401, invalid_grant 400 (RFC 6749 §5.2).
     if (!clientOk) { state.stats.failedRefreshes++; return reply.code(401).send({ error: 'invalid_client' }) }
-    if (form.refresh_token !== state.refreshToken) { state.stats.failedRefreshes++; return reply.code(401).send({ error: 'invalid_grant' }) }
     // django-oauth-toolkit rotates both tokens: the old access and refresh tokens stop working at once.
-    state.accessToken = `access-${randomUUID()}`
-    state.refreshToken = `refresh-${randomUUID()}`
-    state.stats.tokenRefreshes++
+    const pair = state.rotateTokens(form.refresh_token)
+    if (pair === null) return reply.code(state.options.invalidGrantStatus ?? 400).send({ error: 'invalid_grant' })
     return reply.send({
-      access_token: state.accessToken,
-      refresh_token: state.refreshToken,
-      expires_in: 172800,
+      access_token: pair.accessToken,
+      refresh_token: pair.refreshToken,
+      expires_in: pair.expiresIn,
       token_type: 'Bearer',
       scope: 'billing:read calendar:read clinical:read patients:read user:read',
     })

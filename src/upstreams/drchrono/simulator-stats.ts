@@ -1,0 +1,63 @@
+/**
+ * What the DrChrono simulator counts, and how it refuses a page past the end of a list: the vocabulary tests
+ * read the simulator with.
+ */
+import type { DrchronoResource } from './params.js'
+
+/**
+ * How the simulator answers a page past the list's last one. DrChrono's answer is undocumented (UPSTREAMS.md):
+ * - `poll-404`: the POST is accepted (201 + uuid); polling that uuid answers 404 `{"detail":"Invalid page."}` once
+ *   the list is built. DRF's paginator refuses that way, and DrChrono answers the POST before building the list.
+ * - `post-404`: the POST itself answers 404 `{"detail":"Invalid page."}`.
+ * - `complete-empty`: the poll answers 200 Complete, `results: []`, pagination telling the real size.
+ * - `failed-500`: the poll answers 500 `{"status":"Failed"}` with the wording of any failed generation; a new
+ *   POST fails the same way.
+ */
+export type PastEndMode = 'poll-404' | 'post-404' | 'complete-empty' | 'failed-500'
+
+/** Every {@link PastEndMode}, for tests that try them all. */
+export const PAST_END_MODES: readonly PastEndMode[] = ['poll-404', 'post-404', 'complete-empty', 'failed-500']
+
+/** The simulator's counters; reset() zeroes them. */
+export interface SimulatorStats {
+  /** Accepted POSTs (new uuids) by `${resource}:${page}`, pages past the end included when their POST is accepted. */
+  posts: Record<string, number>
+  /** GETs past authentication and injected faults. */
+  gets: number
+  /**
+   * Every /api request, whatever it was answered (401, 429 and 5xx included: DrChrono counts them against the
+   * hourly budget too), by `${resource}:${page}`: a POST by its `page` (1 when absent), a GET by its uuid's page,
+   * `${resource}:?` when that is unknown (a malformed page, a uuid the simulator never issued).
+   */
+  requests: Record<string, number>
+  /**
+   * Requests about a page past the list's last one, past authentication and injected faults: its POSTs and the
+   * polls of its uuids (dead ones included), by `${resource}:${page}`.
+   */
+  pastEnd: Record<string, number>
+  unauthorized: number
+  throttled: number
+  serverErrors: number
+  generationErrors: number
+  /** GETs answered 404 "Invalid uuid specified". */
+  invalidUuids: number
+  /** Answers 404 "Invalid page." (past the last page: a POST or a poll), by `${resource}:${page}`. */
+  invalidPages: Record<string, number>
+  tokenRefreshes: number
+  failedRefreshes: number
+}
+
+export const emptyStats = (): SimulatorStats => ({
+  posts: {}, gets: 0, requests: {}, pastEnd: {}, unauthorized: 0, throttled: 0, serverErrors: 0, generationErrors: 0,
+  invalidUuids: 0, invalidPages: {}, tokenRefreshes: 0, failedRefreshes: 0,
+})
+
+/** One more under `key`. */
+export function bump (counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1
+}
+
+/** The sum of a resource's counts, over its pages. */
+export function sumOf (counts: Record<string, number>, resource: DrchronoResource): number {
+  return Object.entries(counts).filter(([k]) => k.startsWith(`${resource}:`)).reduce((n, [, v]) => n + v, 0)
+}
