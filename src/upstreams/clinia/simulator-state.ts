@@ -21,7 +21,18 @@ export interface CliniaSimulatorOptions {
   pendingPolls?: number
   /** Records present from the start. */
   seed?: readonly SeedResource[]
+  /** The HTTP status of a REJECTED answer. Default 400. */
+  rejectedStatus?: RejectedStatus
 }
+
+/**
+ * The HTTP status a REJECTED bulk answer comes with. UPSTREAMS.md has it unconfirmed, likely 400; a 200 (the body
+ * says what happened), a 409 or a 422 are as plausible. The body is `{"status":"REJECTED","receipts":[...]}` in each.
+ */
+export type RejectedStatus = 200 | 400 | 409 | 422
+
+/** Every {@link RejectedStatus}, for tests that try each. */
+export const REJECTED_STATUSES: readonly RejectedStatus[] = [400, 200, 409, 422]
 
 export type InjectedStatus = 429 | 500 | 502 | 503
 /** Which requests an injected fault hits. */
@@ -91,8 +102,10 @@ export class CliniaSimulatorState {
   readonly resources = new Map<string, Record<string, unknown>>()
   readonly relationships = new Map<string, Record<string, unknown>>()
   stats: CliniaSimulatorStats = emptyStats()
+  /** The status of REJECTED answers; starts as the options say, a test may change it. */
+  rejectedStatus: RejectedStatus = 400
   #queue: SimTask[] = []
-  #faults: Array<{ status: InjectedStatus, on: FaultTarget, seconds: number }> = []
+  #faults: Array<{ status: InjectedStatus, on: FaultTarget, seconds: number | null }> = []
 
   constructor (options: CliniaSimulatorOptions = {}) {
     this.options = options
@@ -111,16 +124,20 @@ export class CliniaSimulatorState {
     this.#queue = []
     this.#faults = []
     this.stats = emptyStats()
+    this.rejectedStatus = this.options.rejectedStatus ?? 400
     for (const r of this.options.seed ?? []) this.resources.set(`${r.type}/${r.id}`, r.data)
   }
 
-  /** The next `n` requests of the given kind answer `status` (429 with Retry-After `seconds`). */
-  failNext (n: number, status: InjectedStatus, on: FaultTarget = 'any', seconds = 0): void {
+  /**
+   * The next `n` requests of the given kind answer `status`; a 429 with Retry-After `seconds`, or with none when
+   * `seconds` is null (Clinia documents no throttling headers at all, so both are plausible).
+   */
+  failNext (n: number, status: InjectedStatus, on: FaultTarget = 'any', seconds: number | null = 0): void {
     for (let i = 0; i < n; i++) this.#faults.push({ status, on, seconds })
   }
 
   /** The fault for this request, if one is armed for its kind; counters move with it. */
-  fault (kind: 'submit' | 'poll'): { status: InjectedStatus, seconds: number } | undefined {
+  fault (kind: 'submit' | 'poll'): { status: InjectedStatus, seconds: number | null } | undefined {
     const i = this.#faults.findIndex(f => f.on === 'any' || f.on === kind)
     if (i < 0) return undefined
     const [f] = this.#faults.splice(i, 1)

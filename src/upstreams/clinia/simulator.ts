@@ -1,10 +1,11 @@
 /**
  * A strict Clinia bulk-API simulator, served over real HTTP: the gateway mounts it under /sandbox/clinia, tests
  * start it alone with {@link startCliniaSimulator}. Never kinder than Clinia: the API key header is checked,
- * every operation is validated at submit against the source's profiles (one bad operation, or too many,
- * makes the whole request REJECTED with a receipt per operation), tasks stay PENDING for a while, receipts come
- * only with `withReceipts=true`, and its JSON escapes `<`, `>` and `&` as Clinia's Go encoder does, so a client
- * that re-serialises receipts is caught.
+ * every operation is validated at submit against the source's profiles (one bad operation, or too many, makes
+ * the whole request REJECTED with a receipt per operation, under the HTTP status its `rejectedStatus` setting
+ * names, as Clinia's is unconfirmed), tasks stay PENDING for a while, receipts come only with
+ * `withReceipts=true`, and its JSON escapes `<`, `>` and `&` as Clinia's Go encoder does, so a client that
+ * re-serialises receipts is caught.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
@@ -12,7 +13,9 @@ import { CLINIA_RESOURCES, type CliniaOperation } from './operations.js'
 import { checkOperation } from './simulator-profiles.js'
 import { CliniaSimulatorState, type CliniaSimulatorOptions, type SimReceipt } from './simulator-state.js'
 
-export { CliniaSimulatorState, SANDBOX_CREDENTIALS, operationsDigest, type CliniaSimulatorOptions, type SimTask } from './simulator-state.js'
+export {
+  CliniaSimulatorState, REJECTED_STATUSES, SANDBOX_CREDENTIALS, operationsDigest, type CliniaSimulatorOptions, type RejectedStatus, type SimTask,
+} from './simulator-state.js'
 export { SIM_PROFILES, SIM_RELATIONSHIPS } from './simulator-profiles.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
@@ -60,7 +63,7 @@ export const cliniaSimulator: FastifyPluginAsync<CliniaSimulatorPluginOptions> =
     }
     const fault = state.fault(kind)
     if (fault !== undefined) {
-      if (fault.status === 429) void reply.header('retry-after', String(fault.seconds))
+      if (fault.status === 429 && fault.seconds !== null) void reply.header('retry-after', String(fault.seconds))
       void send(reply, fault.status, fault.status === 429 ? apiError(429, 'RESOURCE_EXHAUSTED', 'too many requests') : apiError(fault.status, 'UNAVAILABLE', 'service unavailable'))
       return false
     }
@@ -87,7 +90,7 @@ export const cliniaSimulator: FastifyPluginAsync<CliniaSimulatorPluginOptions> =
         const receipts = checks.map(c => 'error' in c && !tooMany
           ? { error: apiError(400, 'INVALID_ARGUMENT', c.error), status: 'FAILURE' }
           : { status: 'CANCELLED' })
-        return send(reply, 400, { receipts, status: 'REJECTED' })
+        return send(reply, state.rejectedStatus, { receipts, status: 'REJECTED' })
       }
       const task = state.accept(resource, checks.map(c => (c as { op: CliniaOperation }).op))
       // bulkId is the deprecated bare form of the id; only taskId's bk_ form can be read back.

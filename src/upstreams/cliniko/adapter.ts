@@ -61,7 +61,8 @@ function pageIdentity (url: URL): string {
 
 /**
  * A failed answer as a stable error. 422 names the rejected fields only: Cliniko's messages may repeat filter
- * values such as a patient's name. Plain-text bodies (401, 403) are never quoted.
+ * values such as a patient's name. A 401 or 403 is decided by its status alone and its body is never read:
+ * UPSTREAMS.md has Cliniko's 401 body as plain text, unconfirmed, and a JSON one must end the same way.
  */
 function failure (res: UpstreamResponse, where: string): UpstreamError {
   const s = res.status

@@ -14,6 +14,24 @@ export const SANDBOX_USER_AGENT = 'bulk-gateway sandbox (sandbox@bulk-gateway.in
 
 export type InjectedStatus = 500 | 502 | 503
 
+/**
+ * The headers a 429 carries. Cliniko documents X-RateLimit-Reset (UNIX seconds) and nothing else, but whether
+ * every 429 has it (one from a proxy or a WAF in front of Cliniko may not), and whether a Retry-After comes too,
+ * cannot be checked: each combination is a setting, and an adapter must finish its jobs under all four.
+ */
+export interface ClinikoThrottleHeaders {
+  /** `X-RateLimit-Reset: <UNIX seconds>`. Default true, as documented. */
+  rateLimitReset: boolean
+  /** `Retry-After: <seconds until the reset>`. Default false: Cliniko does not document one. */
+  retryAfter: boolean
+}
+
+/**
+ * A 401's body: Rails' plain text (`HTTP Basic: Access denied.`) as UPSTREAMS.md says, or JSON
+ * (`{"message":"Unauthorized"}` as Cliniko's other errors are JSON), which is just as plausible: unconfirmed.
+ */
+export type UnauthorizedBody = 'text' | 'json'
+
 export interface ClinikoSimulatorOptions extends DataOptions {
   /** The shard this simulator plays; keys of another shard get a plain 401. Default au1. */
   shard?: string
@@ -31,6 +49,10 @@ export interface ClinikoSimulatorOptions extends DataOptions {
   /** The next N list requests answer `errorStatus` (500 as Rails' HTML page, 502/503 plain text). */
   errorNext?: number
   errorStatus?: InjectedStatus
+  /** The headers of every 429, from the rate limit or injected. Default: X-RateLimit-Reset only. */
+  throttleHeaders?: Partial<ClinikoThrottleHeaders>
+  /** The body of every 401. Default 'text'. */
+  unauthorizedBody?: UnauthorizedBody
   /** The clock, for the rate limit. */
   now?: () => number
 }
@@ -76,6 +98,10 @@ export class ClinikoSimulatorState {
   #throttleSeconds = 1
   #loops = new Map<number, number>()
   #repeats = new Set<number>()
+  /** What every 429 carries; starts as the options say, a test may change it mid-way. */
+  throttleHeaders: ClinikoThrottleHeaders = { rateLimitReset: true, retryAfter: false }
+  /** The body of every 401; starts as the options say. */
+  unauthorizedBody: UnauthorizedBody = 'text'
 
   constructor (options: ClinikoSimulatorOptions = {}) {
     this.options = options
@@ -100,6 +126,8 @@ export class ClinikoSimulatorState {
     this.#throttleSeconds = this.options.throttleSeconds ?? 1
     this.#loops.clear()
     this.#repeats.clear()
+    this.throttleHeaders = { rateLimitReset: true, retryAfter: false, ...this.options.throttleHeaders }
+    this.unauthorizedBody = this.options.unauthorizedBody ?? 'text'
   }
 
   /** Whether a key (shard suffix stripped) belongs to a user of this clinic. */

@@ -3,9 +3,11 @@
  * with {@link startClinikoSimulator}. It is never kinder than UPSTREAMS.md says Cliniko is:
  * - a User-Agent that is not `Name (email)` is refused with a plain-text 403 (Cliniko says such requests "may be
  *   blocked"; here they always are, so an adapter that forgets it fails in tests rather than in production);
- * - Basic auth with a known key of this simulator's shard, else a plain-text 401 (also for a key of another shard);
+ * - Basic auth with a known key of this simulator's shard, else a plain-text 401 (also for a key of another shard;
+ *   a JSON body is a setting, as the body is unconfirmed);
  * - `Accept` must name application/json, else 406;
- * - 200 requests a minute per user (configurable), then 429 with X-RateLimit-Reset in UNIX seconds;
+ * - 200 requests a minute per user (configurable), then 429 with X-RateLimit-Reset in UNIX seconds (which headers
+ *   a 429 carries is a setting: Reset and Retry-After, each present or not);
  * - unknown parameters, filter fields, operators and sort fields, and per_page above 100, are a 422
  *   `{"message":"Validation Failed","errors":{...}}`;
  * - pagination links are absolute, built from the request's own host and path (so a mount prefix is kept).
@@ -18,14 +20,17 @@ import { listCache, readPageQuery } from './simulator-data.js'
 import { ClinikoSimulatorState, type ClinikoSimulatorOptions } from './simulator-state.js'
 import { USER_AGENT, shardOfKey } from './settings.js'
 
-export { ClinikoSimulatorState, SANDBOX_API_KEY, SANDBOX_USER_AGENT, type ClinikoSimulatorOptions } from './simulator-state.js'
+export {
+  ClinikoSimulatorState, SANDBOX_API_KEY, SANDBOX_USER_AGENT, type ClinikoSimulatorOptions, type ClinikoThrottleHeaders, type UnauthorizedBody,
+} from './simulator-state.js'
 export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
 export type ClinikoSimulatorPluginOptions = ClinikoSimulatorOptions & { state?: ClinikoSimulatorState }
 
-// What Rails answers for a refused HTTP Basic login; Cliniko's exact 401 body is unconfirmed, but it is not JSON.
+// What Rails answers for a refused HTTP Basic login; Cliniko's exact 401 body is unconfirmed (see UnauthorizedBody).
 const ACCESS_DENIED = 'HTTP Basic: Access denied.\n'
+const ACCESS_DENIED_JSON = '{"message":"Unauthorized"}'
 const RAILS_500 = '<!DOCTYPE html>\n<html><head><title>We\'re sorry, but something went wrong (500)</title></head><body></body></html>\n'
 
 function text (reply: FastifyReply, status: number, body: string): FastifyReply {
@@ -53,6 +58,11 @@ function admit (state: ClinikoSimulatorState, request: FastifyRequest, reply: Fa
   if (key === null || !state.knows(key) || shardOfKey(key) !== state.shard) {
     state.stats.unauthorized++
     void reply.header('www-authenticate', 'Basic realm="Application"')
+    if (state.unauthorizedBody === 'json') {
+      state.answered(401)
+      void reply.code(401).type('application/json; charset=utf-8').send(ACCESS_DENIED_JSON)
+      return false
+    }
     return refuse(401, ACCESS_DENIED)
   }
   if (!/\bapplication\/json\b/i.test(request.headers.accept ?? '')) {
@@ -62,7 +72,9 @@ function admit (state: ClinikoSimulatorState, request: FastifyRequest, reply: Fa
   const verdict = state.verdict(key)
   if (verdict.kind === 'throttle') {
     state.stats.lastReset = Math.ceil(verdict.resetAt / 1000)
-    void reply.header('x-ratelimit-reset', String(state.stats.lastReset))
+    const { rateLimitReset, retryAfter } = state.throttleHeaders
+    if (rateLimitReset) void reply.header('x-ratelimit-reset', String(state.stats.lastReset))
+    if (retryAfter) void reply.header('retry-after', String(Math.max(0, Math.ceil((verdict.resetAt - state.now()) / 1000))))
     return refuse(429, 'Retry later\n')
   }
   if (verdict.kind === 'error') {

@@ -32,7 +32,7 @@ export const metriport: UpstreamDefinition<MetriportEnv, MetriportSettings> = {
   resources: {
     [METRIPORT_RESOURCE]: {
       description: 'One record per document of the patient: Metriport\'s document object (id, fileName, description, status, ' +
-        'indexed, mimeType, size, type, url) with `patientId` and `urlExpiresAt` (webhook receipt + 10 minutes) added. ' +
+        'indexed, mimeType, size, type, url, and any field Metriport adds later, unchanged) with `patientId` and `urlExpiresAt` (webhook receipt + 10 minutes) added. ' +
         'A failed generation fails the job with upstream_failed; no webhook within METRIPORT_WEBHOOK_TIMEOUT_SECONDS, with upstream_timeout.',
       params: metriportParams,
       example: { patientId: SANDBOX_PATIENT_IDS[0], metadata: { batch: 'nightly-2024-02-01' } },

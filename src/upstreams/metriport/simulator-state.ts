@@ -5,11 +5,14 @@
  * messages are not sent) until {@link MetriportSimulatorState.retryFailed}, Metriport's manual retry.
  */
 import { randomUUID } from 'node:crypto'
-import { Agent, request } from 'undici'
+import { Agent } from 'undici'
 import { SANDBOX_CREDENTIALS } from './settings.js'
-import { SIGNATURE_HEADER, signWebhook } from './signature.js'
-import { patientDocuments, patientIndex, signedUrl } from './simulator-data.js'
-import { DOCUMENT_URLS_TYPE } from './webhook.js'
+import { signWebhook } from './signature.js'
+import { postWebhook, type DeliveryRecord, type WebhookToSend } from './simulator-delivery.js'
+import { resultBody } from './simulator-body.js'
+import { patientIndex } from './simulator-data.js'
+
+export type { DeliveryRecord } from './simulator-delivery.js'
 
 /** How a simulator behaves from the start; most knobs are also methods of {@link MetriportSimulatorState}. */
 export interface MetriportSimulatorOptions {
@@ -33,23 +36,8 @@ export interface MetriportSimulatorOptions {
   answerAfterDelivery?: boolean
   /** How long a delivery may take before it counts as failed. Default 4000, as Metriport. */
   deliveryTimeoutMs?: number
-}
-
-/** One webhook the simulator sent, and what the receiver answered. */
-export interface DeliveryRecord {
-  kind: 'result' | 'ping' | 'forged' | 'raw'
-  messageId: string | null
-  requestId: string | null
-  /** The exact bytes sent. */
-  body: string
-  /** The receiver's status; null when it did not answer in time (or at all). */
-  status: number | null
-  /** The receiver's body, parsed when JSON. */
-  answer: unknown
-  error: string | null
-  durationMs: number
-  /** Answered 200 within the timeout: what Metriport counts as delivered. */
-  ok: boolean
+  /** Unknown extra fields in the start answer and everywhere in the webhook (see simulator-body.ts). Default false. */
+  extraFields?: boolean
 }
 
 /** A bulk URL generation run. */
@@ -77,10 +65,12 @@ export interface MetriportSimulatorStats {
   /** Result messages not sent because a failed delivery had disabled the webhook. */
   suppressed: number
   pings: number
+  /** Starts answered 429 (see {@link MetriportSimulatorState.throttleNext}). */
+  throttled: number
 }
 
 const emptyStats = (): MetriportSimulatorStats => ({
-  starts: 0, stickyStarts: 0, unauthorized: 0, notFound: 0, badRequests: 0, deliveries: 0, failedDeliveries: 0, suppressed: 0, pings: 0,
+  starts: 0, stickyStarts: 0, unauthorized: 0, notFound: 0, badRequests: 0, deliveries: 0, failedDeliveries: 0, suppressed: 0, pings: 0, throttled: 0,
 })
 
 /** One simulator's runs, deliveries and controls; shared by its HTTP routes and the test that started it. */
@@ -95,6 +85,9 @@ export class MetriportSimulatorState {
   #failed = new Set<string>()
   #failStart = new Set<string>()
   #duplicate = false
+  /** Unknown extra fields in what the simulator sends; starts as the options say. */
+  extraFields = false
+  #throttles: Array<number | null> = []
   #webhookUrl: string | (() => string) | undefined
   /** Result messages to resend on a manual retry: failed or suppressed. */
   #unsent: Array<{ messageId: string, requestId: string, body: string }> = []
@@ -126,6 +119,8 @@ export class MetriportSimulatorState {
     this.#failed = new Set(this.options.failedPatients)
     this.#failStart = new Set(this.options.failStartPatients)
     this.#duplicate = this.options.duplicateDeliveries ?? false
+    this.extraFields = this.options.extraFields ?? false
+    this.#throttles = []
   }
 
   setWebhookUrl (url: string | (() => string)): void { this.#webhookUrl = url }
@@ -137,6 +132,21 @@ export class MetriportSimulatorState {
   failStart (patientId: string, on = true): void { if (on) this.#failStart.add(patientId); else this.#failStart.delete(patientId) }
   /** Every message is sent twice, same bytes. */
   setDuplicateDeliveries (on: boolean): void { this.#duplicate = on }
+
+  /**
+   * The next `n` starts answer 429 `{"message":"Too Many Requests"}`, as AWS API Gateway (in front of Metriport)
+   * throttles: with no Retry-After by default, since API Gateway sends none, or with `retryAfterSeconds`.
+   */
+  throttleNext (n: number, retryAfterSeconds: number | null = null): void {
+    this.#throttles = Array.from({ length: n }, () => retryAfterSeconds)
+  }
+
+  /** Whether this start is throttled, and its Retry-After (null: none); counted. */
+  takeThrottle (): { retryAfterSeconds: number | null } | null {
+    if (this.#throttles.length === 0) return null
+    this.stats.throttled++
+    return { retryAfterSeconds: this.#throttles.shift() as number | null }
+  }
 
   isKnownPatient (patientId: string): boolean { return patientIndex(patientId, this.patientCount) >= 0 }
 
@@ -250,49 +260,20 @@ export class MetriportSimulatorState {
   }
 
   #resultBody (run: SimulatedRun, messageId: string): string {
-    const failed = run.status === 'failed'
-    const index = patientIndex(run.patientId, this.patientCount)
-    const now = new Date()
-    const documents = failed || index < 0
-      ? undefined
-      : patientDocuments(this.seed, index).map(d => ({ ...d, url: signedUrl(run.patientId, d.id, run.requestId, now) }))
-    return JSON.stringify({
-      meta: { messageId, requestId: run.requestId, when: now.toISOString(), type: DOCUMENT_URLS_TYPE, ...(run.metadata !== undefined ? { data: run.metadata } : {}) },
-      patients: [{ patientId: run.patientId, externalId: `ext-${index + 1}`, status: failed ? 'failed' : 'completed', ...(documents !== undefined ? { documents } : {}) }],
-    })
+    const facts = { requestId: run.requestId, patientId: run.patientId, metadata: run.metadata, failed: run.status === 'failed' }
+    return resultBody(facts, messageId, { seed: this.seed, patientCount: this.patientCount, now: new Date(), extraFields: this.extraFields })
   }
 
-  #send (d: { kind: DeliveryRecord['kind'], messageId: string | null, requestId: string | null, body: string, signature?: string | null | undefined }): Promise<DeliveryRecord> {
+  #send (d: WebhookToSend): Promise<DeliveryRecord> {
     const task = this.#post(d)
     this.#inFlight.add(task)
     return task.finally(() => this.#inFlight.delete(task))
   }
 
-  async #post (d: { kind: DeliveryRecord['kind'], messageId: string | null, requestId: string | null, body: string, signature?: string | null | undefined }): Promise<DeliveryRecord> {
+  async #post (d: WebhookToSend): Promise<DeliveryRecord> {
     this.stats.deliveries++
     const url = typeof this.#webhookUrl === 'function' ? this.#webhookUrl() : this.#webhookUrl
-    const started = performance.now()
-    const record: DeliveryRecord = { kind: d.kind, messageId: d.messageId, requestId: d.requestId, body: d.body, status: null, answer: null, error: null, durationMs: 0, ok: false }
-    const timeout = AbortSignal.timeout(this.options.deliveryTimeoutMs ?? 4000)
-    try {
-      if (url === undefined) throw new Error('no webhook URL is configured')
-      const signature = d.signature === undefined ? signWebhook(d.body, this.webhookKey) : d.signature
-      const signal = AbortSignal.any([this.#closing.signal, timeout])
-      const res = await request(url, {
-        method: 'POST',
-        dispatcher: this.#agent,
-        headers: { 'content-type': 'application/json', 'user-agent': 'Metriport-Webhook-Simulator', ...(signature !== null ? { [SIGNATURE_HEADER]: signature } : {}) },
-        body: d.body,
-        signal,
-      })
-      const text = await res.body.text()
-      record.status = res.statusCode
-      try { record.answer = JSON.parse(text) } catch { record.answer = text }
-      record.ok = res.statusCode === 200
-    } catch (err) {
-      record.error = timeout.aborted ? 'timeout' : (err as Error).message
-    }
-    record.durationMs = performance.now() - started
+    const record = await postWebhook(d, { url, webhookKey: this.webhookKey, agent: this.#agent, timeoutMs: this.options.deliveryTimeoutMs ?? 4000, closing: this.#closing.signal })
     this.deliveries.push(record)
     return record
   }

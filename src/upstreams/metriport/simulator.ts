@@ -1,14 +1,16 @@
 /**
  * A strict Metriport simulator over real HTTP: the gateway mounts it under /sandbox/metriport (its webhooks
  * then go to the gateway's own `/webhooks/metriport`), tests start it alone with {@link startMetriportSimulator}.
- * It answers as Metriport does: API Gateway's bare 403 without the right `x-api-key`, problem-like errors
- * `{status, name, title, detail}`, 404 for an unknown patient, the same requestId while a run is processing,
- * and the result only by a signed webhook, sent once.
+ * It answers as Metriport does: API Gateway's bare 403 without the right `x-api-key` (and its bare 429 when a
+ * test throttles), problem-like errors `{status, name, title, detail}`, 404 for an unknown patient, the same
+ * requestId while a run is processing, and the result only by a signed webhook, sent once; unknown extra fields
+ * in what it sends are a setting (see simulator-body.ts).
  */
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
 import { BULK_URL_PATH } from './adapter.js'
 import { METADATA_LIMITS } from './params.js'
+import { startBody } from './simulator-body.js'
 import type { SimulatorMountOptions } from '../types.js'
 import { MetriportSimulatorState, type MetriportSimulatorOptions } from './simulator-state.js'
 
@@ -65,6 +67,11 @@ export const metriportSimulator: FastifyPluginAsync<MetriportSimulatorPluginOpti
       state.stats.unauthorized++
       return reply.code(403).send({ message: 'Forbidden' })
     }
+    const throttled = state.takeThrottle()
+    if (throttled !== null) {
+      if (throttled.retryAfterSeconds !== null) void reply.header('retry-after', String(throttled.retryAfterSeconds))
+      return reply.code(429).send({ message: 'Too Many Requests' })
+    }
     const patientId = (request.query as Record<string, unknown>).patientId
     if (typeof patientId !== 'string' || patientId === '') {
       state.stats.badRequests++
@@ -82,7 +89,7 @@ export const metriportSimulator: FastifyPluginAsync<MetriportSimulatorPluginOpti
     const metadata = (request.body as { metadata?: Record<string, string> } | undefined)?.metadata
     const started = state.start(patientId, metadata)
     if (state.options.answerAfterDelivery === true) await started.delivered
-    return reply.send({ status: started.status, requestId: started.requestId })
+    return reply.type('application/json; charset=utf-8').send(startBody(started.status, started.requestId, state.extraFields))
   })
 }
 

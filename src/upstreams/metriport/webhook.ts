@@ -12,6 +12,12 @@
  *
  * Records: each document's JSON text exactly as Metriport sent it, with `patientId` and `urlExpiresAt` spliced
  * in before its closing brace (see {@link withAddedFields}). Nothing here logs: the URLs are credentials.
+ *
+ * Unknown fields: Metriport's documentation lists the current fields only, and Metriport adds fields over time. A
+ * field this reader does not know is never an error, wherever it is. In a document it is part of the record,
+ * unchanged (the record is "the upstream's document plus patientId and urlExpiresAt", as every upstream's records
+ * are its own text); at the top level, in `meta` and in a patient it is ignored, and only the keys named here are
+ * read, at their own depth (a `documents` key nested inside some other field of a patient is not its documents).
  */
 import { extractArray } from '../json-records.js'
 import { WebhookRejected, type WebhookHandler, type WebhookResult } from '../types.js'

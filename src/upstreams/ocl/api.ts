@@ -1,11 +1,13 @@
 /**
  * How the adapter talks to OCL: its URLs, the `Authorization: Token` header (only ever to OCL's own host),
- * and the mapping of OCL's `{"detail": "..."}` answers to stable error codes.
+ * the wait after a 429 without Retry-After (throttle.ts), and the mapping of OCL's `{"detail": "..."}` answers
+ * to stable error codes.
  */
 import type { UpstreamClient, UpstreamResponse, UpstreamStream } from '../http.js'
 import { statusError } from '../errors.js'
 import { UpstreamError } from '../types.js'
 import type { OclTarget } from './params.js'
+import { oclThrottleWait } from './throttle.js'
 
 const UPSTREAM = 'ocl'
 /** Statuses the shared client retries (its default set): 429 is OCL's throttle, the rest transient. */
@@ -41,14 +43,20 @@ export interface OclConnection {
   baseUrl: string
   /** Unset: anonymous access, which OCL allows for public sources. */
   token?: string | undefined
+  /** The clock a 429's wait is reckoned by (see throttle.ts); Date.now unless a test pins it. */
+  now?: () => number
 }
 
 /** OCL's API for one configured server: URLs, authenticated requests, and token-free downloads. */
 export class OclApi {
   readonly #base: URL
   readonly #headers: Record<string, string>
+  /** A 429 without Retry-After waits as its X-LimitRemaining-* headers imply, if they do. */
+  readonly #throttleWait: (res: UpstreamResponse) => number | undefined
 
   constructor (connection: OclConnection, readonly client: UpstreamClient) {
+    const now = connection.now ?? Date.now
+    this.#throttleWait = res => oclThrottleWait(res.headers, now())
     this.#base = new URL(connection.baseUrl.replace(/\/*$/, '/'))
     this.#headers = { accept: 'application/json' }
     if (connection.token !== undefined) this.#headers.authorization = `Token ${connection.token}`
@@ -62,12 +70,12 @@ export class OclApi {
 
   /** A GET to OCL, with the token; retried on 429/5xx by the shared client. */
   get (url: URL, signal: AbortSignal): Promise<UpstreamResponse> {
-    return this.client.request({ method: 'GET', url, headers: this.#headers, signal, upstream: UPSTREAM })
+    return this.client.request({ method: 'GET', url, headers: this.#headers, signal, upstream: UPSTREAM, retryAfterMs: this.#throttleWait })
   }
 
   /** A POST with no body (OCL's export trigger). */
   post (url: URL, signal: AbortSignal): Promise<UpstreamResponse> {
-    return this.client.request({ method: 'POST', url, headers: this.#headers, signal, upstream: UPSTREAM })
+    return this.client.request({ method: 'POST', url, headers: this.#headers, signal, upstream: UPSTREAM, retryAfterMs: this.#throttleWait })
   }
 
   /**
@@ -84,7 +92,11 @@ export class OclApi {
       return false
     }
     try {
-      return { stream: await this.client.stream({ method: 'GET', url, headers: this.#headers, signal, upstream: UPSTREAM, retryable }) }
+      return {
+        stream: await this.client.stream({
+          method: 'GET', url, headers: this.#headers, signal, upstream: UPSTREAM, retryable, retryAfterMs: this.#throttleWait,
+        }),
+      }
     } catch (err) {
       if (refused !== undefined && err instanceof UpstreamError && err.upstreamStatus === refused.status) return { response: refused }
       throw err

@@ -15,6 +15,22 @@ export const SANDBOX_OCL_TOKEN = 'sandbox-ocl-token'
  */
 export type ReadyMode = '302' | '303' | 'zip200' | 'exportUrl200'
 
+/**
+ * What an injected 429 carries. oclapi2 throttles with Django REST framework (a sliding minute and a sliding day per
+ * user): DRF sends Retry-After, and oclapi2's middleware adds X-LimitRemaining-Minute / X-LimitRemaining-Day. Which
+ * of them really reach a client on a 429 is unconfirmed (that middleware skips both when the minute's remainder is
+ * 0, and a proxy may drop Retry-After), so each is a setting and the adapter must finish its jobs under every one.
+ */
+export interface OclThrottleHeaders {
+  /** DRF's `Retry-After: <retryAfterSeconds>`. Default true. */
+  retryAfter: boolean
+  /**
+   * The X-LimitRemaining-* headers: `minute` = the minute's quota is spent (Minute: 0, Day: 9000), `day` = the
+   * day's is (Minute: 12, Day: 0), `absent` = neither header. Default `minute`, as UPSTREAMS.md describes OCL's 429.
+   */
+  limitRemaining: 'minute' | 'day' | 'absent'
+}
+
 /** What a simulator starts with; faults and modes can also be changed later through its state. */
 export interface OclSimulatorOptions extends SimDataOptions {
   /** The token OCL knows; requests with another one get 401 "Invalid token.". */
@@ -28,6 +44,8 @@ export interface OclSimulatorOptions extends SimDataOptions {
   stallDownloadAfterBytes?: number
   /** The Retry-After (seconds) of an injected 429. Default 1. */
   retryAfterSeconds?: number
+  /** The headers of an injected 429. Default: Retry-After, and X-LimitRemaining-* saying the minute is spent. */
+  throttleHeaders?: Partial<OclThrottleHeaders>
 }
 
 /** One version's export, once requested. */
@@ -78,10 +96,13 @@ export class OclSimulatorState {
   stats: OclSimulatorStats = emptyStats()
   token = SANDBOX_OCL_TOKEN
   readyMode: ReadyMode = '302'
+  /** What an injected 429 carries; starts as the options say. */
+  throttleHeaders: OclThrottleHeaders = { retryAfter: true, limitRemaining: 'minute' }
   #faults = new InjectedFaults<InjectedStatus>(503)
   #staleNext = 0
   #refuseDownloads = 0
   #loopNext = false
+  #passBeforeFaults = 0
 
   constructor (options: OclSimulatorOptions = {}) {
     this.options = options
@@ -95,14 +116,22 @@ export class OclSimulatorState {
     this.stats = emptyStats()
     this.token = this.options.token ?? SANDBOX_OCL_TOKEN
     this.readyMode = this.options.readyMode ?? '302'
+    this.throttleHeaders = { retryAfter: true, limitRemaining: 'minute', ...this.options.throttleHeaders }
     this.#faults.reset()
     this.#staleNext = 0
     this.#refuseDownloads = 0
     this.#loopNext = false
+    this.#passBeforeFaults = 0
   }
 
-  /** The next `n` API requests answer 429 (with Retry-After and X-LimitRemaining-* headers). */
-  throttleNext (n: number): void { this.#faults.throttleNext(n) }
+  /**
+   * The next `n` API requests answer 429, with the headers {@link throttleHeaders} names; after `after` requests
+   * that pass untouched, to reach a request in the middle of a protocol (the export POST comes second).
+   */
+  throttleNext (n: number, opts: { after?: number } = {}): void {
+    this.#faults.throttleNext(n)
+    this.#passBeforeFaults = opts.after ?? 0
+  }
 
   /** The next `n` API requests answer `status` (502/503 plain text, as a proxy; 500 as DRF's JSON). */
   failNext (n: number, status: InjectedStatus = 503): void {
@@ -130,6 +159,10 @@ export class OclSimulatorState {
 
   /** Injected faults, consumed one per API request; counters move with them. */
   verdict (): { kind: 'pass' } | { kind: 'throttle' } | { kind: 'error', status: InjectedStatus } {
+    if (this.#passBeforeFaults > 0) {
+      this.#passBeforeFaults--
+      return { kind: 'pass' }
+    }
     const fault = this.#faults.take()
     if (fault?.kind === 'error') this.stats.serverErrors++
     if (fault?.kind === 'throttle') this.stats.throttled++

@@ -3,6 +3,7 @@
  * {@link startOclSimulator}. It answers as oclapi2 does, never more kindly: Token auth, header pagination
  * with the silent limit fallback, the export state machine (204 → POST 202 → 208… → 302), and single-use
  * signed links on a separate path that refuse any request carrying an Authorization header, as S3 does.
+ * Which headers a 429 carries (Retry-After, X-LimitRemaining-*) is unconfirmed: see OclThrottleHeaders.
  *
  * Stricter than OCL on one point, on purpose: an unknown query parameter is a 400 (OCL ignores it), so an
  * adapter that misspells a filter fails in tests instead of silently reading everything.
@@ -17,7 +18,7 @@ import {
 } from './simulator-data.js'
 import { OclSimulatorState, versionKey, type OclSimulatorOptions } from './simulator-state.js'
 
-export { OclSimulatorState, SANDBOX_OCL_TOKEN, type OclSimulatorOptions, type ReadyMode } from './simulator-state.js'
+export { OclSimulatorState, SANDBOX_OCL_TOKEN, type OclSimulatorOptions, type OclThrottleHeaders, type ReadyMode } from './simulator-state.js'
 export { DEFAULT_SOURCES, expectedChanges, expectedExport, expectedLatestVersion, lastUpdatedOf, type SimSource } from './simulator-data.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
@@ -29,6 +30,11 @@ const NOT_FOUND = { detail: 'Not found.' }
 const TIMEZONE = 'America/New_York'
 const TRUE = new Set(['true', 'True', '1'])
 const FALSE = new Set(['false', 'False', '0'])
+/** oclapi2's remaining-quota headers on a 429, by the quota that is spent. */
+const LIMIT_REMAINING = {
+  minute: { 'x-limitremaining-minute': '0', 'x-limitremaining-day': '9000' },
+  day: { 'x-limitremaining-minute': '12', 'x-limitremaining-day': '0' },
+} as const
 
 /** Token auth, then injected faults; false when the reply has been sent. */
 function admit (state: OclSimulatorState, request: FastifyRequest, reply: FastifyReply): boolean {
@@ -41,8 +47,12 @@ function admit (state: OclSimulatorState, request: FastifyRequest, reply: Fastif
   const verdict = state.verdict()
   if (verdict.kind === 'throttle') {
     const seconds = state.options.retryAfterSeconds ?? 1
-    void reply.code(429).headers({ 'retry-after': String(seconds), 'x-limitremaining-minute': '0', 'x-limitremaining-day': '9000' })
-      .send({ detail: `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` })
+    const { retryAfter, limitRemaining } = state.throttleHeaders
+    if (retryAfter) void reply.header('retry-after', String(seconds))
+    if (limitRemaining !== 'absent') void reply.headers(LIMIT_REMAINING[limitRemaining])
+    // DRF words its detail from the same wait as Retry-After; without one it has no time to name.
+    const detail = retryAfter ? `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` : 'Request was throttled.'
+    void reply.code(429).send({ detail })
     return false
   }
   if (verdict.kind === 'error') {
