@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
 import { run } from '../copy.js'
 import { cpuMeter, processCpu } from '../cpu.js'
-import { freePort, startGateway, type GatewayProcess } from '../gateway-process.js'
+import { UNMETERED_DRCHRONO, freePort, startGateway, type GatewayProcess } from '../gateway-process.js'
 import { submitJob, waitForJob } from '../jobs.js'
 import { load, warmUp, type LoadOptions } from '../load.js'
 import { microsEach, percent, perSecond, type Line } from '../report.js'
@@ -126,7 +126,9 @@ export async function apiOverheadAlone (databaseUrl: string, settings: { loadSec
   const resource = 'line_items'
   const sim = await startDrchronoSimulator({ seed: 7, inProgressPolls: 0, generationMs: 0, recordCount: { [resource]: 5000 } })
   try {
-    const gw = await startGateway(databaseUrl, { UPSTREAMS: 'drchrono', DRCHRONO_BASE_URL: sim.url, DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken, DRCHRONO_POLL_INTERVAL_MS: '10' })
+    const gw = await startGateway(databaseUrl, {
+      UPSTREAMS: 'drchrono', DRCHRONO_BASE_URL: sim.url, DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken, DRCHRONO_POLL_INTERVAL_MS: '10', ...UNMETERED_DRCHRONO,
+    })
     try {
       log('api: a 5-page DrChrono job, then GET /jobs/{id} against a bare route')
       const job = await submitJob(gw, { upstream: 'drchrono', resource, params: { page_size: 1000 } })

@@ -13,6 +13,12 @@ import { recordTexts } from './records.js'
 
 interface TestLike { teardown (fn: () => unknown): void }
 
+/**
+ * DrChrono's budgets lifted: these tests are about the protocol, with waits of milliseconds, and 8 requests a second
+ * would pace them instead (test/e2e/shared-budgets.test.ts is about the budgets).
+ */
+export const UNMETERED = { requestsPerHour: 1_000_000, requestsPerSecond: 1000 } as const
+
 /** A simulator on a loopback port and an adapter pointed at it, with tiny waits; all closed at the test's end. */
 export async function drchronoSetup (t: TestLike, sim: DrchronoSimulatorOptions = {}, settings: Partial<DrchronoSettings> = {}) {
   const simulator = await startDrchronoSimulator({ inProgressPolls: 1, ...sim })
@@ -22,7 +28,7 @@ export async function drchronoSetup (t: TestLike, sim: DrchronoSimulatorOptions 
     await simulator.close()
   })
   const adapter = drchronoAdapter({
-    baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, pollInitialMs: 2, pollMaxMs: 10, ...settings,
+    baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, pollInitialMs: 2, pollMaxMs: 10, ...UNMETERED, ...settings,
   }, client)
   return { simulator, state: simulator.state, adapter }
 }
@@ -118,7 +124,7 @@ export async function stubDrchrono (t: TestLike, answer: (r: StubRequest) => Stu
     await new Promise(resolve => server.close(resolve))
   })
   const { port } = server.address() as { port: number }
-  const adapter = drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pollMaxMs: 5, ...settings }, client)
+  const adapter = drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pollMaxMs: 5, ...UNMETERED, ...settings }, client)
   return { adapter, seen }
 }
 

@@ -7,6 +7,7 @@ import {
   SANDBOX_CREDENTIALS, expectedRecords, startDrchronoSimulator, type DrchronoSimulatorOptions,
 } from '../../src/upstreams/drchrono/simulator.js'
 import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
+import { UNMETERED } from '../helpers/drchrono-job.js'
 import { recordTexts } from '../helpers/records.js'
 
 /** A simulator on a loopback port and an adapter pointed at it, with tiny waits; all closed at the test's end. */
@@ -18,7 +19,7 @@ async function setup (t: Test, sim: DrchronoSimulatorOptions = {}, settings: Par
     await simulator.close()
   })
   const adapter = drchronoAdapter({
-    baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, pollInitialMs: 2, pollMaxMs: 10, ...settings,
+    baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, pollInitialMs: 2, pollMaxMs: 10, ...UNMETERED, ...settings,
   }, client)
   return { simulator, state: simulator.state, adapter }
 }
@@ -319,7 +320,7 @@ async function stub (t: Test, complete: (page: number) => unknown, postStatus: n
     await new Promise(resolve => server.close(resolve))
   })
   const { port } = server.address() as { port: number }
-  return drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pageConcurrency }, client)
+  return drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pageConcurrency, ...UNMETERED }, client)
 }
 
 const page = (n: number, pages: number, extra: Record<string, unknown> = {}) =>
@@ -340,7 +341,7 @@ t.test('protocol violations fail with stable codes, never silently', async t => 
   const tooMany = await stub(t, n => page(n, 1001))
   await t.rejects(tooMany.run(fakeJob('patients', {}).ctx), { code: 'upstream_rejected', message: /at most 1000/ })
   const forbidden = await stub(t, n => page(n, 1), 403)
-  await t.rejects(forbidden.run(fakeJob('patients', {}).ctx), { code: 'upstream_rejected', upstreamStatus: 403, message: /permission/ })
+  await t.rejects(forbidden.run(fakeJob('patients', {}).ctx), { code: 'upstream_unauthorized', upstreamStatus: 403, message: /permission/ })
 
   const raw = await stub(t, n => ({ ...page(n, 1), results: [] }))
   const empty = fakeJob('patients', {})

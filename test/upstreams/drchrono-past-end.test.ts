@@ -70,7 +70,7 @@ t.test('only "Invalid uuid specified" means an expired uuid; any other 404 is ne
   t.equal(expired.seen.filter(r => r.method === 'POST' && r.page === 1).length, 2)
 
   const unknown = await stubDrchrono(t, r => r.method === 'POST' ? stubAccepted(r.page) : { status: 404, body: { detail: 'Not found.' } })
-  await t.rejects(unknown.adapter.run(fakeJob('patients', {}).ctx), { upstreamStatus: 404, message: /Not found\./ },
+  await t.rejects(unknown.adapter.run(fakeJob('patients', {}).ctx), { code: 'upstream_not_found', upstreamStatus: 404, message: /Not found\./ },
     'an unknown 404 on a page that must exist fails the job with its detail')
   t.equal(unknown.seen.filter(r => r.method === 'POST' && r.page === 1).length, 1, 'after one POST')
 

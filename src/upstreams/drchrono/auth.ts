@@ -41,13 +41,17 @@ export type DrchronoRequest = Omit<UpstreamRequest, 'upstream' | 'budget'> & { t
  * refresh credentials, per configured token), shared by every job and replica. The key is a digest.
  */
 export function drchronoBudget (creds: DrchronoCredentials): BudgetSpec {
+  const perSecond = creds.requestsPerSecond ?? 8
   const application = createHash('sha256').update(`${creds.baseUrl}\u0000${creds.clientId ?? creds.accessToken}`).digest('hex')
   return {
     upstream: 'drchrono',
     key: `drchrono:${application}`,
     windows: [
       { limit: creds.requestsPerHour ?? 500, windowMs: 3_600_000, kind: 'clock', name: 'hour', label: "DrChrono's hourly request budget" },
-      { limit: creds.requestsPerSecond ?? 8, windowMs: 1000, kind: 'sliding', name: 'second', label: "DrChrono's per-second request ceiling" },
+      { limit: perSecond, windowMs: 1000, kind: 'sliding', name: 'second', label: "DrChrono's per-second request ceiling" },
+      // Half of it per half second: a second's requests go in two bursts rather than one, so requests that leave
+      // late (a busy event loop, a slow connection) cannot pile onto the next second's burst at DrChrono's end.
+      { limit: Math.max(1, Math.ceil(perSecond / 2)), windowMs: 500, kind: 'sliding', name: 'half-second', label: "DrChrono's per-second request ceiling" },
     ],
   }
 }

@@ -13,6 +13,7 @@ import type { Logger } from 'pino'
 import { sleep } from '../backoff.js'
 import type { UpstreamResponse } from '../http.js'
 import type { BudgetTaker } from '../request-budget.js'
+import { statusError } from '../errors.js'
 import { memberValue, scanObject, type ScannedObject } from '../json-records.js'
 import { UpstreamError } from '../types.js'
 import type { DrchronoAuth } from './auth.js'
@@ -115,10 +116,9 @@ export function unexpected (res: UpstreamResponse, what: string): UpstreamError 
   const why = isObject(body)
     ? typeof body.detail === 'string' ? `: ${body.detail.slice(0, 200)}` : `: invalid ${Object.keys(body).slice(0, 10).join(', ')}`
     : ''
-  if (res.status === 401) return new UpstreamError('upstream_unauthorized', `${what}: DrChrono answered 401${why}`, 401)
-  if (res.status >= 400 && res.status < 500) return new UpstreamError('upstream_rejected', `${what}: DrChrono answered ${res.status}${why}`, res.status)
-  if (res.status >= 500) return new UpstreamError('upstream_failed', `${what}: DrChrono answered ${res.status}`, res.status)
-  return new UpstreamError('invalid_upstream_response', `${what}: DrChrono answered ${res.status} unexpectedly`, res.status)
+  if (res.status >= 400 && res.status < 500) return statusError(res.status, `${what}: DrChrono answered ${res.status}${why}`)
+  if (res.status >= 500) return statusError(res.status, `${what}: DrChrono answered ${res.status}`)
+  return statusError(res.status, `${what}: DrChrono answered ${res.status} unexpectedly`)
 }
 
 const invalid = (what: string, why: string, status: number): UpstreamError =>
@@ -200,6 +200,22 @@ async function submit (auth: DrchronoAuth, t: PageTarget, what: string): Promise
   return { uuid: body.uuid }
 }
 
+/**
+ * What a 200 poll answer says. DrChrono documents "Complete" with `pagination` and `results`, and "In progress"
+ * while the list is built, but the exact in-progress body is UNCONFIRMED: the status is read without regard to
+ * case, a failure may come as "Error", "Failed" or "Failure", a body with no status but both `pagination` and
+ * `results` is a Complete page, and anything else (another wording, a status of another family such as PENDING,
+ * only a `detail`) means not ready yet. A page that never completes ends at maxPolls with upstream_timeout.
+ */
+function pollState (body: ScannedObject): 'complete' | 'failed' | 'in-progress' {
+  const status = memberValue(body, 'status')
+  const word = typeof status === 'string' ? status.trim().toLowerCase() : undefined
+  if (word === 'error' || word === 'failed' || word === 'failure') return 'failed'
+  if (word === 'complete' || word === 'completed') return 'complete'
+  if (word === undefined && body.elements !== undefined && isObject(memberValue(body, 'pagination'))) return 'complete'
+  return 'in-progress'
+}
+
 /** Polls one uuid as `clock` paces it; times are counted from `answeredAt`, when its POST was answered. */
 async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, answeredAt: number, clock: PagePace, o: PollOptions, what: string): Promise<PollOutcome> {
   const url = new URL(t.listUrl)
@@ -214,15 +230,13 @@ async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, answeredAt
       throw unexpected(res, what)
     }
     const body = pollBody(res, what)
-    const status = memberValue(body, 'status')
-    if (typeof status !== 'string') throw invalid(what, 'poll answer without a "status"', res.status)
-    if (status === 'Error' || status === 'Failed') return { kind: 'failed' } // defensively, a failure answered 200
-    if (status === 'Complete') {
+    const state = pollState(body)
+    if (state === 'failed') return { kind: 'failed' } // defensively, a failure answered 200
+    if (state === 'complete') {
       const page = completePage(res, body, t.page, what)
       clock.complete(performance.now() - answeredAt)
       return { kind: 'complete', page }
     }
-    // Anything else ("In progress" as documented; the exact wording is unconfirmed) means not ready yet.
     clock.inProgress(sent)
   }
   throw new UpstreamError('upstream_timeout', `${what}: still not Complete after ${o.maxPolls} polls`)

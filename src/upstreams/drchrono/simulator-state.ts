@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto'
 import type { DrchronoResource } from './params.js'
 import type { ListRequest, RecordCounts } from './simulator-data.js'
 import { mulberry32 } from '../seeded-random.js'
-import { bump, emptyStats, sumOf, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
+import { bump, emptyStats, sumOf, type InProgressBody, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
 
-export { PAST_END_MODES, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
+export { IN_PROGRESS_BODIES, PAST_END_MODES, type InProgressBody, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
 
 /** The sandbox's fixed credentials: the gateway's sandbox settings and the simulator both default to them. */
 export const SANDBOX_CREDENTIALS = {
@@ -66,8 +66,17 @@ export interface DrchronoSimulatorOptions {
   invalidGrantStatus?: 400 | 401
   /** How a page past the list's last one is refused. Default `poll-404`. */
   pastEnd?: PastEndMode
+  /** What a poll of a list still generated answers (the exact body is UNCONFIRMED). Default `documented`. */
+  inProgressBody?: InProgressBody
+  /** Whether a 429's body says how long to wait (DRF's "Expected available in N seconds."). Default true. */
+  throttleWaitInBody?: boolean
   /** Refuse /api requests beyond this many per rolling second with 429. 0 = off (default). */
   maxRequestsPerSecond?: number
+  /**
+   * Refuse /api requests beyond this many per clock hour (UTC) with 429 until the top of the hour, as DrChrono's
+   * 500 per application. 0 = off (default).
+   */
+  maxRequestsPerHour?: number
   faults?: FaultOptions
   /** The clock, for uuid expiry and generation time. */
   now?: () => number
@@ -110,6 +119,9 @@ export class DrchronoSimulatorState {
   #failGeneration = new Map<number, number>()
   #expireNext = new Map<number, number>()
   #recent: number[] = []
+  /** Every /api request of the last second, refused ones included: what the clients sent, for `peakPerSecond`. */
+  #arrivals: number[] = []
+  #hour = { start: 0, count: 0 }
   #random: () => number = Math.random
   #pastEnd: PastEndMode = 'poll-404'
   /** Every uuid issued since the last reset, so a poll of a dead uuid still counts for its page. */
@@ -137,6 +149,8 @@ export class DrchronoSimulatorState {
     this.#failGeneration.clear()
     this.#expireNext.clear()
     this.#recent = []
+    this.#arrivals = []
+    this.#hour = { start: 0, count: 0 }
     this.#random = mulberry32((this.options.seed ?? 1) ^ 0x5eed)
     this.#pastEnd = this.options.pastEnd ?? 'poll-404'
     this.#issued.clear()
@@ -289,9 +303,19 @@ export class DrchronoSimulatorState {
   /** Rate limit, then injected faults; counters move with each verdict. Called after authentication. */
   verdict (): Verdict {
     const f = this.#faults
+    const now = this.now()
+    this.#arrivals = this.#arrivals.filter(t => t > now - 1000)
+    this.#arrivals.push(now)
+    this.stats.peakPerSecond = Math.max(this.stats.peakPerSecond, this.#arrivals.length)
+    const perHour = this.options.maxRequestsPerHour ?? 0
+    if (perHour > 0) {
+      const start = Math.floor(now / 3_600_000) * 3_600_000
+      if (this.#hour.start !== start) this.#hour = { start, count: 0 }
+      if (this.#hour.count >= perHour) return this.#throttled(Math.ceil((start + 3_600_000 - now) / 1000))
+      this.#hour.count++
+    }
     const limit = this.options.maxRequestsPerSecond ?? 0
     if (limit > 0) {
-      const now = this.now()
       this.#recent = this.#recent.filter(t => t > now - 1000)
       if (this.#recent.length >= limit) return this.#throttled(1)
       this.#recent.push(now)

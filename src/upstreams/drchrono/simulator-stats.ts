@@ -15,6 +15,15 @@ import type { DrchronoResource } from './params.js'
  */
 export type PastEndMode = 'poll-404' | 'post-404' | 'complete-empty' | 'failed-500'
 
+/**
+ * The body of a poll while its list is generated. DrChrono documents `{"status":"In progress","uuid"}`, but not
+ * exactly (UPSTREAMS.md): `capitalised` "In Progress", `pending` a status word of another family, `no-status` only
+ * a `detail`.
+ */
+export type InProgressBody = 'documented' | 'capitalised' | 'pending' | 'no-status'
+
+export const IN_PROGRESS_BODIES: readonly InProgressBody[] = ['documented', 'capitalised', 'pending', 'no-status']
+
 /** Every {@link PastEndMode}, for tests that try them all. */
 export const PAST_END_MODES: readonly PastEndMode[] = ['poll-404', 'post-404', 'complete-empty', 'failed-500']
 
@@ -45,11 +54,13 @@ export interface SimulatorStats {
   invalidPages: Record<string, number>
   tokenRefreshes: number
   failedRefreshes: number
+  /** The most /api requests that arrived within any rolling second, refused ones included. */
+  peakPerSecond: number
 }
 
 export const emptyStats = (): SimulatorStats => ({
   posts: {}, gets: 0, requests: {}, pastEnd: {}, unauthorized: 0, throttled: 0, serverErrors: 0, generationErrors: 0,
-  invalidUuids: 0, invalidPages: {}, tokenRefreshes: 0, failedRefreshes: 0,
+  invalidUuids: 0, invalidPages: {}, tokenRefreshes: 0, failedRefreshes: 0, peakPerSecond: 0,
 })
 
 /** One more under `key`. */

@@ -10,9 +10,9 @@ import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '..
 import { DRCHRONO_RESOURCES, type DrchronoResource } from './params.js'
 import { readListQuery, selectionCache } from './simulator-data.js'
 import { recordAt } from './simulator-records.js'
-import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type ListEntry, type PastEndMode } from './simulator-state.js'
+import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type ListEntry, type PastEndMode } from './simulator-state.js'
 
-export { DrchronoSimulatorState, PAST_END_MODES, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type PastEndMode } from './simulator-state.js'
+export { DrchronoSimulatorState, IN_PROGRESS_BODIES, PAST_END_MODES, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type PastEndMode } from './simulator-state.js'
 export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
@@ -20,9 +20,23 @@ export type DrchronoSimulatorPluginOptions = DrchronoSimulatorOptions & { state?
 
 const DRF_SERVER_ERROR = { detail: 'A server error occurred.' }
 
-function throttleDetail (seconds: number): string {
-  // DRF's own wording, singular included: adapters must read both forms.
-  return `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.`
+function throttleDetail (seconds: number, withWait: boolean): string {
+  // DRF's own wording, singular included: adapters must read both forms. Without the wait (UNCONFIRMED that
+  // DrChrono keeps DRF's body), the adapter has nothing to go by but its backoff.
+  return withWait ? `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` : 'Request was throttled.'
+}
+
+/**
+ * The body of a poll while the list is generated, by {@link InProgressBody}: the documented one, and others
+ * DrChrono might send as well (the exact body is UNCONFIRMED).
+ */
+function inProgressBody (kind: InProgressBody, uuid: string): Record<string, unknown> {
+  switch (kind) {
+    case 'documented': return { status: 'In progress', uuid }
+    case 'capitalised': return { status: 'In Progress', uuid }
+    case 'pending': return { status: 'PENDING', uuid, detail: 'The list is being generated.' }
+    case 'no-status': return { uuid, detail: 'Your request is being processed.' }
+  }
 }
 
 /** Authentication, then rate limit and injected faults; false when the reply has been sent. */
@@ -41,7 +55,7 @@ function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: F
   const verdict = state.verdict()
   if (verdict.kind === 'throttle') {
     if (state.retryAfterHeader) void reply.header('retry-after', String(verdict.seconds))
-    void reply.code(429).send({ detail: throttleDetail(verdict.seconds) })
+    void reply.code(429).send({ detail: throttleDetail(verdict.seconds, state.options.throttleWaitInBody ?? true) })
     return false
   }
   if (verdict.kind === 'error') {
@@ -140,7 +154,7 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
       const elapsed = state.now() - entry.createdAt
       // A page past the end is refused only once its list is built, as any list is only Complete then.
       if (entry.polls <= (state.options.inProgressPolls ?? 2) || elapsed < (state.options.generationMs ?? 0)) {
-        return reply.send({ status: 'In progress', uuid })
+        return reply.send(inProgressBody(state.options.inProgressBody ?? 'documented', uuid))
       }
       if (entry.doomed || entry.pastEnd === 'failed-500') {
         state.lists.delete(uuid)
