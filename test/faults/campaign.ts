@@ -93,7 +93,7 @@ function removeStaleFolders (): void {
 }
 
 /** The campaign's files (without `.test.ts`): each reports a tally, and the summary waits for all of them. */
-const CAMPAIGN = ['upstream-faults', 'process-kill', 'replica-takeover', 'postgres-restart', 'bad-input']
+const CAMPAIGN = ['upstream-faults', 'process-kill', 'replica-takeover', 'postgres-restart', 'bad-input', 'shared-upstreams']
 
 function campaignFiles (): string[] {
   // A file renamed without this list being updated would make the summary wait forever: fail loudly instead.

@@ -68,5 +68,5 @@ export async function judgeJob (tally: Tally, databaseUrl: string, what: string,
   const stored = await storedRecords(databaseUrl, id)
   const lost = recordsLost(stored, expected)
   const survived = job.status === 'completed' && lost === 0
-  tally.record(what, { survived, lost, note: `${job.status} ${job.error?.code ?? ''}, ${stored.length} stored of ${expected.length} (${lost} differing)` })
+  tally.record(what, { survived, lost, note: `${job.status} ${job.error?.code ?? ''} ${job.error?.message ?? ''}, ${stored.length} stored of ${expected.length} (${lost} differing)` })
 }

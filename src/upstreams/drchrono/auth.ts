@@ -61,6 +61,9 @@ export const DRCHRONO_CREDENTIAL = 'drchrono'
 
 const unauthorized = (why: string): UpstreamError => new UpstreamError('upstream_unauthorized', why, 401)
 
+/** Renewals one request may go through after 401s when other replicas keep rotating the pair under it. */
+const MAX_RENEWALS = 5
+
 /** Why a pair is being renewed: DrChrono refused it, or it is about to expire. */
 type Reason = 'refused' | 'expiring'
 
@@ -85,7 +88,7 @@ export class DrchronoAuth {
   #tokens: TokenPair
   #loaded = false
   #loading: Promise<void> | null = null
-  #renewing: Promise<void> | null = null
+  #renewing: Promise<boolean> | null = null
 
   constructor (creds: DrchronoCredentials, client: UpstreamClient, services: Pick<UpstreamServices, 'credentials' | 'budgets'>) {
     this.#creds = creds
@@ -108,16 +111,31 @@ export class DrchronoAuth {
       const current = this.#tokens.accessToken
       if (isDue(this.#tokens, Date.now())) await this.#renew(current, 'expiring', req.signal).catch(err => this.#postpone(current, err, req.signal))
     }
-    const used = this.#tokens.accessToken
+    let used = this.#tokens.accessToken
     const res = await this.#send(req, used)
     if (res.status !== 401) return res
     if (this.#refresh === null) {
       throw unauthorized('DrChrono refused the access token (401) and no refresh token and client credentials are configured')
     }
-    await this.#renew(used, 'refused', req.signal)
-    const again = await this.#send(req, this.#tokens.accessToken)
-    if (again.status === 401) throw unauthorized('DrChrono refused the freshly refreshed access token (401)')
-    return again
+    // Another replica may rotate the pair between this one taking it and using it (each refresh kills the access
+    // token before it; a request may wait for its budget meanwhile): a 401 for a token that is no longer the newest
+    // is one more renewal (taking the newest), not a failure. A token refused while it is still the newest, right
+    // after its own refresh, fails the job, as do refusals that never end.
+    for (let renewals = 1; ; renewals++) {
+      const refreshed = await this.#renew(used, 'refused', req.signal)
+      used = this.#tokens.accessToken
+      const again = await this.#send(req, used)
+      if (again.status !== 401) return again
+      if (renewals >= MAX_RENEWALS || (refreshed && !await this.#replacedSince(used, req.signal))) {
+        throw unauthorized('DrChrono refused the freshly refreshed access token (401)')
+      }
+    }
+  }
+
+  /** Whether the stored pair has moved on from `used` (another replica refreshed after it). */
+  async #replacedSince (used: string, signal: AbortSignal): Promise<boolean> {
+    const stored = this.#usable(await untilAborted(this.#storeStep(() => this.#store.read(DRCHRONO_CREDENTIAL)), signal))
+    return stored !== null && stored.accessToken !== used
   }
 
   #send ({ taker, ...req }: DrchronoRequest, token: string): Promise<UpstreamResponse> {
@@ -146,12 +164,15 @@ export class DrchronoAuth {
     return pairFromStored(stored.value)
   }
 
-  /** Replaces the pair that `used` belongs to; requests of this process that need it at once share one renewal. */
-  async #renew (used: string, reason: Reason, signal: AbortSignal): Promise<void> {
+  /**
+   * Replaces the pair that `used` belongs to; requests of this process that need it at once share one renewal.
+   * True when that meant a refresh (a pair DrChrono has just issued), false when a newer pair was taken instead.
+   */
+  async #renew (used: string, reason: Reason, signal: AbortSignal): Promise<boolean> {
     // Another request already replaced the token this one used: just use the new one.
-    if (this.#tokens.accessToken !== used) return
+    if (this.#tokens.accessToken !== used) return false
     this.#renewing ??= this.#renewShared(used, reason).finally(() => { this.#renewing = null })
-    await untilAborted(this.#renewing, signal)
+    return await untilAborted(this.#renewing, signal)
   }
 
   /**
@@ -167,9 +188,10 @@ export class DrchronoAuth {
   }
 
   /** Under the store's lock: take the pair another replica stored, or refresh and store the new pair. */
-  async #renewShared (used: string, reason: Reason): Promise<void> {
+  async #renewShared (used: string, reason: Reason): Promise<boolean> {
     const refresh = this.#refresh
-    if (refresh === null) return
+    if (refresh === null) return false
+    let refreshed = false
     await this.#storeStep(() => this.#store.update(DRCHRONO_CREDENTIAL, async current => {
       const stored = this.#usable(current)
       const pair = stored ?? refresh.configured
@@ -181,8 +203,10 @@ export class DrchronoAuth {
       const next = await this.#refreshWith(pair.refreshToken, stored !== null)
       // Before the write commits: the old pair is dead either way, and this process keeps working if it fails.
       this.#tokens = next
+      refreshed = true
       return { seed: refresh.seed, value: storedValue(next) }
     }))
+    return refreshed
   }
 
   /** Spends `refreshToken` at `/o/token/`. Refusals become job errors that say what to do. */
