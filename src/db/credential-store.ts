@@ -58,6 +58,9 @@ export class PgCredentialStore {
    */
   async update (name: string, fn: (current: Credential | null) => Promise<Credential | undefined>): Promise<Credential | null> {
     return transaction(this.#pool, async client => {
+      // `fn` may ask the upstream (a token refresh, bounded by its own timeout): should it hang past that, the
+      // server ends the transaction, releasing the lock and the connection, rather than holding them forever.
+      await client.query("SET LOCAL idle_in_transaction_session_timeout = '60s'")
       await lockCredential(client, name)
       const row = await selectCredential(client, name)
       const opened = row === null ? null : open(row, await this.#keys())

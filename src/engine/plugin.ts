@@ -62,6 +62,8 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   }
   app.addHook('preClose', async () => {
     await worker.stop()
+    // A token refresh may outlive the jobs that needed it: its answer holds the only copy of the rotated tokens.
+    await app.upstreams.drain()
     // No job runs now. Their upstream sockets go too: in sandbox mode one may be an idle connection to this
     // server, which the server's close would otherwise wait for (the client is otherwise closed after it).
     await app.upstreams.client.destroy()

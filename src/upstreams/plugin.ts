@@ -26,6 +26,8 @@ declare module 'fastify' {
       /** The settings an upstream runs with (live or sandbox), or undefined when it is unconfigured. */
       settingsFor (name: string): unknown
       client: UpstreamClient
+      /** Waits for the adapters' shared work in flight (see {@link UpstreamAdapter.drain}). */
+      drain (): Promise<void>
       /** Budgets and credentials shared with every replica. */
       services: UpstreamServices
     }
@@ -86,6 +88,9 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
     client,
     services,
     settingsFor,
+    async drain () {
+      await Promise.all([...adapters.values()].map(a => a.drain?.()))
+    },
     adapterFor (name: string) {
       let adapter = adapters.get(name)
       const resolved = list.find(u => u.definition.name === name)

@@ -78,12 +78,12 @@ export interface JobContext<Params = Record<string, unknown>, Checkpoint = unkno
    * What the job waits for (a request budget) and until when, shown in its `X-Progress`; null once it goes on.
    * Fire and forget: a failed write only leaves the note stale.
    */
-  reportWait (wait: BudgetWait | null): void
+  reportWait (waiter: string, wait: BudgetWait | null): void
 }
 
 /** The taker of a budget for one job: its client, and its X-Progress told while it waits. */
-export function budgetTaker (ctx: Pick<JobContext, 'clientId' | 'jobId' | 'reportWait'>): BudgetTaker {
-  return { clientId: ctx.clientId, jobId: ctx.jobId, onWait: wait => ctx.reportWait(wait) }
+export function budgetTaker (ctx: Pick<JobContext, 'clientId' | 'reportWait'>): BudgetTaker {
+  return { clientId: ctx.clientId, onWait: (waiter, wait) => ctx.reportWait(waiter, wait) }
 }
 
 /**
@@ -115,6 +115,11 @@ export interface ResourceSpec {
 export interface UpstreamAdapter {
   /** Resolves when the job's work is done, or with {@link Parked} when a webhook will finish it. */
   run (ctx: JobContext): Promise<void | Parked>
+  /**
+   * Resolves once work the adapter does for all its jobs has settled (a token refresh under way: its answer is
+   * the only copy of the rotated tokens). Called on shutdown, after the jobs stopped and before the client closes.
+   */
+  drain? (): Promise<void>
 }
 
 /** What one webhook delivery means for the gateway, as the upstream's handler reads it. */

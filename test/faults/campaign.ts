@@ -93,7 +93,7 @@ function removeStaleFolders (): void {
 }
 
 /** The campaign's files (without `.test.ts`): each reports a tally, and the summary waits for all of them. */
-const CAMPAIGN = ['upstream-faults', 'process-kill', 'replica-takeover', 'postgres-restart', 'bad-input', 'shared-upstreams']
+const CAMPAIGN = ['upstream-faults', 'process-kill', 'replica-takeover', 'postgres-restart', 'bad-input', 'shared-upstreams', 'token-rotation']
 
 function campaignFiles (): string[] {
   // A file renamed without this list being updated would make the summary wait forever: fail loudly instead.
@@ -113,7 +113,8 @@ export interface JobView {
   progress: { records: number, pagesDone: number, pagesTotal: number | null }
 }
 
-export const isTerminal = (job: JobView): boolean => !['queued', 'running'].includes(job.status)
+/** Whether a read job view is finished; a problem (a 429 of the gateway's own rate limit, say) is not a view. */
+export const isTerminal = (job: JobView): boolean => typeof job.status === 'string' && !['queued', 'running'].includes(job.status)
 
 /**
  * The hang detector: reads the job until it is terminal; null when it is still queued or running at the

@@ -30,6 +30,9 @@ export async function spawnGateway (t: TestLike, env: Record<string, string>): P
       GATEWAY_API_KEYS: `alpha:${clientKeys.alpha}`,
       WORKER_POLL_SECONDS: '1',
       LOG_LEVEL: 'info',
+      // Off unless a test sets them, as for the in-process gateways: tests poll far faster than any client would.
+      RATE_LIMIT_MAX: '0',
+      RATE_LIMIT_ANONYMOUS_MAX: '0',
       TOKEN_ENCRYPTION_KEY: testTokenKey,
       ...env,
     },

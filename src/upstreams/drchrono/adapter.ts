@@ -5,7 +5,6 @@
  * naming the pages done, so a resumed job fetches only the rest.
  */
 import type { UpstreamClient } from '../http.js'
-import { memoryServices } from '../memory-services.js'
 import { UpstreamError, budgetTaker, type JobContext, type UpstreamAdapter, type UpstreamServices } from '../types.js'
 import { DrchronoAuth, type DrchronoCredentials } from './auth.js'
 import { fetchListPage, type PageOutcome, type PollOptions } from './bulk-list.js'
@@ -48,7 +47,7 @@ function listQuery (resource: string, params: unknown): URLSearchParams {
 }
 
 /** The DrChrono adapter. One instance per gateway: it keeps refreshed tokens for later jobs. */
-export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamClient, services: UpstreamServices = memoryServices()): UpstreamAdapter {
+export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamClient, services: UpstreamServices): UpstreamAdapter {
   const auth = new DrchronoAuth(settings, client, services)
   const poll: PollOptions = {
     pollInitialMs: settings.pollInitialMs ?? DEFAULT_POLL.pollInitialMs,
@@ -145,5 +144,6 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
       if (failure !== undefined) throw failure.error
       ctx.log.debug({ pagesTotal: ledger.pages, records: ledger.count }, 'drchrono list read')
     },
+    drain: () => auth.settled(),
   }
 }

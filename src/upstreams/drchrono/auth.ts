@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto'
 import type { CredentialStore, StoredCredential } from '../credential-store.js'
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from '../http.js'
 import type { BudgetSpec, BudgetStore, BudgetTaker } from '../request-budget.js'
+import { sleep } from '../backoff.js'
 import { UpstreamError, type UpstreamServices } from '../types.js'
 import { isDue, oauthError, pairFromAnswer, pairFromStored, seedOf, storedValue, type TokenPair } from './tokens.js'
 
@@ -64,6 +65,21 @@ const unauthorized = (why: string): UpstreamError => new UpstreamError('upstream
 /** Renewals one request may go through after 401s when other replicas keep rotating the pair under it. */
 const MAX_RENEWALS = 5
 
+/** A refresh that broke off on the network may or may not have reached DrChrono: the job tries again later. */
+async function transientOnNetworkFailure<T> (request: Promise<T>): Promise<T> {
+  try {
+    return await request
+  } catch (err) {
+    if (err instanceof UpstreamError && (err.code === 'upstream_unavailable' || err.code === 'upstream_timeout')) {
+      throw new Error(`DrChrono's token endpoint could not be reached (${err.code}); the job will try again`)
+    }
+    throw err
+  }
+}
+
+/** The longest a refresh may take: it holds the credential's lock (and a database connection) meanwhile. */
+const REFRESH_TIMEOUT_MS = 15_000
+
 /** Why a pair is being renewed: DrChrono refused it, or it is about to expire. */
 type Reason = 'refused' | 'expiring'
 
@@ -89,6 +105,8 @@ export class DrchronoAuth {
   #loaded = false
   #loading: Promise<void> | null = null
   #renewing: Promise<boolean> | null = null
+  /** A pair this process refreshed (spending the stored refresh token) whose write failed: stored at the next chance. */
+  #unsaved: TokenPair | null = null
 
   constructor (creds: DrchronoCredentials, client: UpstreamClient, services: Pick<UpstreamServices, 'credentials' | 'budgets'>) {
     this.#creds = creds
@@ -102,6 +120,11 @@ export class DrchronoAuth {
     this.#refresh = refreshToken === undefined || clientId === undefined || clientSecret === undefined
       ? null
       : { clientId, clientSecret, configured, seed: seedOf({ baseUrl: creds.baseUrl, clientId, accessToken: creds.accessToken, refreshToken }) }
+  }
+
+  /** Resolves once no renewal of this process is under way (its outcome, success or not, does not matter here). */
+  async settled (): Promise<void> {
+    await this.#renewing?.catch(() => {})
   }
 
   /** Sends an authenticated request; a 401 is answered by one shared token refresh and one more try. */
@@ -193,27 +216,48 @@ export class DrchronoAuth {
     if (refresh === null) return false
     let refreshed = false
     await this.#storeStep(() => this.#store.update(DRCHRONO_CREDENTIAL, async current => {
-      const stored = this.#usable(current)
+      // A pair this process refreshed but failed to store is newer than the row, whose refresh token it spent.
+      const stored = this.#unsaved ?? this.#usable(current)
       const pair = stored ?? refresh.configured
       if (pair.accessToken !== used && !(reason === 'expiring' && isDue(pair, Date.now()))) {
         // Replaced since this process last looked (another replica refreshed, or the configuration is new).
         this.#tokens = pair
-        return undefined
+        return this.#unsaved === null ? undefined : { seed: refresh.seed, value: storedValue(pair) }
       }
       const next = await this.#refreshWith(pair.refreshToken, stored !== null)
       // Before the write commits: the old pair is dead either way, and this process keeps working if it fails.
       this.#tokens = next
+      this.#unsaved = next
       refreshed = true
       return { seed: refresh.seed, value: storedValue(next) }
+    }).then(() => { this.#unsaved = null }, async (err: unknown) => {
+      // Refreshed, then the write failed: the pair is in no one's hands but this process's. Store it before
+      // anything else happens (a failure before the refresh leaves any older unsaved pair to the next renewal).
+      if (refreshed && await this.#storeUnsaved(refresh.seed)) return
+      throw err
     }))
     return refreshed
+  }
+
+  /** Writes the unsaved pair, trying a few times (a database that restarts); true once it is stored. */
+  async #storeUnsaved (seed: string): Promise<boolean> {
+    for (let attempt = 1; attempt <= 4 && this.#unsaved !== null; attempt++) {
+      await sleep(500 * 2 ** attempt)
+      const pair = this.#unsaved
+      try {
+        await this.#store.update(DRCHRONO_CREDENTIAL, async () => ({ seed, value: storedValue(pair) }))
+        this.#unsaved = null
+        return true
+      } catch { /* still not stored: the next renewal tries again */ }
+    }
+    return false
   }
 
   /** Spends `refreshToken` at `/o/token/`. Refusals become job errors that say what to do. */
   async #refreshWith (refreshToken: string, fromStore: boolean): Promise<TokenPair> {
     const refresh = this.#refresh
     if (refresh === null) throw unauthorized('DrChrono refused the access token (401) and no refresh credentials are configured')
-    const res = await this.#client.request({
+    const res = await transientOnNetworkFailure(this.#client.request({
       method: 'POST',
       url: new URL('o/token/', `${this.#creds.baseUrl.replace(/\/+$/, '')}/`),
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
@@ -222,21 +266,26 @@ export class DrchronoAuth {
       }).toString(),
       // Not tied to the job that needed it: other jobs (of this and other replicas) wait for this same refresh.
       signal: new AbortController().signal,
-      timeoutMs: this.#creds.requestTimeoutMs,
+      // It runs inside the credential's transaction: short, and sent once. A retry of a refresh DrChrono may have
+      // acted on (a proxy's 502, a 429 after the fact) would spend the rotated, now dead refresh token.
+      timeoutMs: Math.min(this.#creds.requestTimeoutMs ?? REFRESH_TIMEOUT_MS, REFRESH_TIMEOUT_MS),
+      maxAttempts: 1,
+      retryable: () => false,
       upstream: 'drchrono',
       // Not budgeted: the token endpoint is django-oauth-toolkit's view, outside the API's throttles, and this
       // runs holding the credential lock, which must not wait out an hourly budget.
       // Refresh tokens rotate: a refresh that reached DrChrono but whose answer was lost must not be replayed
       // with the now-dead refresh token.
       idempotent: false,
-    })
+    }))
     if (res.status === 200) {
       const pair = pairFromAnswer(res, refreshToken, Date.now())
       if (pair === null) throw new UpstreamError('invalid_upstream_response', 'DrChrono answered the token refresh without an access token', 200)
       return pair
     }
-    if (res.status === 429) throw new UpstreamError('upstream_rate_limited', 'DrChrono throttled the token refresh (429)', 429)
-    if (res.status >= 500) throw new UpstreamError('upstream_unavailable', `DrChrono's token endpoint failed (${res.status})`, res.status)
+    // Not the job's fault and perhaps not the token's: the job is retried later (see the worker), and a refresh token
+    // this answer did spend is refused then, with the instructions below.
+    if (res.status === 429 || res.status >= 500) throw new Error(`DrChrono's token endpoint answered ${res.status}; the job will try again`)
     // RFC 6749 §5.2: 400 for invalid_grant (django-oauth-toolkit's answer); some servers send 401. Either is a refusal.
     const code = oauthError(res) ?? String(res.status)
     if (code === 'invalid_client') {

@@ -119,6 +119,7 @@ export class DrchronoSimulatorState {
   #failGeneration = new Map<number, number>()
   #expireNext = new Map<number, number>()
   #recent: number[] = []
+  #lostTokenAnswers = 0
   /** Every /api request of the last second, refused ones included: what the clients sent, for `peakPerSecond`. */
   #arrivals: number[] = []
   #hour = { start: 0, count: 0 }
@@ -149,6 +150,7 @@ export class DrchronoSimulatorState {
     this.#failGeneration.clear()
     this.#expireNext.clear()
     this.#recent = []
+    this.#lostTokenAnswers = 0
     this.#arrivals = []
     this.#hour = { start: 0, count: 0 }
     this.#random = mulberry32((this.options.seed ?? 1) ^ 0x5eed)
@@ -249,6 +251,21 @@ export class DrchronoSimulatorState {
     this.accessTokenExpiresAt = this.now() + expiresIn * 1000
     this.stats.tokenRefreshes++
     return { accessToken: this.accessToken, refreshToken: this.refreshToken, expiresIn }
+  }
+
+  /**
+   * The next `n` refreshes rotate the tokens and then lose their answer (a proxy's 502): the caller never learns
+   * the new pair, and its refresh token is spent.
+   */
+  loseTokenAnswers (n: number): void {
+    this.#lostTokenAnswers = n
+  }
+
+  /** Whether this refresh's answer is lost (see {@link loseTokenAnswers}). */
+  takeLostTokenAnswer (): boolean {
+    if (this.#lostTokenAnswers <= 0) return false
+    this.#lostTokenAnswers--
+    return true
   }
 
   /** Token requests wait from now until the returned function is called (a test lines up concurrent refreshes). */

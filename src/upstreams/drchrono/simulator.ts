@@ -186,6 +186,7 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
     // django-oauth-toolkit rotates both tokens: the old access and refresh tokens stop working at once.
     const pair = state.rotateTokens(form.refresh_token)
     if (pair === null) return reply.code(state.options.invalidGrantStatus ?? 400).send({ error: 'invalid_grant' })
+    if (state.takeLostTokenAnswer()) return reply.code(502).type('text/plain; charset=utf-8').send('Bad Gateway')
     return reply.send({
       access_token: pair.accessToken,
       refresh_token: pair.refreshToken,
