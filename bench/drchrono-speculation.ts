@@ -13,6 +13,7 @@ import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../src/upstreams/dr
 import { PAST_END_MODES, type PastEndMode } from '../src/upstreams/drchrono/simulator-state.js'
 import { UpstreamClient } from '../src/upstreams/http.js'
 import type { JobContext } from '../src/upstreams/types.js'
+import { memoryServices } from '../src/upstreams/memory-services.js'
 
 const PAGE_SIZE = 1000
 const GENERATION_MS = 1000
@@ -30,7 +31,7 @@ async function job (pages: number, mode: PastEndMode, speculativePages: number):
   let requests = 0
   const client = new UpstreamClient({ onEvent: e => { if (e.type !== 'retry') requests++ } })
   try {
-    const adapter = drchronoAdapter({ baseUrl: sim.url, ...SANDBOX_CREDENTIALS, pageConcurrency: CONCURRENCY, speculativePages }, client)
+    const adapter = drchronoAdapter({ baseUrl: sim.url, ...SANDBOX_CREDENTIALS, pageConcurrency: CONCURRENCY, speculativePages }, client, memoryServices())
     let records = 0
     const base = {
       jobId: 'bench', clientId: 'bench', resource: RESOURCE, params: { page_size: PAGE_SIZE }, payload: null, checkpoint: null,

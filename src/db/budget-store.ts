@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
-import { budgetWaitMs, countedSince, windowRemaining, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
+import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, windowRemaining, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
 import { query, sql, transaction, type Queryable } from './sql/sql.js'
 
 /** What the store reports for metrics. */
@@ -54,31 +54,33 @@ export class PgBudgetStore {
 
   async take (spec: BudgetSpec, taker: BudgetTaker | undefined, signal: AbortSignal): Promise<void> {
     const waiterId = randomUUID()
-    let waitedSince: number | null = null
+    let waited = false
     let told: { reason: string, until: number } | null = null
     try {
       for (;;) {
         signal.throwIfAborted()
         const attempt = await this.#attempt(spec, taker, waiterId)
-        if (attempt.granted) {
-          if (waitedSince !== null) {
-            this.#observe({ type: 'waited', upstream: spec.upstream, seconds: (performance.now() - waitedSince) / 1000 })
-            if (told !== null) taker?.onWait?.(null)
-          }
-          return
-        }
-        waitedSince ??= performance.now()
-        // Tell the job's readers once, and again only when the answer moves by more than a second.
+        if (attempt.granted) return
+        waited = true
+        // Tell the job's readers of a wait worth telling, and again only when its end moves by more than a second.
         const until = Date.now() + attempt.waitMs
-        if (told === null || told.reason !== attempt.reason || Math.abs(told.until - until) > 1000) {
+        if (told !== null ? told.reason !== attempt.reason || Math.abs(told.until - until) > 1000 : attempt.waitMs >= REPORTED_WAIT_MS) {
           told = { reason: attempt.reason, until }
-          taker?.onWait?.({ reason: attempt.reason, until: new Date(until) })
+          taker?.onWait?.(waiterId, { reason: attempt.reason, until: new Date(until) })
         }
-        await sleep(Math.min(attempt.waitMs, this.#recheckMs), undefined, { signal })
+        const slept = performance.now()
+        try {
+          await sleep(Math.min(attempt.waitMs, this.#recheckMs), undefined, { signal })
+        } finally {
+          // Counted as it passes, so an hour's wait shows while it lasts, and a cancelled one counts too.
+          this.#observe({ type: 'waited', upstream: spec.upstream, seconds: (performance.now() - slept) / 1000 })
+        }
       }
     } catch (err) {
-      if (waitedSince !== null) await this.#forget(spec.key, waiterId).catch(() => {})
+      if (waited) await this.#forget(spec.key, waiterId).catch(() => {})
       throw signal.aborted ? signal.reason : err
+    } finally {
+      if (told !== null) taker?.onWait?.(waiterId, null)
     }
   }
 
@@ -94,7 +96,11 @@ export class PgBudgetStore {
   /** One look at the budget: a request is counted and granted, or the waiter's row renewed. */
   async #attempt (spec: BudgetSpec, taker: BudgetTaker | undefined, waiterId: string): Promise<Attempt> {
     const result = await transaction(this.#pool, async db => {
-      await query(db, sql`SELECT pg_advisory_xact_lock(hashtextextended(${`upstream-budget:${spec.key}`}, 0))`)
+      // Another replica's look at the budget holds the lock for a few ms: step back rather than hold one of the
+      // pool's connections waiting for it (page saves and lease heartbeats share the pool).
+      const { rows: [lock] } = await query<{ held: boolean }>(db, sql`
+        SELECT pg_try_advisory_xact_lock(hashtextextended(${`upstream-budget:${spec.key}`}, 0)) AS held`)
+      if (lock?.held !== true) return { granted: false as const, waitMs: 5 + Math.floor(Math.random() * 20), reason: 'its turn' }
       const { rows: [clock] } = await query<{ now: number, paused: number | null }>(db, sql`
         SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now,
           (SELECT (extract(epoch FROM paused_until) * 1000)::float8 FROM upstream_budget_pauses WHERE key = ${spec.key}) AS paused`)

@@ -32,7 +32,10 @@ export function createJobContext (deps: {
   }
   const progressOf = (p: ProgressUpdate | undefined) => ({ pagesDone: p?.pagesDone, pagesTotal: p?.pagesTotal, percent: p?.percent, succeeded: p?.succeeded, failed: p?.failed })
   const lost = () => new LeaseLostError(`job ${job.id} is no longer held by this worker`)
-  // Wait notes are written in the order given, each after the last: a late "waiting" never overwrites "going on".
+  // The job's requests that wait for a budget, each with its wait. The job shows the one that ends last, and no
+  // note once none waits; notes are written in order, each after the last, and only when what they say changes.
+  const waits = new Map<string, { reason: string, until: Date }>()
+  let shown: { reason: string, until: Date } | null = null
   let waitNotes: Promise<unknown> = Promise.resolve()
   return {
     jobId: job.id,
@@ -60,8 +63,13 @@ export function createJobContext (deps: {
       const held = await mergeUpstreamInfo(pool, job.id, workerId, info)
       if (!held) await fenced(Promise.reject(lost()))
     },
-    reportWait (wait) {
-      waitNotes = waitNotes.then(() => setJobWait(pool, job.id, workerId, wait)).catch((err: Error) => {
+    reportWait (waiter, wait) {
+      if (wait === null) waits.delete(waiter)
+      else waits.set(waiter, wait)
+      const latest = [...waits.values()].reduce<{ reason: string, until: Date } | null>((a, w) => a === null || w.until > a.until ? w : a, null)
+      if (latest === shown || (latest !== null && shown !== null && latest.reason === shown.reason && latest.until.getTime() === shown.until.getTime())) return
+      shown = latest
+      waitNotes = waitNotes.then(() => setJobWait(pool, job.id, workerId, latest)).catch((err: Error) => {
         deps.log.debug({ err: err.message }, 'could not note what the job waits for')
       })
     },

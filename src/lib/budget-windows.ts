@@ -34,13 +34,18 @@ export interface BudgetWait {
   until: Date
 }
 
-/** Who takes the budget: the client owning the job (budgets are shared fairly between clients) and the job. */
+/** Who takes the budget: the client owning the job (budgets are shared fairly between clients). */
 export interface BudgetTaker {
   clientId: string
-  jobId: string
-  /** Told when the request starts waiting, and with null once it goes. */
-  onWait?: (wait: BudgetWait | null) => void
+  /**
+   * Told when a request (`waiter`, unique per request) starts a wait of a second or more, again when its end moves,
+   * and with null once it goes. Shorter waits (the per-second ceiling, a turn) are not worth telling anyone.
+   */
+  onWait?: (waiter: string, wait: BudgetWait | null) => void
 }
+
+/** The shortest wait a job's readers are told about. */
+export const REPORTED_WAIT_MS = 1000
 
 /** The requests a window counts at `now`, in the order sent. */
 function counted (w: BudgetWindow, sentAt: readonly number[], now: number): readonly number[] {
@@ -71,7 +76,7 @@ export function windowWaitMs (w: BudgetWindow, sentAt: readonly number[], now: n
  */
 export function budgetWaitMs (spec: BudgetSpec, sentAt: readonly number[], pausedUntil: number, now: number): { waitMs: number, reason: string } {
   let waitMs = Math.max(0, pausedUntil - now)
-  let reason = `${spec.upstream}'s rate limit (it answered 429)`
+  let reason = `the end of a 429 pause (${spec.upstream} asked to slow down)`
   for (const w of spec.windows) {
     const ms = windowWaitMs(w, sentAt, now)
     if (ms > waitMs) { waitMs = ms; reason = w.label }

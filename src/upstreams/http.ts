@@ -121,6 +121,11 @@ function rateLimitReset (value: string | undefined, now: number): number | undef
   return n < 1e9 ? now + n * 1000 : n * 1000
 }
 
+/** The longest window of a budget, at least a minute. */
+function longestWindowMs (spec: BudgetSpec): number {
+  return Math.max(60_000, ...spec.windows.map(w => w.windowMs))
+}
+
 /** An adapter's wait hint; one that throws (say, json() on an HTML 429 page) must not fail the request. */
 function hint (retryAfterMs: UpstreamRequest['retryAfterMs'], res: UpstreamResponse): number | undefined {
   try {
@@ -245,7 +250,9 @@ export class UpstreamClient {
       // is then the wait (the next take() sleeps through it), however long: a job never fails for waiting on
       // its budget, it shows what it waits for instead.
       const paused = limited && budget !== undefined
-      if (paused) await budget.store.pause(budget.spec, Math.max(now + delay, reset ?? 0))
+      // Never longer than the budget's longest window (an hour for DrChrono, a minute for Cliniko): a bogus
+      // Retry-After of days must not park every job of every replica; a limit that still holds answers 429 again.
+      if (paused) await budget.store.pause(budget.spec, Math.min(Math.max(now + delay, reset ?? 0), now + longestWindowMs(budget.spec)))
       if (limited ? throttles > this.#o.maxRateLimitRetries : failures >= maxAttempts) {
         throw new UpstreamError(failure, `${where} answered ${res.status} after ${attempt} attempt(s)`, res.status)
       }

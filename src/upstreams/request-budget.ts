@@ -3,10 +3,10 @@
  * PostgreSQL store the gateway uses, by every replica). The shared client takes the budget before each attempt
  * and pauses it after a 429. This module holds the contract and the in-process store that adapter tests use.
  */
-import { budgetWaitMs, countedSince, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
+import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
 import { sleep } from './backoff.js'
 
-export { windowWaitMs, type BudgetSpec, type BudgetTaker, type BudgetWait, type BudgetWindow } from '../lib/budget-windows.js'
+export type { BudgetSpec, BudgetTaker, BudgetWait, BudgetWindow } from '../lib/budget-windows.js'
 
 /** Where budgets are counted. */
 export interface BudgetStore {
@@ -32,6 +32,7 @@ export class MemoryBudgetStore implements BudgetStore {
   readonly #now: () => number
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>
   readonly #keys = new Map<string, { sent: number[], pausedUntil: number }>()
+  #waiters = 0
 
   constructor ({ now = Date.now, sleep: wait = sleep }: MemoryBudgetOptions = {}) {
     this.#now = now
@@ -40,6 +41,7 @@ export class MemoryBudgetStore implements BudgetStore {
 
   async take (spec: BudgetSpec, taker: BudgetTaker | undefined, signal: AbortSignal): Promise<void> {
     const state = this.#state(spec.key)
+    const waiter = `memory-${++this.#waiters}`
     let waiting = false
     // Waiters for the same key wake and re-check; the check and the push run without an await between them.
     for (;;) {
@@ -50,11 +52,13 @@ export class MemoryBudgetStore implements BudgetStore {
       const { waitMs, reason } = budgetWaitMs(spec, state.sent, state.pausedUntil, now)
       if (waitMs <= 0) {
         state.sent.push(now)
-        if (waiting) taker?.onWait?.(null)
+        if (waiting) taker?.onWait?.(waiter, null)
         return
       }
-      if (!waiting) taker?.onWait?.({ reason, until: new Date(now + waitMs) })
-      waiting = true
+      if (!waiting && waitMs >= REPORTED_WAIT_MS) {
+        taker?.onWait?.(waiter, { reason, until: new Date(now + waitMs) })
+        waiting = true
+      }
       await this.#sleep(waitMs, signal)
     }
   }

@@ -10,6 +10,7 @@ import { SANDBOX_CREDENTIALS, startDrchronoSimulator, type DrchronoSimulatorOpti
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { JobContext, ProgressUpdate } from '../../src/upstreams/types.js'
 import { recordTexts } from './records.js'
+import { memoryServices } from '../../src/upstreams/memory-services.js'
 
 interface TestLike { teardown (fn: () => unknown): void }
 
@@ -29,7 +30,7 @@ export async function drchronoSetup (t: TestLike, sim: DrchronoSimulatorOptions 
   })
   const adapter = drchronoAdapter({
     baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, pollInitialMs: 2, pollMaxMs: 10, ...UNMETERED, ...settings,
-  }, client)
+  }, client, memoryServices())
   return { simulator, state: simulator.state, adapter }
 }
 
@@ -124,7 +125,7 @@ export async function stubDrchrono (t: TestLike, answer: (r: StubRequest) => Stu
     await new Promise(resolve => server.close(resolve))
   })
   const { port } = server.address() as { port: number }
-  const adapter = drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pollMaxMs: 5, ...UNMETERED, ...settings }, client)
+  const adapter = drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pollMaxMs: 5, ...UNMETERED, ...settings }, client, memoryServices())
   return { adapter, seen }
 }
 

@@ -8,6 +8,7 @@ import {
 } from '../../src/upstreams/cliniko/simulator.js'
 import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
 import { recordTexts } from '../helpers/records.js'
+import { memoryServices } from '../../src/upstreams/memory-services.js'
 
 const SEED = 7
 const recordCount = 250
@@ -22,7 +23,7 @@ async function setup (t: Test, sim: ClinikoSimulatorOptions = {}, settings: Part
   })
   const adapter = clinikoAdapter({
     baseUrl: simulator.apiUrl, apiKey: SANDBOX_API_KEY, userAgent: SANDBOX_USER_AGENT, requestsPerMinute: 200, ...settings,
-  }, client)
+  }, client, memoryServices())
   return { simulator, state: simulator.state, adapter }
 }
 
@@ -232,7 +233,7 @@ async function stub (t: Test, answer: (url: URL, origin: string) => { status?: n
     server.closeAllConnections()
     await new Promise(resolve => server.close(resolve))
   })
-  const adapter = clinikoAdapter({ baseUrl: `${origin}/v1`, apiKey: 'key-au1', userAgent: 'Test (t@example.com)', requestsPerMinute: 1000 }, client)
+  const adapter = clinikoAdapter({ baseUrl: `${origin}/v1`, apiKey: 'key-au1', userAgent: 'Test (t@example.com)', requestsPerMinute: 1000 }, client, memoryServices())
   return { adapter, seen }
 }
 

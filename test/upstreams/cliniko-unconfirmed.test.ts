@@ -12,6 +12,7 @@ import {
 import { UpstreamClient, type UpstreamClientOptions, type UpstreamEvent } from '../../src/upstreams/http.js'
 import { UpstreamError, type JobContext } from '../../src/upstreams/types.js'
 import { recordTexts } from '../helpers/records.js'
+import { memoryServices } from '../../src/upstreams/memory-services.js'
 
 const data = { seed: 11, recordCount: 60 }
 const MAX_BACKOFF_MS = 10
@@ -28,7 +29,7 @@ async function setup (t: Test, sim: ClinikoSimulatorOptions = {}, settings: Part
   })
   const adapter = clinikoAdapter({
     baseUrl: simulator.apiUrl, apiKey: SANDBOX_API_KEY, userAgent: SANDBOX_USER_AGENT, requestsPerMinute: 200, ...settings,
-  }, http)
+  }, http, memoryServices())
   const get = (path: string, key = SANDBOX_API_KEY) => fetch(`${simulator.apiUrl}${path}`, {
     headers: { authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`, 'user-agent': SANDBOX_USER_AGENT, accept: 'application/json' },
   })

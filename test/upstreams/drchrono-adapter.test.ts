@@ -1,71 +1,8 @@
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { UpstreamClient } from '../../src/upstreams/http.js'
-import { drchronoAdapter, type DrchronoCheckpoint, type DrchronoSettings } from '../../src/upstreams/drchrono/adapter.js'
 import type { DrchronoResource } from '../../src/upstreams/drchrono/params.js'
-import {
-  SANDBOX_CREDENTIALS, expectedRecords, startDrchronoSimulator, type DrchronoSimulatorOptions,
-} from '../../src/upstreams/drchrono/simulator.js'
-import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
-import { UNMETERED } from '../helpers/drchrono-job.js'
-import { recordTexts } from '../helpers/records.js'
-
-/** A simulator on a loopback port and an adapter pointed at it, with tiny waits; all closed at the test's end. */
-async function setup (t: Test, sim: DrchronoSimulatorOptions = {}, settings: Partial<DrchronoSettings> = {}) {
-  const simulator = await startDrchronoSimulator({ inProgressPolls: 1, ...sim })
-  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
-  t.teardown(async () => {
-    await client.close()
-    await simulator.close()
-  })
-  const adapter = drchronoAdapter({
-    baseUrl: simulator.url, ...SANDBOX_CREDENTIALS, pollInitialMs: 2, pollMaxMs: 10, ...UNMETERED, ...settings,
-  }, client)
-  return { simulator, state: simulator.state, adapter }
-}
-
-/** The engine's side, in memory: pages by number (a page saved twice keeps its first copy), checkpoints in order. */
-function fakeJob (resource: DrchronoResource, params: Record<string, unknown>, options: {
-  checkpoint?: DrchronoCheckpoint
-  onSave?: (page: number) => void
-  /** How long each page's save takes. */
-  saveMs?: (page: number) => number
-} = {}) {
-  const controller = new AbortController()
-  const pages = new Map<number, readonly string[]>()
-  const checkpoints: DrchronoCheckpoint[] = []
-  const unsafe: number[] = []
-  const progress: Array<ProgressUpdate | undefined> = []
-  const ctx: JobContext = {
-    clientId: 'client-1',
-    reportWait () {},
-    jobId: 'job-1',
-    resource,
-    params,
-    payload: null,
-    checkpoint: options.checkpoint ?? null,
-    signal: controller.signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records, checkpoint, update) {
-      controller.signal.throwIfAborted()
-      // A transaction takes a while; checkpoints are recorded in commit order, as the database would keep them.
-      await new Promise(resolve => setTimeout(resolve, options.saveMs?.(page) ?? 0))
-      const cp = structuredClone(checkpoint as DrchronoCheckpoint)
-      // The invariant that makes resuming safe: a checkpoint never names a page whose records have not landed.
-      for (const p of cp.done) if (p !== page && !pages.has(p)) unsafe.push(p)
-      if (!pages.has(page)) pages.set(page, recordTexts(records))
-      checkpoints.push(cp)
-      progress.push(update)
-      options.onSave?.(page)
-    },
-    async saveCheckpoint (checkpoint) { checkpoints.push(checkpoint as DrchronoCheckpoint) },
-    async setUpstreamInfo () {},
-    async park () { throw new Error('DrChrono jobs never wait for a webhook') },
-  }
-  /** Stored records in result order: page, then position. */
-  const records = () => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? [])
-  return { ctx, controller, pages, checkpoints, unsafe, progress, records }
-}
+import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { UpstreamError } from '../../src/upstreams/types.js'
+import { drchronoSetup as setup, fakeJob, stubAccepted, stubDrchrono } from '../helpers/drchrono-job.js'
 
 /** The exact texts a job must store, from the simulator's own data. */
 const expected = (resource: DrchronoResource, params: Record<string, string | number | boolean>) =>
@@ -296,31 +233,13 @@ t.test('a job whose pages are already all done makes no request', async t => {
  * `postStatus` the POST's status (a number, or per page and per POST of that page, counted from 1).
  */
 async function stub (t: Test, complete: (page: number) => unknown, postStatus: number | ((page: number, nth: number) => number) = 201, pageConcurrency = 1) {
-  const { createServer } = await import('node:http')
-  const posts = new Map<number, number>()
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x')
-    const page = Number(url.searchParams.get('page') ?? url.searchParams.get('uuid'))
-    let status = 200
-    let body: unknown
-    if (req.method === 'POST') {
-      posts.set(page, (posts.get(page) ?? 0) + 1)
-      status = typeof postStatus === 'number' ? postStatus : postStatus(page, posts.get(page) ?? 0)
-      body = status === 201 ? { status: 'In progress', uuid: String(page) } : status === 404 ? { detail: 'Invalid page.' } : { detail: 'You do not have permission to perform this action.' }
-    } else {
-      body = complete(page)
-    }
-    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
-  t.teardown(async () => {
-    await client.close()
-    server.closeAllConnections()
-    await new Promise(resolve => server.close(resolve))
-  })
-  const { port } = server.address() as { port: number }
-  return drchronoAdapter({ baseUrl: `http://127.0.0.1:${port}`, accessToken: 'x', pollInitialMs: 1, pageConcurrency, ...UNMETERED }, client)
+  const { adapter } = await stubDrchrono(t, r => {
+    if (r.method !== 'POST') return { status: 200, body: complete(r.page) }
+    const status = typeof postStatus === 'number' ? postStatus : postStatus(r.page, r.nth)
+    if (status === 201) return stubAccepted(r.page)
+    return { status, body: status === 404 ? { detail: 'Invalid page.' } : { detail: 'You do not have permission to perform this action.' } }
+  }, { pageConcurrency, pollMaxMs: 10 })
+  return adapter
 }
 
 const page = (n: number, pages: number, extra: Record<string, unknown> = {}) =>

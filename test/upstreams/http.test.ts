@@ -247,7 +247,7 @@ t.test('MemoryBudgetStore: pause holds the key; abort while waiting rejects with
   const clock = fakeClock(1_000)
   const budget = new MemoryBudgetStore({ now: clock.read, sleep: clock.sleep })
   const waits: Array<BudgetWait | null> = []
-  const taker = { clientId: 'c', jobId: 'j', onWait: (w: BudgetWait | null) => waits.push(w) }
+  const taker = { clientId: 'c', onWait: (_waiter: string, w: BudgetWait | null) => waits.push(w) }
   await budget.pause(perMinute(100, 'k'), 31_000)
   await budget.take(perMinute(100, 'k'), taker, signal())
   t.equal(clock.now, 31_000)

@@ -6,7 +6,6 @@
  */
 import { createHash } from 'node:crypto'
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
-import { memoryServices } from '../memory-services.js'
 import type { BudgetSpec } from '../request-budget.js'
 import { arrayElements, memberValue, scanObject } from '../json-records.js'
 import { statusError } from '../errors.js'
@@ -99,7 +98,7 @@ function readEnvelope (res: UpstreamResponse, key: string, where: string): Envel
 }
 
 /** The Cliniko adapter. One instance per process, so every job shares its request budget. */
-export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClient, services: UpstreamServices = memoryServices()): UpstreamAdapter {
+export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClient, services: UpstreamServices): UpstreamAdapter {
   const base = settings.baseUrl.replace(/\/+$/, '')
   const baseUrl = new URL(base)
   const basePath = baseUrl.pathname.replace(/\/+$/, '')

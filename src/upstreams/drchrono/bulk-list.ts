@@ -79,6 +79,8 @@ type PollOutcome =
   | { kind: 'not-there', res: UpstreamResponse }
 
 const TRANSIENT = new Set([429, 500, 502, 503, 504])
+/** A list expired this long after its POST died of old age (DrChrono keeps a list an hour), not of a fault. */
+const OLD_LIST_MS = 50 * 60_000
 const THROTTLE_WAIT = /Expected available in (\d+(?:\.\d+)?) seconds?/
 
 function jsonOf (res: UpstreamResponse): unknown {
@@ -207,9 +209,11 @@ async function submit (auth: DrchronoAuth, t: PageTarget, what: string): Promise
  * `results` is a Complete page, and anything else (another wording, a status of another family such as PENDING,
  * only a `detail`) means not ready yet. A page that never completes ends at maxPolls with upstream_timeout.
  */
-function pollState (body: ScannedObject): 'complete' | 'failed' | 'in-progress' {
+function pollState (body: ScannedObject, res: UpstreamResponse, what: string): 'complete' | 'failed' | 'in-progress' {
   const status = memberValue(body, 'status')
-  const word = typeof status === 'string' ? status.trim().toLowerCase() : undefined
+  // Another wording is unconfirmed; a status that is not text at all is a broken answer.
+  if (status !== undefined && typeof status !== 'string') throw invalid(what, 'poll answer whose "status" is not a string', res.status)
+  const word = status?.trim().toLowerCase()
   if (word === 'error' || word === 'failed' || word === 'failure') return 'failed'
   if (word === 'complete' || word === 'completed') return 'complete'
   if (word === undefined && body.elements !== undefined && isObject(memberValue(body, 'pagination'))) return 'complete'
@@ -230,7 +234,7 @@ async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, answeredAt
       throw unexpected(res, what)
     }
     const body = pollBody(res, what)
-    const state = pollState(body)
+    const state = pollState(body, res, what)
     if (state === 'failed') return { kind: 'failed' } // defensively, a failure answered 200
     if (state === 'complete') {
       const page = completePage(res, body, t.page, what)
@@ -270,7 +274,9 @@ export async function fetchListPage (auth: DrchronoAuth, t: PageTarget, o: PollO
     // Polled only once its existence was known (page 1, or after the wait above).
     if (outcome.kind === 'not-there') return notThere(t, outcome.res, true, regenerations, what)
     if (outcome.kind === 'expired') {
-      if (++resubmits > o.maxResubmits) {
+      // A list lives an hour: one that died after most of it (its polls waited on the hourly budget) expired
+      // of old age, as the gateway let it; only lists that die young count toward giving up.
+      if (performance.now() - answeredAt < OLD_LIST_MS && ++resubmits > o.maxResubmits) {
         throw new UpstreamError('upstream_failed', `${what}: the list expired (404 Invalid uuid specified) ${resubmits} times before it could be read`, 404)
       }
       t.log.info({ page: t.page, resubmits }, 'drchrono list uuid expired; submitting the page again')

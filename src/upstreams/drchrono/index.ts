@@ -62,7 +62,8 @@ const EXAMPLES: Partial<Record<DrchronoResource, Record<string, unknown>>> = {
  */
 const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
   // Slow enough that a newcomer watches progress rise over a few seconds, as with the real DrChrono.
-  await drchronoSimulator(app, { inProgressPolls: 2, generationMs: 1500, recordCount: { appointments: 5000 }, ...opts })
+  // DrChrono's burst throttle too (about 10 a second); its hourly budget is left out, so a demo never waits an hour.
+  await drchronoSimulator(app, { inProgressPolls: 2, generationMs: 1500, recordCount: { appointments: 5000 }, maxRequestsPerSecond: 10, ...opts })
 }
 
 export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings> = {
