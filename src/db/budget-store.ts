@@ -100,7 +100,11 @@ export class PgBudgetStore {
       // pool's connections waiting for it (page saves and lease heartbeats share the pool).
       const { rows: [lock] } = await query<{ held: boolean }>(db, sql`
         SELECT pg_try_advisory_xact_lock(hashtextextended(${`upstream-budget:${spec.key}`}, 0)) AS held`)
-      if (lock?.held !== true) return { granted: false as const, waitMs: 5 + Math.floor(Math.random() * 20), reason: 'its turn' }
+      if (lock?.held !== true) {
+        // Known as waiting all the same: the replica that holds the lock gives the next request to the least served.
+        if (taker !== undefined) await this.#waiting(db, spec.key, waiterId, taker.clientId)
+        return { granted: false as const, waitMs: 5 + Math.floor(Math.random() * 20), reason: 'its turn' }
+      }
       const { rows: [clock] } = await query<{ now: number, paused: number | null }>(db, sql`
         SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now,
           (SELECT (extract(epoch FROM paused_until) * 1000)::float8 FROM upstream_budget_pauses WHERE key = ${spec.key}) AS paused`)
@@ -116,12 +120,7 @@ export class PgBudgetStore {
         reason = `its turn after another client's job (${spec.windows[0]?.label ?? spec.upstream})`
       }
       if (waitMs > 0) {
-        if (taker !== undefined) {
-          await query(db, sql`
-            INSERT INTO upstream_budget_waiters (key, waiter_id, client_id, seen_at)
-            VALUES (${spec.key}, ${waiterId}, ${taker.clientId}, clock_timestamp())
-            ON CONFLICT (key, waiter_id) DO UPDATE SET seen_at = excluded.seen_at`)
-        }
+        if (taker !== undefined) await this.#waiting(db, spec.key, waiterId, taker.clientId)
         return { granted: false as const, waitMs, reason }
       }
       await query(db, sql`
@@ -146,6 +145,14 @@ export class PgBudgetStore {
     const served = (client: string): number => grants.reduce((n, g) => n + (g.client === client ? 1 : 0), 0)
     const mine = served(clientId)
     return rows.some(r => served(r.client) < mine)
+  }
+
+  /** Records (or renews) a waiting request of `clientId`. */
+  async #waiting (db: Queryable, key: string, waiterId: string, clientId: string): Promise<void> {
+    await query(db, sql`
+      INSERT INTO upstream_budget_waiters (key, waiter_id, client_id, seen_at)
+      VALUES (${key}, ${waiterId}, ${clientId}, clock_timestamp())
+      ON CONFLICT (key, waiter_id) DO UPDATE SET seen_at = excluded.seen_at`)
   }
 
   async #forget (key: string, waiterId: string, db: Queryable = this.#pool): Promise<void> {
