@@ -14,7 +14,7 @@ import { closeConnectionsOnShutdown } from './api/connections.js'
 import { healthRoutes } from './api/health.js'
 import { jobRoutes } from './api/jobs.js'
 import { metricsRoutes } from './api/metrics.js'
-import { answerClientError, registerProblemHandlers } from './api/problem.js'
+import { answerClientError, answerFrameworkError, registerProblemHandlers } from './api/problem.js'
 import { registerRateLimits } from './api/rate-limit.js'
 import { resultRoutes } from './api/results.js'
 import { upstreamRoutes } from './api/upstreams.js'
@@ -63,6 +63,8 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
       connectionsCheckingInterval: Math.min(30_000, Math.max(250, config.REQUEST_TIMEOUT_SECONDS * 250)),
     },
     clientErrorHandler: answerClientError,
+    // Without it, Fastify's router answers a path it cannot decode with its own JSON, not a problem.
+    frameworkErrors: answerFrameworkError,
   })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)

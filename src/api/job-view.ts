@@ -33,7 +33,7 @@ export const jobSchema = z.object({
   createdAt: timestamp,
   startedAt: timestamp.nullable(),
   completedAt: timestamp.nullable().describe('When the job reached a terminal state (completed, failed or cancelled)'),
-  expiresAt: timestamp.nullable().describe('When its results are deleted: completedAt + RESULT_TTL_SECONDS'),
+  expiresAt: timestamp.nullable().describe('When its results are deleted: completedAt + RESULT_TTL_SECONDS. From then on a completed job reads `expired` and its results answer 410'),
   links: z.object({ self: z.string(), results: z.string() }),
 }).meta({ id: 'Job', description: 'A bulk job: fields are always present, null until they apply.' })
 

@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import type { JobRead } from '../db/sql/job-reads.js'
 import type { JobSummary } from '../db/sql/jobs.js'
 import { IdempotencyConflictError } from '../engine/job-service.js'
 import { upstreams } from '../upstreams/registry.js'
@@ -15,7 +16,7 @@ const listCursor = z.object({ t: z.string(), id: z.string().refine(isJobId) })
 const jsonType = 'application/json; charset=utf-8'
 
 /** The job, or a 404 for a malformed id, a missing job and another client's job alike. */
-export async function findJobOr404 (request: FastifyRequest, id: string): Promise<JobSummary> {
+export async function findJobOr404 (request: FastifyRequest, id: string): Promise<JobRead> {
   const job = isJobId(id) ? await request.server.jobs.get(request.clientId, id) : null
   if (job === null) throw new ProblemError(404, 'Not Found', `There is no job ${id}.`)
   return job
@@ -83,8 +84,10 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
       querystring: z.object({
         limit: z.coerce.number().int().min(1).max(100).default(20),
         cursor: z.string().optional().describe('`nextCursor` of the previous page'),
-        status: jobStatusSchema.optional(),
-        upstream: z.string().optional(),
+        status: jobStatusSchema.optional().describe('Jobs that read this status now: a completed job past its `expiresAt` is `expired`'),
+        // Every upstream the gateway knows, not only those UPSTREAMS serves now: jobs of one since taken out of
+        // UPSTREAMS stay listable. A name no job can have is the client's mistake (400), not an empty page.
+        upstream: z.enum(upstreams.map(u => u.name)).optional(),
       }),
       response: { 200: jobListSchema, ...errors },
     },

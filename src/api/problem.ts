@@ -3,7 +3,7 @@
  * JSON pointer; unexpected errors say nothing of their internals (no stack, SQL or upstream data).
  */
 import type { Socket } from 'node:net'
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 
 /** One invalid field: where it is (`in`), its JSON pointer inside that part, and what is wrong. */
@@ -39,7 +39,7 @@ export type Problem = z.infer<typeof problemSchema>
 
 const titles: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable',
-  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
+  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
   429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 
@@ -52,30 +52,46 @@ export function sendProblem (reply: FastifyReply, status: number, detail: string
 
 const parts: Record<string, FieldError['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
 
+/** The error handler of every route (registered by registerProblemHandlers). */
+function answerError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof ProblemError) {
+    return sendProblem(reply, err.status, err.message, { title: err.title, errors: err.errors, headers: err.headers })
+  }
+  if (Array.isArray(err.validation)) {
+    const where = parts[err.validationContext ?? 'body'] ?? 'body'
+    const seen = new Set<string>()
+    const errors = err.validation
+      .map(v => ({ in: where, pointer: v.instancePath === '/' ? '' : v.instancePath, detail: v.message ?? 'invalid' }))
+      .filter(e => !seen.has(e.pointer + '\n' + e.detail) && seen.add(e.pointer + '\n' + e.detail))
+    const fields = errors.map(e => e.pointer || '(the whole ' + where + ')').join(', ')
+    return sendProblem(reply, 400, `The request ${where} is invalid: ${fields}`, { errors })
+  }
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    // Fastify's own client errors: unparsable JSON, body too large, unsupported content type, …
+    return sendProblem(reply, status, err.message)
+  }
+  request.log.error({ err: { message: err.message, code: err.code, stack: err.stack } }, 'request failed')
+  return sendProblem(reply, 500, 'The gateway failed to handle this request. It has been logged.')
+}
+
 /** Registers the error and not-found handlers on the root instance. */
 export function registerProblemHandlers (app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    if (err instanceof ProblemError) {
-      return sendProblem(reply, err.status, err.message, { title: err.title, errors: err.errors, headers: err.headers })
-    }
-    if (Array.isArray(err.validation)) {
-      const where = parts[err.validationContext ?? 'body'] ?? 'body'
-      const seen = new Set<string>()
-      const errors = err.validation
-        .map(v => ({ in: where, pointer: v.instancePath === '/' ? '' : v.instancePath, detail: v.message ?? 'invalid' }))
-        .filter(e => !seen.has(e.pointer + '\n' + e.detail) && seen.add(e.pointer + '\n' + e.detail))
-      const fields = errors.map(e => e.pointer || '(the whole ' + where + ')').join(', ')
-      return sendProblem(reply, 400, `The request ${where} is invalid: ${fields}`, { errors })
-    }
-    const status = err.statusCode ?? 500
-    if (status >= 400 && status < 500) {
-      // Fastify's own client errors: unparsable JSON, body too large, unsupported content type, …
-      return sendProblem(reply, status, err.message)
-    }
-    request.log.error({ err: { message: err.message, code: err.code, stack: err.stack } }, 'request failed')
-    return sendProblem(reply, 500, 'The gateway failed to handle this request. It has been logged.')
-  })
+  app.setErrorHandler(answerError)
   app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`))
+}
+
+/**
+ * Fastify's frameworkErrors: what its router refuses before any route, hook or error handler runs, which it would
+ * otherwise answer with a JSON body of its own. A path whose percent-encoding does not decode (FST_ERR_BAD_URL)
+ * is the client's malformed request (400); the rest (a path parameter beyond maxParamLength: 414) keep the
+ * status Fastify gives them, as problems.
+ */
+export function answerFrameworkError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err.code === 'FST_ERR_BAD_URL') {
+    return sendProblem(reply, 400, 'The request path is not valid: a percent-encoded sequence in it does not decode to UTF-8.')
+  }
+  return answerError(err, request, reply)
 }
 
 /**

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { JobSummary } from '../db/sql/jobs.js'
+import type { JobRead } from '../db/sql/job-reads.js'
 import { jsonPage, ndjsonChunk, readResultBatch, streamResultBatches, type ResultPosition } from '../db/sql/result-stream.js'
 import { findUpstream } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
@@ -35,11 +35,13 @@ export function wantsNdjson (accept: string | undefined): boolean {
  * Results are readable once a job completed, or failed with records of a write upstream (its receipts, which
  * say what was and was not written); 409 before, 410 from expiry on (the sweeper deletes the rows within a
  * minute) and after a cancel. A failed read job's records are never served: they would pass for a whole set.
+ * Expiry is the database's judgement, made with the job's status as read: a job answers 410 exactly when it
+ * reads expired (or, failed with receipts, has passed its expiresAt), whatever this process's clock says.
  */
-function assertReadable (job: JobSummary): void {
+function assertReadable (job: JobRead): void {
   const receipts = job.status === 'failed' && job.records > 0 && findUpstream(job.upstream)?.kind === 'write'
   const hasResults = job.status === 'completed' || job.status === 'expired' || receipts
-  const expired = job.status === 'expired' || (job.expiresAt !== null && job.expiresAt.getTime() <= Date.now())
+  const expired = job.status === 'expired' || (job.msToExpiry !== null && job.msToExpiry <= 0)
   if (job.status === 'cancelled' || (hasResults && expired)) {
     throw new ProblemError(410, 'Gone', 'These results have expired and were deleted. Submit the job again (POST /jobs) to get fresh ones.')
   }

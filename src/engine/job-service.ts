@@ -4,8 +4,10 @@
  * process's cache of finished jobs' views, and tells other replicas when one changes.
  */
 import type pg from 'pg'
-import { Prisma, type Job, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
-import { findClientJob, type JobSummary } from '../db/sql/jobs.js'
+import { Prisma, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
+import { expireCompletedJob } from '../db/sql/expiry.js'
+import { findClientJob, listClientJobs, type JobListQuery, type JobRead } from '../db/sql/job-reads.js'
+import type { JobSummary } from '../db/sql/jobs.js'
 import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
 import { requestHash } from './canonical.js'
 import { JobViewCache } from './job-view-cache.js'
@@ -27,7 +29,7 @@ export class IdempotencyConflictError extends Error {
 }
 
 /** `created` false means an existing job was returned (idempotent replay or in-flight duplicate). */
-export interface CreateJobResult { job: Job, created: boolean }
+export interface CreateJobResult { job: JobSummary, created: boolean }
 
 const inFlight: JobStatus[] = ['queued', 'running']
 
@@ -76,15 +78,17 @@ export class JobService {
   }
 
   /** An idempotent replay, or an identical read job still in flight (then the key is bound to it too). */
-  private async findExisting (request: JobRequest, hash: string): Promise<Job | null> {
+  private async findExisting (request: JobRequest, hash: string): Promise<JobSummary | null> {
     if (request.idempotencyKey !== null) {
       const known = await this.prisma.idempotencyKey.findUnique({
         where: { clientId_key: { clientId: request.clientId, key: request.idempotencyKey } },
-        include: { job: true },
       })
       if (known !== null) {
         if (known.requestHash !== hash) throw new IdempotencyConflictError('this Idempotency-Key was used with a different request body')
-        return known.job
+        // Read as GET /jobs/{id} reads it: a replay long after the job completed answers it expired. A job deleted
+        // since took its key with it (ON DELETE CASCADE), so the key is free again below.
+        const job = await this.get(request.clientId, known.jobId)
+        if (job !== null) return job
       }
     }
     if (request.payload !== null && request.payload !== undefined) return null // writes are never deduplicated
@@ -101,32 +105,23 @@ export class JobService {
    * The client's job, or null (another client's job is as unknown as a missing one). `id` must be a UUID.
    * Plain SQL, not Prisma: this is the read behind every GET /jobs/{id} and every results request.
    */
-  async get (clientId: string, id: string): Promise<JobSummary | null> {
+  async get (clientId: string, id: string): Promise<JobRead | null> {
     return findClientJob(this.pool, clientId, id)
   }
 
-  /** The client's jobs, newest first, after the job `before` (a keyset cursor). */
-  async list (clientId: string, opts: { limit: number, before: { createdAt: Date, id: string } | null, status?: JobStatus | undefined, upstream?: string | undefined }): Promise<Job[]> {
-    const before = opts.before
-    return this.prisma.job.findMany({
-      where: {
-        clientId,
-        ...(opts.status !== undefined ? { status: opts.status } : {}),
-        ...(opts.upstream !== undefined ? { upstream: opts.upstream } : {}),
-        ...(before !== null
-          ? { OR: [{ createdAt: { lt: before.createdAt } }, { createdAt: before.createdAt, id: { lt: before.id } }] }
-          : {}),
-      },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take: opts.limit,
-    })
+  /**
+   * The client's jobs, newest first, after the job `before` (a keyset cursor). Plain SQL, not Prisma: the status
+   * filter matches the status as read, which the database judges (see job-reads.ts).
+   */
+  async list (clientId: string, query: JobListQuery): Promise<JobRead[]> {
+    return listClientJobs(this.pool, clientId, query)
   }
 
   /**
    * Cancels a queued or running job (its worker is told at once and stops its upstream requests), or drops a
    * completed job's results early (it becomes expired). Other terminal jobs are unchanged. Idempotent.
    */
-  async cancel (clientId: string, id: string): Promise<JobSummary | null> {
+  async cancel (clientId: string, id: string): Promise<JobRead | null> {
     const now = new Date()
     const expiresAt = new Date(now.getTime() + this.ttlSeconds * 1000)
     const cancelled = await this.prisma.job.updateMany({
@@ -134,13 +129,10 @@ export class JobService {
       data: { status: 'cancelled', finishedAt: now, expiresAt, leaseOwner: null, leaseExpiresAt: null },
     })
     if (cancelled.count === 1) await notifyCancel(this.pool, id)
-    else {
-      const expired = await this.prisma.job.updateMany({ where: { id, clientId, status: 'completed' }, data: { status: 'expired', expiresAt: now } })
-      if (expired.count === 1) {
-        // A finished job's view changed: this process forgets it now, other replicas when the notification arrives.
-        this.views.invalidate(id)
-        await notifyJobsChanged(this.pool, [id])
-      }
+    else if (await expireCompletedJob(this.pool, clientId, id)) {
+      // A finished job's view changed: this process forgets it now, other replicas when the notification arrives.
+      this.views.invalidate(id)
+      await notifyJobsChanged(this.pool, [id])
     }
     // The sweeper deletes the rows in batches; cancelled and expired jobs answer 410 from now on.
     this.onResultsDropped()

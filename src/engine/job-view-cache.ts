@@ -3,11 +3,14 @@
  * GET /jobs/{id} sends, so reading a finished job costs no database round trip.
  *
  * Such a view changes only when a DELETE expires a completed job (its status becomes `expired`) and when a
- * completed job passes `expiresAt` (the sweeper then marks it `expired`). So an entry goes:
+ * completed job reaches `expiresAt` (it reads `expired` from then on). So an entry goes:
  * - when this process expires the job (JobService.cancel), and when a `changed` notification says another
  *   replica did;
- * - once a completed job's `expiresAt` has passed: the view then comes from the database again, which answers
- *   whatever the row says (`completed` until the sweeper has run, then `expired`), as it would without a cache;
+ * - once a completed job's `expiresAt` has come: the view then comes from the database again, which answers
+ *   `expired`, as it would without a cache. The database judges that on its own clock, which this process's may
+ *   not match, so the moment is not read off `expiresAt` with this process's clock: the read tells how many
+ *   milliseconds the job had left by the database's clock, counted from a time taken before the read (so an
+ *   entry may go a little early, never late);
  * - after `maxAgeMs` at the latest, which bounds what a notification lost with a dying connection could cost;
  * - all at once whenever the LISTEN connection goes down or comes back. While it is down the cache is off:
  *   other replicas' invalidations could not arrive.
@@ -38,7 +41,15 @@ export interface CacheableJob {
   id: string
   clientId: string
   status: JobStatus
-  expiresAt: Date | null
+  /** Milliseconds the job had left until `expiresAt` when it was read, by the database's clock; null without one. */
+  msToExpiry: number | null
+}
+
+/** Taken before a database read whose result may be passed to set(). */
+export interface ReadStart {
+  generation: number
+  /** This process's clock at that moment: `msToExpiry` counts from no earlier than this. */
+  at: number
 }
 
 interface Entry { clientId: string, body: string, validUntil: number }
@@ -72,8 +83,8 @@ export class JobViewCache {
   }
 
   /** Taken before the database read whose result may be passed to set(). */
-  generation (): number {
-    return this.#generation
+  generation (): ReadStart {
+    return { generation: this.#generation, at: this.now() }
   }
 
   /**
@@ -81,9 +92,9 @@ export class JobViewCache {
    * terminal and nothing was invalidated meanwhile: an invalidation that arrived during the read may concern
    * this very job, and the row read may predate it.
    */
-  set (since: number, job: CacheableJob, body: string): void {
-    if (!this.#listening || since !== this.#generation || body.length > this.limits.maxEntryChars) return
-    const validUntil = this.#validUntil(job)
+  set (since: ReadStart, job: CacheableJob, body: string): void {
+    if (!this.#listening || since.generation !== this.#generation || body.length > this.limits.maxEntryChars) return
+    const validUntil = this.#validUntil(job, since.at)
     if (validUntil === null) return
     const key = job.id.toLowerCase()
     const old = this.#entries.get(key)
@@ -116,8 +127,11 @@ export class JobViewCache {
     return this.#entries.size
   }
 
-  /** Until when (ms since the epoch) the job's view holds, or null when it may change at any moment. */
-  #validUntil (job: CacheableJob): number | null {
+  /**
+   * Until when (ms since the epoch, this process's clock) the job's view holds, or null when it may change at any
+   * moment. A completed job's holds until its expiry: `msToExpiry` after `readAt`, so on the database's clock.
+   */
+  #validUntil (job: CacheableJob, readAt: number): number | null {
     const now = this.now()
     const latest = now + this.limits.maxAgeMs
     switch (job.status) {
@@ -125,8 +139,9 @@ export class JobViewCache {
       case 'cancelled':
         return latest
       case 'completed': {
-        const expiry = job.expiresAt?.getTime()
-        return expiry !== undefined && expiry > now ? Math.min(expiry, latest) : null
+        if (job.msToExpiry === null) return null
+        const expiry = readAt + job.msToExpiry
+        return expiry > now ? Math.min(expiry, latest) : null
       }
       default:
         return null

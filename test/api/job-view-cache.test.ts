@@ -1,8 +1,8 @@
 /**
  * GET /jobs/{id} serves finished jobs' views from a per-process cache. Two gateways (replicas) on one database:
- * the cache answers only the owning client, honours expiresAt without the sweeper, and a DELETE on either
- * replica reaches the other's cache. To tell a cached answer from a fresh one, the tests change a row behind
- * the gateways' backs, which no code path does.
+ * the cache answers only the owning client, honours expiresAt (the job then reads expired) without the sweeper,
+ * and a DELETE on either replica reaches the other's cache. To tell a cached answer from a fresh one, the tests
+ * change a row behind the gateways' backs, which no code path does.
  */
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
@@ -85,17 +85,19 @@ t.test('cache of finished jobs\' views across two replicas', async t => {
     const { rows: [row] } = await pool.query('SELECT expires_at FROM jobs WHERE id = $1', [id])
     await new Promise(resolve => setTimeout(resolve, Math.max(0, (row.expires_at as Date).getTime() - Date.now() + 50)))
     const after = JSON.parse((await read(a, id)).text)
-    const { rows: [now] } = await pool.query('SELECT status, records FROM jobs WHERE id = $1', [id])
-    t.match(after, { status: now.status, progress: { records: 12 } }, 'the answer is the row\'s, as without a cache')
+    t.match(after, { status: 'expired', progress: { records: 12 } }, 'the answer is the database\'s: expired at once, as without a cache')
+    const { rows: [now] } = await pool.query('SELECT status FROM jobs WHERE id = $1', [id])
+    t.equal(now.status, 'completed', 'though no sweep has marked the row')
     t.notOk(cached(a, id), 'and a job past expiresAt is not cached again')
   })
 
   t.test('a sweep that expires a job reaches every replica\'s cache, whatever their clocks say', async t => {
     const id = await insertJob('completed', 3_600_000)
     await readUntilCached(a, id)
-    // As if the database's clock ran an hour ahead of replica A's: the row is past expiry, A's clock says it is not.
+    // As if the database's clock jumped an hour ahead after A read the job: the row is past expiry, while A's
+    // entry counts the hour the database gave it at the read.
     await pool.query("UPDATE jobs SET expires_at = now() - interval '1 second' WHERE id = $1", [id])
-    t.equal(JSON.parse((await read(a, id)).text).status, 'completed', 'cached, by A\'s clock')
+    t.equal(JSON.parse((await read(a, id)).text).status, 'completed', 'cached, for the hour A was told')
     t.ok((await b.app.sweeper.sweep()).expired >= 1, 'replica B\'s sweep expires it (and the job of the test before)')
     await until('replica A sees the job expired', async () => JSON.parse((await read(a, id)).text).status === 'expired')
     t.pass('replica A answers expired after the sweep\'s notification')

@@ -16,32 +16,49 @@ function setup (limits: Partial<JobViewCacheLimits> = {}) {
 }
 
 const job = (over: Partial<CacheableJob> = {}): CacheableJob =>
-  ({ id, clientId: 'alpha', status: 'failed', expiresAt: null, ...over })
+  ({ id, clientId: 'alpha', status: 'failed', msToExpiry: null, ...over })
 
 t.test('caches failed, cancelled and unexpired completed jobs only', async t => {
-  const { cache, now } = setup()
+  const { cache } = setup()
   for (const status of ['queued', 'running', 'expired'] as const) {
-    cache.set(cache.generation(), job({ status, expiresAt: new Date(now() + 60_000) }), status)
+    cache.set(cache.generation(), job({ status, msToExpiry: 60_000 }), status)
     t.equal(cache.get('alpha', id), undefined, `${status} is not cached`)
   }
-  cache.set(cache.generation(), job({ status: 'completed', expiresAt: new Date(now()) }), 'past expiry')
+  cache.set(cache.generation(), job({ status: 'completed', msToExpiry: 0 }), 'past expiry')
   t.equal(cache.get('alpha', id), undefined, 'a completed job at or past expiresAt is not cached')
-  cache.set(cache.generation(), job({ status: 'completed', expiresAt: null }), 'no expiry')
+  cache.set(cache.generation(), job({ status: 'completed', msToExpiry: null }), 'no expiry')
   t.equal(cache.get('alpha', id), undefined, 'a completed job without expiresAt is not cached')
   for (const status of ['failed', 'cancelled', 'completed'] as const) {
-    cache.set(cache.generation(), job({ status, expiresAt: new Date(now() + 60_000) }), status)
+    cache.set(cache.generation(), job({ status, msToExpiry: 60_000 }), status)
     t.equal(cache.get('alpha', id), status, `${status} is cached`)
   }
 })
 
 t.test('a completed job is served until its expiresAt, not after', async t => {
-  const { cache, advance, now } = setup()
-  cache.set(cache.generation(), job({ status: 'completed', expiresAt: new Date(now() + 5000) }), 'completed')
+  const { cache, advance } = setup()
+  cache.set(cache.generation(), job({ status: 'completed', msToExpiry: 5000 }), 'completed')
   advance(4999)
   t.equal(cache.get('alpha', id), 'completed')
   advance(1)
   t.equal(cache.get('alpha', id), undefined, 'from expiresAt on the view comes from the database')
   t.equal(cache.size, 0, 'and the entry is gone')
+})
+
+t.test('expiry is counted on the database\'s clock, from before the read', async t => {
+  const { cache, advance } = setup()
+  const since = cache.generation()
+  // The read took 300 ms; the database judged the job to have 5000 ms left at some moment during it. Whatever
+  // this process's clock says of expiresAt, the entry must not outlive since + 5000.
+  advance(300)
+  cache.set(since, job({ status: 'completed', msToExpiry: 5000 }), 'completed')
+  advance(4699)
+  t.equal(cache.get('alpha', id), 'completed')
+  advance(1)
+  t.equal(cache.get('alpha', id), undefined, 'gone 5000 ms after the read began: early by the read\'s length at most, never late')
+  const slow = cache.generation()
+  advance(400)
+  cache.set(slow, job({ status: 'completed', msToExpiry: 300 }), 'expired during the read')
+  t.equal(cache.get('alpha', id), undefined, 'a job whose expiry passed while it was being read is not cached')
 })
 
 t.test('no entry outlives maxAgeMs', async t => {

@@ -10,28 +10,18 @@ import { applyEarlyDelivery, lockWebhookKey } from './webhooks.js'
 /** A job without what only its worker reads: the payload (up to 100 000 write operations) and the checkpoint. */
 export type JobSummary = Omit<Job, 'payload' | 'checkpoint'>
 
-/** Columns aliased to the Prisma model's field names, so raw rows and Prisma rows have one shape. */
-const jobSummaryColumns = sql`id, client_id AS "clientId", upstream, resource, params,
-  request_hash AS "requestHash", status, records, pages_done AS "pagesDone",
+/**
+ * Columns aliased to the Prisma model's field names, so raw rows and Prisma rows have one shape: all but `status`,
+ * which the worker reads as stored and clients as read (job-reads.ts), and the payload and checkpoint.
+ */
+export const jobFieldColumns = sql`id, client_id AS "clientId", upstream, resource, params,
+  request_hash AS "requestHash", records, pages_done AS "pagesDone",
   pages_total AS "pagesTotal", percent, succeeded, failed, waiting_for AS "waitingFor",
   wait_reason AS "waitReason", wait_until AS "waitUntil", error_code AS "errorCode", error_message AS "errorMessage",
   upstream_status AS "upstreamStatus", upstream_info AS "upstreamInfo", attempts, lease_owner AS "leaseOwner",
   lease_expires_at AS "leaseExpiresAt", run_after AS "runAfter", created_at AS "createdAt",
   started_at AS "startedAt", finished_at AS "finishedAt", expires_at AS "expiresAt"`
-export const jobColumns = sql`${jobSummaryColumns}, payload, checkpoint`
-
-/** A client's job by id, as one named statement: each pooled connection parses and plans it once. */
-const clientJobText = `SELECT ${jobSummaryColumns.toQuery().text} FROM jobs WHERE id = $1 AND client_id = $2`
-
-/**
- * The job `id` if it belongs to `clientId`, else null (another client's job is as unknown as a missing one).
- * `id` must be a UUID: PostgreSQL refuses anything else. Every poll reads this, so a write job's payload (which
- * may be tens of MB) is left in the database.
- */
-export async function findClientJob (db: Queryable, clientId: string, id: string): Promise<JobSummary | null> {
-  const { rows } = await db.query<JobSummary>({ name: 'find-client-job', text: clientJobText, values: [id, clientId] })
-  return rows[0] ?? null
-}
+export const jobColumns = sql`${jobFieldColumns}, status, payload, checkpoint`
 
 /**
  * Claims the oldest runnable job: queued and due, or running with an expired lease (its worker died).
