@@ -17,8 +17,8 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
-import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, windowRemaining, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
-import { query, sql, transaction, type Queryable } from './sql/sql.js'
+import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, windowRemaining, windowStart, type BudgetSpec, type BudgetTaker, type WindowUse } from '../lib/budget-windows.js'
+import { Sql, query, sql, transaction, type Queryable } from './sql/sql.js'
 
 /** What the store reports for metrics. */
 export type BudgetEvent =
@@ -105,17 +105,10 @@ export class PgBudgetStore {
         if (taker !== undefined) await this.#waiting(db, spec.key, waiterId, taker.clientId)
         return { granted: false as const, waitMs: 5 + Math.floor(Math.random() * 20), reason: 'its turn' }
       }
-      const { rows: [clock] } = await query<{ now: number, paused: number | null }>(db, sql`
-        SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now,
-          (SELECT (extract(epoch FROM paused_until) * 1000)::float8 FROM upstream_budget_pauses WHERE key = ${spec.key}) AS paused`)
-      const now = clock!.now
-      await query(db, sql`DELETE FROM upstream_budget_grants WHERE key = ${spec.key} AND sent_at < ${new Date(countedSince(spec, now))}`)
-      const { rows: grants } = await query<{ t: number, client: string }>(db, sql`
-        SELECT (extract(epoch FROM sent_at) * 1000)::float8 AS t, client_id AS client
-        FROM upstream_budget_grants WHERE key = ${spec.key} ORDER BY sent_at`)
-      const sent = grants.map(g => g.t)
-      let { waitMs, reason } = budgetWaitMs(spec, sent, clock!.paused ?? 0, now)
-      if (waitMs <= 0 && taker !== undefined && await this.#otherClientsTurn(db, spec.key, taker.clientId, grants, now)) {
+      const look = await this.#look(db, spec, taker?.clientId ?? '')
+      const now = look.now
+      let { waitMs, reason } = budgetWaitMs(spec, look.uses, look.paused ?? 0, now)
+      if (waitMs <= 0 && taker !== undefined && look.othersWaiting && await this.#otherClientsTurn(db, spec, taker.clientId, now)) {
         waitMs = this.#yieldMs
         reason = `its turn after another client's job (${spec.windows[0]?.label ?? spec.upstream})`
       }
@@ -123,11 +116,13 @@ export class PgBudgetStore {
         if (taker !== undefined) await this.#waiting(db, spec.key, waiterId, taker.clientId)
         return { granted: false as const, waitMs, reason }
       }
+      // One statement: count the request, forget what no window counts any more, and this request's waiter row.
       await query(db, sql`
+        WITH old AS (DELETE FROM upstream_budget_grants WHERE key = ${spec.key} AND sent_at < ${new Date(countedSince(spec, now))}),
+          done AS (DELETE FROM upstream_budget_waiters WHERE key = ${spec.key} AND waiter_id = ${waiterId})
         INSERT INTO upstream_budget_grants (key, client_id, sent_at) VALUES (${spec.key}, ${taker?.clientId ?? ''}, ${new Date(now)})`)
-      await this.#forget(spec.key, waiterId, db)
-      sent.push(now)
-      return { granted: true as const, remaining: spec.windows.map(w => ({ window: w.name, remaining: windowRemaining(w, sent, now) })) }
+      const remaining = spec.windows.map((w, i) => ({ window: w.name, remaining: windowRemaining(w, { count: (look.uses[i]?.count ?? 0) + 1, limitthNewest: null }) }))
+      return { granted: true as const, remaining }
     })
     if (result.granted) {
       for (const r of result.remaining) this.#observe({ type: 'granted', upstream: spec.upstream, ...r })
@@ -136,13 +131,54 @@ export class PgBudgetStore {
     return result
   }
 
-  /** Whether a waiting request of another client, less served in the longest window, should go first. */
-  async #otherClientsTurn (db: Queryable, key: string, clientId: string, grants: Array<{ client: string }>, now: number): Promise<boolean> {
-    await query(db, sql`DELETE FROM upstream_budget_waiters WHERE key = ${key} AND seen_at < ${new Date(now - this.#staleMs)}`)
+  /**
+   * One look at the budget, in one statement on the database's clock: the time, any pause, what each window
+   * holds (counted, never fetched: a window may hold thousands of requests), and whether another client's request
+   * waits. Only a full sliding window needs one more statement: the send time that must leave it first.
+   */
+  async #look (db: Queryable, spec: BudgetSpec, clientId: string): Promise<{ now: number, paused: number | null, uses: WindowUse[], othersWaiting: boolean }> {
+    const counts = spec.windows.map((w, i) => {
+      const ms = w.windowMs
+      const after = w.kind === 'clock'
+        ? sql`g.sent_at >= to_timestamp(floor(extract(epoch FROM c.now) * 1000 / ${ms}) * ${ms} / 1000.0)`
+        : sql`g.sent_at > c.now - make_interval(secs => ${ms / 1000})`
+      return sql`, (SELECT count(*)::int FROM upstream_budget_grants g WHERE g.key = ${spec.key} AND ${after}) AS ${new Sql([`n${i}`], [])}`
+    }).reduce((all, c) => sql`${all}${c}`, sql``)
+    const { rows: [row] } = await query<Record<string, number | boolean | null>>(db, sql`
+      WITH c AS (SELECT clock_timestamp() AS now)
+      SELECT (extract(epoch FROM c.now) * 1000)::float8 AS now,
+        (SELECT (extract(epoch FROM paused_until) * 1000)::float8 FROM upstream_budget_pauses WHERE key = ${spec.key}) AS paused,
+        EXISTS (SELECT 1 FROM upstream_budget_waiters WHERE key = ${spec.key} AND client_id <> ${clientId}) AS others
+        ${counts}
+      FROM c`)
+    const now = row!.now as number
+    const uses: WindowUse[] = []
+    for (const [i, w] of spec.windows.entries()) {
+      const count = row![`n${i}`] as number
+      let limitthNewest: number | null = null
+      if (count >= w.limit && w.kind === 'sliding') {
+        const { rows: [edge] } = await query<{ t: number }>(db, sql`
+          SELECT (extract(epoch FROM sent_at) * 1000)::float8 AS t FROM upstream_budget_grants
+          WHERE key = ${spec.key} AND sent_at > ${new Date(windowStart(w, now))} ORDER BY sent_at DESC OFFSET ${w.limit - 1} LIMIT 1`)
+        limitthNewest = edge?.t ?? null
+      }
+      uses.push({ count, limitthNewest })
+    }
+    return { now, paused: row!.paused as number | null, uses, othersWaiting: row!.others === true }
+  }
+
+  /** Whether a waiting request of another client, less served in the budget's longest window, should go first. */
+  async #otherClientsTurn (db: Queryable, spec: BudgetSpec, clientId: string, now: number): Promise<boolean> {
+    await query(db, sql`DELETE FROM upstream_budget_waiters WHERE key = ${spec.key} AND seen_at < ${new Date(now - this.#staleMs)}`)
     const { rows } = await query<{ client: string }>(db, sql`
-      SELECT DISTINCT client_id AS client FROM upstream_budget_waiters WHERE key = ${key} AND client_id <> ${clientId}`)
+      SELECT DISTINCT client_id AS client FROM upstream_budget_waiters WHERE key = ${spec.key} AND client_id <> ${clientId}`)
     if (rows.length === 0) return false
-    const served = (client: string): number => grants.reduce((n, g) => n + (g.client === client ? 1 : 0), 0)
+    const clients = [clientId, ...rows.map(r => r.client)]
+    const { rows: counts } = await query<{ client: string, n: number }>(db, sql`
+      SELECT client_id AS client, count(*)::int AS n FROM upstream_budget_grants
+      WHERE key = ${spec.key} AND sent_at >= ${new Date(countedSince(spec, now))} AND client_id = ANY(${clients}::text[])
+      GROUP BY client_id`)
+    const served = (client: string): number => counts.find(c => c.client === client)?.n ?? 0
     const mine = served(clientId)
     return rows.some(r => served(r.client) < mine)
   }

@@ -47,44 +47,51 @@ export interface BudgetTaker {
 /** The shortest wait a job's readers are told about. */
 export const REPORTED_WAIT_MS = 1000
 
-/** The requests a window counts at `now`, in the order sent. */
-function counted (w: BudgetWindow, sentAt: readonly number[], now: number): readonly number[] {
-  if (w.kind === 'clock') {
-    const start = Math.floor(now / w.windowMs) * w.windowMs
-    return sentAt.filter(t => t >= start)
-  }
-  return sentAt.filter(t => t > now - w.windowMs)
+/** The first send time a window counts at `now`: the current clock window's start, or `windowMs` ago. */
+export function windowStart (w: BudgetWindow, now: number): number {
+  return w.kind === 'clock' ? Math.floor(now / w.windowMs) * w.windowMs : now - w.windowMs
 }
 
-/** Requests a window still allows at `now`. */
-export function windowRemaining (w: BudgetWindow, sentAt: readonly number[], now: number): number {
-  return Math.max(0, w.limit - counted(w, sentAt, now).length)
+/** Whether a window counts a request sent at `t` (a sliding window's start is already out). */
+export const countsAt = (w: BudgetWindow, t: number, now: number): boolean => w.kind === 'clock' ? t >= windowStart(w, now) : t > windowStart(w, now)
+
+/**
+ * What a window holds at `now`: how many requests it counts, and the send time of the `limit`-th newest of them
+ * (null while it holds fewer): the one that must leave a full sliding window before one more fits.
+ */
+export interface WindowUse { count: number, limitthNewest: number | null }
+
+/** A window's use from the send times of its budget's requests, ascending (the in-process store's way). */
+export function windowUse (w: BudgetWindow, sentAt: readonly number[], now: number): WindowUse {
+  const inWindow = sentAt.filter(t => countsAt(w, t, now))
+  return { count: inWindow.length, limitthNewest: inWindow.length >= w.limit ? inWindow[inWindow.length - w.limit] as number : null }
 }
+
+/** Requests a window still allows. */
+export const windowRemaining = (w: BudgetWindow, use: WindowUse): number => Math.max(0, w.limit - use.count)
 
 /** How long one more request must wait under one window: to the next clock window, or until the sliding one frees a place. */
-export function windowWaitMs (w: BudgetWindow, sentAt: readonly number[], now: number): number {
-  const inWindow = counted(w, sentAt, now)
-  if (inWindow.length < w.limit) return 0
-  if (w.kind === 'clock') return Math.floor(now / w.windowMs) * w.windowMs + w.windowMs - now
-  // The oldest request that must leave the window before one more fits.
-  return (inWindow[inWindow.length - w.limit] as number) + w.windowMs - now
+export function windowWaitMs (w: BudgetWindow, use: WindowUse, now: number): number {
+  if (use.count < w.limit) return 0
+  if (w.kind === 'clock') return windowStart(w, now) + w.windowMs - now
+  return use.limitthNewest === null ? 0 : use.limitthNewest + w.windowMs - now
 }
 
 /**
- * How long one more request must wait under a budget, and why: the longest of its windows' waits and of a pause
- * (after a 429). `sentAt` are the epoch ms of the requests counted, ascending.
+ * How long one more request must wait under a budget, and why: the longest of its windows' waits (`uses`, in the
+ * order of `spec.windows`) and of a pause (after a 429).
  */
-export function budgetWaitMs (spec: BudgetSpec, sentAt: readonly number[], pausedUntil: number, now: number): { waitMs: number, reason: string } {
+export function budgetWaitMs (spec: BudgetSpec, uses: readonly WindowUse[], pausedUntil: number, now: number): { waitMs: number, reason: string } {
   let waitMs = Math.max(0, pausedUntil - now)
   let reason = `the end of a 429 pause (${spec.upstream} asked to slow down)`
-  for (const w of spec.windows) {
-    const ms = windowWaitMs(w, sentAt, now)
+  spec.windows.forEach((w, i) => {
+    const ms = windowWaitMs(w, uses[i] ?? { count: 0, limitthNewest: null }, now)
     if (ms > waitMs) { waitMs = ms; reason = w.label }
-  }
+  })
   return { waitMs, reason }
 }
 
 /** The earliest send time any window of the budget still counts: older requests can be forgotten. */
 export function countedSince (spec: BudgetSpec, now: number): number {
-  return Math.min(now, ...spec.windows.map(w => w.kind === 'clock' ? Math.floor(now / w.windowMs) * w.windowMs : now - w.windowMs))
+  return Math.min(now, ...spec.windows.map(w => windowStart(w, now)))
 }

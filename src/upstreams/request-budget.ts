@@ -3,7 +3,7 @@
  * PostgreSQL store the gateway uses, by every replica). The shared client takes the budget before each attempt
  * and pauses it after a 429. This module holds the contract and the in-process store that adapter tests use.
  */
-import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
+import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, windowUse, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
 import { sleep } from './backoff.js'
 
 export type { BudgetSpec, BudgetTaker, BudgetWait, BudgetWindow } from '../lib/budget-windows.js'
@@ -49,7 +49,7 @@ export class MemoryBudgetStore implements BudgetStore {
       const now = this.#now()
       const since = countedSince(spec, now)
       while (state.sent.length > 0 && (state.sent[0] as number) < since) state.sent.shift()
-      const { waitMs, reason } = budgetWaitMs(spec, state.sent, state.pausedUntil, now)
+      const { waitMs, reason } = budgetWaitMs(spec, spec.windows.map(w => windowUse(w, state.sent, now)), state.pausedUntil, now)
       if (waitMs <= 0) {
         state.sent.push(now)
         if (waiting) taker?.onWait?.(waiter, null)
