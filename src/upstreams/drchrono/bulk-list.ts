@@ -155,7 +155,7 @@ function pollBody (res: UpstreamResponse, what: string): ScannedObject {
  * for a page past the end, DRF's "Not found.", a proxy's HTML page, a wording nobody has seen) is read as "this
  * page is not there" and never re-POSTed: dropped for a page past the known end, held while the size is unknown,
  * and a failure, with DrChrono's detail, for a page that must exist. A misread 404 then costs at most one more
- * POST of the page, never a loop through the hourly budget (issue 9), and a wrong base URL fails on page 1.
+ * POST of the page, never a loop through the hourly budget, and a wrong base URL fails on page 1.
  */
 function isExpiredUuid (res: UpstreamResponse): boolean {
   const body = jsonOf(res)
