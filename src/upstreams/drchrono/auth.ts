@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto'
 import type { CredentialStore, StoredCredential } from '../credential-store.js'
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from '../http.js'
 import type { BudgetSpec, BudgetStore, BudgetTaker } from '../request-budget.js'
+import { untilAborted } from '../../lib/abort.js'
 import { sleep } from '../backoff.js'
 import { UpstreamError, type UpstreamServices } from '../types.js'
 import { isDue, oauthError, pairFromAnswer, pairFromStored, seedOf, storedValue, type TokenPair } from './tokens.js'
@@ -82,16 +83,6 @@ const REFRESH_TIMEOUT_MS = 15_000
 
 /** Why a pair is being renewed: DrChrono refused it, or it is about to expire. */
 type Reason = 'refused' | 'expiring'
-
-/** Rejects with `signal.reason` as soon as the signal aborts, without cancelling the shared `promise`. */
-function untilAborted<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
-}
 
 export class DrchronoAuth {
   readonly #client: UpstreamClient

@@ -2,6 +2,7 @@
  * The pages of one DrChrono job: which are saved (the checkpoint), which to ask for next, and the list's size
  * once a page has told it.
  */
+import { untilAborted } from '../../lib/abort.js'
 import { UpstreamError, type JobContext } from '../types.js'
 import type { ListPage } from './bulk-list.js'
 import { MAX_PAGE } from './params.js'
@@ -86,16 +87,7 @@ export class PageLedger {
 
   /** Resolves once the list's size is known; rejects with the signal's reason if it aborts first. */
   untilSized (signal: AbortSignal): Promise<void> {
-    if (this.pages !== null) return Promise.resolve()
-    return new Promise<void>((resolve, reject) => {
-      if (signal.aborted) { reject(signal.reason); return }
-      const onAbort = (): void => reject(signal.reason)
-      signal.addEventListener('abort', onAbort, { once: true })
-      void this.#whenSized.then(() => {
-        signal.removeEventListener('abort', onAbort)
-        resolve()
-      })
-    })
+    return this.pages !== null ? Promise.resolve() : untilAborted(this.#whenSized, signal)
   }
 
   /**
