@@ -2,7 +2,7 @@
  * The process logger: pino JSON. Redaction is the last line of defence; the first is never putting a secret
  * or a record in a log call at all (adapters log page numbers and counts, not bodies).
  */
-import { pino, type Logger } from 'pino'
+import { pino, type DestinationStream, type Logger } from 'pino'
 import type { Config } from './config.js'
 
 export const redactPaths = [
@@ -13,6 +13,22 @@ export const redactPaths = [
   'req.headers.cookie',
 ]
 
-export function createLogger (config: Pick<Config, 'LOG_LEVEL'>): Logger {
-  return pino({ level: config.LOG_LEVEL, redact: { paths: redactPaths, censor: '[redacted]' } })
+/** What a request log line says of a request: no query string, which can hold names and birth dates. */
+interface LoggedRequest { method: string, url: string, host?: string, ip?: string }
+
+/** The path of a request URL, without its query string. */
+export function pathOf (url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+export const serializers = {
+  req: (request: { method: string, url: string, host?: string, ip?: string }): LoggedRequest =>
+    ({ method: request.method, url: pathOf(request.url), host: request.host, ip: request.ip }),
+}
+
+/** The process logger (to stdout, or to `destination`: tests capture the lines). */
+export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
+  const options = { level: config.LOG_LEVEL, redact: { paths: redactPaths, censor: '[redacted]' }, serializers }
+  return destination === undefined ? pino(options) : pino(options, destination)
 }

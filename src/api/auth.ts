@@ -50,7 +50,7 @@ export function requireClientKey (app: FastifyInstance, keys: Map<string, string
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const client = clientOf(request.headers.authorization)
     if (client === null) {
-      throw new ProblemError(401, 'Unauthorized', 'Send a client key as `Authorization: Bearer <key>`.', undefined, { 'WWW-Authenticate': 'Bearer realm="bulk-gateway"' })
+      throw new ProblemError('unauthorized', 'Send a client key as `Authorization: Bearer <key>`.', { headers: { 'WWW-Authenticate': 'Bearer realm="bulk-gateway"' } })
     }
     request.clientId = client
     if (keys !== null) bindClient(request, client)

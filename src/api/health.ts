@@ -24,7 +24,7 @@ export const healthRoutes: FastifyPluginAsyncZod = async app => {
     },
   }, async () => {
     const problem = await app.db.readiness()
-    if (problem !== null) throw new ProblemError(503, 'Service Unavailable', problem, undefined, { 'Retry-After': '5' })
+    if (problem !== null) throw new ProblemError('not_ready', problem, { headers: { 'Retry-After': '5' } })
     return { status: 'ok' as const, database: 'ok' as const, migrations: 'applied' as const }
   })
 }

@@ -18,7 +18,7 @@ const jsonType = 'application/json; charset=utf-8'
 /** The job, or a 404 for a malformed id, a missing job and another client's job alike. */
 export async function findJobOr404 (request: FastifyRequest, id: string): Promise<JobRead> {
   const job = isJobId(id) ? await request.server.jobs.get(request.clientId, id) : null
-  if (job === null) throw new ProblemError(404, 'Not Found', `There is no job ${id}.`)
+  if (job === null) throw new ProblemError('job_not_found', `There is no job ${id}.`)
   return job
 }
 
@@ -53,7 +53,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
     const { upstream, resource, params, ...rest } = request.body
     if (!app.upstreams.list.some(u => u.definition.name === upstream)) {
       const detail = `upstream ${upstream} is not enabled on this gateway (it serves ${app.upstreams.list.map(u => u.definition.name).join(', ')})`
-      throw new ProblemError(400, 'Bad Request', detail, [{ in: 'body', pointer: '/upstream', detail }])
+      throw new ProblemError('validation_failed', detail, { errors: [{ in: 'body', pointer: '/upstream', detail }] })
     }
     try {
       const { job, created } = await app.jobs.create({
@@ -70,7 +70,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
       return reply.code(created ? 202 : 200).send(jobView(job))
     } catch (err) {
       if (err instanceof IdempotencyConflictError) {
-        throw new ProblemError(422, 'Unprocessable Content', err.message, [{ in: 'header', pointer: '/Idempotency-Key', detail: err.message }])
+        throw new ProblemError('idempotency_key_reused', err.message, { errors: [{ in: 'header', pointer: '/Idempotency-Key', detail: err.message }] })
       }
       throw err
     }
@@ -97,7 +97,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
     if (cursor !== undefined) {
       const decoded = decodeCursor(cursor, listCursor)
       if (decoded === null || Number.isNaN(Date.parse(decoded.t))) {
-        throw new ProblemError(400, 'Bad Request', 'The cursor is not one this API gave out.', [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }])
+        throw new ProblemError('invalid_cursor', 'The cursor is not one this API gave out.', { errors: [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }] })
       }
       before = { createdAt: new Date(decoded.t), id: decoded.id }
     }
@@ -142,7 +142,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
   }, async (request, reply) => {
     await findJobOr404(request, request.params.id)
     const job = await app.jobs.cancel(request.clientId, request.params.id)
-    if (job === null) throw new ProblemError(404, 'Not Found', `There is no job ${request.params.id}.`)
+    if (job === null) throw new ProblemError('job_not_found', `There is no job ${request.params.id}.`)
     request.log.info({ jobId: job.id, status: job.status }, 'job cancel requested')
     return reply.code(202).send(jobView(job))
   })

@@ -1,7 +1,8 @@
 /**
  * What the route schemas cannot say on their own, added to the generated OpenAPI document:
  * - errors are `application/problem+json` (routes declare their Problem responses as plain JSON);
- * - the answers every rate-limited route can give (429), and the body-carrying ones (408, 413);
+ * - the answers every rate-limited route can give (429), the body-carrying ones (408, 413, 415) and those with
+ *   a path parameter (414);
  * - `POST /jobs`'s worked examples, one per upstream and resource, on the media type itself, where Swagger
  *   UI offers them in its "Examples" menu (examples on the nested oneOf schemas never reach "Try it out").
  */
@@ -18,7 +19,9 @@ const integerHeader = (description: string) => ({ description, schema: { type: '
 
 const added: Record<string, Response> = {
   408: { description: 'Request Timeout: the whole request did not arrive within REQUEST_TIMEOUT_SECONDS' },
-  413: { description: 'Content Too Large: the body is over this route\'s limit' },
+  413: { description: 'Content Too Large: the body is over this route\'s limit (`body_too_large`)' },
+  414: { description: 'URI Too Long: a path parameter is longer than any valid value (`uri_too_long`)' },
+  415: { description: 'Unsupported Media Type: the body\'s Content-Type is not one this route reads (`unsupported_media_type`)' },
   429: {
     description: 'Too Many Requests: over the rate limit (per client key; per IP without one)',
     headers: {
@@ -59,7 +62,8 @@ export function completeResponses<T> (document: T, upstreams: readonly AnyUpstre
       }
       const extra = [
         ...(exemptFromRateLimits(path) ? [] : ['429']),
-        ...(operation.requestBody !== undefined || ['post', 'put', 'patch'].includes(method) ? ['408', '413'] : []),
+        ...(operation.requestBody !== undefined || ['post', 'put', 'patch'].includes(method) ? ['408', '413', '415'] : []),
+        ...(path.includes('{') ? ['414'] : []),
       ]
       for (const status of extra) {
         responses[status] ??= { ...added[status], content: { 'application/problem+json': problem } }

@@ -5,26 +5,29 @@
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
+import { PROBLEM_TYPES, codeForClientStatus, problemTypeUri, type ProblemCode } from './problem-codes.js'
 
 /** One invalid field: where it is (`in`), its JSON pointer inside that part, and what is wrong. */
 export interface FieldError { in: 'body' | 'query' | 'path' | 'header', pointer: string, detail: string }
 
-/** An error a client caused (or may retry), answered as problem+json with `status`. */
+/** An error a client caused (or may retry), answered as problem+json with its code's status and title. */
 export class ProblemError extends Error {
-  constructor (
-    readonly status: number,
-    readonly title: string,
-    detail: string,
-    readonly errors?: FieldError[],
-    readonly headers?: Record<string, string>,
-  ) {
+  readonly status: number
+  readonly errors?: FieldError[]
+  readonly headers?: Record<string, string>
+
+  constructor (readonly code: ProblemCode, detail: string, extra: { errors?: FieldError[], headers?: Record<string, string> } = {}) {
     super(detail)
     this.name = 'ProblemError'
+    this.status = PROBLEM_TYPES[code].status
+    this.errors = extra.errors
+    this.headers = extra.headers
   }
 }
 
 export const problemSchema = z.object({
-  type: z.string().describe('A URI naming the problem type; `about:blank` when the status says it all'),
+  type: z.string().describe('A URI naming the problem type, one per `code` (`tag:bulk-gateway,2026:problem:<code>`)'),
+  code: z.enum(Object.keys(PROBLEM_TYPES) as [ProblemCode, ...ProblemCode[]]).describe('The stable code of the problem (the README lists them): branch on it, not on `detail`'),
   title: z.string(),
   status: z.number().int(),
   detail: z.string(),
@@ -37,17 +40,18 @@ export const problemSchema = z.object({
 
 export type Problem = z.infer<typeof problemSchema>
 
-const titles: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 405: 'Method Not Allowed', 406: 'Not Acceptable',
-  408: 'Request Timeout', 409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
-  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
+export function sendProblem (reply: FastifyReply, code: ProblemCode, detail: string, extra: { errors?: FieldError[], headers?: Record<string, string> } = {}): FastifyReply {
+  reply.header('content-type', 'application/problem+json; charset=utf-8')
+  for (const [name, value] of Object.entries(extra.headers ?? {})) reply.header(name, value)
+  return reply.code(PROBLEM_TYPES[code].status).serializer(JSON.stringify).send(problemBody(code, detail, extra.errors))
 }
 
-export function sendProblem (reply: FastifyReply, status: number, detail: string, extra: { title?: string, errors?: FieldError[], headers?: Record<string, string> } = {}): FastifyReply {
-  const body: Problem = { type: 'about:blank', title: extra.title ?? titles[status] ?? 'Error', status, detail }
-  if (extra.errors !== undefined) body.errors = extra.errors
-  for (const [name, value] of Object.entries(extra.headers ?? {})) reply.header(name, value)
-  return reply.code(status).type('application/problem+json; charset=utf-8').serializer(JSON.stringify).send(body)
+/** The body of a problem with this code. */
+export function problemBody (code: ProblemCode, detail: string, errors?: FieldError[]): Problem {
+  const { status, title } = PROBLEM_TYPES[code]
+  const body: Problem = { type: problemTypeUri(code), code, title, status, detail }
+  if (errors !== undefined) body.errors = errors
+  return body
 }
 
 const parts: Record<string, FieldError['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
@@ -55,7 +59,7 @@ const parts: Record<string, FieldError['in']> = { body: 'body', querystring: 'qu
 /** The error handler of every route (registered by registerProblemHandlers). */
 function answerError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof ProblemError) {
-    return sendProblem(reply, err.status, err.message, { title: err.title, errors: err.errors, headers: err.headers })
+    return sendProblem(reply, err.code, err.message, { errors: err.errors, headers: err.headers })
   }
   if (Array.isArray(err.validation)) {
     const where = parts[err.validationContext ?? 'body'] ?? 'body'
@@ -64,21 +68,24 @@ function answerError (err: FastifyError, request: FastifyRequest, reply: Fastify
       .map(v => ({ in: where, pointer: v.instancePath === '/' ? '' : v.instancePath, detail: v.message ?? 'invalid' }))
       .filter(e => !seen.has(e.pointer + '\n' + e.detail) && seen.add(e.pointer + '\n' + e.detail))
     const fields = errors.map(e => e.pointer || '(the whole ' + where + ')').join(', ')
-    return sendProblem(reply, 400, `The request ${where} is invalid: ${fields}`, { errors })
+    return sendProblem(reply, 'validation_failed', `The request ${where} is invalid: ${fields}`, { errors })
   }
   const status = err.statusCode ?? 500
   if (status >= 400 && status < 500) {
     // Fastify's own client errors: unparsable JSON, body too large, unsupported content type, …
-    return sendProblem(reply, status, err.message)
+    return sendProblem(reply, codeForClientStatus(status), err.message)
   }
-  request.log.error({ err: { message: err.message, code: err.code, stack: err.stack } }, 'request failed')
-  return sendProblem(reply, 500, 'The gateway failed to handle this request. It has been logged.')
+  // The stack only at debug: at info a log line says what failed, never where in the code (nor what data it held).
+  // (Not under pino's `err` key, whose serializer adds a `stack` member of its own.)
+  request.log.error({ failure: { message: err.message, code: err.code } }, 'request failed')
+  request.log.debug({ failure: { stack: err.stack } }, 'request failed: stack')
+  return sendProblem(reply, 'internal_error', 'The gateway failed to handle this request. It has been logged.')
 }
 
 /** Registers the error and not-found handlers on the root instance. */
 export function registerProblemHandlers (app: FastifyInstance): void {
   app.setErrorHandler(answerError)
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, `No route for ${request.method} ${request.url.split('?')[0]}`))
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, 'route_not_found', `No route for ${request.method} ${request.url.split('?')[0]}`))
 }
 
 /**
@@ -89,7 +96,7 @@ export function registerProblemHandlers (app: FastifyInstance): void {
  */
 export function answerFrameworkError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err.code === 'FST_ERR_BAD_URL') {
-    return sendProblem(reply, 400, 'The request path is not valid: a percent-encoded sequence in it does not decode to UTF-8.')
+    return sendProblem(reply, 'malformed_request', 'The request path is not valid: a percent-encoded sequence in it does not decode to UTF-8.')
   }
   return answerError(err, request, reply)
 }
@@ -100,13 +107,13 @@ export function answerFrameworkError (err: FastifyError, request: FastifyRequest
  */
 export function answerClientError (err: Error & { code?: string }, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return
-  const [status, detail] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-    ? [408, 'The request did not arrive in time.']
+  const [code, detail]: [ProblemCode, string] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? ['request_timeout', 'The request did not arrive in time.']
     : err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'The request headers are too large.']
-      : [400, 'The request is not valid HTTP.']
-  const title = titles[status] ?? 'Error'
-  const body = JSON.stringify({ type: 'about:blank', title, status, detail } satisfies Problem)
+      ? ['headers_too_large', 'The request headers are too large.']
+      : ['malformed_request', 'The request is not valid HTTP.']
+  const { status, title } = PROBLEM_TYPES[code]
+  const body = JSON.stringify(problemBody(code, detail))
   if (socket.writable) {
     socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)

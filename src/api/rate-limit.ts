@@ -49,7 +49,7 @@ export async function registerRateLimits (app: FastifyInstance, config: Config):
     onExceeded: (request, key) => {
       request.log.warn({ limitedBy: key.startsWith('client:') ? 'client' : 'ip' }, 'rate limit exceeded')
     },
-    errorResponseBuilder: (_request, context) => new ProblemError(429, 'Too Many Requests',
+    errorResponseBuilder: (_request, context) => new ProblemError('rate_limited',
       `Rate limit reached: ${context.max} requests per ${config.RATE_LIMIT_WINDOW_SECONDS} s. Retry after ${context.after}.`),
   })
   app.addHook('onRequest', app.rateLimit())

@@ -43,10 +43,10 @@ function assertReadable (job: JobRead): void {
   const hasResults = job.status === 'completed' || job.status === 'expired' || receipts
   const expired = job.status === 'expired' || (job.msToExpiry !== null && job.msToExpiry <= 0)
   if (job.status === 'cancelled' || (hasResults && expired)) {
-    throw new ProblemError(410, 'Gone', 'These results have expired and were deleted. Submit the job again (POST /jobs) to get fresh ones.')
+    throw new ProblemError('results_expired', 'These results have expired and were deleted. Submit the job again (POST /jobs) to get fresh ones.')
   }
   if (!hasResults) {
-    throw new ProblemError(409, 'Conflict', `The job is ${job.status}: results are readable once it has completed. Poll GET /jobs/${job.id}.`)
+    throw new ProblemError('results_not_ready', `The job is ${job.status}: results are readable once it has completed. Poll GET /jobs/${job.id}.`)
   }
 }
 
@@ -93,7 +93,7 @@ export const resultRoutes: FastifyPluginAsyncZod = async app => {
     let after: ResultPosition | null = null
     if (cursor !== undefined) {
       const decoded = decodeCursor(cursor, positionSchema)
-      if (decoded === null) throw new ProblemError(400, 'Bad Request', 'The cursor is not one this API gave out.', [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }])
+      if (decoded === null) throw new ProblemError('invalid_cursor', 'The cursor is not one this API gave out.', { errors: [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }] })
       after = { page: decoded[0], position: decoded[1] }
     }
     const batch = await readResultBatch(pool, job.id, after, limit + 1)

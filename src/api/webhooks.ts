@@ -30,7 +30,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ttlSeconds: number }> = asyn
     const definition = app.upstreams.list.find(u => u.definition.name === request.params.upstream && u.mode !== 'unconfigured')?.definition
     const settings = definition === undefined ? undefined : app.upstreams.settingsFor(definition.name)
     if (definition?.webhook === undefined || settings === undefined) {
-      throw new ProblemError(404, 'Not Found', `No webhooks are received for ${request.params.upstream}.`)
+      throw new ProblemError('webhook_not_found', `No webhooks are received for ${request.params.upstream}.`)
     }
     const rawBody = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
     let result
@@ -39,7 +39,7 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ttlSeconds: number }> = asyn
     } catch (err) {
       if (!(err instanceof WebhookRejected)) throw err
       app.metrics.observe.webhookDelivery(definition.name, 'rejected')
-      throw new ProblemError(err.status, err.status === 401 ? 'Unauthorized' : 'Bad Request', err.message)
+      throw new ProblemError(err.status === 401 ? 'webhook_signature_invalid' : 'webhook_malformed', err.message)
     }
     // The upstream decides its acknowledgement's status; the route's schema documents the usual 200.
     if (result.kind === 'reply') {

@@ -18,7 +18,7 @@ t.test('unknown list filters and undecodable paths are 400 problems', async t =>
       const res = await gw.request(`/jobs?${query}`)
       t.equal(res.status, 400, query)
       t.equal(res.headers.get('content-type'), problemType, `${query}: problem+json`)
-      t.match(await res.json(), { type: 'about:blank', title: 'Bad Request', status: 400, errors: [{ in: 'query', pointer }] }, `${query}: names ${pointer}`)
+      t.match(await res.json(), { type: 'tag:bulk-gateway,2026:problem:validation_failed', code: 'validation_failed', title: 'Bad Request', status: 400, errors: [{ in: 'query', pointer }] }, `${query}: names ${pointer}`)
     }
     for (const query of ['upstream=cliniko', 'upstream=metriport&status=expired', 'status=cancelled']) {
       const res = await gw.request(`/jobs?${query}`)
@@ -38,8 +38,8 @@ t.test('unknown list filters and undecodable paths are 400 problems', async t =>
       t.equal(res.status, 400, name)
       t.equal(res.headers.get('content-type'), problemType, `${name}: problem+json`)
       const problem = await res.json()
-      t.match(problem, { type: 'about:blank', title: 'Bad Request', status: 400, detail: String }, `${name}: the problem shape`)
-      t.notOk('code' in problem || 'statusCode' in problem || 'error' in problem, `${name}: none of Fastify's own members`)
+      t.match(problem, { type: 'tag:bulk-gateway,2026:problem:malformed_request', code: 'malformed_request', title: 'Bad Request', status: 400, detail: String }, `${name}: the problem shape`)
+      t.notOk('statusCode' in problem || 'error' in problem, `${name}: none of Fastify's own members`)
     }
   })
 
@@ -47,6 +47,6 @@ t.test('unknown list filters and undecodable paths are 400 problems', async t =>
     const res = await gw.request(`/jobs/${'a'.repeat(101)}`)
     t.equal(res.status, 414)
     t.equal(res.headers.get('content-type'), problemType)
-    t.match(await res.json(), { type: 'about:blank', title: 'URI Too Long', status: 414 })
+    t.match(await res.json(), { type: 'tag:bulk-gateway,2026:problem:uri_too_long', code: 'uri_too_long', title: 'URI Too Long', status: 414 })
   })
 })

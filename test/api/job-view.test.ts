@@ -51,7 +51,7 @@ t.test('a page of job views serialises as zod serialised it', async t => {
 })
 
 t.test('other response schemas (problems) keep zod\'s serialiser', async t => {
-  const problem = { type: 'about:blank', title: 'Not Found', status: 404, detail: 'There is no job x.' }
+  const problem = { type: 'tag:bulk-gateway,2026:problem:job_not_found', code: 'job_not_found', title: 'Not Found', status: 404, detail: 'There is no job x.' }
   t.equal(jobViewSerializerCompiler(route(problemSchema))(problem), viaZod(problemSchema)(problem))
   t.throws(() => jobViewSerializerCompiler(route(problemSchema))({ title: 1 }), 'and zod still checks them')
 })

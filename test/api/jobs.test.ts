@@ -84,7 +84,7 @@ t.test('job API', async t => {
     t.equal((await gw.request('/jobs', { key: null })).status, 401)
     const wrong = await gw.request('/upstreams', { key: 'not-a-key-at-all' })
     t.equal(wrong.status, 401)
-    t.match(await wrong.json(), { status: 401, type: 'about:blank' })
+    t.match(await wrong.json(), { status: 401, code: 'unauthorized', type: 'tag:bulk-gateway,2026:problem:unauthorized' })
     const job = await (await gw.request('/jobs', { method: 'POST', body: json({ ...body, params: { since: '2021-01-01' } }) })).json()
     t.equal((await gw.request(`/jobs/${job.id}`, { key: clientKeys.beta })).status, 404)
     t.equal((await gw.request(`/jobs/${job.id}/results`, { key: clientKeys.beta })).status, 404)

@@ -5,10 +5,9 @@
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { pino } from 'pino'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { redactPaths } from '../../src/logger.js'
+import { createLogger } from '../../src/logger.js'
 import { testDatabase } from './database.js'
 
 interface TestLike { teardown (fn: () => unknown): void }
@@ -39,7 +38,7 @@ export async function startGateway (t: TestLike, opts: {
   env?: Record<string, string>
   startWorkers?: boolean
   databaseUrl?: string
-  logLevel?: string
+  logLevel?: Config['LOG_LEVEL']
 } = {}): Promise<TestGateway> {
   const databaseUrl = opts.databaseUrl ?? await testDatabase(t)
   const config = loadConfig({
@@ -58,7 +57,7 @@ export async function startGateway (t: TestLike, opts: {
   })
   const logs: string[] = []
   const sink = new Writable({ write (chunk: Buffer, _enc, done) { logs.push(chunk.toString('utf8')); done() } })
-  const logger = pino({ level: opts.logLevel ?? 'info', redact: { paths: redactPaths, censor: '[redacted]' } }, sink)
+  const logger = createLogger({ LOG_LEVEL: opts.logLevel ?? 'info' }, sink)
   const app = await buildApp(config, { databaseUrl, logger, startWorkers: opts.startWorkers ?? true })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
