@@ -59,6 +59,9 @@ t.test('a completed job reads expired from expiresAt on, before the sweeper mark
   t.same(await list(gw, '&status=completed'), [], '?status=completed no longer lists it')
   t.same((await list(gw, '&status=expired')).map(j => j.id), [completed.id], '?status=expired does')
   t.same((await list(gw, '&status=failed')).map(j => j.id), [failed.id])
+  const metrics = await (await gw.request('/metrics', { key: null })).text()
+  const gauge = (status: string): string | undefined => new RegExp(`^bulk_gateway_jobs\\{[^}]*status="${status}"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1]
+  t.same([gauge('completed'), gauge('expired')], ['0', '1'], 'the jobs gauge of /metrics counts it expired too')
 
   const replay = await submit(gw, { since: '2024-02-01' }, key)
   t.equal(replay.status, 200)
