@@ -3,7 +3,8 @@
 # bulk-gateway container image.
 #
 #   docker build -t bulk-gateway .
-#   docker run --rm -p 3000:3000 -e DATABASE_URL=postgres://… -e GATEWAY_API_KEYS=app:<key> bulk-gateway
+#   docker run --rm -p 3000:3000 -e DATABASE_URL=postgres://… -e GATEWAY_API_KEYS=app:<key of 32+ characters>
+#     -e PUBLIC_BASE_URL=https://gateway.example.org bulk-gateway   (one command)
 #
 # The image always runs with DATABASE_URL: the embedded PostgreSQL that `npm start` falls back to without it is
 # for development only (its binaries, an optional dependency, are not in the image; without DATABASE_URL the

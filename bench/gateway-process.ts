@@ -69,7 +69,8 @@ export const UNMETERED_DRCHRONO: Readonly<Record<string, string>> = { DRCHRONO_R
 
 export async function startGateway (databaseUrl: string, env: Record<string, string>): Promise<GatewayProcess> {
   const port = await freePort()
-  const key = randomBytes(18).toString('base64url')
+  // 32 characters: production refuses shorter client keys.
+  const key = randomBytes(24).toString('base64url')
   // BENCH_CPU_PROF=<dir>: each gateway writes a V8 CPU profile there when it exits (open it in Chrome DevTools,
   // or summarise it with bench/profile-summary.ts). BENCH_GATEWAY_NODE_FLAGS: more node flags, e.g. --trace-gc.
   const profile = process.env.BENCH_CPU_PROF
@@ -85,6 +86,7 @@ export async function startGateway (databaseUrl: string, env: Record<string, str
       NODE_ENV: 'production',
       HOST: '127.0.0.1',
       PORT: String(port),
+      PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
       DATABASE_URL: databaseUrl,
       GATEWAY_API_KEYS: `bench:${key}`,
       SANDBOX: 'false',

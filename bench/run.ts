@@ -4,7 +4,7 @@
  * Prints the table and writes bench/results.json. bench/PERFORMANCE.md says what each line means.
  *
  * Settings (environment): BENCH_DRCHRONO_CONCURRENCY (10), BENCH_RECORDS (1000000), BENCH_LOAD_SECONDS (8),
- * BENCH_ONLY (comma-separated: drchrono, cliniko, bulk; or api: target 4 alone, on a small job, not part of the default).
+ * BENCH_ONLY (comma-separated: drchrono, cliniko, bulk, readers, sweep, post; or api: target 4 alone, on a small job, not part of the default).
  */
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +15,9 @@ import { apiOverheadAlone } from './scenarios/api-overhead.js'
 import { bulkJob } from './scenarios/bulk-job.js'
 import { clinikoTwoReplicas, clinikoUnderRateLimit } from './scenarios/cliniko-rate-limit.js'
 import { drchronoEndToEnd } from './scenarios/drchrono-end-to-end.js'
+import { maxPost } from './scenarios/max-post.js'
+import { slowReaders } from './scenarios/slow-readers.js'
+import { sweepAtScale } from './scenarios/sweep.js'
 
 function integer (name: string, fallback: number, min: number, max: number): number {
   const raw = process.env[name]
@@ -29,7 +32,7 @@ const settings = {
   records: integer('BENCH_RECORDS', 1_000_000, 1000, 1_000_000),
   loadSeconds: integer('BENCH_LOAD_SECONDS', 8, 1, 120),
 }
-const only = new Set((process.env.BENCH_ONLY ?? 'drchrono,cliniko,bulk').split(',').map(s => s.trim()).filter(Boolean))
+const only = new Set((process.env.BENCH_ONLY ?? 'drchrono,cliniko,bulk,readers,sweep,post').split(',').map(s => s.trim()).filter(Boolean))
 const started = performance.now()
 const log = (message: string): void => {
   process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}\n`)
@@ -54,6 +57,9 @@ try {
       [['6a', 'Cliniko under its rate limit', '≤ 1.1× bound'], ['6b', 'Cliniko 429s', '≤ 1 per 1000'], ['6c', 'Cliniko, two replicas on one key', '≤ 1.15× bound']]],
     ['bulk', () => bulkJob(db.url, { records: settings.records, concurrency: settings.drchronoConcurrency, loadSeconds: settings.loadSeconds }, log),
       [['2', 'Ingest', '≥ 50% of COPY, ≥ 50,000 rec/s'], ['3', 'Read', '≥ 60% of COPY, p99 < 50 ms'], ['4', 'API overhead', '≥ 30%'], ['5', 'Memory', '< 250 MB']]],
+    ['readers', () => slowReaders(db.url, log), [['7', 'Memory, slow NDJSON readers', '≤ 6 × 4 × (batch cap + record) + 32 MB']]],
+    ['sweep', () => sweepAtScale(db.url, { historicJobs: 1_000_000, liveRows: 1_000_000 }, log), [['8', 'Sweep with 1M historic jobs, 1M live rows', '≤ 1.5× empty history']]],
+    ['post', () => maxPost(db.url, log), [['9a', 'GET /health/live during the max POST /jobs', 'p99 ≤ 10× idle, loop delay ≤ 200 ms'], ['9b', 'max POST /jobs (100,000 Clinia operations)', '202']]],
     // Line 4 alone, for work on it (bulk measures it too, on its million-record job).
     ['api', () => apiOverheadAlone(db.url, { loadSeconds: settings.loadSeconds }, log), [['4', 'API overhead', '≥ 30%']]],
   ]

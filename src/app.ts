@@ -95,11 +95,19 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
 
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
-  await app.register(webhookRoutes, { ttlSeconds: config.RESULT_TTL_SECONDS })
+  await app.register(webhookRoutes, {
+    ttlSeconds: config.RESULT_TTL_SECONDS,
+    failures: { limit: config.WEBHOOK_FAILURE_LIMIT, windowSeconds: config.WEBHOOK_FAILURE_WINDOW_SECONDS },
+  })
   await app.register(async api => {
     requireClientKey(api, config.GATEWAY_API_KEYS)
     await api.register(jobRoutes)
-    await api.register(resultRoutes)
+    await api.register(resultRoutes, {
+      pageMaxBytes: config.RESULT_PAGE_MAX_BYTES,
+      batchMaxBytes: config.RESULT_BATCH_MAX_BYTES,
+      stallSeconds: config.RESULT_STREAM_STALL_SECONDS,
+      maxStreamsPerClient: config.MAX_RESULT_STREAMS_PER_CLIENT,
+    })
     await api.register(upstreamRoutes)
   })
   return app

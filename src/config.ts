@@ -5,7 +5,12 @@
  */
 import { z } from 'zod'
 import { TokenKey, decodeTokenKey } from './db/credential-crypto.js'
+import { defaultHost, exposureProblems } from './config-exposure.js'
 import { upstreams, variablesOf, type AnyUpstream } from './upstreams/registry.js'
+import {
+  DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_MAX_BYTES_IN_FLIGHT, DEFAULT_MAX_RECORD_BYTES, DEFAULT_REQUEST_DEADLINE_MS, type ResponseLimitOptions,
+} from './upstreams/response-limits.js'
+import { parseAllowedOrigins } from './upstreams/url-guard.js'
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback)
 
@@ -70,10 +75,38 @@ const tokenKey = z.preprocess(v => (v === '' ? undefined : v), z.string().option
 
 const count = (fallback: number) => z.coerce.number().int().min(0).default(fallback)
 
+/** A size in bytes, at least 1 KiB: a smaller limit is a typo, not a setting. */
+const bytes = (fallback: number) => z.coerce.number().int().min(1024).max(Number.MAX_SAFE_INTEGER).default(fallback)
+
+/** UPSTREAM_MAX_RESPONSE_BYTES: `upstream:bytes` pairs overriding the per-upstream limits of response-limits.ts. */
+const responseBytesByUpstream = z.string().optional().transform((value, ctx) => {
+  const limits: Record<string, number> = {}
+  for (const pair of (value ?? '').split(',').map(s => s.trim()).filter(Boolean)) {
+    const [name = '', size = ''] = pair.split(':').map(s => s.trim())
+    if (!upstreams.some(u => u.name === name) || !/^\d+$/.test(size) || Number(size) < 1024) {
+      ctx.addIssue({ code: 'custom', message: `expected upstream:bytes pairs separated by commas (e.g. drchrono:134217728; at least 1024 bytes), got "${pair}"` })
+      return z.NEVER
+    }
+    limits[name] = Number(size)
+  }
+  return limits
+})
+
+/** UPSTREAM_ALLOWED_ORIGINS: `scheme://host:port,...` that URLs an upstream supplies may reach (see url-guard.ts). */
+const allowedOrigins = z.string().optional().transform((value, ctx) => {
+  const parsed = parseAllowedOrigins(value)
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', message: parsed.problem })
+    return z.NEVER
+  }
+  return parsed.origins
+})
+
 export const coreEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  // Unset: 0.0.0.0 with GATEWAY_API_KEYS, 127.0.0.1 without (config-exposure.ts).
+  HOST: z.string().min(1).optional(),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL').optional(),
   DATA_DIR: z.string().min(1).default('./.data'),
   RESULT_TTL_SECONDS: seconds(3600),
@@ -81,6 +114,7 @@ export const coreEnvSchema = z.object({
   TRUST_PROXY: trustProxy,
   PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   SANDBOX: z.stringbool().optional(),
+  ALLOW_OPEN_ACCESS: z.stringbool().default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   WORKER_CONCURRENCY: z.coerce.number().int().min(0).max(64).default(4),
   LEASE_SECONDS: seconds(30),
@@ -92,16 +126,37 @@ export const coreEnvSchema = z.object({
   RATE_LIMIT_MAX: count(1200),
   RATE_LIMIT_ANONYMOUS_MAX: count(300),
   RATE_LIMIT_WINDOW_SECONDS: seconds(60),
+  // Queued plus running jobs one client may have at once; 0 = no limit (job-insert.ts).
+  MAX_ACTIVE_JOBS_PER_CLIENT: count(20),
+  // Refused webhook deliveries (bad signature, too large) per source address and window; 0 = off (webhooks.ts).
+  WEBHOOK_FAILURE_LIMIT: count(10),
+  WEBHOOK_FAILURE_WINDOW_SECONDS: seconds(600),
   REQUEST_TIMEOUT_SECONDS: seconds(60),
+  UPSTREAM_MAX_RESPONSE_BYTES: responseBytesByUpstream,
+  UPSTREAM_MAX_RECORD_BYTES: bytes(DEFAULT_MAX_RECORD_BYTES),
+  UPSTREAM_MAX_BYTES_IN_FLIGHT: bytes(DEFAULT_MAX_BYTES_IN_FLIGHT),
+  UPSTREAM_REQUEST_DEADLINE_SECONDS: z.coerce.number().positive().default(DEFAULT_REQUEST_DEADLINE_MS / 1000),
+  UPSTREAM_DOWNLOAD_DEADLINE_SECONDS: z.coerce.number().positive().default(DEFAULT_DOWNLOAD_DEADLINE_MS / 1000),
   TOKEN_ENCRYPTION_KEY: tokenKey,
   TOKEN_ENCRYPTION_KEY_PREVIOUS: tokenKey,
+  UPSTREAM_ALLOWED_ORIGINS: allowedOrigins,
+  JOB_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+  /** Test-only (a soak test's shortened history): overrides JOB_RETENTION_DAYS; refused in production. */
+  JOB_RETENTION_SECONDS: z.coerce.number().int().positive().optional(),
+  IDEMPOTENCY_KEY_TTL_HOURS: z.coerce.number().int().min(1).max(24 * 365).default(24),
+  // Result reads (src/api/results.ts): a JSON page and an NDJSON batch end at their record count or these bytes.
+  RESULT_PAGE_MAX_BYTES: bytes(4 * 1024 * 1024),
+  RESULT_BATCH_MAX_BYTES: bytes(1024 * 1024),
+  RESULT_STREAM_STALL_SECONDS: z.coerce.number().positive().default(60),
+  MAX_RESULT_STREAMS_PER_CLIENT: z.coerce.number().int().min(1).max(10_000).default(4),
 })
 
 export type CoreConfig = z.output<typeof coreEnvSchema>
 
 /** The parsed configuration. `upstreamEnv` holds each upstream's own parsed variables, by upstream name. */
-export interface Config extends Omit<CoreConfig, 'SANDBOX'> {
+export interface Config extends Omit<CoreConfig, 'SANDBOX' | 'HOST'> {
   SANDBOX: boolean
+  HOST: string
   upstreamEnv: Record<string, Record<string, unknown>>
 }
 
@@ -134,17 +189,23 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     if (parsed.success) upstreamEnv[upstream.name] = parsed.data
     else problems.push(...describe(parsed.error.issues))
   }
+  if (core.success && core.data.JOB_RETENTION_SECONDS !== undefined && core.data.NODE_ENV === 'production') {
+    problems.push('JOB_RETENTION_SECONDS: a test-only knob, refused when NODE_ENV=production; set JOB_RETENTION_DAYS')
+  }
   if (core.success && core.data.TOKEN_ENCRYPTION_KEY_PREVIOUS !== undefined && core.data.TOKEN_ENCRYPTION_KEY === undefined) {
     problems.push('TOKEN_ENCRYPTION_KEY_PREVIOUS: set only beside TOKEN_ENCRYPTION_KEY, while stored tokens move from the previous key to it')
   }
+  if (core.success) problems.push(...exposureProblems(core.data))
   if (!core.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   }
-  const config: Config = { ...core.data, SANDBOX: core.data.SANDBOX ?? core.data.NODE_ENV !== 'production', upstreamEnv }
+  const config: Config = {
+    ...core.data,
+    HOST: core.data.HOST ?? defaultHost(core.data.GATEWAY_API_KEYS),
+    SANDBOX: core.data.SANDBOX ?? core.data.NODE_ENV !== 'production',
+    upstreamEnv,
+  }
   if (config.NODE_ENV === 'production') {
-    if (config.GATEWAY_API_KEYS === null) {
-      throw new ConfigError('Invalid configuration:\n  GATEWAY_API_KEYS: required when NODE_ENV=production (open access is for development only)')
-    }
     const rotating = upstreams.filter(u => config.UPSTREAMS.includes(u.name) && rotatesCredentials(u, upstreamEnv[u.name] ?? {}))
     if (config.TOKEN_ENCRYPTION_KEY === undefined && rotating.length > 0) {
       const variables = rotating.flatMap(u => variablesOf(u).filter(v => v.endsWith('_REFRESH_TOKEN')))
@@ -157,9 +218,25 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
       if (missing.length > 0) {
         throw new ConfigError('Invalid configuration:\n  ' + missing.map(u => `${u.name}: exposed but not configured (set ${variablesOf(u).join(', ')})`).join('\n  ') +
           '\n  In production every exposed upstream needs its configuration: list the ones you use in UPSTREAMS (now ' +
-          `${config.UPSTREAMS.join(',')}), or set SANDBOX=true to serve them from the simulators (staging only).`)
+          `${config.UPSTREAMS.join(',')}). The built-in simulators (SANDBOX=true) run only outside production.`)
       }
     }
   }
   return config
+}
+
+/** How long a finished job's row is kept: JOB_RETENTION_SECONDS where a test set it, else JOB_RETENTION_DAYS. */
+export function jobRetentionSeconds (config: Pick<CoreConfig, 'JOB_RETENTION_DAYS' | 'JOB_RETENTION_SECONDS'>): number {
+  return config.JOB_RETENTION_SECONDS ?? config.JOB_RETENTION_DAYS * 86_400
+}
+
+/** The limits on upstream answers this configuration sets (UPSTREAM_MAX_*, UPSTREAM_*_DEADLINE_SECONDS). */
+export function responseLimitOptions (config: CoreConfig): ResponseLimitOptions {
+  return {
+    responseBytes: config.UPSTREAM_MAX_RESPONSE_BYTES,
+    maxRecordBytes: config.UPSTREAM_MAX_RECORD_BYTES,
+    maxBytesInFlight: config.UPSTREAM_MAX_BYTES_IN_FLIGHT,
+    requestDeadlineMs: Math.round(config.UPSTREAM_REQUEST_DEADLINE_SECONDS * 1000),
+    downloadDeadlineMs: Math.round(config.UPSTREAM_DOWNLOAD_DEADLINE_SECONDS * 1000),
+  }
 }

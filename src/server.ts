@@ -37,7 +37,7 @@ const applied = await applyMigrations(databaseUrl, log.child({ component: 'migra
 if (applied.length > 0) log.info({ applied }, 'migrations applied')
 
 if (config.GATEWAY_API_KEYS === null) {
-  log.warn('GATEWAY_API_KEYS is not set: OPEN ACCESS, every caller is the client "anonymous". Never run like this in production.')
+  log.warn(`GATEWAY_API_KEYS is not set: OPEN ACCESS on ${config.HOST}, every caller is the client "anonymous". Never run like this in production.`)
 }
 
 const app = await buildApp(config, { databaseUrl, logger: log })

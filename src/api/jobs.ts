@@ -4,8 +4,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { JobRead } from '../db/sql/job-reads.js'
 import type { JobSummary } from '../db/sql/jobs.js'
-import { IdempotencyConflictError } from '../engine/job-service.js'
+import { IdempotencyConflictError, TooManyActiveJobsError } from '../engine/job-service.js'
 import { upstreams } from '../upstreams/registry.js'
+import { MAX_BODY_DEPTH, READ_BODY_LIMIT, WRITE_BODY_LIMIT, preparedJob, registerJobBodyParser } from './job-body.js'
 import { jobRequestSchema } from './job-request.js'
 import { decodeCursor, encodeCursor, isJobId, jobListSchema, jobSchema, jobStatusSchema, jobView, jobViewSerializerCompiler, progressText, serializeJobView } from './job-view.js'
 import { ProblemError, problemSchema } from './problem.js'
@@ -33,24 +34,30 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
   const body = jobRequestSchema(upstreams)
   // This plugin's own scope: job views go through compiled serialisers, problems still through zod's.
   app.setSerializerCompiler(jobViewSerializerCompiler)
+  // POST /jobs bodies: limits by upstream while reading, large ones prepared off the event loop (job-body.ts).
+  registerJobBodyParser(app)
 
   app.post('/jobs', {
-    // Write jobs carry their operations in the body (up to 100 000 Clinia operations).
-    bodyLimit: 64 * 1024 * 1024,
+    // The largest body of any upstream: write jobs carry their operations (up to 100 000 Clinia operations).
+    // Each upstream's own limit is applied while the body is read (job-body.ts).
+    bodyLimit: WRITE_BODY_LIMIT,
     schema: {
       tags: ['jobs'],
       summary: 'Start a bulk job',
       description: 'Validates the body against the upstream\'s own schema, then queues the job and answers at once. ' +
         'A replay with the same `Idempotency-Key` (and a JSON-equal body) returns the same job with 200; an identical read job ' +
-        'still queued or running is returned with 200 instead of starting a second one.',
+        'still queued or running is returned with 200 instead of starting a second one. ' +
+        `A read job's body may be at most ${READ_BODY_LIMIT / 1024} KiB, a write job's ${WRITE_BODY_LIMIT / 1024 / 1024} MiB (413 beyond), ` +
+        `nested at most ${MAX_BODY_DEPTH} deep (400 beyond). A client with MAX_ACTIVE_JOBS_PER_CLIENT queued or running jobs ` +
+        'gets 429 `too_many_active_jobs` for a new one (a replay or an in-flight twin still answers 200).',
       headers: z.object({
         'idempotency-key': z.string().min(1).max(255).optional().describe('Makes retries of this POST safe: the same key returns the same job'),
       }),
       body,
-      response: { 200: jobSchema, 202: jobSchema, ...errors, 422: problemSchema },
+      response: { 200: jobSchema, 202: jobSchema, ...errors, 413: problemSchema, 422: problemSchema, 429: problemSchema },
     },
   }, async (request, reply) => {
-    const { upstream, resource, params, ...rest } = request.body
+    const { upstream, resource, params, payloadJsonb, hash } = preparedJob(request.body)
     if (!app.upstreams.list.some(u => u.definition.name === upstream)) {
       const detail = `upstream ${upstream} is not enabled on this gateway (it serves ${app.upstreams.list.map(u => u.definition.name).join(', ')})`
       throw new ProblemError('validation_failed', detail, { errors: [{ in: 'body', pointer: '/upstream', detail }] })
@@ -61,7 +68,8 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
         upstream,
         resource,
         params,
-        payload: Object.keys(rest).length > 0 ? rest : null,
+        payloadJsonb,
+        hash,
         idempotencyKey: request.headers['idempotency-key'] ?? null,
       })
       request.log.info({ jobId: job.id, upstream, resource, created }, created ? 'job queued' : 'existing job returned')
@@ -71,6 +79,9 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
     } catch (err) {
       if (err instanceof IdempotencyConflictError) {
         throw new ProblemError('idempotency_key_reused', err.message, { errors: [{ in: 'header', pointer: '/Idempotency-Key', detail: err.message }] })
+      }
+      if (err instanceof TooManyActiveJobsError) {
+        throw new ProblemError('too_many_active_jobs', `This client already has ${err.limit} queued or running jobs, the most it may have at once: submit more when some have finished.`)
       }
       throw err
     }

@@ -7,8 +7,9 @@
  * - Any other request (no key, a wrong key, /docs, /openapi.json, /metrics) counts against its IP
  *   (RATE_LIMIT_ANONYMOUS_MAX): the real client's, when TRUST_PROXY lets Fastify read X-Forwarded-For. Wrong keys
  *   are counted before they are refused, so guessing keys is throttled too.
- * - Exempt: /health/* (probes), /webhooks/* (an upstream's delivery is authenticated by its signature, and a 429
- *   could lose it), /sandbox/* (the simulators, called by this gateway itself).
+ * - Exempt: /health/* (probes), and the webhook routes of configured upstreams (an upstream's delivery is
+ *   authenticated by its signature, and a 429 could lose it; refused deliveries have their own limit, see
+ *   webhook-guard.ts). Exemption goes by the route matched, so a /webhooks/* path with no route counts as usual.
  *
  * Over the limit: 429 problem+json with Retry-After and the RateLimit-Limit/-Remaining/-Reset headers.
  */
@@ -18,7 +19,7 @@ import type { Config } from '../config.js'
 import { clientResolver } from './auth.js'
 import { ProblemError } from './problem.js'
 
-const exempt = /^\/(health|webhooks|sandbox)(\/|\?|$)/
+const exempt = /^\/(health|webhooks)(\/|\?|$)/
 
 /** Whether requests to this URL (or route path) are never rate-limited. */
 export function exemptFromRateLimits (url: string): boolean {
@@ -44,7 +45,7 @@ export async function registerRateLimits (app: FastifyInstance, config: Config):
     keyGenerator: keyOf,
     max: (_request, key) => maxOf(key),
     // A limit of 0 switches that kind of limit off.
-    allowList: (request, key) => exemptFromRateLimits(request.url) || maxOf(key) === 0,
+    allowList: (request, key) => exemptFromRateLimits(request.routeOptions.url ?? '') || maxOf(key) === 0,
     enableDraftSpec: true,
     onExceeded: (request, key) => {
       request.log.warn({ limitedBy: key.startsWith('client:') ? 'client' : 'ip' }, 'rate limit exceeded')

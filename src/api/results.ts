@@ -1,6 +1,8 @@
 /**
  * `GET /jobs/{id}/results`: cursor pages of the cached records, or the whole set as NDJSON. Records are stored as
- * the upstream's JSON text and written out as they are: no parse, no re-serialisation, flat memory.
+ * the upstream's JSON text and written out as they are: no parse, no re-serialisation, flat memory. Pages and
+ * NDJSON batches end at a record count or a byte cap, whichever comes first, so a job of 1 MB records costs a few
+ * megabytes per reader, not a thousand of them.
  */
 import { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
@@ -12,6 +14,25 @@ import { findUpstream } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
 import { decodeCursor, encodeCursor } from './job-view.js'
 import { ProblemError, problemSchema } from './problem.js'
+import { StallWatch, StreamSlots } from './result-streams.js'
+
+/** Limits of result reads (configuration: RESULT_PAGE_MAX_BYTES, RESULT_BATCH_MAX_BYTES, RESULT_STREAM_STALL_SECONDS, MAX_RESULT_STREAMS_PER_CLIENT). */
+export interface ResultReadOptions {
+  pageMaxBytes: number
+  batchMaxBytes: number
+  stallSeconds: number
+  maxStreamsPerClient: number
+}
+
+/** Records per NDJSON batch at most: one COPY round trip carries many small records. */
+const BATCH_RECORDS = 2000
+/**
+ * NDJSON goes to the socket in slices of this: the stall watch sees a client take data slice by slice, so one that
+ * reads slowly but steadily (64 KiB per stall period) is never mistaken for one that stopped.
+ */
+const SLICE_BYTES = 64 * 1024
+/** Streams end at unpredictable times; a client that was refused one asks again after this. */
+const STREAM_RETRY_AFTER_SECONDS = 5
 
 // Page and position are PostgreSQL integers: a cursor beyond their range was not given out by this API.
 const int4 = z.number().int().min(0).max(2_147_483_647)
@@ -50,25 +71,32 @@ function assertReadable (job: JobRead): void {
   }
 }
 
-export const resultRoutes: FastifyPluginAsyncZod = async app => {
+export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app, opts) => {
+  const slots = new StreamSlots(opts.maxStreamsPerClient)
+
   app.get('/jobs/:id/results', {
     schema: {
       tags: ['jobs'],
       summary: 'Read a job\'s results',
       description: 'Records are the upstream\'s own JSON objects, unchanged, in a stable order (page, then position). ' +
         'With `Accept: application/x-ndjson` the whole set is streamed, one record per line; otherwise cursor pages. ' +
+        'A page holds at most `limit` records and at most RESULT_PAGE_MAX_BYTES of them (at least one record, however large): ' +
+        'it may hold fewer than `limit` while more follow, so read until `nextCursor` is null. ' +
+        'A client may have MAX_RESULT_STREAMS_PER_CLIENT NDJSON streams open at once (429 `too_many_streams` beyond); ' +
+        'a stream whose client takes nothing for RESULT_STREAM_STALL_SECONDS is cut off. ' +
         '409 before the job completes, 410 once its results expired.',
       params: z.object({ id: z.string() }),
       querystring: z.object({
-        limit: z.coerce.number().int().min(1).max(1000).default(1000),
+        limit: z.coerce.number().int().min(1).max(1000).default(1000).describe('Most records in the page; fewer when the page reaches RESULT_PAGE_MAX_BYTES'),
         cursor: z.string().optional().describe('`nextCursor` of the previous page'),
       }),
       response: {
         200: z.object({
           data: z.array(z.record(z.string(), z.unknown())).describe('The upstream\'s records'),
-          nextCursor: z.string().nullable(),
+          nextCursor: z.string().nullable().describe('Where the next page starts; null after the last record'),
           total: z.number().int().describe('How many records the job holds'),
         }).describe('A page of records (JSON), or every record as NDJSON with Accept: application/x-ndjson'),
+        // 429 (rate limit, and too_many_streams for NDJSON) is added to the document with every rate-limited route's.
         400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema,
       },
     },
@@ -78,13 +106,34 @@ export const resultRoutes: FastifyPluginAsyncZod = async app => {
     const pool = app.db.pool
 
     if (wantsNdjson(request.headers.accept)) {
-      request.log.info({ jobId: job.id, records: job.records }, 'streaming results as NDJSON')
-      // One chunk per database batch, not per record: a million records must not cost a million socket writes.
-      // Records stay bytes from PostgreSQL to the socket (see result-stream.ts).
-      const chunks = async function * () {
-        for await (const batch of streamResultBatches(pool, job.id)) yield ndjsonChunk(batch)
+      const release = slots.take(request.clientId)
+      if (release === null) {
+        throw new ProblemError('too_many_streams', `This client already has ${slots.max} result streams open on this gateway. ` +
+          'Retry when one of them has ended, or read pages instead.', { headers: { 'Retry-After': String(STREAM_RETRY_AFTER_SECONDS) } })
       }
-      // Two chunks buffered at most: with the batch being read ahead, memory stays at a few batches per stream.
+      // 'close' comes however the response ends: completed, the client gone, cut off below, or failed.
+      reply.raw.once('close', release)
+      const stall = new StallWatch(opts.stallSeconds * 1000, () => {
+        request.log.warn({ jobId: job.id, stallSeconds: opts.stallSeconds }, 'NDJSON reader took nothing for the stall period: stream cut off')
+        reply.raw.destroy()
+      })
+      reply.raw.once('close', () => stall.stop())
+      request.log.info({ jobId: job.id, records: job.records }, 'streaming results as NDJSON')
+      // Records stay bytes from PostgreSQL to the socket (see result-stream.ts), one database batch at a time.
+      const chunks = async function * () {
+        for await (const batch of streamResultBatches(pool, job.id, { limit: BATCH_RECORDS, maxBytes: opts.batchMaxBytes })) {
+          const data = ndjsonChunk(batch)
+          for (let at = 0; at < data.length; at += SLICE_BYTES) {
+            // Suspended here exactly while the client is not taking what was sent (backpressure): that is a stall.
+            stall.arm()
+            yield data.subarray(at, at + SLICE_BYTES)
+            stall.disarm()
+          }
+        }
+        // The last slices still wait on the client until the response has finished ('close' stops the watch).
+        stall.arm()
+      }
+      // Two slices buffered at most: with the batch being read ahead, memory stays at a few batches per stream.
       const body = Readable.from(chunks(), { objectMode: true, highWaterMark: 2 })
       return (reply as FastifyReply).type('application/x-ndjson').header('X-Total-Count', String(job.records)).send(body)
     }
@@ -96,9 +145,10 @@ export const resultRoutes: FastifyPluginAsyncZod = async app => {
       if (decoded === null) throw new ProblemError('invalid_cursor', 'The cursor is not one this API gave out.', { errors: [{ in: 'query', pointer: '/cursor', detail: 'invalid cursor' }] })
       after = { page: decoded[0], position: decoded[1] }
     }
-    const batch = await readResultBatch(pool, job.id, after, limit + 1)
-    const count = Math.min(batch.starts.length, limit)
-    const nextCursor = batch.starts.length > limit ? encodeCursor([batch.pages[count - 1], batch.positions[count - 1]]) : null
+    // `limit` records or RESULT_PAGE_MAX_BYTES of them, whichever comes first; the cursor continues after the last.
+    const batch = await readResultBatch(pool, job.id, after, { limit, maxBytes: opts.pageMaxBytes })
+    const count = batch.starts.length
+    const nextCursor = batch.more ? encodeCursor([batch.pages[count - 1], batch.positions[count - 1]]) : null
     // Records are JSON bytes already: spliced into the envelope, never parsed to be serialised again.
     return (reply as FastifyReply).type('application/json; charset=utf-8').send(jsonPage(batch, count, nextCursor, job.records))
   })

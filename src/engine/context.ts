@@ -6,6 +6,7 @@ import { mergeUpstreamInfo, parkJob, setJobWait } from '../db/sql/jobs.js'
 import { LeaseLostError, savePage } from '../db/sql/results.js'
 import { noObserve, type Observe } from '../metrics/observe.js'
 import { ShutdownError } from './errors.js'
+import { checkRecordSizes } from '../upstreams/response-limits.js'
 import type { JobContext, Parked, ProgressUpdate } from '../upstreams/types.js'
 
 /** The one value `park` returns; the worker recognises a parked run by it. */
@@ -19,6 +20,8 @@ export function createJobContext (deps: {
   log: Logger
   ttlSeconds: number
   observe?: Observe
+  /** UPSTREAM_MAX_RECORD_BYTES: a larger record fails the job with upstream_response_too_large. */
+  maxRecordBytes?: number
 }): JobContext {
   const { pool, job, workerId, controller, observe = noObserve } = deps
   // A write refused for a lost lease aborts the run: nothing the adapter does afterwards can land.
@@ -48,6 +51,8 @@ export function createJobContext (deps: {
     log: deps.log,
     async savePage (page, records, checkpoint, progress) {
       controller.signal.throwIfAborted()
+      // Checked here, the one path every adapter's records take: no upstream stores a record clients cannot read.
+      if (deps.maxRecordBytes !== undefined) checkRecordSizes(records, deps.maxRecordBytes)
       const inserted = await fenced(savePage(pool, { jobId: job.id, workerId, page, records, checkpoint, progress: progressOf(progress) }))
       observe.recordsStored(job.upstream, inserted)
     },

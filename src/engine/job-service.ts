@@ -6,26 +6,38 @@
 import type pg from 'pg'
 import { Prisma, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
 import { expireCompletedJob } from '../db/sql/expiry.js'
+import { insertJob, isUniqueViolation } from '../db/sql/job-insert.js'
 import { findClientJob, listClientJobs, type JobListQuery, type JobRead } from '../db/sql/job-reads.js'
 import type { JobSummary } from '../db/sql/jobs.js'
 import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
-import { requestHash } from './canonical.js'
+import { idempotencyBodyDigest, idempotencyKeyDigest } from './idempotency.js'
 import { JobViewCache } from './job-view-cache.js'
 import { notifyCancel, notifyJobsChanged, notifyNewJob } from './notifications.js'
 
-/** A validated job request. `payload` carries write operations; null for read jobs. */
+/** A validated job request, as the route prepared it (api/job-body-prepare.ts). */
 export interface JobRequest {
   clientId: string
   upstream: string
   resource: string
   params: Record<string, unknown>
-  payload: unknown
+  /** Write operations, in jsonb's binary format (api/job-body-prepare.ts); null for read jobs. */
+  payloadJsonb: Uint8Array | null
+  /** The request's identity (engine/canonical.ts). */
+  hash: string
   idempotencyKey: string | null
 }
 
 /** The same Idempotency-Key was used with a different body. */
 export class IdempotencyConflictError extends Error {
   override name = 'IdempotencyConflictError'
+}
+
+/** The client already has MAX_ACTIVE_JOBS_PER_CLIENT queued or running jobs. */
+export class TooManyActiveJobsError extends Error {
+  override name = 'TooManyActiveJobsError'
+  constructor (readonly limit: number) {
+    super(`this client already has ${limit} queued or running jobs, the most it may have at once`)
+  }
 }
 
 /** `created` false means an existing job was returned (idempotent replay or in-flight duplicate). */
@@ -43,60 +55,68 @@ export class JobService {
     private readonly observe: Observe = noObserve,
     /** Views of finished jobs (see job-view-cache.ts); off until the engine's listener is connected. */
     readonly views: JobViewCache = new JobViewCache(),
+    /** IDEMPOTENCY_KEY_TTL_HOURS: after this a key is forgotten, and the same key starts a new job. */
+    private readonly keyTtlHours = 24,
+    /** MAX_ACTIVE_JOBS_PER_CLIENT (0: no limit); replays and in-flight twins return their job even at it. */
+    private readonly maxActivePerClient = 20,
   ) {}
 
   async create (request: JobRequest): Promise<CreateJobResult> {
-    const hash = requestHash({ upstream: request.upstream, resource: request.resource, params: request.params, payload: request.payload ?? null })
+    const hash = request.hash
     // A concurrent twin may win the unique index between our read and our insert: then read again.
     for (let attempt = 0; ; attempt++) {
       const existing = await this.findExisting(request, hash)
       if (existing !== null) return { job: existing, created: false }
       try {
-        const job = await this.prisma.$transaction(async tx => {
-          const job = await tx.job.create({
-            data: {
-              clientId: request.clientId,
-              upstream: request.upstream,
-              resource: request.resource,
-              params: request.params as Prisma.InputJsonObject,
-              payload: request.payload === null || request.payload === undefined ? Prisma.DbNull : request.payload as Prisma.InputJsonValue,
-              requestHash: hash,
-            },
-          })
-          if (request.idempotencyKey !== null) {
-            await tx.idempotencyKey.create({ data: { clientId: request.clientId, key: request.idempotencyKey, requestHash: hash, jobId: job.id } })
-          }
-          return job
-        })
+        const key = request.idempotencyKey
+        const inserted = await insertJob(this.pool, {
+          clientId: request.clientId,
+          upstream: request.upstream,
+          resource: request.resource,
+          params: request.params,
+          payloadJsonb: request.payloadJsonb,
+          requestHash: hash,
+          idempotency: key === null ? null : { key: idempotencyKeyDigest(key), requestHash: idempotencyBodyDigest(key, hash) },
+        }, this.maxActivePerClient)
+        if (!('job' in inserted)) throw new TooManyActiveJobsError(this.maxActivePerClient)
         await notifyNewJob(this.pool)
-        return { job, created: true }
+        return { job: inserted.job, created: true }
       } catch (err) {
-        if (attempt < 3 && err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002') continue
+        if (attempt < 3 && (isUniqueViolation(err) || (err instanceof Prisma.PrismaClientKnownRequestError && err.code === 'P2002'))) continue
         throw err
       }
     }
   }
 
+  /** The row of a client's Idempotency-Key: digests only (idempotency.ts). */
+  private keyRow (clientId: string, key: string, hash: string, jobId: string) {
+    return { clientId, key: idempotencyKeyDigest(key), requestHash: idempotencyBodyDigest(key, hash), jobId }
+  }
+
   /** An idempotent replay, or an identical read job still in flight (then the key is bound to it too). */
   private async findExisting (request: JobRequest, hash: string): Promise<JobSummary | null> {
     if (request.idempotencyKey !== null) {
-      const known = await this.prisma.idempotencyKey.findUnique({
-        where: { clientId_key: { clientId: request.clientId, key: request.idempotencyKey } },
-      })
+      const clientId = request.clientId
+      const key = idempotencyKeyDigest(request.idempotencyKey)
+      // A key past its TTL is forgotten here, on the database's clock, whether or not the sweeper has deleted it.
+      await this.prisma.$executeRaw`
+        DELETE FROM idempotency_keys WHERE client_id = ${clientId} AND key = ${key}
+          AND created_at <= now() - make_interval(hours => ${this.keyTtlHours}::int)`
+      const known = await this.prisma.idempotencyKey.findUnique({ where: { clientId_key: { clientId, key } } })
       if (known !== null) {
-        if (known.requestHash !== hash) throw new IdempotencyConflictError('this Idempotency-Key was used with a different request body')
+        if (known.requestHash !== idempotencyBodyDigest(request.idempotencyKey, hash)) throw new IdempotencyConflictError('this Idempotency-Key was used with a different request body')
         // Read as GET /jobs/{id} reads it: a replay long after the job completed answers it expired. A job deleted
         // since took its key with it (ON DELETE CASCADE), so the key is free again below.
         const job = await this.get(request.clientId, known.jobId)
         if (job !== null) return job
       }
     }
-    if (request.payload !== null && request.payload !== undefined) return null // writes are never deduplicated
+    if (request.payloadJsonb !== null) return null // writes are never deduplicated
     const twin = await this.prisma.job.findFirst({
       where: { clientId: request.clientId, requestHash: hash, status: { in: inFlight }, payload: { equals: Prisma.DbNull } },
     })
     if (twin !== null && request.idempotencyKey !== null) {
-      await this.prisma.idempotencyKey.create({ data: { clientId: request.clientId, key: request.idempotencyKey, requestHash: hash, jobId: twin.id } })
+      await this.prisma.idempotencyKey.create({ data: this.keyRow(request.clientId, request.idempotencyKey, hash, twin.id) })
     }
     return twin
   }
@@ -126,7 +146,7 @@ export class JobService {
     const expiresAt = new Date(now.getTime() + this.ttlSeconds * 1000)
     const cancelled = await this.prisma.job.updateMany({
       where: { id, clientId, status: { in: inFlight } },
-      data: { status: 'cancelled', finishedAt: now, expiresAt, leaseOwner: null, leaseExpiresAt: null },
+      data: { status: 'cancelled', finishedAt: now, expiresAt, leaseOwner: null, leaseExpiresAt: null, purgePending: true },
     })
     if (cancelled.count === 1) await notifyCancel(this.pool, id)
     else if (await expireCompletedJob(this.pool, clientId, id)) {

@@ -3,11 +3,12 @@
  * GET /jobs/{id} sends, so reading a finished job costs no database round trip.
  *
  * Such a view changes only when a DELETE expires a completed job (its status becomes `expired`) and when a
- * completed job reaches `expiresAt` (it reads `expired` from then on). So an entry goes:
+ * job reaches `expiresAt` (a completed one reads `expired` from then on, and every one's params, upstreamInfo
+ * and error message read null). So an entry goes:
  * - when this process expires the job (JobService.cancel), and when a `changed` notification says another
  *   replica did;
- * - once a completed job's `expiresAt` has come: the view then comes from the database again, which answers
- *   `expired`, as it would without a cache. The database judges that on its own clock, which this process's may
+ * - once the job's `expiresAt` has come: the view then comes from the database again, which answers it
+ *   expired and erased, as it would without a cache. The database judges that on its own clock, which this process's may
  *   not match, so the moment is not read off `expiresAt` with this process's clock: the read tells how many
  *   milliseconds the job had left by the database's clock, counted from a time taken before the read (so an
  *   entry may go a little early, never late);
@@ -129,17 +130,18 @@ export class JobViewCache {
 
   /**
    * Until when (ms since the epoch, this process's clock) the job's view holds, or null when it may change at any
-   * moment. A completed job's holds until its expiry: `msToExpiry` after `readAt`, so on the database's clock.
+   * moment. A finished job's holds until its expiry: `msToExpiry` after `readAt`, so on the database's clock.
    */
   #validUntil (job: CacheableJob, readAt: number): number | null {
     const now = this.now()
     const latest = now + this.limits.maxAgeMs
     switch (job.status) {
+      // At expiresAt any finished job's view changes: completed reads expired, and params, upstreamInfo and the
+      // error message read null (erased).
       case 'failed':
       case 'cancelled':
-        return latest
       case 'completed': {
-        if (job.msToExpiry === null) return null
+        if (job.msToExpiry === null) return job.status === 'completed' ? null : latest
         const expiry = readAt + job.msToExpiry
         return expiry > now ? Math.min(expiry, latest) : null
       }

@@ -8,7 +8,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Logger } from 'pino'
-import type { Config } from '../config.js'
+import { jobRetentionSeconds, type Config } from '../config.js'
 import { JobService } from './job-service.js'
 import { JobViewCache } from './job-view-cache.js'
 import { JobListener } from './notifications.js'
@@ -28,9 +28,14 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   // The app's logger is always a pino instance (see createLogger); Fastify only types it more loosely.
   const log = app.log.child({ component: 'engine' }) as unknown as Logger
   const observe = app.metrics.observe
-  const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log, config.RESULT_TTL_SECONDS, observe)
+  const sweeper = new Sweeper(app.db.pool, config.SWEEP_INTERVAL_SECONDS * 1000, log, {
+    resultTtlSeconds: config.RESULT_TTL_SECONDS,
+    jobRetentionSeconds: jobRetentionSeconds(config),
+    idempotencyKeyTtlHours: config.IDEMPOTENCY_KEY_TTL_HOURS,
+  }, observe)
   const views = new JobViewCache()
-  const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake(), observe, views)
+  const service = new JobService(app.db.prisma, app.db.pool, config.RESULT_TTL_SECONDS, () => sweeper.wake(), observe, views, config.IDEMPOTENCY_KEY_TTL_HOURS,
+    config.MAX_ACTIVE_JOBS_PER_CLIENT)
   const worker = new Worker(app.db.pool, name => app.upstreams.adapterFor(name), {
     concurrency: config.WORKER_CONCURRENCY,
     leaseSeconds: config.LEASE_SECONDS,
@@ -38,6 +43,7 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
     maxAttempts: config.JOB_MAX_ATTEMPTS,
     ttlSeconds: config.RESULT_TTL_SECONDS,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    maxRecordBytes: app.upstreams.client.limits.maxRecordBytes,
   }, log, observe)
   app.metrics.leasesFrom(() => worker.leasesHeld)
   const listener = new JobListener(opts.databaseUrl, n => {

@@ -25,6 +25,8 @@ export interface WorkerOptions {
   maxAttempts: number
   ttlSeconds: number
   shutdownTimeoutMs: number
+  /** No record larger is stored (UPSTREAM_MAX_RECORD_BYTES); unset = no limit. */
+  maxRecordBytes?: number
 }
 
 type WorkerState = 'created' | 'active' | 'stopping' | 'stopped'
@@ -124,7 +126,7 @@ export class Worker {
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
     log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')
     try {
-      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, ttlSeconds: ttl, observe: this.observe }))
+      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, ttlSeconds: ttl, observe: this.observe, maxRecordBytes: this.options.maxRecordBytes }))
       if (outcome === parked) {
         log.info('job waits for the upstream\'s webhook')
         return

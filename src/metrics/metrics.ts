@@ -62,6 +62,7 @@ export function routeOf (url: string): string {
 const durationBuckets = {
   job: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21_600],
   upstream: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  sweep: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
 }
 
 export function createMetrics (sources: MetricsSources): Metrics {
@@ -143,6 +144,12 @@ export function createMetrics (sources: MetricsSources): Metrics {
     help: 'Result rows deleted by the sweeper (expired, cancelled and dropped jobs).',
     registers,
   })
+  const sweepDuration = new Histogram({
+    name: 'bulk_gateway_sweep_duration_seconds',
+    help: 'One pass of this process\'s expiry sweeper (erase, delete results, old jobs, idempotency keys, webhook deliveries).',
+    buckets: durationBuckets.sweep,
+    registers,
+  })
   const webhookDeliveries = new Counter({
     name: 'bulk_gateway_webhook_deliveries_total',
     help: 'Webhook deliveries by upstream and outcome: applied, duplicate, stored (no job waiting yet), rejected, ping (no job concerned).',
@@ -190,6 +197,7 @@ export function createMetrics (sources: MetricsSources): Metrics {
       recordsStored (upstream, count) { if (count > 0) recordsStored.inc({ upstream }, count) },
       jobsExpired (count) { if (count > 0) resultsExpired.inc(count) },
       resultRowsDeleted (count) { if (count > 0) rowsDeleted.inc(count) },
+      sweepFinished (seconds) { sweepDuration.observe(seconds) },
       webhookDelivery (upstream, outcome) { webhookDeliveries.inc({ upstream, outcome }) },
     },
     upstreamEvent (e) {

@@ -22,6 +22,8 @@ export interface Observe {
   jobsExpired (count: number): void
   /** Result rows the sweeper deleted. */
   resultRowsDeleted (count: number): void
+  /** One sweeper pass ended (done or failed), after this many seconds. */
+  sweepFinished (seconds: number): void
   webhookDelivery (upstream: string, outcome: WebhookOutcome): void
 }
 
@@ -31,6 +33,7 @@ export const noObserve: Observe = Object.freeze({
   recordsStored () {},
   jobsExpired () {},
   resultRowsDeleted () {},
+  sweepFinished () {},
   webhookDelivery () {},
 })
 

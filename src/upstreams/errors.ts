@@ -14,6 +14,8 @@ export const JOB_ERROR_CODES = {
   upstream_failed: 'the upstream reported its own failure (a 500, a list or export it could not generate, a failed run)',
   upstream_timeout: 'the upstream stopped answering within the timeout, or did not finish (or call back) before the deadline',
   upstream_pagination_loop: 'the upstream sent a page it had already sent: following it would never end',
+  upstream_url_refused: 'the upstream sent the gateway to a URL it does not follow (a private, loopback or link-local address, plain http in production), not listed in UPSTREAM_ALLOWED_ORIGINS',
+  upstream_response_too_large: 'the upstream sent more than the gateway accepts: an answer, a record or an export file (download, inflated size, compression ratio, entries) past its limit; not retried',
   invalid_upstream_response: 'the upstream answered something that does not follow its protocol',
   upstream_not_configured: 'the upstream has no configuration and sandbox mode is off',
   internal_error: 'the gateway itself failed repeatedly on this job',

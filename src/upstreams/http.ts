@@ -10,6 +10,8 @@ import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
 import { backoffDelay, parseRetryAfter, sleep } from './backoff.js'
 import type { BudgetSpec, BudgetStore, BudgetTaker } from './request-budget.js'
 import { UpstreamError } from './types.js'
+import { attemptSignal, responseLimits, tooLarge, type ResponseLimitOptions, type ResponseLimits } from './response-limits.js'
+import { UrlGuard, type UrlGuardOptions } from './url-guard.js'
 
 /** A buffered upstream response. Header names are lower-case; repeated headers are joined with ', '. */
 export interface UpstreamResponse {
@@ -58,6 +60,16 @@ export interface UpstreamRequest {
    * Redirects are never followed: a 3xx is returned to the caller.
    */
   idempotent?: boolean
+  /**
+   * Set when `url` was handed over by the upstream (a redirect, a download link, a next link) rather than built
+   * from its configured base URL, which is given here: the URL guard (url-guard.ts) then decides where it may go.
+   */
+  suppliedBy?: { baseUrl: string | URL }
+  /**
+   * A lower limit than the upstream's for this answer: what the caller has room for (e.g. a DrChrono page's
+   * share of the job's UPSTREAM_MAX_BYTES_IN_FLIGHT).
+   */
+  maxResponseBytes?: number
 }
 
 /** What the client reports for metrics; never carries headers, query strings or bodies. */
@@ -85,13 +97,20 @@ export interface UpstreamClientOptions {
    * request has a budget: the budget is then paused for the whole wait and the job shows what it waits for.
    */
   maxRetryAfterMs?: number
+  /** The buffered-answer limit of every upstream that `limits.responseBytes` does not name (tests). */
   maxBodyBytes?: number
+  /** Size and time limits on answers (response-limits.ts); the defaults fit the real upstreams. */
+  limits?: ResponseLimitOptions
   random?: () => number
   onEvent?: (e: UpstreamEvent) => void
+  /** Where URLs an upstream supplies may lead (UPSTREAM_ALLOWED_ORIGINS, https only in production). */
+  urlGuard?: UrlGuardOptions
 }
 
 const DEFAULT_RETRYABLE = new Set([429, 500, 502, 503, 504])
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+/** UPSTREAM_DEADLINE: an attempt's headers and body took longer than its total deadline (see ResponseLimits). */
+const DEADLINE = 'UPSTREAM_DEADLINE'
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', DEADLINE])
 /** Failures before the request could have reached the upstream: always safe to retry. */
 const UNSENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
 const NETWORK_CODES = new Set([...TIMEOUT_CODES, ...UNSENT_CODES, 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED',
@@ -139,7 +158,12 @@ function hint (retryAfterMs: UpstreamRequest['retryAfterMs'], res: UpstreamRespo
 /** The shared upstream HTTP client. One per process; closed on shutdown. */
 export class UpstreamClient {
   readonly #agent: Agent
-  readonly #o: Required<Omit<UpstreamClientOptions, 'onEvent'>> & Pick<UpstreamClientOptions, 'onEvent'>
+  /** Carries supplied URLs that are not allowed by name: its connections resolve through the URL guard. */
+  readonly #guardedAgent: Agent
+  readonly #guard: UrlGuard
+  readonly #o: Required<Omit<UpstreamClientOptions, 'onEvent' | 'urlGuard' | 'maxBodyBytes' | 'limits'>> & Pick<UpstreamClientOptions, 'onEvent'>
+  /** What answers may be: adapters read the per-job ones (record size, bytes in flight) from here. */
+  readonly limits: ResponseLimits
 
   constructor (o: UpstreamClientOptions = {}) {
     this.#o = {
@@ -149,11 +173,13 @@ export class UpstreamClient {
       baseDelayMs: o.baseDelayMs ?? 250,
       maxDelayMs: o.maxDelayMs ?? 30_000,
       maxRetryAfterMs: o.maxRetryAfterMs ?? 120_000,
-      maxBodyBytes: o.maxBodyBytes ?? 256 * 1024 * 1024,
       random: o.random ?? Math.random,
       onEvent: o.onEvent,
     }
+    this.limits = responseLimits({ defaultResponseBytes: o.maxBodyBytes, ...o.limits })
     this.#agent = new Agent({ keepAliveTimeout: 10_000, connect: { timeout: Math.min(this.#o.timeoutMs, 10_000) } })
+    this.#guard = new UrlGuard(o.urlGuard)
+    this.#guardedAgent = new Agent({ keepAliveTimeout: 10_000, connect: this.#guard.connector({ timeout: Math.min(this.#o.timeoutMs, 10_000) }) })
   }
 
   /** Sends the request with retries; resolves with the first response that is not retried, whatever its status. */
@@ -163,7 +189,8 @@ export class UpstreamClient {
 
   /**
    * Like request(), but resolves a 2xx with its body unread (large downloads): the caller consumes it, and
-   * maxBodyBytes does not apply. A stall while reading it errors the stream with undici's
+   * no size limit applies, but the download deadline does: past it the body errors with `upstream_timeout`.
+   * A stall while reading it errors the stream with undici's
    * UND_ERR_BODY_TIMEOUT, and an abort with the signal's reason. A non-2xx response that is not retried
    * fails with `upstream_failed` carrying its status, for the adapter to map.
    */
@@ -174,7 +201,7 @@ export class UpstreamClient {
   /** Waits for requests in flight, then closes the pool's sockets. A no-op once closed or destroyed. */
   async close (): Promise<void> {
     if (this.#agent.closed || this.#agent.destroyed) return
-    await this.#agent.close()
+    await Promise.all([this.#agent.close(), this.#guardedAgent.close()])
   }
 
   get destroyed (): boolean {
@@ -187,14 +214,16 @@ export class UpstreamClient {
    */
   async destroy (): Promise<void> {
     if (this.#agent.destroyed) return
-    await this.#agent.destroy()
+    await Promise.all([this.#agent.destroy(), this.#guardedAgent.destroy()])
   }
 
   async #run (opts: UpstreamRequest, streaming: boolean): Promise<UpstreamResponse | UpstreamStream> {
     const { signal, method, upstream, budget } = opts
     const url = new URL(opts.url)
     const safeUrl = url.origin + url.pathname
-    const where = `${upstream} ${method} ${safeUrl}`
+    // Job error messages name no host (it may be internal) and no path the upstream chose (a signed link's).
+    const where = `${upstream} ${method} ${opts.suppliedBy === undefined ? url.pathname : '(a link the upstream sent)'}`
+    const dispatcher = opts.suppliedBy !== undefined && this.#guard.check(url, opts.suppliedBy.baseUrl) === 'public' ? this.#guardedAgent : this.#agent
     const maxAttempts = opts.maxAttempts ?? this.#o.maxAttempts
     const timeoutMs = opts.timeoutMs ?? this.#o.timeoutMs
     const retryable = opts.retryable ?? ((res: UpstreamResponse) => DEFAULT_RETRYABLE.has(res.status))
@@ -207,20 +236,31 @@ export class UpstreamClient {
       if (budget) await budget.store.take(budget.spec, budget.taker, signal)
       const started = performance.now()
       let res: UpstreamResponse
+      // One deadline for the whole attempt, body included: timeoutMs alone restarts on every byte, so a body
+      // trickling a byte every 29 s would otherwise hold the job forever.
+      const deadlineMs = streaming ? this.limits.downloadDeadlineMs : this.limits.requestDeadlineMs
+      const deadline = attemptSignal(signal, deadlineMs, () =>
+        new UpstreamError('upstream_timeout', `${where}: no complete answer within ${Math.ceil(deadlineMs / 1000)} s`))
+      let handedOver = false
       try {
         const raw = await undiciRequest(url, {
-          dispatcher: this.#agent, method, headers: opts.headers, body: opts.body, signal,
+          dispatcher, method, headers: opts.headers, body: opts.body, signal: deadline.signal,
           headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
         })
         const headers = flattenHeaders(raw.headers)
         this.#emit({ type: 'response', ...base, attempt, status: raw.statusCode, durationMs: performance.now() - started })
-        if (streaming && raw.statusCode >= 200 && raw.statusCode < 300) return { status: raw.statusCode, headers, body: raw.body }
-        res = this.#response(raw.statusCode, headers, await this.#readBody(raw, headers, where), where)
+        if (streaming && raw.statusCode >= 200 && raw.statusCode < 300) {
+          // The caller reads the body: the deadline runs on until it ends, then erroring it with upstream_timeout.
+          handedOver = true
+          raw.body.once('close', () => deadline.done())
+          return { status: raw.statusCode, headers, body: raw.body }
+        }
+        res = this.#response(raw.statusCode, headers, await this.#readBody(raw, headers, where, upstream, opts.maxResponseBytes), where)
       } catch (err) {
         // The caller's cancel is not an upstream failure: hand back its reason untouched.
         if (signal.aborted) throw signal.reason
-        if (err instanceof UpstreamError) throw err
-        const code = errorCode(err)
+        if (err instanceof UpstreamError && !deadline.expired) throw err
+        const code = deadline.expired ? DEADLINE : errorCode(err)
         if (code?.startsWith('HPE_')) throw new UpstreamError('invalid_upstream_response', `${where}: unparsable HTTP response (${code})`)
         if (code === undefined || !NETWORK_CODES.has(code)) throw err // a bug or a closed client, not the network
         this.#emit({ type: 'network_error', ...base, attempt, code, durationMs: performance.now() - started })
@@ -231,6 +271,8 @@ export class UpstreamClient {
         }
         await this.#pause(this.#backoff(failures), { ...base, attempt, reason: code }, signal)
         continue
+      } finally {
+        if (!handedOver) deadline.done()
       }
 
       if (!retryable(res)) {
@@ -273,19 +315,19 @@ export class UpstreamClient {
     await sleep(delayMs, signal)
   }
 
-  /** Reads the whole body, refusing more than maxBodyBytes before buffering it. */
-  async #readBody (raw: Dispatcher.ResponseData, headers: Record<string, string>, where: string): Promise<Buffer> {
-    const limit = this.#o.maxBodyBytes
-    const tooLarge = (): UpstreamError => {
+  /** Reads the whole body, refusing more than the upstream's limit before buffering it. */
+  async #readBody (raw: Dispatcher.ResponseData, headers: Record<string, string>, where: string, upstream: string, lower?: number): Promise<Buffer> {
+    const limit = Math.min(this.limits.responseBytes(upstream), lower ?? Infinity)
+    const tooLargeBody = (): UpstreamError => {
       raw.body.destroy() // drops the socket rather than draining an unwanted body
-      return new UpstreamError('invalid_upstream_response', `${where}: response body exceeds ${limit} bytes`, raw.statusCode)
+      return tooLarge(`${where}: the answer`, limit, 'UPSTREAM_MAX_RESPONSE_BYTES', raw.statusCode)
     }
-    if (Number(headers['content-length']) > limit) throw tooLarge()
+    if (Number(headers['content-length']) > limit) throw tooLargeBody()
     const chunks: Buffer[] = []
     let size = 0
     for await (const chunk of raw.body as AsyncIterable<Buffer>) {
       size += chunk.length
-      if (size > limit) throw tooLarge()
+      if (size > limit) throw tooLargeBody()
       chunks.push(chunk)
     }
     return Buffer.concat(chunks, size)

@@ -1,15 +1,16 @@
 /**
  * Resolves every registered upstream at boot: live when its configuration is present, served by its simulator
- * (mounted under /sandbox/<name>) in sandbox mode, unconfigured otherwise. Adapters are created on first use,
- * because a sandbox adapter calls this very server and its port is known only once it listens.
+ * in sandbox mode (on the sandbox's own loopback listener, see sandbox.ts), unconfigured otherwise. Adapters are
+ * created on first use.
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
-import type { Config } from '../config.js'
+import { responseLimitOptions, type Config } from '../config.js'
 import { UpstreamClient } from './http.js'
 import { MemoryCredentialStore } from './credential-store.js'
 import { upstreams, variablesOf, type AnyUpstream } from './registry.js'
+import { startSandbox } from './sandbox.js'
 import type { UpstreamAdapter, UpstreamMode, UpstreamServices } from './types.js'
 import { PgBudgetStore } from '../db/budget-store.js'
 import { PgCredentialStore } from '../db/credential-store.js'
@@ -30,21 +31,28 @@ declare module 'fastify' {
       drain (): Promise<void>
       /** Budgets and credentials shared with every replica. */
       services: UpstreamServices
+      /** The base URL of the simulators' listener (127.0.0.1 only), or null when no upstream is in sandbox mode. */
+      sandboxUrl: string | null
     }
   }
 }
 
-/** The loopback URL at which this server reaches itself (for sandbox adapters). */
+/** Where this server reaches itself (a simulator's webhooks): its listen address, loopback for a wildcard one. */
 function selfUrl (app: FastifyInstance): string {
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('sandbox upstreams need the server to listen on a TCP port')
-  const host = address.family === 'IPv6' ? '[::1]' : '127.0.0.1'
-  return `http://${host}:${address.port}`
+  const wildcard = address.address === '0.0.0.0' || address.address === '::'
+  const host = wildcard ? (address.family === 'IPv6' ? '::1' : '127.0.0.1') : address.address
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`
 }
 
 export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: Config, client?: UpstreamClient, services?: UpstreamServices }) => {
   // Attempts, retries and 429s happen inside the client and nowhere else: its events are their metrics' only source.
-  const client = opts.client ?? new UpstreamClient({ onEvent: e => app.metrics.upstreamEvent(e) })
+  const client = opts.client ?? new UpstreamClient({
+    onEvent: e => app.metrics.upstreamEvent(e),
+    urlGuard: { allowedOrigins: opts.config.UPSTREAM_ALLOWED_ORIGINS, httpsOnly: opts.config.NODE_ENV === 'production' },
+    limits: responseLimitOptions(opts.config),
+  })
   const services: UpstreamServices = opts.services ?? {
     budgets: new PgBudgetStore(app.db.pool, { observe: app.metrics.budgetEvent }),
     credentials: new PgCredentialStore(app.db.pool, tokenKeySource(opts.config, app.log)),
@@ -58,20 +66,19 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
       list.push({ definition, mode: 'live' })
       settings.set(definition.name, () => live)
     } else if (opts.config.SANDBOX) {
-      const prefix = `/sandbox/${definition.name}`
-      await app.register(async sandbox => {
-        // Simulators are stand-ins for the upstreams, not part of the gateway's API: keep them out of the document.
-        sandbox.addHook('onRoute', route => { route.schema = { ...route.schema, hide: true } })
-        await sandbox.register(definition.simulator.plugin, { gatewayUrl: () => selfUrl(app) })
-      }, { prefix })
       list.push({ definition, mode: 'sandbox' })
-      settings.set(definition.name, () => definition.simulator.sandboxSettings(selfUrl(app) + prefix))
-      app.log.info(`${definition.name}: SANDBOX mode, jobs are served by the built-in simulator at ${prefix}. ` +
+      app.log.info(`${definition.name}: SANDBOX mode, jobs are served by the built-in simulator (on a loopback-only listener). ` +
         `To connect the real ${definition.name}, set ${variablesOf(definition).join(', ')} (see README, Configuration).`)
     } else {
       list.push({ definition, mode: 'unconfigured' })
       app.log.warn(`${definition.name}: not configured and sandbox is off; its jobs will fail with upstream_not_configured`)
     }
+  }
+  const sandboxed = list.filter(u => u.mode === 'sandbox').map(u => u.definition)
+  const sandbox = sandboxed.length === 0 ? null : await startSandbox(sandboxed, () => selfUrl(app))
+  if (sandbox !== null) {
+    app.addHook('onClose', () => sandbox.close())
+    for (const { name } of sandboxed) settings.set(name, () => sandbox.settings.get(name))
   }
   const adapters = new Map<string, UpstreamAdapter>()
   const resolved = new Map<string, unknown>()
@@ -87,6 +94,7 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
     list,
     client,
     services,
+    sandboxUrl: sandbox?.url ?? null,
     settingsFor,
     async drain () {
       await Promise.all([...adapters.values()].map(a => a.drain?.()))

@@ -147,23 +147,38 @@ export class WebhookRejected extends Error {
 /** An upstream that finishes jobs by calling the gateway back at `POST /webhooks/<name>`. */
 export interface WebhookHandler<Settings = unknown> {
   /**
+   * The header the upstream signs deliveries in (lower case) and the form a well-formed value has. A delivery
+   * without it is refused from its headers, before a byte of its body is read.
+   */
+  readonly signatureHeader: { name: string, format: RegExp }
+  /** The largest body a genuine delivery has, in bytes: beyond it 413, from `Content-Length` when announced. */
+  readonly maxBodyBytes: number
+  /**
    * Verifies (before parsing anything) and interprets one delivery. `rawBody` is the exact bytes received.
    * Throws {@link WebhookRejected} for a delivery that must be refused.
    */
   receive (input: { rawBody: Buffer, headers: Record<string, string | string[] | undefined>, settings: Settings, receivedAt: Date }): WebhookResult
 }
 
-/** What the gateway hands a simulator it mounts in sandbox mode. */
-export interface SimulatorMountOptions {
-  /** The gateway's own loopback base URL (known once it listens): where a simulator sends webhooks. */
+/**
+ * A sandbox simulator's secrets (API keys, tokens, webhook keys) by the names its upstream gives them: drawn at
+ * random for each process, given to the simulator and to the adapter's sandbox settings, and to nobody else.
+ */
+export type SandboxCredentials<Name extends string = string> = Readonly<Record<Name, string>>
+
+/** What the gateway hands a simulator it serves in sandbox mode (on its own loopback listener). */
+export interface SimulatorMountOptions<Name extends string = string> {
+  /** The gateway's own base URL (known once it listens): where a simulator sends webhooks. */
   gatewayUrl (): string
+  /** The secrets the simulator must ask for, drawn for this process. */
+  credentials: SandboxCredentials<Name>
 }
 
 /** Where an upstream's adapter sends requests, as resolved at start-up. */
 export type UpstreamMode = 'live' | 'sandbox' | 'unconfigured'
 
 /** Everything the gateway knows about one upstream; the registry lists one per upstream. */
-export interface UpstreamDefinition<Env extends Record<string, unknown> = Record<string, unknown>, Settings = unknown> {
+export interface UpstreamDefinition<Env extends Record<string, unknown> = Record<string, unknown>, Settings = unknown, Secret extends string = string> {
   name: string
   kind: 'read' | 'write'
   description: string
@@ -174,9 +189,11 @@ export interface UpstreamDefinition<Env extends Record<string, unknown> = Record
   settingsFromEnv (env: Env): Settings | null
   /** The built-in simulator: a Fastify plugin and the settings that point the adapter at it. */
   simulator: {
-    plugin: FastifyPluginAsync<SimulatorMountOptions>
-    /** Settings for an adapter talking to the simulator mounted at `baseUrl`. */
-    sandboxSettings (baseUrl: string): Settings
+    /** The names of the secrets the simulator checks; the gateway draws a random value for each, per process. */
+    credentials: readonly Secret[]
+    plugin: FastifyPluginAsync<SimulatorMountOptions<Secret>>
+    /** Settings for an adapter talking to the simulator served at `baseUrl` with these secrets. */
+    sandboxSettings (baseUrl: string, credentials: SandboxCredentials<Secret>): Settings
   }
   createAdapter (settings: Settings, client: UpstreamClient, services: UpstreamServices): UpstreamAdapter
   /** Present for webhook-completed upstreams. */

@@ -23,12 +23,12 @@ const key = text.filter(k => k !== '__proto__')
 const json = fc.dictionary(key, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }).filter(o => !JSON.stringify(o).includes('"__proto__"')) as fc.Arbitrary<Record<string, never>>
 
 const job: fc.Arbitrary<Job> = fc.record({
-  id: fc.uuid(), clientId: text, upstream: text, resource: text, params: json, payload: maybe(json), requestHash: text,
+  id: fc.uuid(), clientId: text, upstream: text, resource: text, params: maybe(json), payload: maybe(json), requestHash: maybe(text),
   status: fc.constantFrom('queued', 'running', 'completed', 'failed', 'cancelled', 'expired'), checkpoint: maybe(json),
   records: int, pagesDone: int, pagesTotal: maybe(int), percent: maybe(fc.double({ noNaN: true, noDefaultInfinity: true, min: 0, max: 100 })),
   succeeded: maybe(int), failed: maybe(int), errorCode: maybe(text), errorMessage: maybe(text), upstreamStatus: maybe(fc.integer({ min: 100, max: 599 })),
   upstreamInfo: maybe(json), attempts: int, waitingFor: maybe(text), waitReason: maybe(text), waitUntil: maybe(date), leaseOwner: maybe(text), leaseExpiresAt: maybe(date), runAfter: date,
-  createdAt: date, startedAt: maybe(date), finishedAt: maybe(date), expiresAt: maybe(date),
+  createdAt: date, startedAt: maybe(date), finishedAt: maybe(date), expiresAt: maybe(date), erasedAt: maybe(date), purgePending: fc.boolean(),
 })
 
 t.test('a job view serialises as zod serialised it', async t => {

@@ -69,7 +69,7 @@ t.test('every client error answers its code, the type naming it, and the code\'s
   await check('results of a queued job', await gw.request(`/jobs/${job.id}/results`), 'results_not_ready')
   await gw.request(`/jobs/${job.id}`, { method: 'DELETE' })
   await check('results of a cancelled job', await gw.request(`/jobs/${job.id}/results`), 'results_expired')
-  await check('a webhook for an upstream that receives none', await gw.request('/webhooks/nope', { method: 'POST', body: '{}', key: null }), 'webhook_not_found')
+  await check('a webhook for an upstream that is not configured: no such route', await gw.request('/webhooks/metriport', { method: 'POST', body: '{}' }), 'route_not_found')
 
   const anonymous = async () => gw.request('/openapi.json', { key: null })
   await anonymous()

@@ -7,7 +7,7 @@ import t from 'tap'
 import pg from 'pg'
 import {
   batchStatement, CopyFormatError, jsonPage, ndjsonChunk, parseResultCopy, readResultBatch, streamResultBatches,
-  type RecordBatch,
+  type BatchSize, type RecordBatch,
 } from '../../src/db/sql/result-stream.js'
 import { testDatabase } from '../helpers/database.js'
 
@@ -31,6 +31,9 @@ function copyData (rows: Array<[number, number, string | null]>, opts: { extensi
   parts.push(int16(-1))
   return Buffer.concat(parts)
 }
+
+/** A batch size limited by its record count alone (a byte cap of 1 GiB). */
+const size = (limit: number): BatchSize => ({ limit, maxBytes: 2 ** 30 })
 
 const recordsOf = (batch: RecordBatch): string[] => batch.starts.map((s, i) => batch.data.toString('utf8', s, batch.ends[i]))
 
@@ -57,6 +60,14 @@ t.test('parseResultCopy', async t => {
     t.equal(Buffer.byteLength(recordsOf(batch)[1] as string), batch.ends[1]! - batch.starts[1]!, 'lengths are bytes, not characters')
   })
 
+  t.test('a NULL record as the last tuple is not a record: it says more follow', async t => {
+    const batch = parseResultCopy(copyData([[1, 0, 'x'], [1, 1, 'y'], [2, 0, null]]))
+    t.same(recordsOf(batch), ['x', 'y'])
+    t.same(batch.positions, [0, 1])
+    t.equal(batch.more, true)
+    t.equal(parseResultCopy(copyData([[1, 0, 'x']])).more, false)
+  })
+
   t.test('no rows, and a header extension, are fine', async t => {
     t.same(parseResultCopy(copyData([])).starts, [])
     t.same(recordsOf(parseResultCopy(copyData([[1, 0, 'x']], { extension: Buffer.from('ext!') }))), ['x'])
@@ -69,7 +80,8 @@ t.test('parseResultCopy', async t => {
     }
     t.throws(() => parseResultCopy(Buffer.concat([good, Buffer.from([0])])), /after the COPY trailer/)
     t.throws(() => parseResultCopy(Buffer.from(good).fill(0x41, 0, 6)), /not binary COPY/)
-    t.throws(() => parseResultCopy(copyData([[1, 0, null]])), /NULL/)
+    t.throws(() => parseResultCopy(copyData([[1, 0, null], [1, 1, 'x']])), /NULL before the last/)
+    t.throws(() => parseResultCopy(copyData([[1, 0, 'x'], [1, 1, null], [1, 2, null]])), /NULL before the last/)
     t.throws(() => parseResultCopy(copyData([[1, 0, 'x']], { flags: 0x10000 })), /OIDs/)
     const firstTuple = SIGNATURE.length + 8
     const twoFields = copyData([[1, 0, 'x']])
@@ -89,15 +101,19 @@ t.test('parseResultCopy', async t => {
 
 t.test('batchStatement writes only checked values into the text', async t => {
   const id = randomUUID()
-  t.match(batchStatement(id, null, 1001), `job_id = '${id}'::uuid AND (page, position) > (-1::int, -1::int)`)
-  t.match(batchStatement(id, { page: 3, position: 999 }, 5), /> \(3::int, 999::int\)\s+ORDER BY page, position LIMIT 5\) TO STDOUT \(FORMAT binary\)$/)
-  t.throws(() => batchStatement(`${id}' OR '1'='1`, null, 1), /UUID/)
-  t.throws(() => batchStatement('not-a-uuid', null, 1), /UUID/)
-  t.throws(() => batchStatement(id, { page: 1.5, position: 0 }, 1), /int4/)
-  t.throws(() => batchStatement(id, { page: 1, position: 2 ** 31 }, 1), /int4/)
-  t.throws(() => batchStatement(id, { page: Number.NaN, position: 0 }, 1), /int4/)
-  t.throws(() => batchStatement(id, null, 0), /limit/)
-  t.throws(() => batchStatement(id, null, 2.5), /limit/)
+  t.match(batchStatement(id, null, size(1001)), `job_id = '${id}'::uuid AND (page, position) > (-1::int, -1::int)`)
+  t.match(batchStatement(id, { page: 3, position: 999 }, size(5)), /> \(3::int, 999::int\)\s+WINDOW .*ORDER BY page, position LIMIT 6\) AS batch/s)
+  t.match(batchStatement(id, null, { limit: 5, maxBytes: 4096 }), /n <= 5 AND \(n = 1 OR upto <= 4096\).*octet_length\(record\) <= 4096\s+ORDER BY page, position\) TO STDOUT \(FORMAT binary\)$/s)
+  t.throws(() => batchStatement(`${id}' OR '1'='1`, null, size(1)), /UUID/)
+  t.throws(() => batchStatement('not-a-uuid', null, size(1)), /UUID/)
+  t.throws(() => batchStatement(id, { page: 1.5, position: 0 }, size(1)), /int4/)
+  t.throws(() => batchStatement(id, { page: 1, position: 2 ** 31 }, size(1)), /int4/)
+  t.throws(() => batchStatement(id, { page: Number.NaN, position: 0 }, size(1)), /int4/)
+  t.throws(() => batchStatement(id, null, size(0)), /limit/)
+  t.throws(() => batchStatement(id, null, size(2.5)), /limit/)
+  t.throws(() => batchStatement(id, null, { limit: 1, maxBytes: 0 }), /byte cap/)
+  t.throws(() => batchStatement(id, null, { limit: 1, maxBytes: 1.5 }), /byte cap/)
+  t.throws(() => batchStatement(id, null, { limit: 1, maxBytes: Number.POSITIVE_INFINITY }), /byte cap/)
 })
 
 t.test('ndjsonChunk', async t => {
@@ -180,20 +196,20 @@ t.test('COPY reads against PostgreSQL', async t => {
   const jobId = await insertJob(records, 4)
 
   t.test('a batch is the stored bytes, in (page, position) order, after a keyset position', async t => {
-    const all = await readResultBatch(pool, jobId, null, 1000)
+    const all = await readResultBatch(pool, jobId, null, size(1000))
     t.same(recordsOf(all), records)
     t.same(all.pages.slice(0, 6), [1, 1, 1, 1, 2, 2])
     t.same(all.positions.slice(0, 6), [0, 1, 2, 3, 0, 1])
-    const after = await readResultBatch(pool, jobId, { page: 2, position: 1 }, 3)
+    const after = await readResultBatch(pool, jobId, { page: 2, position: 1 }, size(3))
     t.same(recordsOf(after), records.slice(6, 9))
-    t.same(recordsOf(await readResultBatch(pool, jobId, { page: 99, position: 0 }, 3)), [])
-    t.same(recordsOf(await readResultBatch(pool, randomUUID(), null, 3)), [], 'another job has no rows here')
+    t.same(recordsOf(await readResultBatch(pool, jobId, { page: 99, position: 0 }, size(3))), [])
+    t.same(recordsOf(await readResultBatch(pool, randomUUID(), null, size(3))), [], 'another job has no rows here')
     await settled()
     t.equal(pool.idleCount, pool.totalCount, 'every connection went back')
   })
 
   t.test('the plan is the primary key\'s index, keyset in the index condition', async t => {
-    const statement = batchStatement(jobId, { page: 2, position: 1 }, 3)
+    const statement = batchStatement(jobId, { page: 2, position: 1 }, size(3))
     const select = /^COPY \((.*)\) TO STDOUT/s.exec(statement)?.[1] as string
     const { rows } = await pool.query(`EXPLAIN ${select}`)
     const plan = rows.map(r => r['QUERY PLAN']).join('\n')
@@ -205,26 +221,70 @@ t.test('COPY reads against PostgreSQL', async t => {
   t.test('streamResultBatches: every record once, in order, in batches of the size asked', async t => {
     const sizes: number[] = []
     const seen: string[] = []
-    for await (const batch of streamResultBatches(pool, jobId, 5)) {
+    for await (const batch of streamResultBatches(pool, jobId, size(5))) {
       sizes.push(batch.starts.length)
       seen.push(...recordsOf(batch))
     }
     t.same(seen, records)
     t.same(sizes, [5, 5, 5, 5, 5, 3])
     const exact: number[] = []
-    for await (const batch of streamResultBatches(pool, jobId, records.length)) exact.push(batch.starts.length)
+    for await (const batch of streamResultBatches(pool, jobId, size(records.length))) exact.push(batch.starts.length)
     t.same(exact, [records.length], 'a job of exactly one batch: the empty read after it yields nothing')
     await settled()
     t.equal(pool.idleCount, pool.totalCount)
   })
 
+  t.test('a batch ends at the byte cap: the records that fit, at least one, and `more` while any follow', async t => {
+    const bytes = records.map(r => Buffer.byteLength(r))
+    for (const maxBytes of [1, 20, 64, 200, 1_000_100, 2_000_000]) {
+      const seen: string[] = []
+      let after = null
+      for (let reads = 0; reads < 100; reads++) {
+        const batch: RecordBatch = await readResultBatch(pool, jobId, after, { limit: 1000, maxBytes })
+        const got = recordsOf(batch)
+        const first = seen.length
+        const used = bytes.slice(first, first + got.length).reduce((a, b) => a + b, 0)
+        t.ok(got.length >= 1, `cap ${maxBytes}: a batch holds at least one record`)
+        if (got.length > 1) t.ok(used <= maxBytes, `cap ${maxBytes}: ${got.length} records of ${used} bytes`)
+        const next = bytes[first + got.length]
+        t.equal(batch.more, next !== undefined, `cap ${maxBytes}: more says whether records follow`)
+        if (next !== undefined) t.ok(used + next > maxBytes, `cap ${maxBytes}: the next record would not have fitted`)
+        seen.push(...got)
+        if (!batch.more) break
+        after = { page: batch.pages.at(-1) as number, position: batch.positions.at(-1) as number }
+      }
+      t.same(seen, records, `cap ${maxBytes}: every record once, in order`)
+    }
+    const exact = bytes.slice(0, 4).reduce((a, b) => a + b, 0)
+    t.same(recordsOf(await readResultBatch(pool, jobId, null, { limit: 1000, maxBytes: exact })), records.slice(0, 4), 'a cap met exactly holds that record')
+    const limited = await readResultBatch(pool, jobId, null, { limit: 3, maxBytes: 2 ** 30 })
+    t.same(recordsOf(limited), records.slice(0, 3))
+    t.equal(limited.more, true, 'a batch the record limit ended says more follow')
+  })
+
+  t.test('streamResultBatches under a byte cap: every record once, each batch within the cap or a record alone', async t => {
+    const seen: string[] = []
+    let batches = 0
+    for await (const batch of streamResultBatches(pool, jobId, { limit: 1000, maxBytes: 100 })) {
+      const got = recordsOf(batch)
+      const used = got.reduce((a, r) => a + Buffer.byteLength(r), 0)
+      t.ok(got.length === 1 || used <= 100, `batch ${batches}: ${got.length} records of ${used} bytes`)
+      seen.push(...got)
+      batches++
+    }
+    t.same(seen, records)
+    t.ok(batches >= 3, 'the 1 MB record and its neighbours came in batches of their own')
+    await settled()
+    t.equal(pool.idleCount, pool.totalCount)
+  })
+
   t.test('a reader that stops early leaves no connection behind', async t => {
-    const batches = streamResultBatches(pool, jobId, 2)
+    const batches = streamResultBatches(pool, jobId, size(2))
     t.equal((await batches.next()).done, false)
     await batches.return(undefined) // the next batch's read is in flight
     await settled()
     t.equal(pool.idleCount, pool.totalCount)
-    t.same(recordsOf(await readResultBatch(pool, jobId, null, 2)), records.slice(0, 2))
+    t.same(recordsOf(await readResultBatch(pool, jobId, null, size(2))), records.slice(0, 2))
   })
 
   t.test('a connection lost mid-COPY fails the read, is dropped, and the pool goes on', async t => {
@@ -235,7 +295,7 @@ t.test('COPY reads against PostgreSQL', async t => {
     await locker.query('BEGIN')
     await locker.query('LOCK TABLE job_results IN ACCESS EXCLUSIVE MODE')
     const before = pool.totalCount
-    const read = readResultBatch(pool, jobId, null, 1000)
+    const read = readResultBatch(pool, jobId, null, size(1000))
     read.catch(() => {})
     let killed = 0
     for (let i = 0; i < 200 && killed === 0; i++) {
@@ -250,13 +310,13 @@ t.test('COPY reads against PostgreSQL', async t => {
     await settled()
     t.ok(pool.totalCount <= before, 'the broken connection was not put back')
     t.equal(pool.idleCount, pool.totalCount)
-    t.same(recordsOf(await readResultBatch(pool, jobId, null, 1000)), records, 'the next read works')
+    t.same(recordsOf(await readResultBatch(pool, jobId, null, size(1000))), records, 'the next read works')
   })
 
   t.test('the streams of one pool never hold more connections than reads in flight', async t => {
     const many = await Promise.all(Array.from({ length: 8 }, async () => {
       const seen: string[] = []
-      for await (const batch of streamResultBatches(pool, jobId, 3)) seen.push(...recordsOf(batch))
+      for await (const batch of streamResultBatches(pool, jobId, size(3))) seen.push(...recordsOf(batch))
       return seen
     }))
     for (const seen of many) t.same(seen, records)

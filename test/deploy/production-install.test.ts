@@ -23,12 +23,15 @@ import pg from 'pg'
 import t from 'tap'
 import { testDatabase } from '../helpers/database.js'
 import { GATEWAY_NODE_FLAGS } from '../../bench/gateway-process.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
 
 // npm ci of the whole tree (about a minute on two busy cores), tsc, and two gateway starts.
 t.setTimeout(300_000)
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url))
-const clientKey = 'deploy-test-key-0123456789'
+// Production refuses client keys shorter than 32 characters.
+const clientKey = 'deploy-test-key-0123456789abcdef0123'
+const publicBaseUrl = 'https://gateway.example.org'
 
 /** The build stage's RUN lines, in order: what this test runs. A change in the Dockerfile must be made here too. */
 const BUILD_STEPS = [
@@ -328,6 +331,7 @@ t.test('the build stage commands and the runtime stage, outside a container', as
     DATABASE_URL: databaseUrl,
     PORT: '0',
     HOST: '127.0.0.1',
+    PUBLIC_BASE_URL: publicBaseUrl,
     ...extra,
   })
 
@@ -336,11 +340,30 @@ t.test('the build stage commands and the runtime stage, outside a container', as
     const [code] = await refused.exited
     t.not(code, 0, 'exits non-zero')
     t.match(refused.stderr(), /GATEWAY_API_KEYS/, 'the message names GATEWAY_API_KEYS')
+    t.match(refused.stderr(), /SANDBOX: true is refused when NODE_ENV=production/, 'and SANDBOX, in the same message')
     t.equal(refused.logs.length, 0, 'before logging or touching the database')
   })
 
-  await t.test('production with keys and SANDBOX=true: migrates, serves, runs a job, stops on SIGTERM', async t => {
-    const gw = await startGateway(t, cmd, app, env({ GATEWAY_API_KEYS: `app:${clientKey}`, SANDBOX: 'true' }))
+  await t.test('production refuses a short key, TRUST_PROXY=true and a missing PUBLIC_BASE_URL, naming each', async t => {
+    const { PUBLIC_BASE_URL: _, ...withoutUrl } = env({ GATEWAY_API_KEYS: 'app:only-24-characters-ok', TRUST_PROXY: 'true' })
+    const refused = startCmd(t, cmd, app, withoutUrl)
+    const [code] = await refused.exited
+    t.not(code, 0, 'exits non-zero')
+    t.match(refused.stderr(), /GATEWAY_API_KEYS: the key of client "app" is shorter than 32 characters/)
+    t.notMatch(refused.stderr(), /only-24-characters-ok/, 'without printing the key')
+    t.match(refused.stderr(), /TRUST_PROXY: true is refused/)
+    t.match(refused.stderr(), /PUBLIC_BASE_URL: required when NODE_ENV=production/)
+    t.equal(refused.logs.length, 0, 'before logging or touching the database')
+  })
+
+  await t.test('production with keys and a configured upstream: migrates, serves, runs a job, stops on SIGTERM', async t => {
+    // The simulators never run in production: DrChrono is configured, and pointed at one this test starts (as the
+    // sandbox served it: slow enough that a job is still running when SIGTERM comes).
+    const drchrono = await startDrchronoSimulator({ inProgressPolls: 2, generationMs: 1500, recordCount: { appointments: 5000 }, maxRequestsPerSecond: 10 })
+    t.teardown(() => drchrono.close())
+    const gw = await startGateway(t, cmd, app, env({
+      GATEWAY_API_KEYS: `app:${clientKey}`, UPSTREAMS: 'drchrono', DRCHRONO_BASE_URL: drchrono.url, DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken,
+    }))
     t.ok(gw.logs.some(l => l.msg === 'migrations applied'), 'migrations applied at start-up by the production install (wasm engine)')
     t.notOk(gw.logs.some(l => /OPEN ACCESS/.test(String(l.msg))), 'no open-access warning')
 
@@ -357,8 +380,9 @@ t.test('the build stage commands and the runtime stage, outside a container', as
     const created = await api(gw, '/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'appointments', params: { since: '2024-02-01' } }) })
     t.equal(created.status, 202, 'POST /jobs with the client key')
     const job = await created.json() as Job
+    t.equal(created.headers.get('location'), `${publicBaseUrl}/jobs/${job.id}`, 'Location is built from PUBLIC_BASE_URL, not from the request')
     const done = await waitForJob(gw, job.id, j => !['queued', 'running'].includes(j.status))
-    t.equal(done.status, 'completed', `the sandbox job completes (${done.progress.records} records)`, { error: done.error })
+    t.equal(done.status, 'completed', `the job completes (${done.progress.records} records)`, { error: done.error })
     const results = await api(gw, `/jobs/${job.id}/results?limit=5`)
     t.equal(results.status, 200, 'its results are served')
 

@@ -105,6 +105,6 @@ t.test('sandbox mode: a job with no Cliniko configuration runs against the mount
   const done = await waitForJob(gw, (await submit(gw, 'appointment_types', params)).id)
   t.equal(done.status, 'completed', JSON.stringify(done.error))
   const expected = expectedRecords('appointment_types', params)
-  t.ok(done.progress.pagesDone > 1, 'several pages, through links under /sandbox/cliniko')
+  t.ok(done.progress.pagesDone > 1, 'several pages, through the simulator\'s links')
   t.same((await allResults(gw, done.id, 1000)).records, expected.map(r => JSON.parse(r)))
 })

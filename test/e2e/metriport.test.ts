@@ -38,11 +38,12 @@ async function db<T extends pg.QueryResultRow> (gw: TestGateway, text: string, v
   }
 }
 
-/** Waits until the job is parked under a requestId and returns it. */
+/** Waits until the job is parked (under its run and patient) and returns the run's requestId. */
 async function parkedRequestId (gw: TestGateway, jobId: string): Promise<string> {
   for (let i = 0; i < 200; i++) {
-    const [row] = await db<{ waiting_for: string | null }>(gw, 'SELECT waiting_for FROM jobs WHERE id = $1', [jobId])
-    if (row?.waiting_for != null) return row.waiting_for
+    const [row] = await db<{ waiting_for: string | null, request_id: string | null }>(gw,
+      'SELECT waiting_for, upstream_info->>\'requestId\' AS request_id FROM jobs WHERE id = $1', [jobId])
+    if (row?.waiting_for != null && row.request_id !== null) return row.request_id
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   throw new Error('the job never parked')

@@ -2,8 +2,8 @@
  * The gateway behind a real nginx that serves it under /bulk/ (Debian's nginx, configured the way README's
  * deployment section shows): Location headers, following them, cursor paging and NDJSON streaming through the
  * proxy, Swagger UI and its "Try it out" server under the prefix. Straight to the gateway, without the proxy's
- * headers or from an untrusted client, URLs stay un-prefixed. In sandbox mode the adapters keep calling the
- * simulators on loopback, not through the proxy.
+ * headers or from an untrusted client, URLs stay un-prefixed. In sandbox mode the adapters call the simulators on
+ * their own loopback listener, which the proxy cannot reach.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -178,10 +178,12 @@ t.test('behind nginx under /bulk/: Location, links, paging, NDJSON and Swagger U
   const document = await json(await fetch(`${base}/openapi.json`), 200, '/bulk/openapi.json')
   t.equal(document.openapi, '3.1.0', '/bulk/openapi.json is reachable')
 
-  // Sandbox adapters reached the simulators on loopback, straight: none of their calls went through nginx.
+  // Sandbox adapters reached the simulators on their own loopback listener: nothing of them is behind the proxy.
   const accessLog = await nginx.accessLog()
   t.match(accessLog, /"POST \/bulk\/jobs HTTP/, 'nginx logged the client\'s requests')
   t.notMatch(accessLog, /\/sandbox\//, 'no simulator call went through the proxy')
+  const simulator = await fetch(`${base}/sandbox/drchrono/api/appointments_list`, { method: 'POST', headers: auth })
+  t.equal(simulator.status, 404, 'and no simulator answers through it')
 
   // Straight to the gateway, without the proxy's headers: no prefix.
   const direct = await fetch(`${gw.url}/jobs`, {

@@ -1,7 +1,8 @@
 /**
  * JobService.get reads a job with one SQL statement instead of Prisma: every field must come back as Prisma gave
  * it (Dates, Json columns, nullable ints, the float percent, the status enum), for every kind of row, but the
- * status, which is the status as read (a completed job past expiresAt reads expired), and msToExpiry beside it.
+ * status, which is the status as read (a completed job past expiresAt reads expired), the fields that may hold
+ * patient data, which read null from expiresAt on, and msToExpiry beside it.
  */
 import { randomUUID } from 'node:crypto'
 import { PrismaPg } from '@prisma/adapter-pg'
@@ -56,8 +57,11 @@ t.test('findClientJob returns what prisma.job.findFirst returns, but the payload
       t.fail(`${what}: not found by Prisma`)
       continue
     }
-    // Everything but what only the worker reads (a write job's payload can be tens of MB).
-    const { payload: _payload, checkpoint: _checkpoint, ...viaPrisma } = found
+    // Everything but what only the worker reads (a write job's payload can be tens of MB) and the sweeper's own
+    // bookkeeping. From expiresAt on, what may hold patient data reads null, whatever the row still holds.
+    const { payload: _payload, checkpoint: _checkpoint, erasedAt: _erasedAt, purgePending: _purgePending, ...stored } = found
+    const pastExpiry = stored.expiresAt !== null && stored.expiresAt.getTime() <= Date.now()
+    const viaPrisma = pastExpiry ? { ...stored, params: null, upstreamInfo: null, errorMessage: null } : stored
     for (const [how, asked] of [['', id], [', id in capitals', id.toUpperCase()]]) {
       const read = await findClientJob(pool, 'alpha', asked as string)
       const { msToExpiry, ...fields } = read ?? { msToExpiry: undefined }

@@ -61,6 +61,17 @@ t.test('expiry is counted on the database\'s clock, from before the read', async
   t.equal(cache.get('alpha', id), undefined, 'a job whose expiry passed while it was being read is not cached')
 })
 
+t.test('a failed or cancelled job is served until its expiresAt too (its params and error message are erased then)', async t => {
+  for (const status of ['failed', 'cancelled'] as const) {
+    const { cache, advance } = setup()
+    cache.set(cache.generation(), job({ status, msToExpiry: 5000 }), status)
+    advance(4999)
+    t.equal(cache.get('alpha', id), status)
+    advance(1)
+    t.equal(cache.get('alpha', id), undefined, `${status}: from expiresAt on the view comes from the database`)
+  }
+})
+
 t.test('no entry outlives maxAgeMs', async t => {
   const { cache, advance } = setup({ maxAgeMs: 1000 })
   cache.set(cache.generation(), job({ status: 'failed' }), 'failed')

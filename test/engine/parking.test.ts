@@ -46,8 +46,12 @@ t.test('parking and webhook deliveries', async t => {
 
   t.test('a delivery that arrives before the park is applied when the job parks', async t => {
     await insertJob()
+    const claimed = await claimNextJob(pool, 'w1', 30)
+    if (claimed === null) throw new Error('nothing to claim')
+    // The job has started its upstream run (test/engine/early-delivery.test.ts: a delivery older than that is not its run's).
     t.same(await deliverWebhook(pool, { upstream, messageId: 'm-2', key: 'req-2', outcome: { records: ['{"id":"early"}'] }, ttlSeconds: 3600 }), { status: 'stored' })
-    const id = await park('req-2')
+    t.ok(await parkJob(pool, { jobId: claimed.id, workerId: 'w1', upstream, key: 'req-2', timeoutSeconds: 60, ttlSeconds: 3600 }))
+    const id = claimed.id
     t.match(await job(id), { status: 'completed', records: 1 })
     t.same(await records(id), ['{"id":"early"}'])
   })

@@ -1,9 +1,27 @@
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
 
-t.test('defaults with nothing set: sandbox on, open access, embedded database', async t => {
+/** A client key as production wants it: 32 characters or more. */
+const longKey = (c: string): string => c.repeat(32)
+/** A production configuration that passes, one upstream configured: each case below spoils one thing. */
+const production: Record<string, string> = {
+  NODE_ENV: 'production', GATEWAY_API_KEYS: `app:${longKey('k')}`, PUBLIC_BASE_URL: 'https://gateway.example.org',
+  UPSTREAMS: 'ocl', OCL_BASE_URL: 'https://api.openconceptlab.org',
+}
+
+function configError (env: Record<string, string>): string {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message
+    throw err
+  }
+  return '(accepted)'
+}
+
+t.test('defaults with nothing set: sandbox on, open access on loopback only, embedded database', async t => {
   const config = loadConfig({})
-  t.match(config, { PORT: 3000, HOST: '0.0.0.0', RESULT_TTL_SECONDS: 3600, SANDBOX: true, GATEWAY_API_KEYS: null, DATA_DIR: './.data', TRUST_PROXY: false })
+  t.match(config, { PORT: 3000, HOST: '127.0.0.1', RESULT_TTL_SECONDS: 3600, SANDBOX: true, GATEWAY_API_KEYS: null, DATA_DIR: './.data', TRUST_PROXY: false })
   t.equal(config.DATABASE_URL, undefined)
 })
 
@@ -17,8 +35,8 @@ t.test('a bad value stops start-up with a message naming the variable', async t 
     [{ SANDBOX: 'maybe' }, /SANDBOX/],
     [{ DRCHRONO_BASE_URL: 'not a url' }, /DRCHRONO_BASE_URL/],
     [{ NODE_ENV: 'production' }, /GATEWAY_API_KEYS: required when NODE_ENV=production/],
-    [{ NODE_ENV: 'production', GATEWAY_API_KEYS: 'a:12345678' }, /drchrono: exposed but not configured[\s\S]*clinia: exposed but not configured[\s\S]*UPSTREAMS/],
-    [{ NODE_ENV: 'production', GATEWAY_API_KEYS: 'a:12345678', UPSTREAMS: 'drchrono' }, /^(?![\s\S]*cliniko)[\s\S]*drchrono: exposed but not configured/],
+    [{ ...production, UPSTREAMS: '' }, /drchrono: exposed but not configured[\s\S]*clinia: exposed but not configured[\s\S]*UPSTREAMS/],
+    [{ ...production, UPSTREAMS: 'drchrono' }, /^(?![\s\S]*cliniko)[\s\S]*drchrono: exposed but not configured/],
     [{ UPSTREAMS: 'drchrono,epic' }, /UPSTREAMS: unknown upstream epic/],
     [{ TRUST_PROXY: '2' }, /TRUST_PROXY: a hop count is not supported/],
     [{ UPSTREAMS: ' , ' }, /UPSTREAMS/],
@@ -38,15 +56,56 @@ t.test('a bad value stops start-up with a message naming the variable', async t 
 
 t.test('keys, proxy and production', async t => {
   const config = loadConfig({
-    NODE_ENV: 'production', GATEWAY_API_KEYS: 'billing:key-0123456789, ehr:key-abcdefghij', TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
+    NODE_ENV: 'production', GATEWAY_API_KEYS: `billing:${longKey('b')}, ehr:${longKey('e')}`, TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
+    PUBLIC_BASE_URL: 'https://gateway.example.org',
     UPSTREAMS: 'drchrono, cliniko', DRCHRONO_ACCESS_TOKEN: 'token-123', CLINIKO_API_KEY: 'MS0xLWFiY2RlZg-au1', CLINIKO_USER_AGENT: 'Acme (ops@acme.example)',
   })
   t.same(config.UPSTREAMS, ['drchrono', 'cliniko'], 'UPSTREAMS: the exposed upstreams, every one configured')
-  t.same([...config.GATEWAY_API_KEYS ?? []], [['key-0123456789', 'billing'], ['key-abcdefghij', 'ehr']])
+  t.same([...config.GATEWAY_API_KEYS ?? []], [[longKey('b'), 'billing'], [longKey('e'), 'ehr']])
+  t.equal(config.HOST, '0.0.0.0', 'with client keys, every interface by default')
   t.equal(config.SANDBOX, false, 'sandbox is off by default in production')
   t.equal(config.TRUST_PROXY, '10.0.0.0/8, 127.0.0.1')
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY, true)
   t.same(loadConfig({}).UPSTREAMS, ['drchrono', 'cliniko', 'ocl', 'metriport', 'clinia'], 'every registered upstream by default')
-  t.equal(loadConfig({ NODE_ENV: 'production', GATEWAY_API_KEYS: 'a:12345678', SANDBOX: 'true' }).SANDBOX, true,
-    'SANDBOX=true (staging) starts without upstream configuration')
+  t.equal(loadConfig({ NODE_ENV: 'development', GATEWAY_API_KEYS: 'a:12345678', SANDBOX: 'true' }).SANDBOX, true,
+    'SANDBOX=true (demos, outside production) starts without upstream configuration')
+})
+
+t.test('fail closed: without client keys, open access on loopback only', async t => {
+  t.equal(loadConfig({ GATEWAY_API_KEYS: '' }).HOST, '127.0.0.1', 'no keys: HOST defaults to loopback')
+  t.equal(loadConfig({ HOST: '::1' }).HOST, '::1', 'another loopback address is fine')
+  t.equal(loadConfig({ HOST: '127.0.0.2' }).HOST, '127.0.0.2')
+  const open = configError({ HOST: '0.0.0.0' })
+  t.match(open, /HOST: 0\.0\.0\.0 is not a loopback address/, 'HOST=0.0.0.0 without keys is refused')
+  t.match(open, /GATEWAY_API_KEYS/, 'naming the keys')
+  t.match(open, /ALLOW_OPEN_ACCESS=true/, 'and the explicit way out')
+  t.match(configError({ HOST: '10.1.2.3', ALLOW_OPEN_ACCESS: 'false' }), /HOST: 10\.1\.2\.3/)
+  t.equal(loadConfig({ HOST: '0.0.0.0', ALLOW_OPEN_ACCESS: 'true' }).HOST, '0.0.0.0', 'ALLOW_OPEN_ACCESS=true allows it')
+  t.equal(loadConfig({ HOST: '0.0.0.0', GATEWAY_API_KEYS: 'a:12345678' }).HOST, '0.0.0.0', 'with keys, any address')
+  t.match(configError({ ALLOW_OPEN_ACCESS: 'sure' }), /ALLOW_OPEN_ACCESS/)
+  t.match(configError({ ...production, GATEWAY_API_KEYS: '', ALLOW_OPEN_ACCESS: 'true' }), /GATEWAY_API_KEYS: required when NODE_ENV=production/,
+    'production requires keys whatever ALLOW_OPEN_ACCESS says')
+})
+
+t.test('fail closed in production: long keys, named proxies, PUBLIC_BASE_URL, no simulators', async t => {
+  t.equal(configError(production), '(accepted)', 'the baseline passes')
+  const short = configError({ ...production, GATEWAY_API_KEYS: `app:${longKey('k')},ci:${'x'.repeat(31)}` })
+  t.match(short, /GATEWAY_API_KEYS: the key of client "ci" is shorter than 32 characters/, 'a 31-character key is refused, by client name')
+  t.notMatch(short, 'x'.repeat(31), 'the key itself is never printed')
+  t.notMatch(short, /"app"/, 'the long key passes')
+  t.equal(configError({ ...production, GATEWAY_API_KEYS: `app:${'k'.repeat(32)}` }), '(accepted)', '32 characters are enough')
+  t.equal(configError({ ...production, NODE_ENV: 'development', GATEWAY_API_KEYS: 'app:12345678' }), '(accepted)', 'short keys outside production')
+
+  t.match(configError({ ...production, TRUST_PROXY: 'true' }), /TRUST_PROXY: true is refused when NODE_ENV=production[\s\S]*addresses or CIDRs/)
+  t.equal(configError({ ...production, TRUST_PROXY: '10.0.0.0/8' }), '(accepted)', 'named proxies are fine')
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY, true, 'true stays possible outside production')
+
+  const { PUBLIC_BASE_URL: _, ...withoutUrl } = production
+  t.match(configError(withoutUrl), /PUBLIC_BASE_URL: required when NODE_ENV=production/)
+
+  t.match(configError({ ...production, SANDBOX: 'true' }), /SANDBOX: true is refused when NODE_ENV=production[\s\S]*NODE_ENV=development/)
+  t.equal(configError({ ...production, SANDBOX: 'false' }), '(accepted)')
+
+  const everything = configError({ NODE_ENV: 'production', GATEWAY_API_KEYS: 'a:12345678', TRUST_PROXY: 'true', SANDBOX: 'true' })
+  t.match(everything, /GATEWAY_API_KEYS[\s\S]*TRUST_PROXY[\s\S]*PUBLIC_BASE_URL[\s\S]*SANDBOX/, 'every wrong variable in one message')
 })

@@ -11,7 +11,7 @@ import { TokenKey } from '../../src/db/credential-crypto.js'
 import { KEY_FILE_NAME, developmentKey, tokenKeySource } from '../../src/db/token-keys.js'
 
 const production = {
-  NODE_ENV: 'production', GATEWAY_API_KEYS: 'a:12345678', UPSTREAMS: 'drchrono', DRCHRONO_ACCESS_TOKEN: 'access-1',
+  NODE_ENV: 'production', GATEWAY_API_KEYS: `a:${'k'.repeat(32)}`, PUBLIC_BASE_URL: 'https://gateway.example.org', UPSTREAMS: 'drchrono', DRCHRONO_ACCESS_TOKEN: 'access-1',
 }
 const refresh = { DRCHRONO_REFRESH_TOKEN: 'refresh-1', DRCHRONO_CLIENT_ID: 'client', DRCHRONO_CLIENT_SECRET: 'secret' }
 const key = randomBytes(32).toString('base64')

@@ -106,7 +106,7 @@ t.test('env: the key picks the shard; a User-Agent is required with it; failures
   t.match(problems({ CLINIKO_BASE_URL: 'ftp://x' }), /CLINIKO_BASE_URL/)
   t.equal(problems({ CLINIKO_API_KEY: 'secretKEY-au2', CLINIKO_USER_AGENT: ua }), '', 'a complete configuration loads')
 
-  t.match(cliniko.simulator.sandboxSettings('http://127.0.0.1:1/sandbox/cliniko'), {
-    baseUrl: 'http://127.0.0.1:1/sandbox/cliniko/v1', apiKey: /-au1$/, userAgent: String, requestsPerMinute: 200,
+  t.match(cliniko.simulator.sandboxSettings('http://127.0.0.1:1/cliniko', { apiKey: 'drawnkey' }), {
+    baseUrl: 'http://127.0.0.1:1/cliniko/v1', apiKey: 'drawnkey-au1', userAgent: String, requestsPerMinute: 200,
   })
 })

@@ -84,5 +84,5 @@ t.test('env: no access token means unconfigured; refresh credentials come togeth
   t.notOk(env({ DRCHRONO_ACCESS_TOKEN: 'tok', DRCHRONO_REFRESH_TOKEN: 'r' }).success, 'refresh token without client credentials')
   t.notOk(env({ DRCHRONO_PAGE_CONCURRENCY: 'many' }).success)
   t.notOk(env({ DRCHRONO_BASE_URL: 'ftp://x' }).success)
-  t.match(drchrono.simulator.sandboxSettings('http://127.0.0.1:1/sandbox/drchrono'), { baseUrl: 'http://127.0.0.1:1/sandbox/drchrono', accessToken: String })
+  t.match(drchrono.simulator.sandboxSettings('http://127.0.0.1:1/drchrono', { accessToken: 'a', refreshToken: 'r', clientId: 'c', clientSecret: 's' }), { baseUrl: 'http://127.0.0.1:1/drchrono', accessToken: 'a', refreshToken: 'r' })
 })

@@ -70,8 +70,10 @@ t.test('only "Invalid uuid specified" means an expired uuid; any other 404 is ne
   t.equal(expired.seen.filter(r => r.method === 'POST' && r.page === 1).length, 2)
 
   const unknown = await stubDrchrono(t, r => r.method === 'POST' ? stubAccepted(r.page) : { status: 404, body: { detail: 'Not found.' } })
-  await t.rejects(unknown.adapter.run(fakeJob('patients', {}).ctx), { code: 'upstream_not_found', upstreamStatus: 404, message: /Not found\./ },
-    'an unknown 404 on a page that must exist fails the job with its detail')
+  const unknownErr = await unknown.adapter.run(fakeJob('patients', {}).ctx).catch((e: unknown) => e)
+  t.match(unknownErr, { code: 'upstream_not_found', upstreamStatus: 404, message: /DrChrono answered 404; DrChrono does not know this list or page/ },
+    'an unknown 404 on a page that must exist fails the job with its status')
+  t.notMatch(String((unknownErr as Error).message), /Not found\./, 'DrChrono\'s detail is not quoted')
   t.equal(unknown.seen.filter(r => r.method === 'POST' && r.page === 1).length, 1, 'after one POST')
 
   // Page 1 says there are 3 pages; page 3 is then refused as past the end: the list shrank while it was read.

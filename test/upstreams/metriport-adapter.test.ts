@@ -5,6 +5,7 @@ import { UpstreamClient } from '../../src/upstreams/http.js'
 import { metriportAdapter, type MetriportCheckpoint } from '../../src/upstreams/metriport/adapter.js'
 import { SANDBOX_CREDENTIALS, type MetriportSettings } from '../../src/upstreams/metriport/settings.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator.js'
+import { runKey } from '../../src/upstreams/metriport/webhook.js'
 import { UpstreamError, type JobContext, type Parked } from '../../src/upstreams/types.js'
 
 const patientId = SANDBOX_PATIENT_IDS[0] as string
@@ -50,7 +51,7 @@ async function failure (t: Test, run: Promise<unknown>): Promise<UpstreamError> 
   return err as UpstreamError
 }
 
-t.test('starts the run, saves its requestId, and parks under it', async t => {
+t.test('starts the run, saves its requestId, and parks under it and the patient', async t => {
   const { state, adapter } = await setup(t)
   const job = fakeJob({ patientId, metadata: { batch: 'b1' } })
   const outcome = await adapter.run(job.ctx)
@@ -60,7 +61,7 @@ t.test('starts the run, saves its requestId, and parks under it', async t => {
   t.same(job.calls, ['saveCheckpoint', 'setUpstreamInfo', 'park'], 'the requestId is saved before the job parks')
   t.same(job.saved.checkpoint, [{ requestId: run.requestId }])
   t.same(job.saved.info, [{ requestId: run.requestId }])
-  t.same(job.saved.parks, [{ key: run.requestId, timeoutSeconds: 120 }])
+  t.same(job.saved.parks, [{ key: runKey(run.requestId, patientId), timeoutSeconds: 120 }], 'only a message naming both finishes the job')
   t.same(run.metadata, { batch: 'b1' }, 'metadata reaches Metriport')
   t.equal(run.patientId, patientId)
 })
@@ -69,20 +70,20 @@ t.test('a resumed job POSTs again: the same requestId while processing, a new on
   const { state, adapter } = await setup(t)
   const first = fakeJob({ patientId })
   await adapter.run(first.ctx)
-  const requestId = first.saved.parks[0]?.key as string
+  const requestId = (first.saved.checkpoint[0] as MetriportCheckpoint).requestId
 
   const resumed = fakeJob({ patientId }, { requestId })
   await adapter.run(resumed.ctx)
-  t.same(resumed.saved.parks, [{ key: requestId, timeoutSeconds: 120 }], 'sticky requestId')
+  t.same(resumed.saved.parks, [{ key: runKey(requestId, patientId), timeoutSeconds: 120 }], 'sticky requestId')
   t.equal(state.stats.starts, 1)
   t.equal(state.stats.stickyStarts, 1)
 
   await state.deliverNow(requestId) // the run ends (its webhook goes nowhere: no URL here)
   const late = fakeJob({ patientId }, { requestId })
   await adapter.run(late.ctx)
-  const next = late.saved.parks[0]?.key
+  const next = (late.saved.checkpoint[0] as MetriportCheckpoint | undefined)?.requestId
   t.ok(next !== undefined && next !== requestId, 'a new run is waited for')
-  t.same(late.saved.checkpoint, [{ requestId: next }])
+  t.same(late.saved.parks, [{ key: runKey(next as string, patientId), timeoutSeconds: 120 }])
   t.equal(state.stats.starts, 2)
 })
 

@@ -1,7 +1,7 @@
 /**
  * The Metriport adapter's start under answers its documentation does not describe: a 429 from the API Gateway in
  * front of Metriport, with or without Retry-After, and a start answer carrying unknown fields. Adapter against the
- * simulator on loopback: the job still starts exactly one run and parks under its requestId.
+ * simulator on loopback: the job still starts exactly one run and parks under its requestId (and patient).
  */
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
@@ -9,6 +9,7 @@ import { UpstreamClient } from '../../src/upstreams/http.js'
 import { metriportAdapter } from '../../src/upstreams/metriport/adapter.js'
 import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator.js'
+import { runKey } from '../../src/upstreams/metriport/webhook.js'
 import type { JobContext, Parked } from '../../src/upstreams/types.js'
 
 const patientId = SANDBOX_PATIENT_IDS[0] as string
@@ -62,7 +63,7 @@ t.test('429s on the start, with and without Retry-After: one run starts and the 
     t.equal(await adapter.run(job.ctx), job.parked, `${name}: parked`)
     const runs = [...state.runs.values()]
     t.equal(runs.length, 1, `${name}: one run`)
-    t.same(job.parks, [{ key: runs[0]?.requestId, timeoutSeconds: 120 }], `${name}: parked under the run's requestId`)
+    t.same(job.parks, [{ key: runKey(runs[0]?.requestId as string, patientId), timeoutSeconds: 120 }], `${name}: parked under the run's requestId`)
     t.same([state.stats.throttled, state.stats.starts], [2, 1], `${name}: two 429s, then the start`)
   }
   const { state, adapter } = await setup(t)
@@ -76,5 +77,5 @@ t.test('a start answer with unknown fields is read for its status and requestId 
   t.match(await raw.json(), { status: 'processing', requestId: String, cxId: String, createdAt: String }, 'the simulator adds them')
   const job = fakeJob()
   t.equal(await adapter.run(job.ctx), job.parked)
-  t.same(job.parks.map(p => p.key), [state.processingRun(patientId)?.requestId])
+  t.same(job.parks.map(p => p.key), [runKey(state.processingRun(patientId)?.requestId as string, patientId)])
 })

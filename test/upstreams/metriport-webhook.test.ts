@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { WebhookRejected, type WebhookResult } from '../../src/upstreams/types.js'
 import type { MetriportSettings } from '../../src/upstreams/metriport/settings.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
-import { DOCUMENT_URLS_TYPE, receiveMetriportWebhook, withAddedFields } from '../../src/upstreams/metriport/webhook.js'
+import { DOCUMENT_URLS_TYPE, receiveMetriportWebhook, runKey, withAddedFields } from '../../src/upstreams/metriport/webhook.js'
 
 const settings: MetriportSettings = { baseUrl: 'http://unused', apiKey: 'k', webhookKey: 'webhook-key-123', webhookTimeoutSeconds: 60 }
 const receivedAt = new Date('2024-05-01T12:00:00.000Z')
@@ -60,22 +60,37 @@ t.test('malformed bodies with a valid signature are 400', async t => {
   rejected(t, () => receive(result('[]', { requestId: '' })), 400, 'no requestId')
 })
 
+t.test('a message is routed to the run of one patient: requestId and patientId together', async t => {
+  const r = receive(result('[{"patientId":"p1","status":"completed","documents":[]}]'))
+  t.match(r, { kind: 'deliver', key: runKey('req-1', 'p1') })
+  t.not(runKey('req-1', 'p1'), runKey('req-1', 'p2'), 'the same run id for another patient is another key')
+  t.not(runKey('a","b', 'c'), runKey('a', 'b","c'), 'no two (requestId, patientId) pairs share a key')
+  t.match(receive(result('[{"patientId":"p1","status":"completed"},{"patientId":"p1","status":"completed"}]')), { key: runKey('req-1', 'p1') },
+    'the same patient twice is still one patient')
+  // Without exactly one patient a message names no run: refused, rather than finishing whichever job waits on the requestId.
+  rejected(t, () => receive(result('{}')), 400, 'patients not an array')
+  rejected(t, () => receive(result('[]')), 400, 'no patient')
+  rejected(t, () => receive(result('[{"status":"completed","documents":[]}]')), 400, 'no patientId')
+  rejected(t, () => receive(result('[{"patientId":"p\\u0000","status":"completed"}]')), 400, 'a patientId PostgreSQL cannot hold')
+  rejected(t, () => receive(result('[{"patientId":"p1","status":"completed"},{"patientId":"p2","status":"completed"}]')), 400, 'two patients')
+})
+
 t.test('other message types are acknowledged and ignored', async t => {
   t.same(receive('{"meta":{"messageId":"m","type":"medical.consolidated-data"},"patients":[]}'), { kind: 'reply', status: 200, body: {} })
 })
 
-t.test('records: one per document across patients, as sent, with patientId and urlExpiresAt', async t => {
+t.test('records: one per document across the patient\'s entries, as sent, with patientId and urlExpiresAt', async t => {
   const body = result(`[{"patientId":"p1","externalId":"e1","status":"completed","documents":[${doc1},${doc2}]},` +
-    '{"patientId":"p2","status":"completed","documents":[{}]},{"patientId":"p3","status":"completed"}]')
+    '{"patientId":"p1","status":"completed","documents":[{}]},{"patientId":"p1","status":"completed"}]')
   const r = receive(body)
   if (r.kind !== 'deliver' || !('records' in r.outcome)) throw new Error('expected records')
   t.equal(r.messageId, 'msg-1')
-  t.equal(r.key, 'req-1')
+  t.equal(r.key, runKey('req-1', 'p1'))
   t.same(r.reply, { status: 200, body: {} })
   t.same(r.outcome.records, [
     `${doc1.slice(0, -1)},"patientId":"p1","urlExpiresAt":"${expiresAt}"}`,
     `${doc2.slice(0, -1)},"patientId":"p1","urlExpiresAt":"${expiresAt}"}`,
-    `{"patientId":"p2","urlExpiresAt":"${expiresAt}"}`,
+    `{"patientId":"p1","urlExpiresAt":"${expiresAt}"}`,
   ], 'Metriport\'s text kept byte for byte; an empty object and a patient without documents handled')
   t.same(JSON.parse(r.outcome.records[0] as string), { ...JSON.parse(doc1), patientId: 'p1', urlExpiresAt: expiresAt })
 })
@@ -90,14 +105,12 @@ t.test('a failed patient fails the job with upstream_failed', async t => {
   const r = receive(result('[{"patientId":"p1","status":"failed"}]'))
   if (r.kind !== 'deliver') throw new Error('expected a delivery')
   t.match(r.outcome, { error: { code: 'upstream_failed' } })
-  t.equal(r.key, 'req-1')
+  t.equal(r.key, runKey('req-1', 'p1'))
   t.same(r.reply, { status: 200, body: {} }, 'still acknowledged: a non-200 would disable Metriport\'s webhook')
 })
 
 t.test('routable messages with wrong content fail the job, not the delivery', async t => {
   for (const [patients, why] of [
-    ['{}', 'patients not an array'],
-    ['[{"status":"completed","documents":[]}]', 'no patientId'],
     ['[{"patientId":"p","status":"processing","documents":[]}]', 'unknown status'],
     ['[{"patientId":"p","status":"completed","documents":{}}]', 'documents not an array'],
     ['[{"patientId":"p","status":"completed","documents":["x"]}]', 'a document that is not an object'],

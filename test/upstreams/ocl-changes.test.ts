@@ -112,7 +112,8 @@ t.test('OCL errors map to stable codes, without the token in any message', async
     t.ok(err instanceof UpstreamError, `${resource} ${JSON.stringify(params)} fails with an UpstreamError`)
     return err as UpstreamError
   }
-  t.match(await fail(adapter, 'export', { ...CIEL, owner: 'Nobody' }), { code: 'upstream_not_found', upstreamStatus: 404, message: /OCL answered 404: Not found\./ })
+  t.match(await fail(adapter, 'export', { ...CIEL, owner: 'Nobody' }), { code: 'upstream_not_found', upstreamStatus: 404, message: /OCL answered 404; the owner, source or version does not exist/ })
+  t.notMatch((await fail(adapter, 'export', { ...CIEL, owner: 'Nobody' })).message, /Not found\./, 'OCL\'s detail is not quoted')
   t.match(await fail(adapter, 'export', { ...CIEL, version: 'v9' }), { code: 'upstream_not_found', upstreamStatus: 404 })
   t.match(await fail(adapter, 'export', { ownerType: 'orgs', owner: 'MSF', source: 'Drafts' }), { code: 'upstream_not_found', message: /no released version/ })
   t.match(await fail(adapter, 'export', { ...CIEL, version: 'HEAD' }), { code: 'upstream_rejected', upstreamStatus: 405 })
@@ -120,7 +121,8 @@ t.test('OCL errors map to stable codes, without the token in any message', async
 
   const { adapter: wrong } = await setup(t, {}, { token: 'a-token-ocl-does-not-know' })
   const refused = await fail(wrong, 'changes', ALL)
-  t.match(refused, { code: 'upstream_unauthorized', upstreamStatus: 401, message: /Invalid token\./ })
+  t.match(refused, { code: 'upstream_unauthorized', upstreamStatus: 401, message: /OCL answered 401; check OCL_TOKEN/ })
+  t.notMatch(refused.message, /Invalid token/, 'OCL\'s detail is not quoted')
   t.notMatch(refused.message, /a-token-ocl-does-not-know/)
 
   const { state: open, adapter: anonymous } = await setup(t, {}, { token: undefined })

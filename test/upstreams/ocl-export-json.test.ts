@@ -20,11 +20,11 @@ function scan (text: string | Buffer, sizes: number[] = [65_536], options?: Expo
 const doc = '\uFEFF{"id": "v1", "extras": {"concepts": [{"type": "x"}], "mappings": "no"}, "n": -1.5e+3, "ok": [true, false, null],' +
   ' "concepts": [ {"type": "Concept", "id": "1", "names": [{"type": "ConceptName", "name": "Fièvre 🩺 \\"q\\" \\u00e9"}]},' +
   '{"id":"2","\\u0074ype":"Concept","n":[0,-0.5,1E2,{}],"s":"\\\\"} ], "mappings": [{"type": "Mapping", "x": {"type": 1}}], "after": {}}'
-const want: ExportElement[] = [
+const want: ExportElement[] = ([
   { array: 'concepts', text: '{"type": "Concept", "id": "1", "names": [{"type": "ConceptName", "name": "Fièvre 🩺 \\"q\\" \\u00e9"}]}', type: 'Concept' },
   { array: 'concepts', text: '{"id":"2","\\u0074ype":"Concept","n":[0,-0.5,1E2,{}],"s":"\\\\"}', type: 'Concept' },
   { array: 'mappings', text: '{"type": "Mapping", "x": {"type": 1}}', type: 'Mapping' },
-]
+] as const).map(e => ({ ...e, bytes: Buffer.byteLength(e.text) }))
 
 t.test('elements come out byte for byte, whatever the chunking', async t => {
   t.same(scan(doc), want, 'one chunk')
@@ -106,7 +106,7 @@ t.test('malformed and unexpected files fail with invalid_upstream_response, nami
   const utf8 = Buffer.concat([Buffer.from('{"concepts": [{"type": "Concept", "n": "'), Buffer.from([0xc3, 0x28]), Buffer.from('"}], "mappings": []}')])
   t.throws(() => scan(utf8), { code: 'invalid_upstream_response', message: /not valid UTF-8/ })
   const big = `{"concepts": [{"type": "Concept", "pad": "${'x'.repeat(5000)}"}], "mappings": []}`
-  t.throws(() => scan(big, [100], { maxRecordBytes: 1000 }), { message: /larger than 1000 bytes/ }, 'while it spans chunks')
-  t.throws(() => scan(big, [1_000_000], { maxRecordBytes: 1000 }), { message: /larger than 1000 bytes/ }, 'within one chunk')
+  t.throws(() => scan(big, [100], { maxRecordBytes: 1000 }), { code: 'upstream_response_too_large', message: /limit of 1000 bytes/ }, 'while it spans chunks')
+  t.throws(() => scan(big, [1_000_000], { maxRecordBytes: 1000 }), { code: 'upstream_response_too_large', message: /limit of 1000 bytes/ }, 'within one chunk')
   t.throws(() => scan(`{"a": ${'['.repeat(10_000)}`, [4096]), { message: /nests deeper than 512 levels/ })
 })

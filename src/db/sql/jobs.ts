@@ -4,6 +4,7 @@
  */
 import type { Job } from '../../generated/prisma/client.js'
 import type pg from 'pg'
+import { pastExpiry } from './expiry.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
 import { applyEarlyDelivery, lockWebhookKey } from './webhooks.js'
 
@@ -12,20 +13,33 @@ export type JobSummary = Omit<Job, 'payload' | 'checkpoint'>
 
 /**
  * Columns aliased to the Prisma model's field names, so raw rows and Prisma rows have one shape: all but `status`,
- * which the worker reads as stored and clients as read (job-reads.ts), and the payload and checkpoint.
+ * which the worker reads as stored and clients as read (job-reads.ts), and the payload and checkpoint. What may
+ * hold patient data reads null from `expiresAt` on, erased by the sweeper or not yet (a running job has none).
  */
-export const jobFieldColumns = sql`id, client_id AS "clientId", upstream, resource, params,
+export const jobFieldColumns = sql`id, client_id AS "clientId", upstream, resource,
+  CASE WHEN ${pastExpiry} THEN NULL ELSE params END AS params,
   request_hash AS "requestHash", records, pages_done AS "pagesDone",
   pages_total AS "pagesTotal", percent, succeeded, failed, waiting_for AS "waitingFor",
-  wait_reason AS "waitReason", wait_until AS "waitUntil", error_code AS "errorCode", error_message AS "errorMessage",
-  upstream_status AS "upstreamStatus", upstream_info AS "upstreamInfo", attempts, lease_owner AS "leaseOwner",
+  wait_reason AS "waitReason", wait_until AS "waitUntil", error_code AS "errorCode",
+  CASE WHEN ${pastExpiry} THEN NULL ELSE error_message END AS "errorMessage", upstream_status AS "upstreamStatus",
+  CASE WHEN ${pastExpiry} THEN NULL ELSE upstream_info END AS "upstreamInfo", attempts, lease_owner AS "leaseOwner",
   lease_expires_at AS "leaseExpiresAt", run_after AS "runAfter", created_at AS "createdAt",
   started_at AS "startedAt", finished_at AS "finishedAt", expires_at AS "expiresAt"`
 export const jobColumns = sql`${jobFieldColumns}, status, payload, checkpoint`
 
 /**
- * Claims the oldest runnable job: queued and due, or running with an expired lease (its worker died).
- * One statement, so two workers never claim the same job.
+ * Claims the next job, interleaving clients rather than taking one global FIFO: of the clients with runnable
+ * jobs, the one with the fewest jobs running now goes first, and among equals the one whose last job started
+ * longest ago (round robin, which matters when no job runs at claim time, as with WORKER_CONCURRENCY=1); it gets
+ * its oldest queued job. So one client's thousand queued jobs do not hold another client's single job behind
+ * them. A running job whose lease expired (its worker died) is taken before any queued job. One statement, so two
+ * workers never claim the same job.
+ *
+ * Index-backed whatever the queue holds: the clients with queued jobs are found by skipping through
+ * jobs_active_by_client from one client to the next (a loose index scan, one probe per client); each client's
+ * running count and first few runnable jobs are probes of that index, its last start one of
+ * jobs_started_by_client. The final pick re-checks, under its row lock, that the job is still runnable, and skips
+ * jobs another worker is claiming this instant.
  */
 export async function claimNextJob (db: Queryable, workerId: string, leaseSeconds: number): Promise<Job | null> {
   const { rows } = await query<Job>(db, sql`
@@ -33,12 +47,33 @@ export async function claimNextJob (db: Queryable, workerId: string, leaseSecond
       lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
       attempts = attempts + 1, started_at = coalesce(started_at, now())
     WHERE id = (
-      SELECT id FROM jobs
-      WHERE (status = 'queued' AND run_after <= now())
-         OR (status = 'running' AND lease_expires_at < now())
-      ORDER BY run_after, created_at
+      WITH RECURSIVE queued_clients (client_id) AS (
+        (SELECT client_id FROM jobs WHERE status = 'queued' ORDER BY client_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.client_id FROM jobs j WHERE j.status = 'queued' AND j.client_id > q.client_id ORDER BY j.client_id LIMIT 1)
+        FROM queued_clients q WHERE q.client_id IS NOT NULL
+      ), candidates AS (
+        SELECT head.id, 0 AS orphan, running.n AS running, last.started_at AS last_started, head.run_after, head.created_at
+        FROM queued_clients q
+        CROSS JOIN LATERAL (
+          SELECT count(*) AS n FROM jobs r WHERE r.client_id = q.client_id AND r.status = 'running' AND r.lease_owner IS NOT NULL) running
+        LEFT JOIN LATERAL (
+          SELECT s.started_at FROM jobs s WHERE s.client_id = q.client_id AND s.started_at IS NOT NULL
+          ORDER BY s.started_at DESC LIMIT 1) last ON true
+        CROSS JOIN LATERAL (
+          SELECT id, run_after, created_at FROM jobs j
+          WHERE j.client_id = q.client_id AND j.status = 'queued' AND j.run_after <= now()
+          ORDER BY j.run_after, j.created_at LIMIT 4) head
+        WHERE q.client_id IS NOT NULL
+        UNION ALL
+        (SELECT id, -1, 0, NULL::timestamptz, run_after, created_at FROM jobs
+          WHERE status = 'running' AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT 4)
+      )
+      SELECT j.id FROM candidates c JOIN jobs j ON j.id = c.id
+      WHERE (j.status = 'queued' AND j.run_after <= now()) OR (j.status = 'running' AND j.lease_expires_at < now())
+      ORDER BY c.orphan, c.running, c.last_started NULLS FIRST, c.run_after, c.created_at
       LIMIT 1
-      FOR UPDATE SKIP LOCKED)
+      FOR UPDATE OF j SKIP LOCKED)
     RETURNING ${jobColumns}`)
   return rows[0] ?? null
 }

@@ -6,7 +6,8 @@
  *
  * Batches are read by keyset (page, position), so a batch costs the same at any depth. A batch is read whole before
  * anything is written to a client: a pooled connection is held only for the COPY itself, never while a slow client
- * reads.
+ * reads. A batch ends at a number of records or of bytes, whichever comes first (PostgreSQL sums the records'
+ * lengths), so memory per batch is bounded however large the records: 2000 records of 1 MB would be 2 GB.
  */
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
@@ -18,7 +19,7 @@ export interface ResultPosition { page: number, position: number }
 /**
  * Records of one batch, in (page, position) order: record i is `data[starts[i], ends[i])`, stored at
  * (`pages[i]`, `positions[i]`). A response is built in `data` itself (see {@link ndjsonChunk}, {@link jsonPage}),
- * so a batch makes one response.
+ * so a batch makes one response. `more`: records follow the batch's last one.
  */
 export interface RecordBatch {
   data: Buffer
@@ -26,7 +27,11 @@ export interface RecordBatch {
   ends: number[]
   pages: number[]
   positions: number[]
+  more: boolean
 }
+
+/** How much one batch holds at most: `limit` records or `maxBytes` bytes of records, but always one record. */
+export interface BatchSize { limit: number, maxBytes: number }
 
 const isInt4 = (n: number): boolean => Number.isInteger(n) && n >= -2_147_483_648 && n <= 2_147_483_647
 
@@ -34,17 +39,28 @@ const isInt4 = (n: number): boolean => Number.isInteger(n) && n >= -2_147_483_64
  * The COPY statement of one batch. COPY takes no bind parameters, so the values are written into the text: the job
  * id only after it is checked to be a UUID, the numbers only when they are integers in range. Nothing else is
  * interpolated.
+ *
+ * Row n is a record when n <= limit and the bytes up to it fit in maxBytes (row 1 always: a record larger than the
+ * cap is served alone). The first row that does not fit comes too, with a NULL record: it says that more follows
+ * without costing its bytes. `octet_length` of a stored text reads its length from the TOAST header, no detoast.
  */
-export function batchStatement (jobId: string, after: ResultPosition | null, limit: number): string {
+export function batchStatement (jobId: string, after: ResultPosition | null, size: BatchSize): string {
   assertUuid(jobId)
   const from = after ?? { page: -1, position: -1 }
+  const { limit, maxBytes } = size
   if (!isInt4(from.page) || !isInt4(from.position)) throw new Error('result position is not a pair of int4')
   if (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000) throw new Error('batch limit out of range')
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new Error('batch byte cap out of range')
   // One tuple per record. One tuple of arrays per batch (array_agg) was measured too: on a pooled connection it cost
   // PostgreSQL about 9 µs a record, against 1 µs for this, and saved the gateway nothing.
-  return `COPY (SELECT page, position, record FROM job_results
-    WHERE job_id = '${jobId}'::uuid AND (page, position) > (${from.page}::int, ${from.position}::int)
-    ORDER BY page, position LIMIT ${limit}) TO STDOUT (FORMAT binary)`
+  return `COPY (SELECT page, position, CASE WHEN n <= ${limit} AND (n = 1 OR upto <= ${maxBytes}) THEN record END
+    FROM (SELECT page, position, record, row_number() OVER w AS n, sum(octet_length(record)) OVER w AS upto
+      FROM job_results
+      WHERE job_id = '${jobId}'::uuid AND (page, position) > (${from.page}::int, ${from.position}::int)
+      WINDOW w AS (ORDER BY page, position ROWS UNBOUNDED PRECEDING)
+      ORDER BY page, position LIMIT ${limit + 1}) AS batch
+    WHERE n <= 2 OR upto - octet_length(record) <= ${maxBytes}
+    ORDER BY page, position) TO STDOUT (FORMAT binary)`
 }
 
 
@@ -57,10 +73,11 @@ export class CopyFormatError extends Error {
  * Parses PostgreSQL's binary COPY output of (page int4, position int4, record text) rows: the 11-byte signature,
  * int32 flags and int32 header-extension length; per tuple an int16 field count, then per field an int32 length
  * (-1 = NULL) and that many bytes; an int16 -1 as trailer. Text in binary COPY is the column's bytes in the server
- * encoding (UTF-8 here), unescaped, so a record's slice is exactly what was stored.
+ * encoding (UTF-8 here), unescaped, so a record's slice is exactly what was stored. A NULL record may only be the
+ * last tuple: the row after the batch (see {@link batchStatement}), which sets `more`.
  */
 export function parseResultCopy (data: Buffer): RecordBatch {
-  const batch: RecordBatch = { data, starts: [], ends: [], pages: [], positions: [] }
+  const batch: RecordBatch = { data, starts: [], ends: [], pages: [], positions: [], more: false }
   let at = 0
   const need = (n: number): void => {
     if (n < 0 || at + n > data.length) throw new CopyFormatError(`COPY data ends early (offset ${at}, ${data.length} bytes)`)
@@ -86,12 +103,19 @@ export function parseResultCopy (data: Buffer): RecordBatch {
     at += 2
     if (fields === -1) break
     if (fields !== 3) throw new CopyFormatError(`a tuple has ${fields} fields, expected 3`)
-    batch.pages.push(int4Field())
-    batch.positions.push(int4Field())
+    if (batch.more) throw new CopyFormatError('a record is NULL before the last tuple')
+    const page = int4Field()
+    const position = int4Field()
     need(4)
     const length = data.readInt32BE(at)
-    if (length < 0) throw new CopyFormatError('a record is NULL')
     at += 4
+    if (length === -1) {
+      batch.more = true
+      continue
+    }
+    if (length < 0) throw new CopyFormatError('a record has a negative length')
+    batch.pages.push(page)
+    batch.positions.push(position)
     need(length)
     batch.starts.push(at)
     at += length
@@ -114,11 +138,11 @@ function drain (stream: NodeJS.ReadableStream): Promise<Buffer[]> {
 }
 
 /**
- * Up to `limit` records after `after` (from the start when null), in (page, position) order, read on a connection
- * of the pool that goes back as soon as the last byte is in. A connection that failed is dropped, not reused.
+ * The records after `after` (from the start when null), in (page, position) order, up to `size`, read on a
+ * connection of the pool that goes back as soon as the last byte is in. A connection that failed is dropped.
  */
-export async function readResultBatch (pool: pg.Pool, jobId: string, after: ResultPosition | null, limit: number): Promise<RecordBatch> {
-  const statement = batchStatement(jobId, after, limit)
+export async function readResultBatch (pool: pg.Pool, jobId: string, after: ResultPosition | null, size: BatchSize): Promise<RecordBatch> {
+  const statement = batchStatement(jobId, after, size)
   const client = await pool.connect()
   // A checked-out client has no pool listener: without this one, a connection lost mid-COPY (a database restart,
   // PgBouncer closing it) is an unhandled 'error' event that ends the process. The COPY fails by itself too.
@@ -139,23 +163,26 @@ export async function readResultBatch (pool: pg.Pool, jobId: string, after: Resu
 }
 
 /**
- * Every record of a job, in order, a batch at a time, so memory stays flat however large the job. The next batch
- * is read while the caller handles the current one: the database and the client's socket work at the same time
- * instead of taking turns. At most two batches are held.
+ * Every record of a job, in order, a batch at a time, so memory stays flat however large the job or its records.
+ * The next batch is read while the caller handles the current one: the database and the client's socket work at
+ * the same time instead of taking turns. At most two batches are held.
  */
-export async function * streamResultBatches (pool: pg.Pool, jobId: string, batchSize = 2000): AsyncGenerator<RecordBatch> {
-  const read = (after: ResultPosition | null): Promise<RecordBatch> => {
-    const batch = readResultBatch(pool, jobId, after, batchSize)
+export async function * streamResultBatches (pool: pg.Pool, jobId: string, size: BatchSize): AsyncGenerator<RecordBatch> {
+  const read = (after: ResultPosition | null, limit: number): Promise<RecordBatch> => {
+    const batch = readResultBatch(pool, jobId, after, { limit, maxBytes: size.maxBytes })
     // A reader that stops early (the client went away) leaves a read in flight: it releases its own connection,
     // and its failure is nobody's to handle.
     batch.catch(() => {})
     return batch
   }
-  let next: Promise<RecordBatch> | null = read(null)
+  let next: Promise<RecordBatch> | null = read(null, size.limit)
   while (next !== null) {
     const batch: RecordBatch = await next
     const count = batch.starts.length
-    next = count < batchSize ? null : read({ page: batch.pages[count - 1] as number, position: batch.positions[count - 1] as number })
+    // A batch the byte cap ended asks for twice its records next time, not the full limit: PostgreSQL reads every
+    // row up to the limit to sum their lengths, and with records of a megabyte that would be 2000 rows a batch.
+    const limit = count < size.limit ? Math.min(size.limit, Math.max(16, 2 * count)) : size.limit
+    next = batch.more ? read({ page: batch.pages[count - 1] as number, position: batch.positions[count - 1] as number }, limit) : null
     if (count > 0) yield batch
   }
 }

@@ -64,12 +64,17 @@ export async function deliverWebhook (pool: pg.Pool, input: {
 /**
  * Inside parkJob's transaction: applies the first delivery already received for this key, whether or not another
  * job took it too. A key names one upstream run, so every job that was given it wants that run's answer.
+ *
+ * Only a delivery received after the job first started counts: the upstream's run was started (or joined) by
+ * this job, so its answer cannot be older than the job's first attempt. An older delivery under the same key is
+ * a reused or guessed key, or another run's stale answer (Metriport's URLs die in 10 minutes), and is left alone:
+ * the job waits for its own, or times out.
  */
 export async function applyEarlyDelivery (db: pg.PoolClient, upstream: string, key: string, jobId: string, ttlSeconds: number): Promise<boolean> {
   const { rows } = await query<{ message_id: string, outcome: DeliveryOutcome }>(db, sql`
-    SELECT message_id, outcome FROM webhook_deliveries
-    WHERE upstream = ${upstream} AND key = ${key}
-    ORDER BY received_at LIMIT 1`)
+    SELECT d.message_id, d.outcome FROM webhook_deliveries d, jobs j
+    WHERE d.upstream = ${upstream} AND d.key = ${key} AND j.id = ${jobId}::uuid AND d.received_at >= j.started_at
+    ORDER BY d.received_at LIMIT 1`)
   const delivery = rows[0]
   if (delivery === undefined) return false
   await finishParkedJob(db, jobId, delivery.outcome, ttlSeconds)

@@ -1,7 +1,7 @@
 /** Clinia: write jobs over its asynchronous bulk API (POST a chunk of operations, poll its task for receipts). */
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
-import type { UpstreamDefinition } from '../types.js'
+import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { cliniaAdapter, type CliniaSettings } from './adapter.js'
 import { RELATIONSHIP_EXAMPLE, RESOURCE_EXAMPLE, cliniaOperations, cliniaParams, MAX_JOB_OPERATIONS } from './operations.js'
 import { cliniaSimulator, SANDBOX_CREDENTIALS } from './simulator.js'
@@ -38,14 +38,14 @@ export type CliniaEnv = z.output<typeof env>
  * The sandbox simulator: one PENDING read per task, so a newcomer sees a job run, and the two records the
  * relationships example links, so every Swagger UI example succeeds.
  */
-const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
+const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<'apiKey'>> = async (app, { credentials }) => {
   await cliniaSimulator(app, {
+    apiKey: credentials.apiKey,
     pendingPolls: 1,
     seed: [
       { type: 'provider', id: '2eVocVVgjAWYJ74DifXluwVtSYs', data: { name: 'John Doe', practiceNumber: 1020993, specialities: ['Pharmacist'] } },
       { type: 'office', id: '2dMyvjBs8mDQ7VJxjFPtWnFvaxp', data: { name: 'Main Street Pharmacy', city: 'Montreal' } },
     ],
-    ...opts,
   })
 }
 
@@ -55,7 +55,7 @@ const poll = (e: CliniaEnv) => ({
   taskTimeoutMs: e.CLINIA_TASK_TIMEOUT_SECONDS * 1000,
 })
 
-export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings> = {
+export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings, 'apiKey'> = {
   name: 'clinia',
   kind: 'write',
   description: 'Clinia health data platform, bulk writes: operations are sent in ordered chunks, each an asynchronous bulk task; ' +
@@ -86,8 +86,10 @@ export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings> = {
     }
   },
   simulator: {
+    credentials: ['apiKey'],
     plugin: sandboxSimulator,
-    sandboxSettings: (baseUrl) => ({ baseUrl, ...SANDBOX_CREDENTIALS, maxOperations: 1000, pollInitialMs: 200, pollMaxMs: 2000 }),
+    // The source key names the simulator's one source; it grants nothing.
+    sandboxSettings: (baseUrl, { apiKey }) => ({ baseUrl, apiKey, sourceKey: SANDBOX_CREDENTIALS.sourceKey, maxOperations: 1000, pollInitialMs: 200, pollMaxMs: 2000 }),
   },
   createAdapter: (settings, client) => cliniaAdapter(settings, client),
 }

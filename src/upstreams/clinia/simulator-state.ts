@@ -5,8 +5,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { targetOf, type CliniaOperation, type CliniaResource } from './operations.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../simulator-bounds.js'
 
-/** The sandbox's fixed credentials: the gateway's sandbox settings and the simulator both default to them. */
+/**
+ * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's
+ * sandbox draws its own API key per process.
+ */
 export const SANDBOX_CREDENTIALS = { apiKey: 'sandbox-clinia-api-key', sourceKey: 'sandbox' } as const
 
 /** A record the simulator starts with. */
@@ -23,6 +27,13 @@ export interface CliniaSimulatorOptions {
   seed?: readonly SeedResource[]
   /** The HTTP status of a REJECTED answer. Default 400. */
   rejectedStatus?: RejectedStatus
+  /**
+   * Tasks kept, and tasks waiting to be processed: beyond it the oldest task is forgotten (a read of it is a 404),
+   * and the oldest waiting one is processed at once, as Clinia works through its backlog. Default 1000.
+   */
+  maxEntries?: number
+  /** Records and relationships kept; beyond it the oldest is forgotten. Default 100 times maxEntries. */
+  maxRecords?: number
 }
 
 /**
@@ -115,6 +126,8 @@ export class CliniaSimulatorState {
   get apiKey (): string { return this.options.apiKey ?? SANDBOX_CREDENTIALS.apiKey }
   get sourceKey (): string { return this.options.sourceKey ?? SANDBOX_CREDENTIALS.sourceKey }
   get maxOperations (): number { return this.options.maxOperations ?? 1000 }
+  get maxEntries (): number { return this.options.maxEntries ?? DEFAULT_MAX_ENTRIES }
+  get maxRecords (): number { return this.options.maxRecords ?? this.maxEntries * 100 }
 
   /** Back to the state right after start: seed records only, no tasks, zero counters, no faults. */
   reset (): void {
@@ -150,8 +163,7 @@ export class CliniaSimulatorState {
   /** Counts one POST of `operations` (a chunk) before validation. */
   countSubmit (operations: readonly unknown[]): void {
     this.stats.submits++
-    const key = operationsDigest(operations)
-    this.stats.chunkPosts[key] = (this.stats.chunkPosts[key] ?? 0) + 1
+    countUnder(this.stats.chunkPosts, operationsDigest(operations), this.maxEntries * COUNTERS_PER_ENTRY)
   }
 
   /** How many times these exact operations were POSTed. */
@@ -162,9 +174,11 @@ export class CliniaSimulatorState {
   /** Queues an accepted request as a task. */
   accept (resource: CliniaResource, operations: CliniaOperation[]): SimTask {
     const task: SimTask = { id: `bk_${newId()}`, resource, operations, receipts: null, polls: 0 }
-    this.tasks.set(task.id, task)
+    remember(this.tasks, task.id, task, this.maxEntries)
     this.#queue.push(task)
     this.stats.tasksCreated++
+    const oldest = this.#queue[0]
+    if (this.#queue.length > this.maxEntries && oldest !== undefined) this.#processThrough(oldest)
     return task
   }
 
@@ -223,7 +237,7 @@ export class CliniaSimulatorState {
         if (!this.resources.delete(key)) return failed(404, 'NOT_FOUND', `record with id '${id}' not found`)
         return done(id)
       }
-      this.resources.set(key, target.data as Record<string, unknown>)
+      remember(this.resources, key, target.data as Record<string, unknown>, this.maxRecords)
       return done(id)
     }
     const id = this.#relationshipId(target) ?? ''
@@ -238,7 +252,7 @@ export class CliniaSimulatorState {
       return failed(404, 'NOT_FOUND', 'a related record does not exist')
     }
     if (op.action === 'CREATE' && this.relationships.has(key)) return failed(409, 'ALREADY_EXISTS', `relationship with id '${id}' already exists`)
-    this.relationships.set(key, (target.data as Record<string, unknown> | undefined) ?? {})
+    remember(this.relationships, key, (target.data as Record<string, unknown> | undefined) ?? {}, this.maxRecords)
     return done(id)
   }
 }

@@ -1,5 +1,5 @@
 /**
- * A strict Clinia bulk-API simulator, served over real HTTP: the gateway mounts it under /sandbox/clinia, tests
+ * A strict Clinia bulk-API simulator, served over real HTTP: the gateway serves it on its sandbox listener, tests
  * start it alone with {@link startCliniaSimulator}. Never kinder than Clinia: the API key header is checked,
  * every operation is validated at submit against the source's profiles (one bad operation, or too many, makes
  * the whole request REJECTED with a receipt per operation, under the HTTP status its `rejectedStatus` setting

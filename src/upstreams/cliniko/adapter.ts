@@ -59,23 +59,15 @@ function pageIdentity (url: URL): string {
 }
 
 /**
- * A failed answer as a stable error. 422 names the rejected fields only: Cliniko's messages may repeat filter
- * values such as a patient's name. A 401 or 403 is decided by its status alone and its body is never read:
- * UPSTREAMS.md has Cliniko's 401 body as plain text, unconfirmed, and a JSON one must end the same way.
+ * A failed answer as a stable error, decided by its status alone: the body is never quoted (a 422's messages,
+ * and even its field names, are Cliniko's text, which may repeat filter values such as a patient's name), and
+ * UPSTREAMS.md has Cliniko's 401 body as plain text, unconfirmed, so a JSON one must end the same way.
  */
 function failure (res: UpstreamResponse, where: string): UpstreamError {
   const s = res.status
   if (s === 401) return statusError(s, `${where}: Cliniko refused the API key (401); check CLINIKO_API_KEY and that its shard matches the URL`)
   if (s === 403) return statusError(s, `${where}: Cliniko refused the request (403): the key's user lacks permission, or the User-Agent was not accepted`)
-  if (s === 422) {
-    let fields: string[] = []
-    try {
-      const body = JSON.parse(res.text()) as unknown
-      if (isObject(body) && isObject(body.errors)) fields = Object.keys(body.errors).slice(0, 10)
-    } catch { /* a 422 without JSON still is a rejection */ }
-    const named = fields.length > 0 ? `: invalid ${fields.map(f => f.replace(/[^\w[\].-]/g, '').slice(0, 40)).join(', ')}` : ''
-    return statusError(s, `${where}: Cliniko answered 422 Validation Failed${named}`)
-  }
+  if (s === 422) return statusError(s, `${where}: Cliniko answered 422 Validation Failed; check the job's q[], sort and order params`)
   if (s >= 300 && s < 400) return statusError(s, `${where}: Cliniko redirected (${s}); is the shard or CLINIKO_BASE_URL right?`)
   return statusError(s, `${where}: Cliniko answered ${s}`)
 }
@@ -135,7 +127,7 @@ export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClien
       throw new UpstreamError('invalid_upstream_response', `${where}: "links.next" is not a URL`)
     }
     if (url.origin !== baseUrl.origin || !(url.pathname === basePath || url.pathname.startsWith(`${basePath}/`))) {
-      throw new UpstreamError('invalid_upstream_response', `${where}: "links.next" leaves ${baseUrl.origin}${basePath}; not following it with the API key`)
+      throw new UpstreamError('invalid_upstream_response', `${where}: "links.next" leaves the configured CLINIKO_BASE_URL; not following it with the API key`)
     }
     return url
   }
@@ -168,6 +160,8 @@ export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClien
         guard.follow(pageIdentity(url))
         const res = await client.request({
           method: 'GET', url, headers, signal: ctx.signal, upstream: 'cliniko',
+          // Only page 1 is built here; every later one is a link Cliniko sent (already held to the API root above).
+          suppliedBy: page === 0 && resumed === null ? undefined : { baseUrl: base },
           timeoutMs: settings.requestTimeoutMs, budget: { store: services.budgets, spec: budget, taker: budgetTaker(ctx) },
         })
         if (res.status !== 200) throw failure(res, where)

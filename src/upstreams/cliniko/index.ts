@@ -1,10 +1,10 @@
 /** Cliniko: read jobs over its link-paginated REST lists (GET a page, follow `links.next`). */
 import type { FastifyPluginAsync } from 'fastify'
-import type { UpstreamDefinition } from '../types.js'
+import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { clinikoAdapter } from './adapter.js'
 import { CLINIKO_RESOURCES, FILTER_EXAMPLES, clinikoParams, type ClinikoResource } from './params.js'
 import { clinikoEnv, settingsFromEnv, type ClinikoEnv, type ClinikoSettings } from './settings.js'
-import { SANDBOX_API_KEY, SANDBOX_USER_AGENT, clinikoSimulator } from './simulator.js'
+import { SANDBOX_USER_AGENT, clinikoSimulator } from './simulator.js'
 
 const DESCRIPTIONS: Record<ClinikoResource, string> = {
   patients: 'Patients, without archived and deleted ones (see archived_patients, deleted_patients). Ids are int64 strings.',
@@ -27,11 +27,12 @@ const DESCRIPTIONS: Record<ClinikoResource, string> = {
 }
 
 /** The sandbox simulator answers each page after a short wait, so a newcomer's job runs for a few seconds. */
-const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
-  await clinikoSimulator(app, { latencyMs: 120, ...opts })
+const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<'apiKey'>> = async (app, { credentials }) => {
+  // It plays the au1 shard; the key it knows is the drawn one, with or without that suffix.
+  await clinikoSimulator(app, { latencyMs: 120, apiKeys: [credentials.apiKey] })
 }
 
-export const cliniko: UpstreamDefinition<ClinikoEnv, ClinikoSettings> = {
+export const cliniko: UpstreamDefinition<ClinikoEnv, ClinikoSettings, 'apiKey'> = {
   name: 'cliniko',
   kind: 'read',
   description: 'Cliniko practice management: REST lists read page by page through links.next, 200 requests a minute per API key.',
@@ -43,10 +44,11 @@ export const cliniko: UpstreamDefinition<ClinikoEnv, ClinikoSettings> = {
   env: clinikoEnv,
   settingsFromEnv,
   simulator: {
+    credentials: ['apiKey'],
     plugin: sandboxSimulator,
-    sandboxSettings: (baseUrl) => ({
+    sandboxSettings: (baseUrl, credentials) => ({
       baseUrl: `${baseUrl.replace(/\/+$/, '')}/v1`,
-      apiKey: SANDBOX_API_KEY,
+      apiKey: `${credentials.apiKey}-au1`,
       userAgent: SANDBOX_USER_AGENT,
       requestsPerMinute: 200,
     }),

@@ -5,11 +5,15 @@
 import type { DataOptions } from './simulator-data.js'
 import { keyWithoutShard } from './settings.js'
 import { InjectedFaults } from '../injected-faults.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../simulator-bounds.js'
 
-/** The sandbox's fixed API key: its `-au1` suffix matches the shard the simulator plays by default. */
+/**
+ * The API key a simulator started alone (tests, benchmarks) accepts unless told others: its `-au1` suffix matches the
+ * shard the simulator plays by default. Published: the gateway's sandbox draws its own per process.
+ */
 export const SANDBOX_API_KEY = 'MS0xLXNhbmRib3hDbGluaWtvS2V5-au1'
 
-/** The User-Agent the sandbox adapter sends. */
+/** The User-Agent the sandbox adapter sends (not a secret: Cliniko asks integrators to name themselves). */
 export const SANDBOX_USER_AGENT = 'bulk-gateway sandbox (sandbox@bulk-gateway.invalid)'
 
 export type InjectedStatus = 500 | 502 | 503
@@ -55,6 +59,8 @@ export interface ClinikoSimulatorOptions extends DataOptions {
   unauthorizedBody?: UnauthorizedBody
   /** The clock, for the rate limit. */
   now?: () => number
+  /** Counters by page keep ten times this many keys, the oldest forgotten beyond. Default 1000. */
+  maxEntries?: number
 }
 
 export interface ClinikoSimulatorStats {
@@ -163,6 +169,11 @@ export class ClinikoSimulatorState {
 
   repeats (page: number): boolean {
     return this.#repeats.has(page)
+  }
+
+  /** Counts one page of a resource answered 200. */
+  countPage (resource: string, page: number): void {
+    countUnder(this.stats.pages, `${resource}:${page}`, (this.options.maxEntries ?? DEFAULT_MAX_ENTRIES) * COUNTERS_PER_ENTRY)
   }
 
   /** How often page `page` of a resource was answered 200. */

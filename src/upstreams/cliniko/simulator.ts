@@ -1,5 +1,5 @@
 /**
- * A strict Cliniko simulator over real HTTP: the gateway mounts it under /sandbox/cliniko, tests start it alone
+ * A strict Cliniko simulator over real HTTP: the gateway serves it on its sandbox listener, tests start it alone
  * with {@link startClinikoSimulator}. It is never kinder than UPSTREAMS.md says Cliniko is:
  * - a User-Agent that is not `Name (email)` is refused with a plain-text 403 (Cliniko says such requests "may be
  *   blocked"; here they always are, so an adapter that forgets it fails in tests rather than in production);
@@ -123,8 +123,7 @@ export const clinikoSimulator: FastifyPluginAsync<ClinikoSimulatorPluginOptions>
     if (page < pages) links.next = pageLink(request, state.nextPageOf(page))
     const latency = state.options.latencyMs ?? 0
     if (latency > 0) await delay(latency)
-    const key = `${resource}:${page}`
-    state.stats.pages[key] = (state.stats.pages[key] ?? 0) + 1
+    state.countPage(resource, page)
     state.answered(200)
     // Built as text: the records are the clinic's JSON text, int64 numbers included, never re-serialised.
     const body = `{${JSON.stringify(CLINIKO_LISTS[resource].key)}:[${records.slice(from, from + perPage).join(',')}],` +

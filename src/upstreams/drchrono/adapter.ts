@@ -11,6 +11,7 @@ import { fetchListPage, type PageOutcome, type PollOptions } from './bulk-list.j
 import { GenerationPace } from './pace.js'
 import { PageLedger, PageQueue, readCheckpoint } from './pages.js'
 import { drchronoParams, isDrchronoResource } from './params.js'
+import { ByteBudget } from '../response-limits.js'
 
 export { PageQueue, type DrchronoCheckpoint, type ListChange } from './pages.js'
 
@@ -74,6 +75,14 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
       const jobSignal = AbortSignal.any([ctx.signal, stop.signal])
       /** Pages in flight, each with its own controller so that one found past the end can be dropped alone. */
       const inFlight = new Map<number, AbortController>()
+      // UPSTREAM_MAX_BYTES_IN_FLIGHT: a page being fetched counts as the largest answer it may bring, a page
+      // waiting to be saved as what it holds. Each page may bring its share of the job's bytes (never more than
+      // DrChrono's own answer limit), so that `concurrency` pages fit at once: the bound never costs concurrency,
+      // and a page larger than its share fails as too large rather than holding memory the job does not have.
+      const bytes = new ByteBudget(client.limits.maxBytesInFlight)
+      const pageReserve = Math.min(client.limits.responseBytes('drchrono'), Math.floor(client.limits.maxBytesInFlight / concurrency))
+      /** Pages read, whose reservation became what they hold; the others hand it back whole when they end. */
+      const read = new Set<number>()
       let failure: { error: unknown } | undefined
       let finished!: () => void
       const done = new Promise<void>(resolve => { finished = resolve })
@@ -99,9 +108,12 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
           ctx.log.warn(learned.change, 'drchrono list count changed while the job read it')
           await ctx.setUpstreamInfo({ listChanged: learned.change })
         }
-        // The next page goes out while this one is saved: generation and saving overlap. Only when more pages
-        // wait to be saved than pages are fetched does pump() wait, so memory stays bounded.
-        ledger.save(p).then(pump, fail)
+        // The next page goes out while this one is saved: generation and saving overlap, as far as the pages
+        // waiting to be saved leave room in the job's bytes in flight (and no more wait than pages are fetched).
+        const held = p.records.reduce((n, r) => n + r.length, 0)
+        read.add(page)
+        bytes.release(pageReserve - held)
+        ledger.save(p).then(() => { bytes.release(held); pump() }, fail)
       }
 
       const start = (page: number, regenerations: number): void => {
@@ -109,7 +121,7 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
         inFlight.set(page, own)
         const signal = AbortSignal.any([jobSignal, own.signal])
         const target = {
-          listUrl, query, page, signal, log: ctx.log, pace, regenerations, taker,
+          listUrl, query, page, signal, log: ctx.log, pace, regenerations, taker, maxResponseBytes: pageReserve,
           lastPage: () => ledger.pages,
           untilSized: (s: AbortSignal) => ledger.untilSized(s),
         }
@@ -122,14 +134,16 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
           })
           .finally(() => {
             inFlight.delete(page)
+            if (!read.delete(page)) bytes.release(pageReserve)
             pump()
           })
       }
 
       function pump (): void {
         while (failure === undefined && inFlight.size < concurrency && ledger.backlog <= concurrency) {
+          if (!bytes.tryTake(pageReserve)) break
           const next = queue.next()
-          if (next === undefined) break
+          if (next === undefined) { bytes.release(pageReserve); break }
           start(next.page, next.regenerations)
         }
         if (inFlight.size > 0) return

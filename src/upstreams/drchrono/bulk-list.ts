@@ -67,6 +67,8 @@ export interface PageTarget {
   untilSized (signal: AbortSignal): Promise<unknown>
   /** Generations of this page that failed before it was held: they count toward maxRegenerations. */
   regenerations?: number
+  /** The most bytes this page's answer may have: its share of the job's bytes in flight. */
+  maxResponseBytes?: number
   /** Who spends DrChrono's request budget: the job (and its client). */
   taker?: BudgetTaker
 }
@@ -109,16 +111,16 @@ export function throttleWaitMs (res: UpstreamResponse): number | undefined {
   return m ? Math.ceil(Number(m[1]) * 1000) : undefined
 }
 
-/**
- * An answer the protocol has no use for, as a stable error. The message names DrChrono's `detail` or the
- * rejected field names only: field messages may echo filter values such as a patient's name.
- */
+/** What a refusal means, in the gateway's words: DrChrono's body is never quoted (its messages may echo filter values). */
+const HINTS: Record<number, string> = {
+  401: '; the access token was refused',
+  403: '; the token\'s user lacks permission for this list',
+  404: '; DrChrono does not know this list or page',
+}
+
+/** An answer the protocol has no use for, as a stable error; the message names the status, never the body. */
 export function unexpected (res: UpstreamResponse, what: string): UpstreamError {
-  const body = jsonOf(res)
-  const why = isObject(body)
-    ? typeof body.detail === 'string' ? `: ${body.detail.slice(0, 200)}` : `: invalid ${Object.keys(body).slice(0, 10).join(', ')}`
-    : ''
-  if (res.status >= 400 && res.status < 500) return statusError(res.status, `${what}: DrChrono answered ${res.status}${why}`)
+  if (res.status >= 400 && res.status < 500) return statusError(res.status, `${what}: DrChrono answered ${res.status}${HINTS[res.status] ?? ''}`)
   if (res.status >= 500) return statusError(res.status, `${what}: DrChrono answered ${res.status}`)
   return statusError(res.status, `${what}: DrChrono answered ${res.status} unexpectedly`)
 }
@@ -227,7 +229,7 @@ async function poll (auth: DrchronoAuth, t: PageTarget, uuid: string, answeredAt
   for (let n = 1; n <= o.maxPolls; n++) {
     await sleep(clock.nextWaitMs(performance.now() - answeredAt), t.signal)
     const sent = performance.now() - answeredAt
-    const res = await auth.send({ method: 'GET', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs, taker: t.taker })
+    const res = await auth.send({ method: 'GET', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs, taker: t.taker, maxResponseBytes: t.maxResponseBytes })
     if (res.status === 404) return isExpiredUuid(res) ? { kind: 'expired' } : { kind: 'not-there', res }
     if (res.status !== 200) {
       if (isGenerationFailure(res)) return { kind: 'failed' }

@@ -1,10 +1,10 @@
 /** DrChrono: read jobs over its asynchronous bulk-list endpoints (POST a page, poll its uuid). */
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
-import type { UpstreamDefinition } from '../types.js'
+import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { drchronoAdapter, type DrchronoSettings } from './adapter.js'
 import { drchronoParams, type DrchronoResource } from './params.js'
-import { drchronoSimulator, SANDBOX_CREDENTIALS } from './simulator.js'
+import { drchronoSimulator } from './simulator.js'
 
 // An empty variable (DRCHRONO_REFRESH_TOKEN=) means unset, as a shell user expects.
 const optionalSecret = z.preprocess(v => (v === '' ? undefined : v), z.string().min(1).optional())
@@ -56,17 +56,20 @@ const EXAMPLES: Partial<Record<DrchronoResource, Record<string, unknown>>> = {
   patients: { since: '2024-02-01', order_by: 'updated_at' },
 }
 
+/** The secrets the sandbox simulator checks, drawn per process by the gateway. */
+type DrchronoSecret = 'accessToken' | 'refreshToken' | 'clientId' | 'clientSecret'
+
 /**
  * The sandbox simulator: small enough to finish in seconds, slow enough (one "In progress" poll per page)
- * for a newcomer to watch progress rise. Options the gateway passes when registering it win.
+ * for a newcomer to watch progress rise.
  */
-const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
+const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<DrchronoSecret>> = async (app, { credentials }) => {
   // Slow enough that a newcomer watches progress rise over a few seconds, as with the real DrChrono.
   // DrChrono's burst throttle too (about 10 a second); its hourly budget is left out, so a demo never waits an hour.
-  await drchronoSimulator(app, { inProgressPolls: 2, generationMs: 1500, recordCount: { appointments: 5000 }, maxRequestsPerSecond: 10, ...opts })
+  await drchronoSimulator(app, { inProgressPolls: 2, generationMs: 1500, recordCount: { appointments: 5000 }, maxRequestsPerSecond: 10, ...credentials })
 }
 
-export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings> = {
+export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings, DrchronoSecret> = {
   name: 'drchrono',
   kind: 'read',
   description: 'DrChrono EHR bulk lists: each page is generated asynchronously by DrChrono (POST, then poll its uuid).',
@@ -92,9 +95,10 @@ export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings> = {
     }
   },
   simulator: {
+    credentials: ['accessToken', 'refreshToken', 'clientId', 'clientSecret'],
     plugin: sandboxSimulator,
     // The simulator has no hourly budget: a newcomer's tenth job must not wait for the top of the hour.
-    sandboxSettings: (baseUrl) => ({ baseUrl, ...SANDBOX_CREDENTIALS, pageConcurrency: 4, requestsPerHour: 100_000 }),
+    sandboxSettings: (baseUrl, credentials) => ({ baseUrl, ...credentials, pageConcurrency: 4, requestsPerHour: 100_000 }),
   },
   createAdapter: (settings, client, services) => drchronoAdapter(settings, client, services),
 }

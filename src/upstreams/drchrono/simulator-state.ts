@@ -6,11 +6,15 @@ import { randomUUID } from 'node:crypto'
 import type { DrchronoResource } from './params.js'
 import type { ListRequest, RecordCounts } from './simulator-data.js'
 import { mulberry32 } from '../seeded-random.js'
-import { bump, emptyStats, sumOf, type InProgressBody, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../simulator-bounds.js'
+import { emptyStats, sumOf, type InProgressBody, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
 
 export { IN_PROGRESS_BODIES, PAST_END_MODES, type InProgressBody, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
 
-/** The sandbox's fixed credentials: the gateway's sandbox settings and the simulator both default to them. */
+/**
+ * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's
+ * sandbox never uses them, it draws its own per process.
+ */
 export const SANDBOX_CREDENTIALS = {
   accessToken: 'sandbox-drchrono-access-token',
   refreshToken: 'sandbox-drchrono-refresh-token',
@@ -64,6 +68,11 @@ export interface DrchronoSimulatorOptions {
    * §5.2; DrChrono integrators report 401, which the adapter must read too.
    */
   invalidGrantStatus?: 400 | 401
+  /**
+   * Lists (uuids) kept at once; beyond it the oldest is forgotten, as if its hour had passed (a poll of it is a 404).
+   * Counters by page keep ten times as many keys. Default 1000.
+   */
+  maxEntries?: number
   /** How a page past the list's last one is refused. Default `poll-404`. */
   pastEnd?: PastEndMode
   /** What a poll of a list still generated answers (the exact body is UNCONFIRMED). Default `documented`. */
@@ -169,12 +178,17 @@ export class DrchronoSimulatorState {
 
   /** Counts one /api request for `page` (a number, or undefined when unknown), before anything else happens to it. */
   countRequest (resource: DrchronoResource, page: number | undefined): void {
-    bump(this.stats.requests, `${resource}:${page ?? '?'}`)
+    this.#count(this.stats.requests, `${resource}:${page ?? '?'}`)
+  }
+
+  /** Counts one answer 404 "Invalid page." for a page of a resource. */
+  countInvalidPage (resource: DrchronoResource, page: number): void {
+    this.#count(this.stats.invalidPages, `${resource}:${page}`)
   }
 
   /** Counts one request about a page past the list's end. */
   countPastEnd (resource: DrchronoResource, page: number): void {
-    bump(this.stats.pastEnd, `${resource}:${page}`)
+    this.#count(this.stats.pastEnd, `${resource}:${page}`)
   }
 
   /** The page a uuid was issued for and whether it lies past the end, also once the uuid is dead. */
@@ -349,15 +363,15 @@ export class DrchronoSimulatorState {
    * `pastEnd` says how its polls refuse a page past the end of the list.
    */
   createList (resource: DrchronoResource, request: ListRequest, pastEnd?: ListEntry['pastEnd']): ListEntry {
-    bump(this.stats.posts, `${resource}:${request.page}`)
+    this.#count(this.stats.posts, `${resource}:${request.page}`)
     const entry: ListEntry = {
       ...request, resource, uuid: randomUUID(), createdAt: this.now(), polls: 0,
       doomed: this.#take(this.#failGeneration, request.page),
       vanishes: this.#take(this.#expireNext, request.page),
       pastEnd,
     }
-    this.lists.set(entry.uuid, entry)
-    this.#issued.set(entry.uuid, { page: entry.page, pastEnd: pastEnd !== undefined })
+    remember(this.lists, entry.uuid, entry, this.maxEntries)
+    remember(this.#issued, entry.uuid, { page: entry.page, pastEnd: pastEnd !== undefined }, this.maxEntries * COUNTERS_PER_ENTRY)
     return entry
   }
 
@@ -369,6 +383,14 @@ export class DrchronoSimulatorState {
     this.lists.delete(uuid)
     this.stats.invalidUuids++
     return undefined
+  }
+
+  get maxEntries (): number {
+    return this.options.maxEntries ?? DEFAULT_MAX_ENTRIES
+  }
+
+  #count (counts: Record<string, number>, key: string): void {
+    countUnder(counts, key, this.maxEntries * COUNTERS_PER_ENTRY)
   }
 
   #take (armed: Map<number, number>, page: number): boolean {

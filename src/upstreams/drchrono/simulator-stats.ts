@@ -63,11 +63,6 @@ export const emptyStats = (): SimulatorStats => ({
   invalidUuids: 0, invalidPages: {}, tokenRefreshes: 0, failedRefreshes: 0, peakPerSecond: 0,
 })
 
-/** One more under `key`. */
-export function bump (counts: Record<string, number>, key: string): void {
-  counts[key] = (counts[key] ?? 0) + 1
-}
-
 /** The sum of a resource's counts, over its pages. */
 export function sumOf (counts: Record<string, number>, resource: DrchronoResource): number {
   return Object.entries(counts).filter(([k]) => k.startsWith(`${resource}:`)).reduce((n, [, v]) => n + v, 0)

@@ -1,5 +1,5 @@
 /**
- * A strict DrChrono bulk-list simulator, served over real HTTP: the gateway mounts it under /sandbox/drchrono,
+ * A strict DrChrono bulk-list simulator, served over real HTTP: the gateway serves it on its sandbox listener,
  * tests start it alone with {@link startDrchronoSimulator}. It answers the way DrChrono (Django REST Framework
  * + django-oauth-toolkit) does, never more kindly: 201 on POST, "In progress" polls, 404 for dead uuids,
  * 401 without the current token, 429/5xx and failed generations on demand. A page past the end of a list is
@@ -75,8 +75,7 @@ function pageParam (query: unknown): number | undefined {
 
 /** DRF's paginator's refusal of a page past the last one. */
 function refusePage (state: DrchronoSimulatorState, reply: FastifyReply, resource: DrchronoResource, page: number): FastifyReply {
-  const key = `${resource}:${page}`
-  state.stats.invalidPages[key] = (state.stats.invalidPages[key] ?? 0) + 1
+  state.countInvalidPage(resource, page)
   return reply.code(404).send({ detail: 'Invalid page.' })
 }
 

@@ -1,6 +1,6 @@
 /**
  * Runs a Metriport `document-download-urls` job: start the bulk URL generation, remember its requestId, and
- * park the job until Metriport's webhook names that requestId (see webhook.ts).
+ * park the job until Metriport's webhook names that requestId and the job's patient (see webhook.ts).
  *
  * A resumed job (a worker died after the POST but before parking) POSTs again rather than trusting its
  * checkpoint. Metriport keeps one run per patient and answers a second start while it is processing with the
@@ -13,6 +13,7 @@ import { statusError } from '../errors.js'
 import { UpstreamError, type JobContext, type Parked, type UpstreamAdapter } from '../types.js'
 import { METRIPORT_RESOURCE, metriportParams } from './params.js'
 import type { MetriportSettings } from './settings.js'
+import { runKey } from './webhook.js'
 
 /** What a job saves once Metriport has accepted the start: the run the webhook will name. */
 export interface MetriportCheckpoint { requestId: string }
@@ -27,18 +28,10 @@ function readCheckpoint (raw: unknown): MetriportCheckpoint | null {
   return typeof requestId === 'string' && requestId !== '' ? { requestId } : null
 }
 
-/** Metriport's problem-like `{status, name, title, detail}`, or API Gateway's `{message}`; never the whole body. */
-function problemText (res: UpstreamResponse): string {
-  try {
-    const body = res.json<Record<string, unknown>>()
-    const text = [body.title, body.detail, body.message].filter(v => typeof v === 'string' && v !== '').join(': ')
-    return text === '' ? '' : `: ${text.slice(0, 300)}`
-  } catch {
-    return ''
-  }
-}
-
-/** Maps the start endpoint's answer to the run it started, or to the job's stable failure. */
+/**
+ * Maps the start endpoint's answer to the run it started, or to the job's stable failure. A refusal is told by
+ * its status: Metriport's problem text is never quoted, since its detail may name the patient.
+ */
 function readStart (res: UpstreamResponse): BulkUrlStart {
   const s = res.status
   if (s === 200) {
@@ -49,10 +42,10 @@ function readStart (res: UpstreamResponse): BulkUrlStart {
     }
     return { status: body.status as BulkUrlStart['status'], requestId: body.requestId }
   }
-  if (s === 404) throw statusError(s, `Metriport does not know this patient${problemText(res)}`)
+  if (s === 404) throw statusError(s, 'Metriport does not know this patient (404)')
   if (s === 401 || s === 403) throw statusError(s, `Metriport refused the API key (${s})`)
   if (s === 429) throw statusError(s, 'Metriport kept refusing the request with 429')
-  if (s >= 400 && s < 500) throw statusError(s, `Metriport rejected the request (${s})${problemText(res)}`)
+  if (s >= 400 && s < 500) throw statusError(s, `Metriport rejected the request (${s})`)
   throw statusError(s, `Metriport answered the bulk URL start with ${s}`)
 }
 
@@ -93,7 +86,8 @@ export function metriportAdapter (settings: MetriportSettings, client: UpstreamC
       // only by webhook ("once completed, a webhook request will be sent"), so the job parks all the same.
       await ctx.saveCheckpoint({ requestId: start.requestId } satisfies MetriportCheckpoint, { pagesDone: 0, pagesTotal: 1 })
       await ctx.setUpstreamInfo({ requestId: start.requestId })
-      return await ctx.park({ key: start.requestId, timeoutSeconds: settings.webhookTimeoutSeconds })
+      // Parked under the run and its patient: only a message naming both finishes this job (see runKey).
+      return await ctx.park({ key: runKey(start.requestId, patientId), timeoutSeconds: settings.webhookTimeoutSeconds })
     },
   }
 }

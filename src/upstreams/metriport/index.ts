@@ -7,7 +7,7 @@ import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { metriportAdapter } from './adapter.js'
 import { METRIPORT_RESOURCE, metriportParams } from './params.js'
 import {
-  DEFAULT_WEBHOOK_TIMEOUT_SECONDS, SANDBOX_CREDENTIALS, metriportEnv, metriportSettingsFromEnv,
+  DEFAULT_WEBHOOK_TIMEOUT_SECONDS, metriportEnv, metriportSettingsFromEnv,
   type MetriportEnv, type MetriportSettings,
 } from './settings.js'
 import { SANDBOX_PATIENT_IDS } from './simulator-data.js'
@@ -16,15 +16,18 @@ import { metriportWebhook } from './webhook.js'
 
 export type { MetriportSettings, MetriportEnv } from './settings.js'
 
+/** The secrets the sandbox simulator checks (the API key) and signs its webhooks with. */
+type MetriportSecret = 'apiKey' | 'webhookKey'
+
 /**
  * The sandbox simulator: its webhooks go to this gateway's own /webhooks/metriport, a second after the start,
- * so a newcomer sees the job wait and then complete. Options the gateway passes (gatewayUrl) win.
+ * so a newcomer sees the job wait and then complete.
  */
-const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions> = async (app, opts) => {
-  await metriportSimulator(app, { delayMs: 1000, ...opts })
+const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<MetriportSecret>> = async (app, { gatewayUrl, credentials }) => {
+  await metriportSimulator(app, { delayMs: 1000, gatewayUrl, ...credentials })
 }
 
-export const metriport: UpstreamDefinition<MetriportEnv, MetriportSettings> = {
+export const metriport: UpstreamDefinition<MetriportEnv, MetriportSettings, MetriportSecret> = {
   name: 'metriport',
   kind: 'read',
   description: 'Metriport medical API: download URLs of a patient\'s documents, generated asynchronously by Metriport and ' +
@@ -41,8 +44,9 @@ export const metriport: UpstreamDefinition<MetriportEnv, MetriportSettings> = {
   env: metriportEnv,
   settingsFromEnv: metriportSettingsFromEnv,
   simulator: {
+    credentials: ['apiKey', 'webhookKey'],
     plugin: sandboxSimulator,
-    sandboxSettings: (baseUrl) => ({ baseUrl, ...SANDBOX_CREDENTIALS, webhookTimeoutSeconds: DEFAULT_WEBHOOK_TIMEOUT_SECONDS }),
+    sandboxSettings: (baseUrl, credentials) => ({ baseUrl, ...credentials, webhookTimeoutSeconds: DEFAULT_WEBHOOK_TIMEOUT_SECONDS }),
   },
   createAdapter: (settings, client) => metriportAdapter(settings, client),
   webhook: metriportWebhook,

@@ -13,7 +13,10 @@ export interface MetriportSettings {
   webhookTimeoutSeconds: number
 }
 
-/** The sandbox's fixed keys: the gateway's sandbox settings and the simulator both default to them. */
+/**
+ * Keys a simulator started alone (tests, benchmarks) accepts and signs with unless told others. Published: the
+ * gateway's sandbox draws its own per process.
+ */
 export const SANDBOX_CREDENTIALS = {
   apiKey: 'sandbox-metriport-api-key',
   webhookKey: 'sandbox-metriport-webhook-key',

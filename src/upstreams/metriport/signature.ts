@@ -8,6 +8,9 @@ import { WebhookRejected } from '../types.js'
 /** The header Metriport signs its webhooks in. */
 export const SIGNATURE_HEADER = 'x-metriport-signature'
 
+/** A well-formed signature: hex HMAC-SHA256 (surrounding spaces are trimmed). Checked before the body is read. */
+export const SIGNATURE_FORMAT = /^\s*[0-9a-f]{64}\s*$/i
+
 const HEX_SHA256 = /^[0-9a-f]{64}$/i
 
 /** The hex signature of exactly these bytes. */

@@ -11,6 +11,7 @@ import { signWebhook } from './signature.js'
 import { postWebhook, type DeliveryRecord, type WebhookToSend } from './simulator-delivery.js'
 import { resultBody } from './simulator-body.js'
 import { patientIndex } from './simulator-data.js'
+import { DEFAULT_MAX_ENTRIES, keepNewest, remember } from '../simulator-bounds.js'
 
 export type { DeliveryRecord } from './simulator-delivery.js'
 
@@ -38,6 +39,11 @@ export interface MetriportSimulatorOptions {
   deliveryTimeoutMs?: number
   /** Unknown extra fields in the start answer and everywhere in the webhook (see simulator-body.ts). Default false. */
   extraFields?: boolean
+  /**
+   * Runs, delivery records and messages kept for a manual retry; beyond it the oldest is forgotten (a run still
+   * processing keeps its timer and still sends its webhook). Default 1000.
+   */
+  maxEntries?: number
 }
 
 /** A bulk URL generation run. */
@@ -106,6 +112,7 @@ export class MetriportSimulatorState {
   get webhookKey (): string { return this.options.webhookKey ?? SANDBOX_CREDENTIALS.webhookKey }
   get seed (): number { return this.options.seed ?? 1 }
   get patientCount (): number { return this.options.patientCount ?? 3 }
+  get maxEntries (): number { return this.options.maxEntries ?? DEFAULT_MAX_ENTRIES }
 
   /** Back to the configured options: no runs, no deliveries, zero counters, the webhook enabled. */
   reset (): void {
@@ -167,7 +174,7 @@ export class MetriportSimulatorState {
       return { status: 'processing', requestId: current.requestId, delivered: Promise.resolve() }
     }
     const run: SimulatedRun = { requestId: randomUUID(), patientId, metadata, status: 'processing', timer: undefined }
-    this.runs.set(run.requestId, run)
+    remember(this.runs, run.requestId, run, this.maxEntries)
     this.stats.starts++
     if (this.#failStart.has(patientId)) {
       run.status = 'failed'
@@ -243,6 +250,7 @@ export class MetriportSimulatorState {
     if (!this.webhookEnabled) {
       this.stats.suppressed++
       this.#unsent.push(m)
+      keepNewest(this.#unsent, this.maxEntries)
       return []
     }
     const out: DeliveryRecord[] = []
@@ -253,6 +261,7 @@ export class MetriportSimulatorState {
         this.stats.failedDeliveries++
         this.webhookEnabled = false
         this.#unsent.push(m)
+        keepNewest(this.#unsent, this.maxEntries)
         break
       }
     }
@@ -275,6 +284,7 @@ export class MetriportSimulatorState {
     const url = typeof this.#webhookUrl === 'function' ? this.#webhookUrl() : this.#webhookUrl
     const record = await postWebhook(d, { url, webhookKey: this.webhookKey, agent: this.#agent, timeoutMs: this.options.deliveryTimeoutMs ?? 4000, closing: this.#closing.signal })
     this.deliveries.push(record)
+    keepNewest(this.deliveries, this.maxEntries)
     return record
   }
 }

@@ -1,5 +1,5 @@
 /**
- * A strict Metriport simulator over real HTTP: the gateway mounts it under /sandbox/metriport (its webhooks
+ * A strict Metriport simulator over real HTTP: the gateway serves it on its sandbox listener (its webhooks
  * then go to the gateway's own `/webhooks/metriport`), tests start it alone with {@link startMetriportSimulator}.
  * It answers as Metriport does: API Gateway's bare 403 without the right `x-api-key` (and its bare 429 when a
  * test throttles), problem-like errors `{status, name, title, detail}`, 404 for an unknown patient, the same
@@ -17,8 +17,8 @@ import { MetriportSimulatorState, type MetriportSimulatorOptions } from './simul
 export { MetriportSimulatorState, type MetriportSimulatorOptions, type DeliveryRecord, type SimulatedRun } from './simulator-state.js'
 export { SANDBOX_PATIENT_IDS, sandboxPatientId, patientDocuments } from './simulator-data.js'
 
-/** Plugin options: simulator options, or a state to share with a test; `gatewayUrl` when the gateway mounts it. */
-export type MetriportSimulatorPluginOptions = MetriportSimulatorOptions & Partial<SimulatorMountOptions> & { state?: MetriportSimulatorState }
+/** Plugin options: simulator options, or a state to share with a test; `gatewayUrl` when the gateway serves it. */
+export type MetriportSimulatorPluginOptions = MetriportSimulatorOptions & Partial<Pick<SimulatorMountOptions, 'gatewayUrl'>> & { state?: MetriportSimulatorState }
 
 const NAMES: Record<number, [string, string]> = {
   400: ['BadRequestError', 'Bad Request'],

@@ -3,12 +3,13 @@
  *
  * Order matters: the signature is checked over the exact bytes first, then the body is parsed. A ping is
  * answered at once (Metriport wants `{"pong"}` within 2 s, so no database). A `medical.document-bulk-download-urls`
- * message finishes the job parked under `meta.requestId`, idempotently on `meta.messageId`; other types are
- * acknowledged and ignored.
+ * message finishes the job parked under its run, `meta.requestId` together with the patient it names (see
+ * {@link runKey}), idempotently on `meta.messageId`; other types are acknowledged and ignored.
  *
  * Metriport does not retry: a non-200 answer disables the customer's webhook until someone retries it by hand.
- * So 4xx is kept for what cannot be routed at all (bad signature, not JSON, no messageId or requestId); a
- * routable message whose content is wrong is acknowledged and fails its job with invalid_upstream_response.
+ * So 4xx is kept for what cannot be routed at all (bad signature, not JSON, no messageId, requestId or single
+ * patientId); a routable message whose content is wrong is acknowledged and fails its job with
+ * invalid_upstream_response.
  *
  * Records: each document's JSON text exactly as Metriport sent it, with `patientId` and `urlExpiresAt` spliced
  * in before its closing brace (see {@link withAddedFields}). Nothing here logs: the URLs are credentials.
@@ -22,10 +23,26 @@
 import { extractArray } from '../json-records.js'
 import { WebhookRejected, type WebhookHandler, type WebhookResult } from '../types.js'
 import type { MetriportSettings } from './settings.js'
-import { SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
+import { SIGNATURE_FORMAT, SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
 
 /** The webhook type that carries the bulk download URLs. */
 export const DOCUMENT_URLS_TYPE = 'medical.document-bulk-download-urls'
+
+/**
+ * The largest delivery accepted: 10 MiB. A document entry is at most ~2.5 KB (an S3 presigned URL with its
+ * session token ~1.5 KB; id, fileName, description, type and the rest ~1 KB), and Metriport lists every document
+ * of the patient in one message, so this holds ~4,000 documents, more than a long HIE history gives. A bigger
+ * delivery would be refused (413) and, as Metriport does not retry, lost: raise it rather than cut it close.
+ */
+export const MAX_WEBHOOK_BYTES = 10 * 1024 * 1024
+
+/**
+ * What a job waits for and a delivery names: the run (Metriport's requestId) and the patient it is for. Both
+ * must agree, so a message with a reused or guessed requestId for another patient finishes nobody's job.
+ */
+export function runKey (requestId: string, patientId: string): string {
+  return JSON.stringify([requestId, patientId])
+}
 
 /** Metriport's signed URLs live 10 minutes from generation; the gateway counts from receipt. */
 export const URL_LIFETIME_MS = 10 * 60 * 1000
@@ -116,6 +133,8 @@ export function receiveMetriportWebhook ({ rawBody, headers, settings, receivedA
 
   if (!usableId(meta.messageId)) throw new WebhookRejected(400, 'The message has no usable meta.messageId.')
   if (!usableId(meta.requestId)) throw new WebhookRejected(400, 'The message has no usable meta.requestId.')
+  const patientId = solePatientId(body.patients)
+  if (patientId === null) throw new WebhookRejected(400, 'The message does not name exactly one patient by a usable patientId.')
   let outcome: Outcome
   try {
     outcome = readOutcome(text, body, receivedAt)
@@ -123,8 +142,20 @@ export function receiveMetriportWebhook ({ rawBody, headers, settings, receivedA
     // extractArray agreed with JSON.parse above, so this is not expected; still, never a 500 to Metriport.
     outcome = invalid('could not be read')
   }
-  return { kind: 'deliver', messageId: meta.messageId, key: meta.requestId, outcome, reply: { ...ACK } }
+  return { kind: 'deliver', messageId: meta.messageId, key: runKey(meta.requestId, patientId), outcome, reply: { ...ACK } }
+}
+
+/** The one patient a run's message is about (a bulk URL run is per patient), or null when it names none or several. */
+function solePatientId (patients: unknown): string | null {
+  if (!Array.isArray(patients) || patients.length === 0) return null
+  const ids = new Set(patients.map(p => isObject(p) && usableId(p.patientId) ? p.patientId : null))
+  const [id] = ids
+  return ids.size === 1 && typeof id === 'string' ? id : null
 }
 
 /** The handler the registry's definition carries. */
-export const metriportWebhook: WebhookHandler<MetriportSettings> = { receive: receiveMetriportWebhook }
+export const metriportWebhook: WebhookHandler<MetriportSettings> = {
+  signatureHeader: { name: SIGNATURE_HEADER, format: SIGNATURE_FORMAT },
+  maxBodyBytes: MAX_WEBHOOK_BYTES,
+  receive: receiveMetriportWebhook,
+}

@@ -16,20 +16,17 @@ const TRANSIENT = new Set([429, 500, 502, 503, 504])
 /** A response or a 2xx stream: see {@link OclApi.open}. */
 export type Opened = { stream: UpstreamStream } | { response: UpstreamResponse }
 
-function detailOf (res: UpstreamResponse): string {
-  try {
-    const body = JSON.parse(res.text()) as unknown
-    const detail = typeof body === 'object' && body !== null ? (body as { detail?: unknown }).detail : undefined
-    return typeof detail === 'string' ? `: ${detail.slice(0, 200)}` : ''
-  } catch {
-    return ''
-  }
+/** What a refusal means, in the gateway's words: OCL's `detail` is never quoted (a job's message shows no upstream body). */
+const HINTS: Record<number, string> = {
+  401: '; check OCL_TOKEN',
+  403: '; the token may not read this source',
+  404: '; the owner, source or version does not exist there, or is not visible to the token',
 }
 
-/** An answer the protocol has no use for, as a stable error (OCL's `detail` is terminology metadata, safe to show). */
+/** An answer the protocol has no use for, as a stable error. */
 export function oclError (res: UpstreamResponse, what: string): UpstreamError {
   const ok = res.status >= 200 && res.status < 300
-  return statusError(res.status, ok ? `${what}: OCL answered ${res.status} unexpectedly` : `${what}: OCL answered ${res.status}${detailOf(res)}`)
+  return statusError(res.status, ok ? `${what}: OCL answered ${res.status} unexpectedly` : `${what}: OCL answered ${res.status}${HINTS[res.status] ?? ''}`)
 }
 
 /** A response the protocol cannot use: a body or header that is not what OCL documents. */
@@ -106,8 +103,9 @@ export class OclApi {
   /**
    * Downloads a signed export URL: without the OCL token (it may be another host, and a storage service
    * refuses a request carrying two auth mechanisms) and without logging it (the URL is the credential).
+   * OCL chose the URL (a redirect, an `exportURL` header): the URL guard decides whether it may be followed.
    */
   download (url: URL, signal: AbortSignal): Promise<UpstreamStream> {
-    return this.client.stream({ method: 'GET', url, signal, upstream: UPSTREAM })
+    return this.client.stream({ method: 'GET', url, signal, upstream: UPSTREAM, suppliedBy: { baseUrl: this.#base } })
   }
 }

@@ -10,15 +10,16 @@
  * download that fails (link refused, connection broken) starts over from the GET for a fresh link.
  */
 import { createWriteStream } from 'node:fs'
-import type { Readable } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
 import { sleep } from '../backoff.js'
 import type { UpstreamResponse } from '../http.js'
 import { UpstreamError } from '../types.js'
+import { tooLarge } from '../response-limits.js'
 import { invalidResponse, oclError, type OclApi } from './api.js'
 
-/** How long the adapter waits for OCL to generate an export, and how often it may ask for a fresh link. */
+/** How long the adapter waits for OCL to generate an export, how often it may ask for a fresh link, and how much it downloads. */
 export interface ExportWaitOptions {
   /** The wait before the first poll of a 208; doubled after each, up to pollMaxMs. */
   pollInitialMs: number
@@ -27,6 +28,8 @@ export interface ExportWaitOptions {
   maxPolls: number
   /** Downloads tried, each with a fresh link, before failing. */
   maxDownloadAttempts: number
+  /** The largest export file downloaded (OCL_EXPORT_MAX_DOWNLOAD_BYTES): the download stops as it crosses it. */
+  maxDownloadBytes: number
 }
 
 /** What OCL said about the export it served. */
@@ -37,7 +40,7 @@ export interface ExportInfo {
   lastUpdatedTimezone: string | null
 }
 
-type Ready = { info: ExportInfo } & ({ kind: 'link', url: URL } | { kind: 'body', body: Readable })
+type Ready = { info: ExportInfo } & ({ kind: 'link', url: URL } | { kind: 'body', body: Readable, headers: Record<string, string> })
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 /** POSTs that may create an export in one job; a GET that keeps saying 204 after them is polled instead. */
@@ -70,12 +73,33 @@ function errorCode (err: unknown): string | undefined {
   return undefined
 }
 
-/** Writes a download to `path`; a body cut off mid-way becomes upstream_unavailable / upstream_timeout. */
-async function spool (body: Readable, path: string, signal: AbortSignal): Promise<void> {
+const downloadTooLarge = (limit: number): UpstreamError => tooLarge('OCL export file', limit, 'OCL_EXPORT_MAX_DOWNLOAD_BYTES')
+
+/** Counts the bytes going through, and fails as soon as they pass `limit`: neither disk nor socket sees more. */
+function byteLimit (limit: number): Transform {
+  let seen = 0
+  return new Transform({
+    transform (chunk: Buffer, _enc, done) {
+      seen += chunk.length
+      done(seen > limit ? downloadTooLarge(limit) : null, chunk)
+    },
+  })
+}
+
+/**
+ * Writes a download of at most `maxBytes` to `path`; a body cut off mid-way becomes upstream_unavailable /
+ * upstream_timeout. A Content-Length past the limit is refused before a byte is read.
+ */
+async function spool (body: Readable, headers: Record<string, string>, path: string, signal: AbortSignal, maxBytes: number): Promise<void> {
+  if (Number(headers['content-length']) > maxBytes) {
+    discard(body)
+    throw downloadTooLarge(maxBytes)
+  }
   try {
-    await pipeline(body, createWriteStream(path), { signal })
+    await pipeline(body, byteLimit(maxBytes), createWriteStream(path), { signal })
   } catch (err) {
     if (signal.aborted) throw signal.reason
+    if (err instanceof UpstreamError) throw err
     const code = errorCode(err)
     if (code === undefined || !BROKEN_BODY.has(code)) throw err // e.g. ENOSPC: ours, not OCL's
     throw new UpstreamError(code === 'UND_ERR_BODY_TIMEOUT' ? 'upstream_timeout' : 'upstream_unavailable', `OCL export download broke off (${code})`)
@@ -122,8 +146,8 @@ export class ExportDownload {
       const ready = await this.#ready()
       try {
         // Downloaded at once: the signed link is short-lived and single-use.
-        const body = ready.kind === 'body' ? ready.body : (await this.api.download(ready.url, this.signal)).body
-        await spool(body, path, this.signal)
+        const { body, headers } = ready.kind === 'body' ? ready : await this.api.download(ready.url, this.signal)
+        await spool(body, headers, path, this.signal, this.o.maxDownloadBytes)
         return ready.info
       } catch (err) {
         if (ready.kind === 'body') discard(ready.body)
@@ -156,7 +180,7 @@ export class ExportDownload {
       const { status, headers, body } = opened.stream
       if (status === 200) {
         const link = header(headers, 'exporturl')
-        if (link === null) return { kind: 'body', body, info: infoOf(headers) }
+        if (link === null) return { kind: 'body', body, headers, info: infoOf(headers) }
         drain(body)
         return { kind: 'link', url: this.#link(link, status), info: infoOf(headers) }
       }

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { UpstreamError, type JobContext } from '../types.js'
 import { invalidResponse, oclError, type OclApi } from './api.js'
 import { ExportDownload, type ExportWaitOptions } from './export-download.js'
-import { readExportZip, type ExportReadProgress } from './export-file.js'
+import { readExportZip, type ExportFileLimits, type ExportReadProgress } from './export-file.js'
 import type { ExportElement } from './export-json.js'
 import { isMnemonic, type OclExportParams } from './params.js'
 
@@ -35,6 +35,13 @@ export interface OclExportCheckpoint {
 export interface ExportJobOptions extends ExportWaitOptions {
   /** A folder for the per-job temp folder (default os.tmpdir()); the folder is removed when the job ends. */
   tempDir: string
+  file: ExportFileLimits
+  /**
+   * A page is stored once its records reach this many bytes, if 1000 records have not come first: with the
+   * record being read beside it, the job then holds no more than UPSTREAM_MAX_BYTES_IN_FLIGHT. Pages are cut at
+   * the same places on every attempt as long as this setting stays the same.
+   */
+  maxPageBytes: number
 }
 
 export function readExportCheckpoint (raw: unknown): OclExportCheckpoint | null {
@@ -73,11 +80,17 @@ const digestOf = (records: readonly string[]): string => {
 /** Cuts the records into pages and stores the ones a resumed job has not stored yet. */
 class ExportPager {
   #batch: string[] = []
+  #batchBytes = 0
   #page = 0
   #percent: number | null = null
   #digest: string | null = null
 
-  constructor (private readonly ctx: JobContext, private readonly version: string, private readonly resumed: OclExportCheckpoint | null) {}
+  constructor (
+    private readonly ctx: JobContext,
+    private readonly version: string,
+    private readonly resumed: OclExportCheckpoint | null,
+    private readonly maxPageBytes: number,
+  ) {}
 
   async add (elements: ExportElement[], progress: ExportReadProgress): Promise<void> {
     this.#percent = progress.totalBytes > 0 ? Math.min(99, Math.floor(100 * progress.bytes / progress.totalBytes)) : null
@@ -85,7 +98,9 @@ class ExportPager {
       const want = element.array === 'concepts' ? 'Concept' : 'Mapping'
       // Records must say what they are; adding the field would mean re-serialising OCL's text.
       if (element.type !== want) throw invalidResponse('OCL export.json', `an element of "${element.array}" does not have "type": "${want}"`)
+      if (this.#batch.length > 0 && this.#batchBytes + element.bytes > this.maxPageBytes) await this.#flush(false)
       this.#batch.push(element.text)
+      this.#batchBytes += element.bytes
       if (this.#batch.length === EXPORT_PAGE_SIZE) await this.#flush(false)
     }
   }
@@ -113,6 +128,7 @@ class ExportPager {
   async #flush (last: boolean): Promise<void> {
     const records = this.#batch
     this.#batch = []
+    this.#batchBytes = 0
     const page = ++this.#page
     this.#digest = digestOf(records)
     const stored = this.resumed?.pagesSaved ?? 0
@@ -139,8 +155,8 @@ export async function runExport (ctx: JobContext, api: OclApi, params: OclExport
     const zipPath = join(dir, 'export.zip')
     const info = await new ExportDownload(api, exportUrl, o, ctx.signal, ctx.log).toFile(zipPath)
     await ctx.setUpstreamInfo({ version, lastUpdated: info.lastUpdated, lastUpdatedTimezone: info.lastUpdatedTimezone })
-    const pager = new ExportPager(ctx, version, resumed)
-    await readExportZip(zipPath, ctx.signal, (elements, progress) => pager.add(elements, progress))
+    const pager = new ExportPager(ctx, version, resumed, o.maxPageBytes)
+    await readExportZip(zipPath, ctx.signal, (elements, progress) => pager.add(elements, progress), o.file)
     await pager.finish()
   } finally {
     // Also on abort and error: an export can be hundreds of MB.

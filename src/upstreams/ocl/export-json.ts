@@ -9,6 +9,7 @@
  * the bytes of the element being read are kept, and an element past `maxRecordBytes` is refused.
  */
 import { UpstreamError } from '../types.js'
+import { tooLarge } from '../response-limits.js'
 import {
   BACKSLASH, BOM_BYTES, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, LITERALS, MINUS, NUMBER_BAD, NUMBER_DONE, OPEN_BRACE,
   OPEN_BRACKET, QUOTE, U, isDigit, isEscape, isHex, isWhitespace, numberStart, numberStep, ownString, stringText,
@@ -24,6 +25,8 @@ export interface ExportElement {
   text: string
   /** The element's own `type` when it is a string (OCL writes "Concept" / "Mapping"); null otherwise. */
   type: string | null
+  /** Its size in the file (UTF-8 bytes). */
+  bytes: number
 }
 
 const OBJ = 1; const ARR = 2
@@ -175,6 +178,11 @@ export class ExportJsonScanner {
     }
   }
 
+  /** Refused while it is read: its bytes so far are all that was ever held of it. */
+  private recordTooLarge (): UpstreamError {
+    return tooLarge('OCL export.json has a record that', this.maxRecordBytes, 'UPSTREAM_MAX_RECORD_BYTES')
+  }
+
   private malformed (i: number): never {
     // The position only: never the content.
     throw invalid(`is not valid JSON (at byte ${this.offset + i})`)
@@ -285,14 +293,14 @@ export class ExportJsonScanner {
     const bytes = this.parts.length === 0 ? last : Buffer.concat([...this.parts, last])
     this.capturing = false
     this.parts = []
-    if (bytes.length > this.maxRecordBytes) throw invalid(`has a record larger than ${this.maxRecordBytes} bytes`)
+    if (bytes.length > this.maxRecordBytes) throw this.recordTooLarge()
     let text: string
     try {
       text = this.decoder.decode(bytes)
     } catch {
       throw invalid(`has a record that is not valid UTF-8 (ending at byte ${this.offset + end})`)
     }
-    return { array: this.target as ExportArray, text, type: ownString(bytes, this.pairs, 'type') }
+    return { array: this.target as ExportArray, text, type: ownString(bytes, this.pairs, 'type'), bytes: bytes.length }
   }
 
   /** At the end of a chunk: keeps (copies of) the bytes of an unfinished element or top-level key. */
@@ -302,7 +310,7 @@ export class ExportJsonScanner {
       this.parts.push(rest)
       this.partBytes += rest.length
       this.start = 0
-      if (this.partBytes > this.maxRecordBytes) throw invalid(`has a record larger than ${this.maxRecordBytes} bytes`)
+      if (this.partBytes > this.maxRecordBytes) throw this.recordTooLarge()
     }
     if (this.keyParts !== null) {
       // A key past MAX_KEY_BYTES is none we look for: a bounded piece per chunk tells its length well enough.

@@ -1,10 +1,10 @@
 /** OCL (Open Concept Lab): source version exports and incremental concept/mapping lists. */
 import type { FastifyPluginAsync } from 'fastify'
 import { z } from 'zod'
-import type { UpstreamDefinition } from '../types.js'
-import { oclAdapter, type OclSettings } from './adapter.js'
+import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
+import { DEFAULT_EXPORT_LIMITS, DEFAULT_EXPORT_WAIT, oclAdapter, type OclSettings } from './adapter.js'
 import { oclParams, type OclResource } from './params.js'
-import { oclSimulator, SANDBOX_OCL_TOKEN } from './simulator.js'
+import { oclSimulator } from './simulator.js'
 
 export const DEFAULT_OCL_BASE_URL = 'https://api.openconceptlab.org'
 
@@ -25,6 +25,14 @@ const env = z.object({
     .describe('First wait while OCL generates an export (answering 208); doubled after each poll, up to 60 s'),
   OCL_EXPORT_MAX_POLLS: z.coerce.number().int().min(1).max(10_000).default(90)
     .describe('Polls of an export being generated before the job fails with upstream_timeout'),
+  OCL_EXPORT_MAX_DOWNLOAD_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_EXPORT_WAIT.maxDownloadBytes)
+    .describe('Largest export zip downloaded; past it the job fails with upstream_response_too_large'),
+  OCL_EXPORT_MAX_UNCOMPRESSED_BYTES: z.coerce.number().int().min(1024).default(DEFAULT_EXPORT_LIMITS.maxUncompressedBytes)
+    .describe('Largest export.json once inflated; past it the job fails with upstream_response_too_large'),
+  OCL_EXPORT_MAX_COMPRESSION_RATIO: z.coerce.number().positive().default(DEFAULT_EXPORT_LIMITS.maxCompressionRatio)
+    .describe('Most inflated bytes per compressed byte of export.json (judged past its first MiB): a zip bomb fails with upstream_response_too_large'),
+  OCL_EXPORT_MAX_ENTRIES: z.coerce.number().int().min(1).default(DEFAULT_EXPORT_LIMITS.maxEntries)
+    .describe('Most entries in an export zip (OCL writes one)'),
 })
 
 /** The parsed OCL_* variables. */
@@ -41,12 +49,12 @@ const EXAMPLES: Record<OclResource, Record<string, unknown>> = {
 }
 
 /** The sandbox: exports take one 208 poll, short enough to watch, long enough to show the protocol. */
-const sandboxSimulator: FastifyPluginAsync = async (app, opts) => {
-  await oclSimulator(app, { exportPolls: 1, ...opts })
+const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<'token'>> = async (app, { credentials }) => {
+  await oclSimulator(app, { exportPolls: 1, token: credentials.token })
 }
 
 /** OCL's entry in the upstream registry. */
-export const ocl: UpstreamDefinition<OclEnv, OclSettings> = {
+export const ocl: UpstreamDefinition<OclEnv, OclSettings, 'token'> = {
   name: 'ocl',
   kind: 'read',
   description: 'Open Concept Lab terminology server: source version exports (a zip of export.json) and incremental concept and mapping lists.',
@@ -65,11 +73,18 @@ export const ocl: UpstreamDefinition<OclEnv, OclSettings> = {
       pollInitialMs,
       pollMaxMs: Math.max(pollInitialMs, 60_000),
       maxPolls: e.OCL_EXPORT_MAX_POLLS,
+      maxDownloadBytes: e.OCL_EXPORT_MAX_DOWNLOAD_BYTES,
+      exportLimits: {
+        maxUncompressedBytes: e.OCL_EXPORT_MAX_UNCOMPRESSED_BYTES,
+        maxCompressionRatio: e.OCL_EXPORT_MAX_COMPRESSION_RATIO,
+        maxEntries: e.OCL_EXPORT_MAX_ENTRIES,
+      },
     }
   },
   simulator: {
+    credentials: ['token'],
     plugin: sandboxSimulator,
-    sandboxSettings: (baseUrl) => ({ baseUrl, token: SANDBOX_OCL_TOKEN, pollInitialMs: 500, pollMaxMs: 2000, maxPolls: 30 }),
+    sandboxSettings: (baseUrl, { token }) => ({ baseUrl, token, pollInitialMs: 500, pollMaxMs: 2000, maxPolls: 30 }),
   },
   createAdapter: (settings, client) => oclAdapter(settings, client),
 }

@@ -5,8 +5,12 @@
 import { randomBytes } from 'node:crypto'
 import type { SimDataOptions, SimSource } from './simulator-data.js'
 import { InjectedFaults } from '../injected-faults.js'
+import { DEFAULT_MAX_ENTRIES, remember } from '../simulator-bounds.js'
 
-/** The sandbox's token: the gateway's sandbox settings and the simulator both default to it. */
+/**
+ * The token a simulator started alone (tests, benchmarks) knows unless told another. Published: the gateway's
+ * sandbox draws its own per process.
+ */
 export const SANDBOX_OCL_TOKEN = 'sandbox-ocl-token'
 
 /**
@@ -46,6 +50,10 @@ export interface OclSimulatorOptions extends SimDataOptions {
   retryAfterSeconds?: number
   /** The headers of an injected 429. Default: Retry-After, and X-LimitRemaining-* saying the minute is spent. */
   throttleHeaders?: Partial<OclThrottleHeaders>
+  /** Signed links kept; beyond it the oldest is forgotten (S3 then refuses it as a bad signature). Default 1000. */
+  maxEntries?: number
+  /** A ready export's link points here instead of at a signed link of the simulator's own (tests of the URL guard). */
+  exportLinkOverride?: string
 }
 
 /** One version's export, once requested. */
@@ -96,6 +104,8 @@ export class OclSimulatorState {
   stats: OclSimulatorStats = emptyStats()
   token = SANDBOX_OCL_TOKEN
   readyMode: ReadyMode = '302'
+  /** See {@link OclSimulatorOptions.exportLinkOverride}; null: the simulator's own signed link. */
+  exportLinkOverride: string | null = null
   /** What an injected 429 carries; starts as the options say. */
   throttleHeaders: OclThrottleHeaders = { retryAfter: true, limitRemaining: 'minute' }
   #faults = new InjectedFaults<InjectedStatus>(503)
@@ -116,6 +126,7 @@ export class OclSimulatorState {
     this.stats = emptyStats()
     this.token = this.options.token ?? SANDBOX_OCL_TOKEN
     this.readyMode = this.options.readyMode ?? '302'
+    this.exportLinkOverride = this.options.exportLinkOverride ?? null
     this.throttleHeaders = { retryAfter: true, limitRemaining: 'minute', ...this.options.throttleHeaders }
     this.#faults.reset()
     this.#staleNext = 0
@@ -192,7 +203,7 @@ export class OclSimulatorState {
       expiresAt: Date.now() + (this.options.signedTtlMs ?? 300_000),
       used: false,
     }
-    this.links.set(link.id, link)
+    remember(this.links, link.id, link, this.options.maxEntries ?? DEFAULT_MAX_ENTRIES)
     this.stats.linksIssued++
     return link
   }

@@ -1,5 +1,5 @@
 /**
- * A strict OCL simulator over real HTTP: the gateway mounts it under /sandbox/ocl, tests start it alone with
+ * A strict OCL simulator over real HTTP: the gateway serves it on its sandbox listener, tests start it alone with
  * {@link startOclSimulator}. It answers as oclapi2 does, never more kindly: Token auth, header pagination
  * with the silent limit fallback, the export state machine (204 → POST 202 → 208… → 302), and single-use
  * signed links on a separate path that refuse any request carrying an Authorization header, as S3 does.
@@ -215,7 +215,8 @@ export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async
       return reply.code(200).type('application/zip').send(exportZip(state, found.s, found.v))
     }
     const link = state.issueLink(found.key)
-    const url = `${request.protocol}://${request.host}${prefix}/signed/${link.id}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&X-Amz-Signature=${link.signature}`
+    const url = state.exportLinkOverride ??
+      `${request.protocol}://${request.host}${prefix}/signed/${link.id}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=300&X-Amz-Signature=${link.signature}`
     if (state.readyMode === 'exportUrl200') return reply.code(200).header('exportURL', url).send()
     return reply.code(state.readyMode === '303' ? 303 : 302).header('location', url).send()
   })
