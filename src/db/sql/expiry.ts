@@ -5,7 +5,9 @@
  * 20261207060815): `jobs_erase_due` (finished, not yet erased), `jobs_purge_pending` (result rows due for
  * deletion), `jobs_retention_due` (erased, waiting for JOB_RETENTION_DAYS), and plain indexes on the age of
  * idempotency keys and webhook deliveries. So a sweep reads what it changes, never the history the tables hold,
- * and each statement changes one bounded batch (a short transaction).
+ * and each statement changes one bounded batch (a short transaction). Every replica sweeps; each statement takes
+ * its rows FOR UPDATE SKIP LOCKED, so two sweeps that run at once split the work instead of one waiting on the
+ * other's locks to find them deleted (the soak saw two replicas' sweeps fall into step and take equally long).
  */
 import { query, sql, type Queryable } from './sql.js'
 
@@ -98,7 +100,8 @@ export async function deleteExpiredIdempotencyKeys (db: Queryable, ttlHours: num
   const { rowCount } = await query(db, sql`
     DELETE FROM idempotency_keys WHERE (client_id, key) IN (
       SELECT client_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${ttlHours})
-      LIMIT ${limit})`)
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)`)
   return rowCount ?? 0
 }
 
@@ -111,6 +114,7 @@ export async function purgeOldDeliveries (db: Queryable, ttlSeconds: number, lim
   const { rowCount } = await query(db, sql`
     DELETE FROM webhook_deliveries WHERE (upstream, message_id) IN (
       SELECT upstream, message_id FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => ${ttlSeconds})
-      LIMIT ${limit})`)
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)`)
   return rowCount ?? 0
 }

@@ -139,6 +139,7 @@ export async function insertRecords (db: pg.PoolClient, jobId: string, page: num
 export async function deleteResultsBatch (db: Queryable, jobId: string, batchSize: number): Promise<number> {
   const { rowCount } = await query(db, sql`
     DELETE FROM job_results WHERE ctid IN (
-      SELECT ctid FROM job_results WHERE job_id = ${jobId} LIMIT ${batchSize})`)
+      SELECT ctid FROM job_results WHERE job_id = ${jobId} LIMIT ${batchSize}
+      FOR UPDATE SKIP LOCKED)`)
   return rowCount ?? 0
 }
