@@ -12,7 +12,7 @@ import { drchronoAdapter } from '../src/upstreams/drchrono/adapter.js'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../src/upstreams/drchrono/simulator.js'
 import { PAST_END_MODES, type PastEndMode } from '../src/upstreams/drchrono/simulator-state.js'
 import { UpstreamClient } from '../src/upstreams/http.js'
-import type { JobContext } from '../src/upstreams/types.js'
+import type { JobContext } from '../src/contract/adapter.js'
 import { memoryServices } from '../src/upstreams/memory-services.js'
 
 const PAGE_SIZE = 1000

@@ -1,7 +1,7 @@
 /** Submitting a job and watching it to the end, as a client of the public API does. */
 import type { GatewayProcess } from './gateway-process.js'
 
-/** The parts of the job view (API.md) the bench reads. */
+/** The parts of the job view (docs/API.md) the bench reads. */
 export interface JobView {
   id: string
   status: string

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every performance target of the gateway, measured against a baseline taken in the same run,
  * on loopback simulators and a real PostgreSQL (embedded, or a scratch database on DATABASE_URL's server).
- * Prints the table and writes bench/results.json. bench/PERFORMANCE.md says what each line means.
+ * Prints the table and writes bench/results.json. The README's "Performance" section says what each line means.
  *
  * Settings (environment): BENCH_DRCHRONO_CONCURRENCY (10), BENCH_RECORDS (1000000), BENCH_LOAD_SECONDS (8),
  * BENCH_ONLY (comma-separated: drchrono, cliniko, bulk, readers, sweep, post; or api: target 4 alone, on a small job, not part of the default).

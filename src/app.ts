@@ -96,7 +96,6 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
   await app.register(webhookRoutes, {
-    ttlSeconds: config.RESULT_TTL_SECONDS,
     failures: { limit: config.WEBHOOK_FAILURE_LIMIT, windowSeconds: config.WEBHOOK_FAILURE_WINDOW_SECONDS },
   })
   await app.register(async api => {

@@ -11,6 +11,8 @@ import {
   DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_MAX_BYTES_IN_FLIGHT, DEFAULT_MAX_RECORD_BYTES, DEFAULT_REQUEST_DEADLINE_MS, type ResponseLimitOptions,
 } from './upstreams/response-limits.js'
 import { parseAllowedOrigins } from './upstreams/url-guard.js'
+import { ConfigError } from './domain/errors.js'
+import { optionalEnv } from './lib/env.js'
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback)
 
@@ -63,7 +65,7 @@ const exposedUpstreams = z.string().optional().transform((value, ctx) => {
 })
 
 /** A TOKEN_ENCRYPTION_KEY: 32 bytes in base64, held as a {@link TokenKey} (whose secret never prints). */
-const tokenKey = z.preprocess(v => (v === '' ? undefined : v), z.string().optional()).transform((value, ctx) => {
+const tokenKey = optionalEnv(z.string()).transform((value, ctx) => {
   if (value === undefined) return undefined
   const decoded = decodeTokenKey(value)
   if ('problem' in decoded) {
@@ -158,11 +160,6 @@ export interface Config extends Omit<CoreConfig, 'SANDBOX' | 'HOST'> {
   SANDBOX: boolean
   HOST: string
   upstreamEnv: Record<string, Record<string, unknown>>
-}
-
-/** Thrown when the environment is invalid; the message names each wrong variable. */
-export class ConfigError extends Error {
-  override name = 'ConfigError'
 }
 
 /**

@@ -3,7 +3,8 @@
  * apply migrations, build the app, listen, and shut down gracefully on SIGTERM/SIGINT.
  */
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadConfig, type Config } from './config.js'
+import { ConfigError } from './domain/errors.js'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js'
 import { applyMigrations } from './db/migrate.js'
 import { createLogger } from './logger.js'

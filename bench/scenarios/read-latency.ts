@@ -4,7 +4,7 @@
  */
 import { cpus } from 'node:os'
 import pg from 'pg'
-import { encodeCursor } from '../../src/api/job-view.js'
+import { encodeCursor } from '../../src/api/cursors.js'
 import { cpuMeter } from '../cpu.js'
 import type { GatewayProcess } from '../gateway-process.js'
 import { load, warmUp } from '../load.js'

@@ -1,10 +1,10 @@
-/** The public representation of a job (API.md), its JSON serialisers, and the cursors clients page with. */
+/** The public representation of a job (docs/API.md), its JSON serialisers, and the cursors clients page with. */
 import type { FastifySerializerCompiler } from 'fastify'
 import fastJson from 'fast-json-stringify'
 import { serializerCompiler as zodSerializerCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { JobSummary } from '../db/sql/jobs.js'
-import { JOB_ERROR_CODES } from '../upstreams/errors.js'
+import type { JobSummary } from '../domain/job.js'
+import { JOB_ERROR_CODES } from '../domain/errors.js'
 
 const timestamp = z.string().describe('ISO 8601 date-time')
 
@@ -101,20 +101,3 @@ export function progressText (job: JobSummary, now: number = Date.now()): string
   }
   return line
 }
-
-/** Opaque cursors: base64url JSON. A cursor that does not decode is the client's error (400). */
-export function encodeCursor (value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url')
-}
-
-export function decodeCursor<T> (cursor: string, schema: z.ZodType<T>): T | null {
-  try {
-    const parsed = schema.safeParse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')))
-    return parsed.success ? parsed.data : null
-  } catch {
-    return null
-  }
-}
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-export const isJobId = (id: string): boolean => uuidPattern.test(id)

@@ -2,13 +2,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { JobRead } from '../db/sql/job-reads.js'
-import type { JobSummary } from '../db/sql/jobs.js'
-import { IdempotencyConflictError, TooManyActiveJobsError } from '../engine/job-service.js'
+import type { JobRead, JobSummary } from '../domain/job.js'
+import { IdempotencyConflictError, TooManyActiveJobsError } from '../domain/errors.js'
 import { upstreams } from '../upstreams/registry.js'
 import { MAX_BODY_DEPTH, READ_BODY_LIMIT, WRITE_BODY_LIMIT, preparedJob, registerJobBodyParser } from './job-body.js'
 import { jobRequestSchema } from './job-request.js'
-import { decodeCursor, encodeCursor, isJobId, jobListSchema, jobSchema, jobStatusSchema, jobView, jobViewSerializerCompiler, progressText, serializeJobView } from './job-view.js'
+import { jobListSchema, jobSchema, jobStatusSchema, jobView, jobViewSerializerCompiler, progressText, serializeJobView } from './job-view.js'
+import { decodeCursor, encodeCursor } from './cursors.js'
+import { isJobId } from './job-ids.js'
 import { ProblemError, problemSchema } from './problem.js'
 
 const idParams = z.object({ id: z.string().describe('The job id') })

@@ -1,4 +1,4 @@
-/** `GET /metrics` for Prometheus: no client key (deployers restrict it at their proxy, as API.md says). */
+/** `GET /metrics` for Prometheus: no client key (deployers restrict it at their proxy, as docs/API.md says). */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 

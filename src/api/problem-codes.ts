@@ -1,7 +1,7 @@
 /**
- * Every stable code a problem+json answer can carry, with its status and what it means: the one list (API.md:
- * "the list of codes is documented once"). Clients branch on `code` (or on `type`, the URI naming it), never on
- * `detail`, whose words may change. The README's table is checked against this list by a test.
+ * Every stable code a problem+json answer can carry, with its status and what it means: the one list.
+ * Clients branch on `code` (or on `type`, the URI naming it), never on `detail`, whose words may change. The table
+ * under "Problem codes" in docs/API.md is checked against this list by a test.
  */
 
 /** A problem type: the status it is answered with, its title, and when it happens. */

@@ -27,7 +27,7 @@ export class ProblemError extends Error {
 
 export const problemSchema = z.object({
   type: z.string().describe('A URI naming the problem type, one per `code` (`tag:bulk-gateway,2026:problem:<code>`)'),
-  code: z.enum(Object.keys(PROBLEM_TYPES) as [ProblemCode, ...ProblemCode[]]).describe('The stable code of the problem (the README lists them): branch on it, not on `detail`'),
+  code: z.enum(Object.keys(PROBLEM_TYPES) as [ProblemCode, ...ProblemCode[]]).describe('The stable code of the problem (docs/API.md, "Problem codes", lists them): branch on it, not on `detail`'),
   title: z.string(),
   status: z.number().int(),
   detail: z.string(),

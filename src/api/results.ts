@@ -8,11 +8,12 @@ import { Readable } from 'node:stream'
 import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import type { JobRead } from '../db/sql/job-reads.js'
-import { jsonPage, ndjsonChunk, readResultBatch, streamResultBatches, type ResultPosition } from '../db/sql/result-stream.js'
+import type { JobRead } from '../domain/job.js'
+import { jsonPage, ndjsonChunk } from './result-bodies.js'
+import type { ResultPosition } from '../domain/results.js'
 import { findUpstream } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
-import { decodeCursor, encodeCursor } from './job-view.js'
+import { decodeCursor, encodeCursor } from './cursors.js'
 import { ProblemError, problemSchema } from './problem.js'
 import { StallWatch, StreamSlots } from './result-streams.js'
 
@@ -103,7 +104,6 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
   }, async (request, reply) => {
     const job = await findJobOr404(request, request.params.id)
     assertReadable(job)
-    const pool = app.db.pool
 
     if (wantsNdjson(request.headers.accept)) {
       const release = slots.take(request.clientId)
@@ -121,7 +121,7 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
       request.log.info({ jobId: job.id, records: job.records }, 'streaming results as NDJSON')
       // Records stay bytes from PostgreSQL to the socket (see result-stream.ts), one database batch at a time.
       const chunks = async function * () {
-        for await (const batch of streamResultBatches(pool, job.id, { limit: BATCH_RECORDS, maxBytes: opts.batchMaxBytes })) {
+        for await (const batch of app.jobs.resultBatches(job.id, { limit: BATCH_RECORDS, maxBytes: opts.batchMaxBytes })) {
           const data = ndjsonChunk(batch)
           for (let at = 0; at < data.length; at += SLICE_BYTES) {
             // Suspended here exactly while the client is not taking what was sent (backpressure): that is a stall.
@@ -146,7 +146,7 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
       after = { page: decoded[0], position: decoded[1] }
     }
     // `limit` records or RESULT_PAGE_MAX_BYTES of them, whichever comes first; the cursor continues after the last.
-    const batch = await readResultBatch(pool, job.id, after, { limit, maxBytes: opts.pageMaxBytes })
+    const batch = await app.jobs.resultBatch(job.id, after, { limit, maxBytes: opts.pageMaxBytes })
     const count = batch.starts.length
     const nextCursor = batch.more ? encodeCursor([batch.pages[count - 1], batch.positions[count - 1]]) : null
     // Records are JSON bytes already: spliced into the envelope, never parsed to be serialised again.

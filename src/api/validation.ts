@@ -39,7 +39,7 @@ export const validatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema, ht
   if (!result.success) {
     return { error: result.error.issues.map(i => issue(i.path, i.code, i.message)) as unknown as Error }
   }
-  // Path parameters are names looked up, never stored: one that matches nothing is a 404 (API.md).
+  // Path parameters are names looked up, never stored: one that matches nothing is a 404 (docs/API.md).
   const bad = httpPart === 'params' ? null : findUnstorableString(result.data)
   if (bad !== null) {
     return { error: [issue(bad, 'unstorable', 'contains a NUL character or an unpaired UTF-16 surrogate')] as unknown as Error }

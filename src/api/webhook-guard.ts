@@ -19,7 +19,7 @@
 import type { Socket } from 'node:net'
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { WebhookHandler } from '../upstreams/types.js'
+import type { WebhookHandler } from '../contract/webhook.js'
 import { ProblemError } from './problem.js'
 
 /** WEBHOOK_FAILURE_LIMIT (0 = off) and WEBHOOK_FAILURE_WINDOW_SECONDS. */

@@ -8,14 +8,13 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { deliverWebhook, type DeliveryOutcome } from '../db/sql/webhooks.js'
-import { secondsSince } from '../metrics/observe.js'
 import type { AnyUpstream } from '../upstreams/registry.js'
-import { WebhookRejected, type WebhookHandler } from '../upstreams/types.js'
+import { WebhookRejected } from '../domain/errors.js'
+import type { WebhookHandler } from '../contract/webhook.js'
 import { ProblemError, problemSchema } from './problem.js'
 import { webhookGuard, type WebhookFailureLimit, type WebhookGuard } from './webhook-guard.js'
 
-export const webhookRoutes: FastifyPluginAsyncZod<{ ttlSeconds: number, failures: WebhookFailureLimit }> = async (app, opts) => {
+export const webhookRoutes: FastifyPluginAsyncZod<{ failures: WebhookFailureLimit }> = async (app, opts) => {
   // The signature covers the raw bytes: keep them, parse nothing before verification. Each route sets its limit.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
@@ -23,11 +22,11 @@ export const webhookRoutes: FastifyPluginAsyncZod<{ ttlSeconds: number, failures
   for (const { definition } of app.upstreams.list) {
     const webhook = definition.webhook
     if (webhook === undefined || app.upstreams.settingsFor(definition.name) === undefined) continue
-    registerWebhookRoute(app, definition, webhook, guard, opts.ttlSeconds)
+    registerWebhookRoute(app, definition, webhook, guard)
   }
 }
 
-function registerWebhookRoute (app: FastifyInstance, definition: AnyUpstream, webhook: WebhookHandler, guard: WebhookGuard, ttlSeconds: number): void {
+function registerWebhookRoute (app: FastifyInstance, definition: AnyUpstream, webhook: WebhookHandler, guard: WebhookGuard): void {
   const name = definition.name
   app.post(`/webhooks/${name}`, {
     bodyLimit: webhook.maxBodyBytes,
@@ -61,7 +60,7 @@ function registerWebhookRoute (app: FastifyInstance, definition: AnyUpstream, we
       if (!(err instanceof WebhookRejected)) throw err
       app.metrics.observe.webhookDelivery(name, 'rejected')
       if (err.status !== 401) guard.verified(request)
-      throw new ProblemError(err.status === 401 ? 'webhook_signature_invalid' : 'webhook_malformed', err.message)
+      throw new ProblemError(err.code, err.message)
     }
     guard.verified(request)
     // The upstream decides its acknowledgement's status; the route's schema documents the usual 200.
@@ -69,29 +68,10 @@ function registerWebhookRoute (app: FastifyInstance, definition: AnyUpstream, we
       app.metrics.observe.webhookDelivery(name, 'ping')
       return (reply as FastifyReply).code(result.status).send(result.body)
     }
-    const delivery = await deliverWebhook(app.db.pool, {
-      upstream: name, messageId: result.messageId, key: result.key, outcome: result.outcome, ttlSeconds,
-    })
+    const delivery = await app.jobs.deliver({ upstream: name, messageId: result.messageId, key: result.key, outcome: result.outcome })
     request.log.info({ upstream: name, ...(delivery.status === 'applied' ? { jobIds: delivery.jobIds } : {}), delivery: delivery.status }, 'webhook delivery')
     app.metrics.observe.webhookDelivery(name, delivery.status)
-    if (delivery.status === 'applied') {
-      // The delivery is committed: a failure to report it must not make the upstream send it again.
-      await reportFinishedJobs(app, name, delivery.jobIds, result.outcome)
-        .catch((err: Error) => request.log.warn({ err: err.message }, 'metrics: could not report the jobs a webhook finished'))
-    }
     return (reply as FastifyReply).code(result.reply.status).send(result.reply.body)
   })
 }
 
-/** Jobs a delivery finished never pass through the worker again: report their end and records here. */
-async function reportFinishedJobs (app: FastifyInstance, upstream: string, jobIds: string[], outcome: DeliveryOutcome): Promise<void> {
-  const jobs = await app.db.prisma.job.findMany({ where: { id: { in: jobIds } }, select: { startedAt: true } })
-  for (const job of jobs) {
-    const durationSeconds = secondsSince(job.startedAt)
-    if ('error' in outcome) app.metrics.observe.jobFinished({ upstream, outcome: 'failed', code: outcome.error.code, durationSeconds })
-    else {
-      app.metrics.observe.jobFinished({ upstream, outcome: 'completed', durationSeconds })
-      app.metrics.observe.recordsStored(upstream, outcome.records.length)
-    }
-  }
-}

@@ -6,25 +6,12 @@
  * helps against another.
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import { CredentialStoreError } from '../domain/errors.js'
 
 /** Bytes in a TOKEN_ENCRYPTION_KEY. */
 export const TOKEN_KEY_BYTES = 32
 const IV_BYTES = 12
 const TAG_BYTES = 16
-
-/** Why a stored credential cannot be used; stable, for callers that branch on them. */
-export type CredentialErrorCode = 'token_key_missing' | 'token_key_mismatch' | 'credential_tampered'
-
-/**
- * A stored credential this gateway cannot use as configured. Permanent until an operator acts (the message says
- * how), unlike a database error, which may pass. Messages name keys by their id only.
- */
-export class CredentialStoreError extends Error {
-  override name = 'CredentialStoreError'
-  constructor (readonly code: CredentialErrorCode, message: string) {
-    super(message)
-  }
-}
 
 /**
  * Decodes a key given as base64 (standard or URL-safe alphabet, padding optional). Returns the problem as text

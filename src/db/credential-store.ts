@@ -9,7 +9,8 @@
  * `CredentialStore` contract structurally; this module does not import the upstreams.
  */
 import type pg from 'pg'
-import { CredentialStoreError, type TokenKey } from './credential-crypto.js'
+import type { TokenKey } from './credential-crypto.js'
+import { CredentialStoreError } from '../domain/errors.js'
 import { lockCredential, selectCredential, upsertCredential, type CredentialRow } from './sql/credentials.js'
 import { transaction } from './sql/sql.js'
 

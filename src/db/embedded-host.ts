@@ -8,7 +8,7 @@ import { createRequire } from 'node:module'
 import { arch, platform } from 'node:os'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { DbLogger } from './logger.js'
+import type { DbLogger } from './db-logger.js'
 
 /**
  * Recreates the shared-library symlinks listed in the binaries package's `native/pg-symlinks.json`.

@@ -10,7 +10,7 @@ import { userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import pg from 'pg'
-import type { DbLogger } from './logger.js'
+import type { DbLogger } from './db-logger.js'
 import { letPostgresUserIn, repairPostgresSymlinks, stopLeftoverPostmaster } from './embedded-host.js'
 
 /** Where the embedded server keeps its data and who hears its output. */

@@ -3,7 +3,7 @@
  * `prisma migrate deploy` does, so either tool can be used on the same database.
  */
 import pg from 'pg'
-import type { DbLogger } from './logger.js'
+import type { DbLogger } from './db-logger.js'
 import { migrationsDir, NO_FILTER, openSchemaEngine, readMigrations } from './schema-engine.js'
 
 /**

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import * as bindings from '@prisma/schema-engine-wasm/schema_engine_bg'
-import type { DbLogger } from './logger.js'
+import type { DbLogger } from './db-logger.js'
 
 /** The package's JS glue, bound to the instance. */
 export type SchemaEngineBindings = typeof bindings

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils'
 import type { MigrationList, SchemaEngine, SchemaFilter } from '@prisma/schema-engine-wasm/schema_engine_bg'
 import pg from 'pg'
-import type { DbLogger } from './logger.js'
+import type { DbLogger } from './db-logger.js'
 import { engineAdapter } from './schema-engine-adapter.js'
 import { engineClosed, engineOpened, loadSchemaEngineWasm } from './schema-engine-wasm.js'
 

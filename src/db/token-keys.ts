@@ -8,9 +8,10 @@
  */
 import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { CredentialStoreError, TokenKey, decodeTokenKey } from './credential-crypto.js'
+import { TokenKey, decodeTokenKey } from './credential-crypto.js'
+import { CredentialStoreError } from '../domain/errors.js'
 import type { TokenKeys, TokenKeySource } from './credential-store.js'
-import type { DbLogger } from './logger.js'
+import type { DbLogger } from './db-logger.js'
 
 /** The configuration this needs (the gateway's `Config` has it). */
 export interface TokenKeyConfig {

@@ -2,12 +2,13 @@
 import type pg from 'pg'
 import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
-import { mergeUpstreamInfo, parkJob, setJobWait } from '../db/sql/jobs.js'
-import { LeaseLostError, savePage } from '../db/sql/results.js'
+import { mergeUpstreamInfo, setJobWait } from '../db/sql/jobs.js'
+import { savePage } from '../db/sql/results.js'
+import { LeaseLostError, ShutdownError } from '../domain/errors.js'
 import { noObserve, type Observe } from '../metrics/observe.js'
-import { ShutdownError } from './errors.js'
-import { checkRecordSizes } from '../upstreams/response-limits.js'
-import type { JobContext, Parked, ProgressUpdate } from '../upstreams/types.js'
+import { checkRecordSizes } from '../contract/record-limits.js'
+import type { JobContext, Parked, ProgressUpdate } from '../contract/adapter.js'
+import type { JobEndings } from './job-endings.js'
 
 /** The one value `park` returns; the worker recognises a parked run by it. */
 export const parked: Parked = Object.freeze({ parked: true })
@@ -18,7 +19,8 @@ export function createJobContext (deps: {
   workerId: string
   controller: AbortController
   log: Logger
-  ttlSeconds: number
+  /** Where the job's end is written when a webhook delivery that came first finishes it as it parks. */
+  endings: JobEndings
   observe?: Observe
   /** UPSTREAM_MAX_RECORD_BYTES: a larger record fails the job with upstream_response_too_large. */
   maxRecordBytes?: number
@@ -80,7 +82,7 @@ export function createJobContext (deps: {
     },
     async park ({ key, timeoutSeconds }) {
       controller.signal.throwIfAborted()
-      const held = await parkJob(pool, { jobId: job.id, workerId, upstream: job.upstream, key, timeoutSeconds, ttlSeconds: deps.ttlSeconds })
+      const { held } = await deps.endings.parked(job, workerId, { key, timeoutSeconds })
       if (!held) await fenced(Promise.reject(lost()))
       return parked
     },

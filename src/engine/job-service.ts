@@ -1,18 +1,24 @@
 /**
- * The job service: what the API asks of jobs. Creation applies idempotency keys and in-flight dedupe;
- * cancellation stops the worker through a notification; reads are scoped to the calling client. It owns this
- * process's cache of finished jobs' views, and tells other replicas when one changes.
+ * The job service: everything the API asks of jobs, so that routes call one service and never the database.
+ * Creation applies idempotency keys and in-flight dedupe; cancellation stops the worker through a notification;
+ * reads are scoped to the calling client; results are read as byte batches; webhook deliveries are applied. It
+ * owns this process's cache of finished jobs' views, and tells other replicas when one changes.
  */
 import type pg from 'pg'
 import { Prisma, type JobStatus, type PrismaClient } from '../generated/prisma/client.js'
 import { expireCompletedJob } from '../db/sql/expiry.js'
 import { insertJob, isUniqueViolation } from '../db/sql/job-insert.js'
-import { findClientJob, listClientJobs, type JobListQuery, type JobRead } from '../db/sql/job-reads.js'
-import type { JobSummary } from '../db/sql/jobs.js'
-import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
+import { findClientJob, listClientJobs, type JobListQuery } from '../db/sql/job-reads.js'
+import { readResultBatch, streamResultBatches } from '../db/sql/result-stream.js'
+import type { DeliveryResult } from '../db/sql/webhooks.js'
+import type { JobRead, JobSummary } from '../domain/job.js'
+import type { BatchSize, RecordBatch, ResultPosition } from '../domain/results.js'
+import { noObserve, type Observe } from '../metrics/observe.js'
 import { idempotencyBodyDigest, idempotencyKeyDigest } from './idempotency.js'
 import { JobViewCache } from './job-view-cache.js'
-import { notifyCancel, notifyJobsChanged, notifyNewJob } from './notifications.js'
+import { JobEndings, type Delivery } from './job-endings.js'
+import { notifyJobsChanged, notifyNewJob } from './notifications.js'
+import { IdempotencyConflictError, TooManyActiveJobsError } from '../domain/errors.js'
 
 /** A validated job request, as the route prepared it (api/job-body-prepare.ts). */
 export interface JobRequest {
@@ -27,25 +33,14 @@ export interface JobRequest {
   idempotencyKey: string | null
 }
 
-/** The same Idempotency-Key was used with a different body. */
-export class IdempotencyConflictError extends Error {
-  override name = 'IdempotencyConflictError'
-}
-
-/** The client already has MAX_ACTIVE_JOBS_PER_CLIENT queued or running jobs. */
-export class TooManyActiveJobsError extends Error {
-  override name = 'TooManyActiveJobsError'
-  constructor (readonly limit: number) {
-    super(`this client already has ${limit} queued or running jobs, the most it may have at once`)
-  }
-}
-
 /** `created` false means an existing job was returned (idempotent replay or in-flight duplicate). */
 export interface CreateJobResult { job: JobSummary, created: boolean }
 
 const inFlight: JobStatus[] = ['queued', 'running']
 
 export class JobService {
+  private readonly endings: JobEndings
+
   constructor (
     private readonly prisma: PrismaClient,
     private readonly pool: pg.Pool,
@@ -59,7 +54,9 @@ export class JobService {
     private readonly keyTtlHours = 24,
     /** MAX_ACTIVE_JOBS_PER_CLIENT (0: no limit); replays and in-flight twins return their job even at it. */
     private readonly maxActivePerClient = 20,
-  ) {}
+  ) {
+    this.endings = new JobEndings(pool, ttlSeconds, observe)
+  }
 
   async create (request: JobRequest): Promise<CreateJobResult> {
     const hash = request.hash
@@ -148,8 +145,7 @@ export class JobService {
       where: { id, clientId, status: { in: inFlight } },
       data: { status: 'cancelled', finishedAt: now, expiresAt, leaseOwner: null, leaseExpiresAt: null, purgePending: true },
     })
-    if (cancelled.count === 1) await notifyCancel(this.pool, id)
-    else if (await expireCompletedJob(this.pool, clientId, id)) {
+    if (cancelled.count !== 1 && await expireCompletedJob(this.pool, clientId, id)) {
       // A finished job's view changed: this process forgets it now, other replicas when the notification arrives.
       this.views.invalidate(id)
       await notifyJobsChanged(this.pool, [id])
@@ -157,10 +153,22 @@ export class JobService {
     // The sweeper deletes the rows in batches; cancelled and expired jobs answer 410 from now on.
     this.onResultsDropped()
     const job = await this.get(clientId, id)
-    // Counted here, not by the worker: a queued job is cancelled without any worker seeing it.
-    if (cancelled.count === 1 && job !== null) {
-      this.observe.jobFinished({ upstream: job.upstream, outcome: 'cancelled', durationSeconds: secondsSince(job.startedAt) })
-    }
+    if (cancelled.count === 1 && job !== null) await this.endings.cancelled(job)
     return job
+  }
+
+  /** One batch of a job's results after `after` (from the start when null), up to `size`. */
+  async resultBatch (jobId: string, after: ResultPosition | null, size: BatchSize): Promise<RecordBatch> {
+    return readResultBatch(this.pool, jobId, after, size)
+  }
+
+  /** Every result of a job, a batch at a time (at most two held), for a stream. */
+  resultBatches (jobId: string, size: BatchSize): AsyncGenerator<RecordBatch> {
+    return streamResultBatches(this.pool, jobId, size)
+  }
+
+  /** A webhook delivery, verified and read by its upstream's handler: recorded once, and the end of the jobs waiting for it. */
+  async deliver (delivery: Delivery): Promise<DeliveryResult> {
+    return this.endings.delivered(delivery)
   }
 }

@@ -5,7 +5,7 @@
  */
 import pg from 'pg'
 import type { Logger } from 'pino'
-import { sleep } from '../upstreams/backoff.js'
+import { sleep } from '../lib/time.js'
 
 const channel = 'bulk_gateway_jobs'
 

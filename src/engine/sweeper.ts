@@ -1,5 +1,5 @@
 /**
- * The expiry sweeper: what the gateway keeps goes when API.md says it goes. In one pass, each step in batches
+ * The expiry sweeper: what the gateway keeps goes when docs/API.md says it goes. In one pass, each step in batches
  * (short transactions, no long locks), each finding its work through an index of what is still to do
  * (src/db/sql/expiry.ts), so a pass costs what it deletes, not the history the tables hold:
  * 1. finished jobs past `expiresAt` lose what may hold patient data, and completed ones become `expired`;
@@ -16,7 +16,7 @@ import {
 } from '../db/sql/expiry.js'
 import { deleteResultsBatch } from '../db/sql/results.js'
 import { noObserve, type Observe } from '../metrics/observe.js'
-import { sleep } from '../upstreams/backoff.js'
+import { sleep } from '../lib/time.js'
 import { notifyJobsChanged } from './notifications.js'
 
 /** How long each kind of thing is kept (from the configuration). */

@@ -9,14 +9,14 @@ import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
-import { claimNextJob, completeJob, failJob, releaseJob, renewLease, type JobFailure } from '../db/sql/jobs.js'
-import { LeaseLostError } from '../db/sql/results.js'
-import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
-import { backoffDelay, sleep } from '../upstreams/backoff.js'
-import { UpstreamError, type UpstreamAdapter } from '../upstreams/types.js'
+import { claimNextJob, releaseJob, renewLease, type JobFailure } from '../db/sql/jobs.js'
+import { LeaseLostError, UpstreamError, JobCancelledError, ShutdownError } from '../domain/errors.js'
+import { noObserve, type Observe } from '../metrics/observe.js'
+import { backoffDelay, sleep } from '../lib/time.js'
+import type { UpstreamAdapter } from '../contract/adapter.js'
 import { createJobContext, parked } from './context.js'
+import { JobEndings } from './job-endings.js'
 import { notifyNewJob } from './notifications.js'
-import { JobCancelledError, ShutdownError } from './errors.js'
 
 export interface WorkerOptions {
   concurrency: number
@@ -40,6 +40,7 @@ export class Worker {
   private wakeUp: AbortController = new AbortController()
   private loop: Promise<void> | null = null
   private stopping: Promise<void> | null = null
+  private readonly endings: JobEndings
 
   constructor (
     private readonly pool: pg.Pool,
@@ -47,7 +48,9 @@ export class Worker {
     private readonly options: WorkerOptions,
     private readonly log: Logger,
     private readonly observe: Observe = noObserve,
-  ) {}
+  ) {
+    this.endings = new JobEndings(pool, options.ttlSeconds, observe)
+  }
 
   get status (): WorkerState { return this.state }
   /** Jobs this worker holds a lease on right now. */
@@ -102,7 +105,6 @@ export class Worker {
 
   private async runJob (job: Job, controller: AbortController): Promise<void> {
     const log = this.log.child({ jobId: job.id, upstream: job.upstream, resource: job.resource, attempt: job.attempts })
-    const ttl = this.options.ttlSeconds
     if (job.waitingFor !== null) {
       // A parked job comes back to a worker only when its deadline passed without the webhook.
       log.warn('job timed out waiting for its webhook')
@@ -126,16 +128,13 @@ export class Worker {
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
     log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')
     try {
-      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, ttlSeconds: ttl, observe: this.observe, maxRecordBytes: this.options.maxRecordBytes }))
+      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, endings: this.endings, observe: this.observe, maxRecordBytes: this.options.maxRecordBytes }))
       if (outcome === parked) {
         log.info('job waits for the upstream\'s webhook')
         return
       }
       controller.signal.throwIfAborted()
-      if (await completeJob(this.pool, job.id, this.id, ttl)) {
-        log.info('job completed')
-        this.observe.jobFinished({ upstream: job.upstream, outcome: 'completed', durationSeconds: secondsSince(job.startedAt) })
-      }
+      if (await this.endings.completed(job, this.id)) log.info('job completed')
     } catch (err) {
       await this.settle(job, controller.signal.aborted ? controller.signal.reason : err, log)
     } finally {
@@ -170,9 +169,7 @@ export class Worker {
 
   /** Fails the job with a stable code. A lost lease changes nothing, so nothing is reported either. */
   private async fail (job: Job, failure: JobFailure): Promise<void> {
-    if (await failJob(this.pool, job.id, this.id, failure, this.options.ttlSeconds)) {
-      this.observe.jobFinished({ upstream: job.upstream, outcome: 'failed', code: failure.code, durationSeconds: secondsSince(job.startedAt) })
-    }
+    await this.endings.failed(job, this.id, failure)
   }
 
   /** Stops claiming, aborts running jobs and waits (bounded) for them to be released. Idempotent. */

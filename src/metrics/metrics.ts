@@ -10,7 +10,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { BudgetEvent } from '../db/budget-store.js'
 import type { JobCount } from '../db/sql/job-counts.js'
 import { JobStatus } from '../generated/prisma/enums.js'
-import type { UpstreamEvent } from '../upstreams/http.js'
+import type { UpstreamEvent } from '../contract/upstream-events.js'
 import type { Observe } from './observe.js'
 
 /** What the metrics read at scrape time rather than count as it happens. */

@@ -7,11 +7,15 @@
  */
 import type { Readable } from 'node:stream'
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
-import { backoffDelay, parseRetryAfter, sleep } from './backoff.js'
+import { backoffDelay, sleep } from '../lib/time.js'
+import type { UpstreamEvent } from '../contract/upstream-events.js'
+import { parseRetryAfter } from './retry-after.js'
 import type { BudgetSpec, BudgetStore, BudgetTaker } from './request-budget.js'
-import { UpstreamError } from './types.js'
-import { attemptSignal, responseLimits, tooLarge, type ResponseLimitOptions, type ResponseLimits } from './response-limits.js'
+import { UpstreamError } from '../domain/errors.js'
+import { attemptSignal, responseLimits, type ResponseLimitOptions, type ResponseLimits } from './response-limits.js'
+import { tooLarge } from '../contract/record-limits.js'
 import { UrlGuard, type UrlGuardOptions } from './url-guard.js'
+import { errorCode } from '../lib/values.js'
 
 /** A buffered upstream response. Header names are lower-case; repeated headers are joined with ', '. */
 export interface UpstreamResponse {
@@ -72,12 +76,6 @@ export interface UpstreamRequest {
   maxResponseBytes?: number
 }
 
-/** What the client reports for metrics; never carries headers, query strings or bodies. */
-export type UpstreamEvent =
-  | { type: 'response', upstream: string, method: string, url: string, attempt: number, status: number, durationMs: number }
-  | { type: 'network_error', upstream: string, method: string, url: string, attempt: number, code: string, durationMs: number }
-  | { type: 'retry', upstream: string, method: string, url: string, attempt: number, delayMs: number, reason: string }
-
 export interface UpstreamClientOptions {
   /**
    * Per attempt: the wait for response headers, and the longest silence while reading the body (undici
@@ -115,14 +113,6 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 const UNSENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'])
 const NETWORK_CODES = new Set([...TIMEOUT_CODES, ...UNSENT_CODES, 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED',
   'UND_ERR_SOCKET', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH'])
-
-function errorCode (err: unknown): string | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code
-    if (typeof code === 'string') return code
-  }
-  return undefined
-}
 
 function flattenHeaders (raw: Dispatcher.ResponseData['headers']): Record<string, string> {
   const out: Record<string, string> = {}

@@ -1,6 +1,7 @@
 /**
- * Byte-level JSON lexing for the export scanner (export-json.ts): the structural bytes, character classes,
- * literals and the number grammar, each as a small pure function so the scanner's loop stays readable.
+ * Byte-level JSON lexing, the one lexer of the gateway's two JSON scanners: the whole-body record cutter
+ * (json-records.ts) and OCL's streaming export scanner (ocl/export-json.ts). The structural bytes, character
+ * classes, literals and the number grammar, each as a small pure function so the scanners' loops stay readable.
  * JSON's structure is all ASCII, so bytes ≥ 0x80 can only ever appear inside strings.
  */
 

@@ -1,7 +1,7 @@
 /**
  * Cuts the records out of an upstream's JSON body as the upstream wrote them.
  *
- * Results are stored as the upstream's JSON text (see ARCHITECTURE.md), and ids such as Cliniko's int64
+ * Results are stored as the upstream's JSON text (see docs/ARCHITECTURE.md), and ids such as Cliniko's int64
  * would be corrupted by a JSON.parse / JSON.stringify round trip. So this is a validating scanner that
  * returns slices of the input: one pass over the body's UTF-8 bytes (every JSON token is ASCII, so a
  * multi-byte character can only sit inside a string, where any byte from 0x20 up is allowed), an explicit stack
@@ -9,23 +9,13 @@
  * expressions. Working on bytes, a page of records is never decoded into JS strings at all.
  */
 import { isUtf8 } from 'node:buffer'
-import { UpstreamError } from './types.js'
+import { UpstreamError } from '../domain/errors.js'
+import {
+  BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, isDigit, isEscape, isHex, isWhitespace, MINUS, NUMBER_BAD, NUMBER_DONE,
+  numberStart, numberStep, OPEN_BRACE, OPEN_BRACKET, QUOTE, U,
+} from './json-bytes.js'
 
 type Bytes = Uint8Array
-
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const COMMA = 0x2c
-const COLON = 0x3a
-const OPEN_BRACE = 0x7b
-const CLOSE_BRACE = 0x7d
-const OPEN_BRACKET = 0x5b
-const CLOSE_BRACKET = 0x5d
-const MINUS = 0x2d
-const PLUS = 0x2b
-const DOT = 0x2e
-const ZERO = 0x30
-const NINE = 0x39
 
 function malformed (at: number): never {
   // The offset only: the body may hold patient data, so none of it goes into the message.
@@ -33,16 +23,11 @@ function malformed (at: number): never {
 }
 
 function skipWhitespace (s: Bytes, i: number): number {
-  for (;;) {
-    const c = s[i]
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i
-    i++
-  }
+  for (let c = s[i]; c !== undefined && isWhitespace(c); c = s[++i]);
+  return i
 }
 
-function isHex (c: number | undefined): boolean {
-  return c !== undefined && ((c >= ZERO && c <= NINE) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66))
-}
+const hexAt = (s: Bytes, i: number): boolean => i < s.length && isHex(s[i] as number)
 
 /** `i` at the opening quote; returns the index after the closing quote. */
 function scanString (s: Bytes, i: number): number {
@@ -52,10 +37,10 @@ function scanString (s: Bytes, i: number): number {
     if (c === QUOTE) return i + 1
     if (c === BACKSLASH) {
       const e = s[i + 1]
-      if (e === 0x75) { // \uXXXX
-        if (!(isHex(s[i + 2]) && isHex(s[i + 3]) && isHex(s[i + 4]) && isHex(s[i + 5]))) malformed(i)
+      if (e === U) { // \uXXXX
+        if (!(hexAt(s, i + 2) && hexAt(s, i + 3) && hexAt(s, i + 4) && hexAt(s, i + 5))) malformed(i)
         i += 6
-      } else if (e === QUOTE || e === BACKSLASH || e === 0x2f || e === 0x62 || e === 0x66 || e === 0x6e || e === 0x72 || e === 0x74) {
+      } else if (e !== undefined && isEscape(e)) {
         i += 2
       } else {
         malformed(i)
@@ -68,25 +53,16 @@ function scanString (s: Bytes, i: number): number {
   }
 }
 
-function skipDigits (s: Bytes, i: number): number {
-  const start = i
-  for (let c = s[i]; c !== undefined && c >= ZERO && c <= NINE; c = s[++i]);
-  if (i === start) malformed(i)
-  return i
-}
-
-/** -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)? */
+/** -?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?, by the lexer's number grammar; `i` at its first byte (- or a digit). */
 function scanNumber (s: Bytes, i: number): number {
-  if (s[i] === MINUS) i++
-  if (s[i] === ZERO) i++
-  else i = skipDigits(s, i)
-  if (s[i] === DOT) i = skipDigits(s, i + 1)
-  const e = s[i]
-  if (e === 0x65 || e === 0x45) {
-    const sign = s[i + 1]
-    i = skipDigits(s, sign === PLUS || sign === MINUS ? i + 2 : i + 1)
+  let state = numberStart(s[i] as number)
+  for (i++; ; i++) {
+    // The end of the input ends a number as whitespace would: complete, or malformed.
+    const next = numberStep(state, s[i] ?? 0x20)
+    if (next === NUMBER_DONE) return i
+    if (next === NUMBER_BAD) malformed(i)
+    state = next
   }
-  return i
 }
 
 function scanLiteral (s: Bytes, i: number, word: string): number {
@@ -119,7 +95,7 @@ function skipValue (s: Bytes, i: number): number {
         continue
       }
     } else if (c === QUOTE) i = scanString(s, i)
-    else if (c === MINUS || (c !== undefined && c >= ZERO && c <= NINE)) i = scanNumber(s, i)
+    else if (c === MINUS || (c !== undefined && isDigit(c))) i = scanNumber(s, i)
     else if (c === 0x74) i = scanLiteral(s, i, 'true')
     else if (c === 0x66) i = scanLiteral(s, i, 'false')
     else if (c === 0x6e) i = scanLiteral(s, i, 'null')

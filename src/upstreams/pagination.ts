@@ -4,7 +4,8 @@
  * with `upstream_pagination_loop` instead of reading forever or storing the same records twice.
  */
 import { createHash } from 'node:crypto'
-import { UpstreamError, type RecordText } from './types.js'
+import { UpstreamError } from '../domain/errors.js'
+import type { RecordText } from '../contract/adapter.js'
 
 export class PaginationGuard {
   readonly #followed = new Set<string>()

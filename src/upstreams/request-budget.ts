@@ -4,7 +4,7 @@
  * and pauses it after a 429. This module holds the contract and the in-process store that adapter tests use.
  */
 import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, windowUse, type BudgetSpec, type BudgetTaker } from '../lib/budget-windows.js'
-import { sleep } from './backoff.js'
+import { sleep } from '../lib/time.js'
 
 export type { BudgetSpec, BudgetTaker, BudgetWait, BudgetWindow } from '../lib/budget-windows.js'
 

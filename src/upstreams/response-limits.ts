@@ -4,7 +4,7 @@
  * may take from its first byte sent to its last byte read. An upstream that crosses one fails the job with a
  * stable code, never the gateway's memory or a worker forever.
  */
-import { UpstreamError } from './errors.js'
+import { tooLarge } from '../contract/record-limits.js'
 
 const MiB = 1024 * 1024
 
@@ -74,23 +74,6 @@ export function responseLimits (o: ResponseLimitOptions = {}): ResponseLimits {
     maxBytesInFlight,
     requestDeadlineMs: o.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS,
     downloadDeadlineMs: o.downloadDeadlineMs ?? DEFAULT_DOWNLOAD_DEADLINE_MS,
-  }
-}
-
-/**
- * The job's error for an answer past a size limit. Never retried: the same request would be as large again.
- * `setting` names the variable an operator raises if the answer was legitimate.
- */
-export function tooLarge (what: string, limit: number, setting: string, status: number | null = null): UpstreamError {
-  return new UpstreamError('upstream_response_too_large', `${what} exceeds the gateway's limit of ${limit} bytes (${setting})`, status)
-}
-
-/** `UPSTREAM_MAX_RECORD_BYTES`: fails with upstream_response_too_large on the first record past the limit. */
-export function checkRecordSizes (records: readonly (string | Uint8Array)[], limit: number): void {
-  for (const record of records) {
-    // A UTF-16 code unit is at most 3 bytes of UTF-8: most records are cleared without measuring them.
-    const bytes = typeof record === 'string' ? (record.length * 3 <= limit ? 0 : Buffer.byteLength(record)) : record.byteLength
-    if (bytes > limit) throw tooLarge(`A record of ${bytes} bytes`, limit, 'UPSTREAM_MAX_RECORD_BYTES')
   }
 }
 

@@ -21,7 +21,7 @@ import dns, { type LookupAddress } from 'node:dns'
 import { isIP, type LookupFunction } from 'node:net'
 import ipaddr from 'ipaddr.js'
 import { buildConnector } from 'undici'
-import { UpstreamError } from './errors.js'
+import { UpstreamError } from '../domain/errors.js'
 
 /** The job's error message: it names no address, host or port, whatever the upstream sent. */
 export const URL_REFUSED_MESSAGE = 'the upstream sent the gateway to an address it does not allow (see UPSTREAM_ALLOWED_ORIGINS)'

@@ -2,7 +2,7 @@
  * A completed job reads `expired` from its `expiresAt` on, at once, in every answer that shows it: GET /jobs/{id}
  * (whose view was cached while it was completed), GET /jobs and its status filter, an Idempotency-Key replay,
  * DELETE. The sweeper ran once at start and then waits an hour, so it is not what changes the status: the row
- * still says `completed` when these reads are made. A failed job keeps its status past its `expiresAt` (API.md).
+ * still says `completed` when these reads are made. A failed job keeps its status past its `expiresAt` (docs/API.md).
  */
 import pg from 'pg'
 import t from 'tap'

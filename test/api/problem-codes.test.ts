@@ -1,6 +1,6 @@
 /**
- * Every problem carries a stable `code` and the `type` URI naming it (API.md, Extensions), from the one list in
- * src/api/problem-codes.ts, which the README documents: each client error the gateway can be driven to is
+ * Every problem carries a stable `code` and the `type` URI naming it (docs/API.md, Extensions), from the one list in
+ * src/api/problem-codes.ts, which docs/API.md documents: each client error the gateway can be driven to is
  * produced here over real HTTP and checked against that list. Also: request logs hold no query string, and a
  * failure's stack is logged only at debug.
  */
@@ -14,8 +14,8 @@ import { registerProblemHandlers } from '../../src/api/problem.js'
 import { createLogger } from '../../src/logger.js'
 import { startGateway, type TestResponse } from '../helpers/gateway.js'
 
-t.test('the README lists exactly the problem codes the code has, with their status and meaning', async t => {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+t.test('docs/API.md lists exactly the problem codes the code has, with their status and meaning', async t => {
+  const readme = await readFile(new URL('../../docs/API.md', import.meta.url), 'utf8')
   const rows = [...readme.matchAll(/^\| (\d{3}) \| `([a-z_]+)` \| (.+) \|$/gm)].map(([, status, code, meaning]) => [code, { status: Number(status), meaning }])
   const expected = Object.entries(PROBLEM_TYPES).map(([code, { status, meaning }]) => [code, { status, meaning }])
   t.same(Object.fromEntries(rows), Object.fromEntries(expected))

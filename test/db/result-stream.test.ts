@@ -5,10 +5,10 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
-import {
-  batchStatement, CopyFormatError, jsonPage, ndjsonChunk, parseResultCopy, readResultBatch, streamResultBatches,
-  type BatchSize, type RecordBatch,
-} from '../../src/db/sql/result-stream.js'
+import { batchStatement, parseResultCopy, readResultBatch, streamResultBatches } from '../../src/db/sql/result-stream.js'
+import { jsonPage, ndjsonChunk } from '../../src/api/result-bodies.js'
+import type { BatchSize, RecordBatch } from '../../src/domain/results.js'
+import { CopyFormatError } from '../../src/domain/errors.js'
 import { testDatabase } from '../helpers/database.js'
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')

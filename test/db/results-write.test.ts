@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
-import { copyRows, insertRecords, LeaseLostError, savePage } from '../../src/db/sql/results.js'
+import { copyRows, insertRecords, savePage } from '../../src/db/sql/results.js'
+import { LeaseLostError } from '../../src/domain/errors.js'
 import { transaction } from '../../src/db/sql/sql.js'
 import { testDatabase } from '../helpers/database.js'
 

@@ -1,5 +1,5 @@
 /**
- * The retention rules of API.md ("Job lifecycle details"), each against the real gateway and its database: what a
+ * The retention rules of docs/API.md ("Job lifecycle details"), each against the real gateway and its database: what a
  * finished job keeps from `expiresAt` on (in every read at once, and in the row once swept), when job rows go, how
  * long an Idempotency-Key counts, and that webhook deliveries no job took are bounded too. Rows are written by SQL
  * with the times each rule needs, and the sweeper is run on demand (no workers, no sweeping loop).

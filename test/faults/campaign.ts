@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Test } from 'tap'
 import { sql } from '../helpers/database.js'
-import { JOB_ERROR_CODES } from '../../src/upstreams/errors.js'
+import { JOB_ERROR_CODES } from '../../src/domain/errors.js'
 
 /**
  * The codes a job may fail with when an upstream misbehaves: every documented code (`JOB_ERROR_CODES`) but two.

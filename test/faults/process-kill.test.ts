@@ -8,9 +8,8 @@
  */
 import t from 'tap'
 import { mulberry32 } from '../../src/upstreams/seeded-random.js'
-import { testDatabase } from '../helpers/database.js'
+import { testDatabase, sql } from '../helpers/database.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
-import { sql } from '../helpers/database.js'
 import { CAMPAIGN_SEED, Tally, isTerminal, settle } from './campaign.js'
 import { jobReader, judgeJob, startReadUpstreams, submitJob } from './read-jobs.js'
 

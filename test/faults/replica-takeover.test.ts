@@ -5,9 +5,8 @@
  * records. (test/e2e/crash-and-replicas.test.ts has two replicas that both live.)
  */
 import t from 'tap'
-import { testDatabase } from '../helpers/database.js'
+import { testDatabase, sql } from '../helpers/database.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
-import { sql } from '../helpers/database.js'
 import { CAMPAIGN_SEED, Tally, isTerminal, settle } from './campaign.js'
 import { jobReader, judgeJob, startReadUpstreams, submitJob } from './read-jobs.js'
 

@@ -14,7 +14,7 @@ import { Worker } from '../../src/engine/worker.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { WireFaultKind } from '../../src/upstreams/injected-faults.js'
 import { upstreams } from '../../src/upstreams/registry.js'
-import type { UpstreamAdapter } from '../../src/upstreams/types.js'
+import type { UpstreamAdapter } from '../../src/contract/adapter.js'
 import { startGateway } from '../helpers/gateway.js'
 import { CAMPAIGN_SEED, Tally, UPSTREAM_FAULT_CODES, recordsLost, settle, storedRecords, type JobView } from './campaign.js'
 import { startTargets, type Target } from './upstream-targets.js'
@@ -48,7 +48,7 @@ interface Verdict {
   survived: boolean
   lost: number
   note: string
-  /** A failed read job whose results answered 200 with its partial records (API.md: 409). */
+  /** A failed read job whose results answered 200 with its partial records (docs/API.md: 409). */
   servedPartial: boolean
 }
 
@@ -76,7 +76,7 @@ async function runJob (c: Campaign, target: Target, body: Record<string, unknown
   const corrupt = stored.filter(r => { const i = left.indexOf(r); if (i < 0) return true; left.splice(i, 1); return false }).length
   const code = job.error?.code ?? '(none)'
   const stable = job.status === 'failed' && UPSTREAM_FAULT_CODES.has(code)
-  // Partial records must not be served as if they were the result (API.md: results of a failed read job are 409).
+  // Partial records must not be served as if they were the result (docs/API.md: results of a failed read job are 409).
   const results = await c.gw.request(`/jobs/${id}/results`)
   const servedPartial = !target.keepsFailedRecords && results.status === 200
   const note = `${job.status} ${code}${corrupt > 0 ? `, ${corrupt} stored record(s) not the upstream's` : ''}${servedPartial ? ', its partial records served by GET …/results with 200' : ''}`
@@ -175,7 +175,7 @@ t.test('upstream faults on every upstream: exact records or a stable error, neve
   await Promise.all(runs)
   for (const target of setup.targets) target.wire.clear()
 
-  t.same(servedPartial, [], 'a failed read job answers 409 for its results, never its partial records (API.md, Results availability)')
+  t.same(servedPartial, [], 'a failed read job answers 409 for its results, never its partial records (docs/API.md, Results availability)')
   const applied = setup.targets.map(x => `${x.name} ${x.wire.total}`).join(', ')
   t.comment(`wire faults applied: ${applied}; jobs ${tally.tried} (${[...outcomes].map(([o, k]) => `${k} ${o}`).join(', ')}); ${Math.round((Date.now() - started) / 1000)} s`)
   await c.stop()

@@ -39,7 +39,7 @@ export interface Target {
   body (i: number): Record<string, unknown>
   /** What the simulator holds for the job, as the text the gateway must store, in order; null when it holds nothing. */
   expected (job: JobView, body: Record<string, unknown>, stored: readonly string[]): string[] | null
-  /** Whether a failed job keeps records a client may read (Clinia's receipts; API.md). */
+  /** Whether a failed job keeps records a client may read (Clinia's receipts; docs/API.md). */
   keepsFailedRecords: boolean
   /** A job that stores its first page after `after` requests, to be spoiled in the middle; null when it has one step. */
   partial: { after: number, body: (i: number) => Record<string, unknown> } | null

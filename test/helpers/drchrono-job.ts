@@ -8,7 +8,7 @@ import { drchronoAdapter, type DrchronoCheckpoint, type DrchronoSettings } from 
 import type { DrchronoResource } from '../../src/upstreams/drchrono/params.js'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator, type DrchronoSimulatorOptions } from '../../src/upstreams/drchrono/simulator.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext, ProgressUpdate } from '../../src/upstreams/types.js'
+import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from './records.js'
 import { memoryServices } from '../../src/upstreams/memory-services.js'
 

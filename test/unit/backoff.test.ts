@@ -1,6 +1,7 @@
 import { getEventListeners } from 'node:events'
 import t from 'tap'
-import { backoffDelay, parseRetryAfter, sleep } from '../../src/upstreams/backoff.js'
+import { backoffDelay, sleep } from '../../src/lib/time.js'
+import { parseRetryAfter } from '../../src/upstreams/retry-after.js'
 
 t.test('backoffDelay: equal jitter within [ceiling/2, ceiling]', async t => {
   const opts = { baseMs: 100, maxMs: 1000 }

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../../src/config.js'
+import { loadConfig } from '../../src/config.js'
+import { ConfigError } from '../../src/domain/errors.js'
 
 /** A client key as production wants it: 32 characters or more. */
 const longKey = (c: string): string => c.repeat(32)

@@ -1,7 +1,8 @@
 /** The sealing of stored tokens (AES-256-GCM under TOKEN_ENCRYPTION_KEY): round trip, tampering, wrong key. */
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { CredentialStoreError, TokenKey, decodeTokenKey } from '../../src/db/credential-crypto.js'
+import { TokenKey, decodeTokenKey } from '../../src/db/credential-crypto.js'
+import { CredentialStoreError } from '../../src/domain/errors.js'
 
 const plaintext = Buffer.from(JSON.stringify({ accessToken: 'access-PLAIN-1', refreshToken: 'refresh-PLAIN-1' }))
 const context = 'upstream_credentials\u0000drchrono'

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
-import { JOB_ERROR_CODES, codeForStatus } from '../../src/upstreams/errors.js'
+import { JOB_ERROR_CODES } from '../../src/domain/errors.js'
+import { codeForStatus } from '../../src/upstreams/status-codes.js'
 
 t.test('a final status means the same code whichever upstream sent it', async t => {
   const expected: Array<[number, string]> = [
@@ -15,8 +16,8 @@ t.test('a final status means the same code whichever upstream sent it', async t 
   for (const [status, code] of expected) t.equal(codeForStatus(status), code, String(status))
 })
 
-t.test('the README documents exactly the codes the code has, with the same meaning', async t => {
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+t.test('docs/API.md documents exactly the codes the code has, with the same meaning', async t => {
+  const readme = await readFile(new URL('../../docs/API.md', import.meta.url), 'utf8')
   const rows = [...readme.matchAll(/^\| `([a-z_]+)` \| (.+) \|$/gm)]
     .filter(([, code]) => code !== undefined && (code.startsWith('upstream_') || code.endsWith('_error') || code.startsWith('invalid_upstream')))
     .map(([, code, when]) => [code, when])

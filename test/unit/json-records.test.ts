@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { UpstreamError } from '../../src/upstreams/types.js'
+import { UpstreamError } from '../../src/domain/errors.js'
 import { extractArray, scanObject, splitArray } from '../../src/upstreams/json-records.js'
 
 const invalid = { name: 'UpstreamError', code: 'invalid_upstream_response' }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { PaginationGuard } from '../../src/upstreams/pagination.js'
-import { UpstreamError } from '../../src/upstreams/types.js'
+import { UpstreamError } from '../../src/domain/errors.js'
 
 t.test('a link followed twice is a loop', async t => {
   const guard = new PaginationGuard('cliniko')

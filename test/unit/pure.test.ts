@@ -1,7 +1,8 @@
 /** Plain unit tests of the small pure helpers the API and engine lean on. */
 import t from 'tap'
 import { z } from 'zod'
-import { decodeCursor, encodeCursor, isJobId } from '../../src/api/job-view.js'
+import { decodeCursor, encodeCursor } from '../../src/api/cursors.js'
+import { isJobId } from '../../src/api/job-ids.js'
 import { wantsNdjson } from '../../src/api/results.js'
 import { sql } from '../../src/db/sql/sql.js'
 import { canonicalJson, requestHash } from '../../src/engine/canonical.js'

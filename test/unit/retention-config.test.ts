@@ -1,6 +1,7 @@
 /** The retention variables: their defaults, their bounds, and the test-only JOB_RETENTION_SECONDS refused in production. */
 import t from 'tap'
-import { ConfigError, jobRetentionSeconds, loadConfig } from '../../src/config.js'
+import { jobRetentionSeconds, loadConfig } from '../../src/config.js'
+import { ConfigError } from '../../src/domain/errors.js'
 
 const production = { NODE_ENV: 'production', GATEWAY_API_KEYS: `app:${'k'.repeat(40)}`, PUBLIC_BASE_URL: 'https://gw.example.org', SANDBOX: 'false', UPSTREAMS: 'ocl', OCL_BASE_URL: 'https://api.openconceptlab.org' }
 

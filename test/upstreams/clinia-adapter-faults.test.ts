@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { cliniaAdapter, type CliniaSettings } from '../../src/upstreams/clinia/adapter.js'
 import { SANDBOX_CREDENTIALS, startCliniaSimulator, type CliniaSimulatorOptions } from '../../src/upstreams/clinia/simulator.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext } from '../../src/upstreams/types.js'
+import type { JobContext } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 
 async function setup (t: Test, sim: CliniaSimulatorOptions = {}, settings: Partial<CliniaSettings> = {}) {

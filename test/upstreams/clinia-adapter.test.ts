@@ -6,7 +6,7 @@ import {
   SANDBOX_CREDENTIALS, goJson, startCliniaSimulator, type CliniaSimulatorOptions, type CliniaSimulatorState,
 } from '../../src/upstreams/clinia/simulator.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext, ProgressUpdate } from '../../src/upstreams/types.js'
+import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 
 /** A simulator on a loopback port and an adapter pointed at it (3 operations per chunk, tiny waits). */

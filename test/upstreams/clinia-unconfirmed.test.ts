@@ -1,5 +1,5 @@
 /**
- * The Clinia adapter under every plausible answer where UPSTREAMS.md says UNCONFIRMED or says nothing: a REJECTED
+ * The Clinia adapter under every plausible answer where docs/UPSTREAMS.md says UNCONFIRMED or says nothing: a REJECTED
  * bulk answer under HTTP 400, 200, 409 or 422, and a 429 with or without Retry-After. Adapter against the
  * simulator on loopback; each job ends as documented: exact receipts, or upstream_rejected with readable receipts.
  */
@@ -10,7 +10,7 @@ import {
   REJECTED_STATUSES, SANDBOX_CREDENTIALS, goJson, startCliniaSimulator, type CliniaSimulatorOptions, type CliniaSimulatorState,
 } from '../../src/upstreams/clinia/simulator.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext } from '../../src/upstreams/types.js'
+import type { JobContext } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 
 async function setup (t: Test, sim: CliniaSimulatorOptions = {}) {

@@ -6,7 +6,8 @@ import { CLINIKO_RESOURCES, type ClinikoResource } from '../../src/upstreams/cli
 import {
   SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions,
 } from '../../src/upstreams/cliniko/simulator.js'
-import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
+import { UpstreamError } from '../../src/domain/errors.js'
+import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 import { memoryServices } from '../../src/upstreams/memory-services.js'
 

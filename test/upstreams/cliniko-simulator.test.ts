@@ -1,4 +1,4 @@
-/** The simulator's wire rules, checked with plain fetch: it must be as strict as UPSTREAMS.md says Cliniko is. */
+/** The simulator's wire rules, checked with plain fetch: it must be as strict as docs/UPSTREAMS.md says Cliniko is. */
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import {

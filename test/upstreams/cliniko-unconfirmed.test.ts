@@ -1,5 +1,5 @@
 /**
- * The Cliniko adapter under every plausible answer where UPSTREAMS.md says UNCONFIRMED: a 429 with or without
+ * The Cliniko adapter under every plausible answer where docs/UPSTREAMS.md says UNCONFIRMED: a 429 with or without
  * X-RateLimit-Reset and Retry-After, and a 401 whose body is plain text or JSON. Adapter against the simulator on
  * loopback; each job must end exactly as under the documented behaviour.
  */
@@ -9,8 +9,10 @@ import { clinikoAdapter, type ClinikoSettings } from '../../src/upstreams/clinik
 import {
   SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions, type ClinikoThrottleHeaders,
 } from '../../src/upstreams/cliniko/simulator.js'
-import { UpstreamClient, type UpstreamClientOptions, type UpstreamEvent } from '../../src/upstreams/http.js'
-import { UpstreamError, type JobContext } from '../../src/upstreams/types.js'
+import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
+import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
+import { UpstreamError } from '../../src/domain/errors.js'
+import type { JobContext } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 import { memoryServices } from '../../src/upstreams/memory-services.js'
 

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { DrchronoResource } from '../../src/upstreams/drchrono/params.js'
 import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
-import { UpstreamError } from '../../src/upstreams/types.js'
+import { UpstreamError } from '../../src/domain/errors.js'
 import { drchronoSetup as setup, fakeJob, stubAccepted, stubDrchrono } from '../helpers/drchrono-job.js'
 
 /** The exact texts a job must store, from the simulator's own data. */

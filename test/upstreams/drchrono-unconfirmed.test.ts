@@ -1,5 +1,5 @@
 /**
- * What UPSTREAMS.md leaves UNCONFIRMED about DrChrono's answers, besides pages past the end
+ * What docs/UPSTREAMS.md leaves UNCONFIRMED about DrChrono's answers, besides pages past the end
  * (drchrono-past-end.test.ts): the body of a poll while the list is generated, and what a 429 says about the wait.
  * The simulator plays each variant; a job completes exactly under every one.
  */

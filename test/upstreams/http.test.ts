@@ -2,7 +2,8 @@ import { getEventListeners } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { UpstreamClient, type UpstreamClientOptions, type UpstreamEvent } from '../../src/upstreams/http.js'
+import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
+import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
 import { MemoryBudgetStore, type BudgetSpec, type BudgetWait } from '../../src/upstreams/request-budget.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number) => void

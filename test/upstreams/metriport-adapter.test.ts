@@ -6,7 +6,8 @@ import { metriportAdapter, type MetriportCheckpoint } from '../../src/upstreams/
 import { SANDBOX_CREDENTIALS, type MetriportSettings } from '../../src/upstreams/metriport/settings.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator.js'
 import { runKey } from '../../src/upstreams/metriport/webhook.js'
-import { UpstreamError, type JobContext, type Parked } from '../../src/upstreams/types.js'
+import { UpstreamError } from '../../src/domain/errors.js'
+import type { JobContext, Parked } from '../../src/contract/adapter.js'
 
 const patientId = SANDBOX_PATIENT_IDS[0] as string
 

@@ -1,7 +1,8 @@
 /** Metriport's configuration and params: start-up refuses half a configuration; params are strict. */
 import t from 'tap'
 import { z } from 'zod'
-import { ConfigError, loadConfig } from '../../src/config.js'
+import { loadConfig } from '../../src/config.js'
+import { ConfigError } from '../../src/domain/errors.js'
 import { metriport } from '../../src/upstreams/metriport/index.js'
 import { metriportParams } from '../../src/upstreams/metriport/params.js'
 

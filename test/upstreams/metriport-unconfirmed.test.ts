@@ -10,7 +10,7 @@ import { metriportAdapter } from '../../src/upstreams/metriport/adapter.js'
 import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator.js'
 import { runKey } from '../../src/upstreams/metriport/webhook.js'
-import type { JobContext, Parked } from '../../src/upstreams/types.js'
+import type { JobContext, Parked } from '../../src/contract/adapter.js'
 
 const patientId = SANDBOX_PATIENT_IDS[0] as string
 

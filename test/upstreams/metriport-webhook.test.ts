@@ -1,6 +1,7 @@
 /** Metriport's webhook handler on its own: signature first, then ping, results, failures and malformed bodies. */
 import t, { type Test } from 'tap'
-import { WebhookRejected, type WebhookResult } from '../../src/upstreams/types.js'
+import { WebhookRejected } from '../../src/domain/errors.js'
+import type { WebhookResult } from '../../src/contract/webhook.js'
 import type { MetriportSettings } from '../../src/upstreams/metriport/settings.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
 import { DOCUMENT_URLS_TYPE, receiveMetriportWebhook, runKey, withAddedFields } from '../../src/upstreams/metriport/webhook.js'

@@ -11,7 +11,7 @@ import type { OclExportCheckpoint } from '../../src/upstreams/ocl/export-job.js'
 import {
   DEFAULT_SOURCES, SANDBOX_OCL_TOKEN, expectedExport, startOclSimulator, type OclSimulatorOptions, type SimSource,
 } from '../../src/upstreams/ocl/simulator.js'
-import type { JobContext, ProgressUpdate } from '../../src/upstreams/types.js'
+import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 
 const CIEL = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL' } as const

@@ -5,7 +5,8 @@ import { UpstreamClient } from '../../src/upstreams/http.js'
 import { oclAdapter, type OclSettings } from '../../src/upstreams/ocl/adapter.js'
 import type { OclChangesCheckpoint } from '../../src/upstreams/ocl/changes-job.js'
 import { SANDBOX_OCL_TOKEN, expectedChanges, startOclSimulator, type OclSimulatorOptions } from '../../src/upstreams/ocl/simulator.js'
-import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
+import { UpstreamError } from '../../src/domain/errors.js'
+import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 
 const CIEL = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL' } as const

@@ -15,7 +15,7 @@ import yazl from 'yazl'
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
 import { oclAdapter, type OclSettings } from '../../src/upstreams/ocl/adapter.js'
 import { expectedExport, startOclSimulator } from '../../src/upstreams/ocl/simulator.js'
-import type { JobContext } from '../../src/upstreams/types.js'
+import type { JobContext } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 
 const MiB = 1024 * 1024

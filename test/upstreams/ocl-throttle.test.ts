@@ -5,13 +5,15 @@
  */
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
-import { UpstreamClient, type UpstreamEvent } from '../../src/upstreams/http.js'
+import { UpstreamClient } from '../../src/upstreams/http.js'
+import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
 import { oclAdapter } from '../../src/upstreams/ocl/adapter.js'
 import {
   SANDBOX_OCL_TOKEN, expectedChanges, expectedExport, startOclSimulator, type OclThrottleHeaders,
 } from '../../src/upstreams/ocl/simulator.js'
 import { CLOCK_SKEW_MS, oclThrottleWait } from '../../src/upstreams/ocl/throttle.js'
-import { UpstreamError, type JobContext } from '../../src/upstreams/types.js'
+import { UpstreamError } from '../../src/domain/errors.js'
+import type { JobContext } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 
 const CIEL = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL' } as const

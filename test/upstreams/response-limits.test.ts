@@ -6,8 +6,10 @@ import { getEventListeners } from 'node:events'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { UpstreamClient, type UpstreamClientOptions, type UpstreamEvent } from '../../src/upstreams/http.js'
-import { ByteBudget, checkRecordSizes } from '../../src/upstreams/response-limits.js'
+import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
+import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
+import { ByteBudget } from '../../src/upstreams/response-limits.js'
+import { checkRecordSizes } from '../../src/contract/record-limits.js'
 
 const MiB = 1024 * 1024
 

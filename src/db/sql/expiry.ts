@@ -12,7 +12,7 @@
 import { query, sql, type Queryable } from './sql.js'
 
 /**
- * A completed job whose `expiresAt` has passed. It reads `expired` from that moment on (API.md), in every answer,
+ * A completed job whose `expiresAt` has passed. It reads `expired` from that moment on (docs/API.md), in every answer,
  * whether or not the sweeper has marked its row yet; the sweeper marks exactly these. Judged on the database's
  * clock: the one every replica and the sweeper share, so no two answers disagree on which side of `expiresAt` a
  * job is, whatever the replicas' own clocks say.
@@ -21,7 +21,7 @@ const completedPastExpiry = sql`(status = 'completed' AND expires_at <= now())`
 
 /**
  * A finished job past its `expiresAt`: what may hold patient data (params, payload, checkpoint, upstreamInfo, the
- * error message) reads null from that moment on (API.md), whether or not the sweeper has erased it from the row.
+ * error message) reads null from that moment on (docs/API.md), whether or not the sweeper has erased it from the row.
  */
 export const pastExpiry = sql`(expires_at <= now())`
 
@@ -43,7 +43,7 @@ export async function expireCompletedJob (db: Queryable, clientId: string, id: s
 export interface ErasedJobs { erased: string[], expired: string[] }
 
 /**
- * Finished jobs past `expiresAt` keep only what operations need (API.md): everything a client sent or an upstream
+ * Finished jobs past `expiresAt` keep only what operations need (docs/API.md): everything a client sent or an upstream
  * said about the run is erased, and a completed one becomes `expired`. Its result rows become due for deletion
  * (purge_pending; the EXISTS is one probe of the rows' primary key). Up to `limit` jobs, oldest expiry first.
  */

@@ -14,8 +14,8 @@ import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
 import { COPY_SIGNATURE } from './copy-format.js'
-import type { JobSummary } from './jobs.js'
 import { jobFieldColumns } from './jobs.js'
+import type { JobSummary } from '../../domain/job.js'
 import { query, sql, transaction } from './sql.js'
 
 /** A job to insert: what the client sent, as prepared by the route. */

@@ -5,11 +5,9 @@
  */
 import type { JobStatus } from '../../generated/prisma/client.js'
 import { statusAsRead } from './expiry.js'
-import { jobFieldColumns, type JobSummary } from './jobs.js'
+import { jobFieldColumns } from './jobs.js'
+import type { JobRead, JobSummary } from '../../domain/job.js'
 import { query, sql, type Queryable } from './sql.js'
-
-/** A job as read, with the milliseconds left until its `expiresAt` (0 or less once past; null while it has none). */
-export interface JobRead extends JobSummary { msToExpiry: number | null }
 
 const jobReadColumns = sql`${jobFieldColumns}, ${statusAsRead} AS status,
   (extract(epoch FROM expires_at - now()) * 1000)::float8 AS "msToExpiry"`

@@ -6,10 +6,7 @@ import type { Job } from '../../generated/prisma/client.js'
 import type pg from 'pg'
 import { pastExpiry } from './expiry.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
-import { applyEarlyDelivery, lockWebhookKey } from './webhooks.js'
-
-/** A job without what only its worker reads: the payload (up to 100 000 write operations) and the checkpoint. */
-export type JobSummary = Omit<Job, 'payload' | 'checkpoint'>
+import { applyEarlyDelivery, lockWebhookKey, type FinishedByDelivery } from './webhooks.js'
 
 /**
  * Columns aliased to the Prisma model's field names, so raw rows and Prisma rows have one shape: all but `status`,
@@ -142,17 +139,17 @@ export async function mergeUpstreamInfo (db: Queryable, jobId: string, workerId:
 /**
  * Parks a running job until a webhook names `key`: no worker holds it, and its lease runs until the deadline,
  * after which any worker claims it again and fails it with upstream_timeout. A delivery that arrived before the
- * job parked is applied at once (see webhooks.ts). False when the lease was lost.
+ * job parked is applied at once (see webhooks.ts): `finished` then says how the job ended. `held` is false when the
+ * lease was lost.
  */
-export async function parkJob (pool: pg.Pool, input: { jobId: string, workerId: string, upstream: string, key: string, timeoutSeconds: number, ttlSeconds: number }): Promise<boolean> {
+export async function parkJob (pool: pg.Pool, input: { jobId: string, workerId: string, upstream: string, key: string, timeoutSeconds: number, ttlSeconds: number }): Promise<{ held: boolean, finished: FinishedByDelivery | null }> {
   return transaction(pool, async client => {
     await lockWebhookKey(client, input.upstream, input.key)
     const { rowCount } = await query(client, sql`
       UPDATE jobs SET waiting_for = ${input.key}, lease_owner = NULL,
         lease_expires_at = now() + make_interval(secs => ${input.timeoutSeconds})
       WHERE id = ${input.jobId} AND lease_owner = ${input.workerId} AND status = 'running'`)
-    if (rowCount !== 1) return false
-    await applyEarlyDelivery(client, input.upstream, input.key, input.jobId, input.ttlSeconds)
-    return true
+    if (rowCount !== 1) return { held: false, finished: null }
+    return { held: true, finished: await applyEarlyDelivery(client, input.upstream, input.key, input.jobId, input.ttlSeconds) }
   })
 }

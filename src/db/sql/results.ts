@@ -6,14 +6,10 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import type { RecordText } from '../../upstreams/types.js'
+import type { RecordText } from '../../contract/adapter.js'
 import { COPY_SIGNATURE, assertUuid } from './copy-format.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
-
-/** The job no longer belongs to this worker (lease lost or job cancelled): its writes are refused. */
-export class LeaseLostError extends Error {
-  override name = 'LeaseLostError'
-}
+import { LeaseLostError } from '../../domain/errors.js'
 
 /** Progress columns an adapter may set; `records` is counted here from the rows actually inserted. */
 export interface PageProgress {

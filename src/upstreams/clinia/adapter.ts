@@ -8,7 +8,8 @@
  * NOT_SENT receipt (see {@link notSentReceipt}), and the job fails with `upstream_rejected`.
  */
 import type { UpstreamClient } from '../http.js'
-import { UpstreamError, type JobContext, type UpstreamAdapter } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
+import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
 import { CliniaBulkApi, type CliniaConnection } from './bulk-task.js'
 import { cliniaOperations, isCliniaResource, type CliniaOperation, type CliniaResource } from './operations.js'
 import { indexed, notSentReceipt, tally } from './receipts.js'

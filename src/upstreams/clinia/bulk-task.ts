@@ -4,12 +4,13 @@
  * longer PENDING. Messages name statuses, counts and Clinia's error type at most: Clinia's error messages and
  * receipts may echo operation data, so they never go into errors or logs.
  */
-import { sleep } from '../backoff.js'
+import { sleep } from '../../lib/time.js'
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
-import { statusError } from '../errors.js'
-import { UpstreamError } from '../types.js'
+import { statusError } from '../status-codes.js'
+import { UpstreamError } from '../../domain/errors.js'
 import type { CliniaOperation, CliniaResource } from './operations.js'
 import { readReceipts, type ChunkReceipts } from './receipts.js'
+import { isObject } from '../../lib/values.js'
 
 /** Where and how fast the adapter talks to Clinia. */
 export interface CliniaConnection {
@@ -38,7 +39,6 @@ const TASK_STATUSES = new Set(['PENDING', 'SUCCESS', 'FAILURE', 'CANCELLED'])
 const SUBMIT_RETRYABLE = new Set([429, 503])
 const TASK_ID = /^[\w.:-]{1,200}$/
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 function parse (res: UpstreamResponse): unknown {
   try {

@@ -5,16 +5,16 @@ import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { cliniaAdapter, type CliniaSettings } from './adapter.js'
 import { RELATIONSHIP_EXAMPLE, RESOURCE_EXAMPLE, cliniaOperations, cliniaParams, MAX_JOB_OPERATIONS } from './operations.js'
 import { cliniaSimulator, SANDBOX_CREDENTIALS } from './simulator.js'
+import { optionalEnv } from '../../lib/env.js'
 
 // An empty variable (CLINIA_API_KEY=) means unset, as a shell user expects.
-const optional = <T extends z.ZodType>(schema: T) => z.preprocess(v => (v === '' ? undefined : v), schema.optional())
 
 const env = z.object({
-  CLINIA_BASE_URL: optional(z.url({ protocol: /^https?$/ }))
+  CLINIA_BASE_URL: optionalEnv(z.url({ protocol: /^https?$/ }))
     .describe('Your workspace\'s host, https://{workspace}.clinia.cloud'),
-  CLINIA_API_KEY: optional(z.string().min(1))
+  CLINIA_API_KEY: optionalEnv(z.string().min(1))
     .describe('Sent as X-Clinia-API-Key; unset = Clinia is not configured'),
-  CLINIA_SOURCE_KEY: optional(z.string().regex(/^[a-zA-Z0-9-][\w-]{0,61}$/, 'expected a Clinia source key'))
+  CLINIA_SOURCE_KEY: optionalEnv(z.string().regex(/^[a-zA-Z0-9-][\w-]{0,61}$/, 'expected a Clinia source key'))
     .describe('The data source the operations are written to'),
   CLINIA_MAX_OPERATIONS: z.coerce.number().int().min(1).max(MAX_JOB_OPERATIONS).default(1000)
     .describe('Operations per bulk request: a job\'s operations are sent in chunks of at most this many'),

@@ -5,8 +5,9 @@
  * re-serialised: a JSON round trip would change their text (escapes, number forms, key order).
  */
 import { extractArray } from '../json-records.js'
-import { UpstreamError } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
 import { targetOf, type CliniaOperation, type CliniaResource } from './operations.js'
+import { isObject } from '../../lib/values.js'
 
 /** A chunk's receipts as Clinia wrote them, with the status of each, in operation order. */
 export interface ChunkReceipts {
@@ -17,7 +18,6 @@ export interface ChunkReceipts {
 /** How many of a chunk's operations Clinia applied, and how many it did not (failed or cancelled). */
 export interface Tally { succeeded: number, failed: number }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /**
  * The `receipts` array of a Clinia answer (a task status or a REJECTED submit), checked against the chunk:

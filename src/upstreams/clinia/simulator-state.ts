@@ -37,7 +37,7 @@ export interface CliniaSimulatorOptions {
 }
 
 /**
- * The HTTP status a REJECTED bulk answer comes with. UPSTREAMS.md has it unconfirmed, likely 400; a 200 (the body
+ * The HTTP status a REJECTED bulk answer comes with. docs/UPSTREAMS.md has it unconfirmed, likely 400; a 200 (the body
  * says what happened), a 409 or a 422 are as plausible. The body is `{"status":"REJECTED","receipts":[...]}` in each.
  */
 export type RejectedStatus = 200 | 400 | 409 | 422

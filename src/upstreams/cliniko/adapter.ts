@@ -8,11 +8,14 @@ import { createHash } from 'node:crypto'
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
 import type { BudgetSpec } from '../request-budget.js'
 import { arrayElements, memberValue, scanObject } from '../json-records.js'
-import { statusError } from '../errors.js'
+import { statusError } from '../status-codes.js'
 import { PaginationGuard } from '../pagination.js'
-import { UpstreamError, budgetTaker, type JobContext, type UpstreamAdapter, type UpstreamServices } from '../types.js'
+import { budgetTaker, type UpstreamServices } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
+import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
 import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, isClinikoResource, type ClinikoParams } from './params.js'
 import type { ClinikoSettings } from './settings.js'
+import { isObject } from '../../lib/values.js'
 
 export type { ClinikoSettings } from './settings.js'
 
@@ -28,7 +31,6 @@ export interface ClinikoCheckpoint {
 
 interface Envelope { records: Buffer[], total: number | null, next: string | null }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 function readCheckpoint (raw: unknown): ClinikoCheckpoint | null {
   if (!isObject(raw) || !Number.isSafeInteger(raw.page) || (raw.page as number) < 1) return null
@@ -61,7 +63,7 @@ function pageIdentity (url: URL): string {
 /**
  * A failed answer as a stable error, decided by its status alone: the body is never quoted (a 422's messages,
  * and even its field names, are Cliniko's text, which may repeat filter values such as a patient's name), and
- * UPSTREAMS.md has Cliniko's 401 body as plain text, unconfirmed, so a JSON one must end the same way.
+ * docs/UPSTREAMS.md has Cliniko's 401 body as plain text, unconfirmed, so a JSON one must end the same way.
  */
 function failure (res: UpstreamResponse, where: string): UpstreamError {
   const s = res.status

@@ -16,7 +16,7 @@ export interface ClinikoList {
 
 const plain = (name: string): ClinikoList => ({ path: name, key: name })
 
-/** Every resource a job can read, list variants included (API.md, "Cliniko list variants"). */
+/** Every resource a job can read, list variants included (docs/API.md, "Cliniko list variants"). */
 export const CLINIKO_LISTS = {
   patients: plain('patients'),
   individual_appointments: plain('individual_appointments'),

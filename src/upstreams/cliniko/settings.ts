@@ -5,6 +5,7 @@
  * Messages name variables and shard suffixes only, never the key.
  */
 import { z } from 'zod'
+import { optionalEnv } from '../../lib/env.js'
 
 /** Where and how the adapter talks to Cliniko. */
 export interface ClinikoSettings {
@@ -49,14 +50,13 @@ export function shardBaseUrl (shard: string): string {
 /** `Name (email)`: something before, an address with an @ inside the final parentheses. */
 export const USER_AGENT = /^\S.{0,200}\s\([^\s()@]+@[^\s()@]+\.[^\s()@]+\)$/
 
-const optional = <T extends z.ZodType>(schema: T) => z.preprocess(v => (v === '' ? undefined : v), schema.optional())
 
 export const clinikoEnv = z.object({
-  CLINIKO_API_KEY: optional(z.string().min(1))
+  CLINIKO_API_KEY: optionalEnv(z.string().min(1))
     .describe('Cliniko API key (the user name of Basic auth); its suffix such as -uk1 picks the shard. Unset = Cliniko is not configured'),
-  CLINIKO_USER_AGENT: optional(z.string())
+  CLINIKO_USER_AGENT: optionalEnv(z.string())
     .describe('Required with CLINIKO_API_KEY: "Name (email)", e.g. "Acme bulk gateway (it@acme.example)"; Cliniko may block requests without'),
-  CLINIKO_BASE_URL: optional(z.url({ protocol: /^https?$/ }))
+  CLINIKO_BASE_URL: optionalEnv(z.url({ protocol: /^https?$/ }))
     .describe('API root including /v1; overrides the shard URL derived from the key (e.g. a proxy, or the simulator)'),
   CLINIKO_REQUESTS_PER_MINUTE: z.coerce.number().int().min(1).max(10_000).default(200)
     .describe('Requests per minute the gateway allows itself per API key (Cliniko: 200 per user)'),

@@ -31,7 +31,7 @@ export interface ClinikoThrottleHeaders {
 }
 
 /**
- * A 401's body: Rails' plain text (`HTTP Basic: Access denied.`) as UPSTREAMS.md says, or JSON
+ * A 401's body: Rails' plain text (`HTTP Basic: Access denied.`) as docs/UPSTREAMS.md says, or JSON
  * (`{"message":"Unauthorized"}` as Cliniko's other errors are JSON), which is just as plausible: unconfirmed.
  */
 export type UnauthorizedBody = 'text' | 'json'

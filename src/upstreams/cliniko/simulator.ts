@@ -1,6 +1,6 @@
 /**
  * A strict Cliniko simulator over real HTTP: the gateway serves it on its sandbox listener, tests start it alone
- * with {@link startClinikoSimulator}. It is never kinder than UPSTREAMS.md says Cliniko is:
+ * with {@link startClinikoSimulator}. It is never kinder than docs/UPSTREAMS.md says Cliniko is:
  * - a User-Agent that is not `Name (email)` is refused with a plain-text 403 (Cliniko says such requests "may be
  *   blocked"; here they always are, so an adapter that forgets it fails in tests rather than in production);
  * - Basic auth with a known key of this simulator's shard, else a plain-text 401 (also for a key of another shard;

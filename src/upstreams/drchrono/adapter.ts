@@ -5,7 +5,9 @@
  * naming the pages done, so a resumed job fetches only the rest.
  */
 import type { UpstreamClient } from '../http.js'
-import { UpstreamError, budgetTaker, type JobContext, type UpstreamAdapter, type UpstreamServices } from '../types.js'
+import { budgetTaker, type UpstreamServices } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
+import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
 import { DrchronoAuth, type DrchronoCredentials } from './auth.js'
 import { fetchListPage, type PageOutcome, type PollOptions } from './bulk-list.js'
 import { GenerationPace } from './pace.js'

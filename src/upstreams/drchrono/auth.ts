@@ -17,8 +17,9 @@ import type { CredentialStore, StoredCredential } from '../credential-store.js'
 import type { UpstreamClient, UpstreamRequest, UpstreamResponse } from '../http.js'
 import type { BudgetSpec, BudgetStore, BudgetTaker } from '../request-budget.js'
 import { untilAborted } from '../../lib/abort.js'
-import { sleep } from '../backoff.js'
-import { UpstreamError, type UpstreamServices } from '../types.js'
+import { sleep } from '../../lib/time.js'
+import type { UpstreamServices } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
 import { isDue, oauthError, pairFromAnswer, pairFromStored, seedOf, storedValue, type TokenPair } from './tokens.js'
 
 export interface DrchronoCredentials {

@@ -5,19 +5,20 @@
  *
  * A page may lie past the end of the list while the list's size is unknown (the adapter asks a few pages before
  * any has told it). How DrChrono refuses such a page is undocumented: a 404 "Invalid page." on the POST or on the
- * poll, a Complete page without results, or a 500 "Failed" (UPSTREAMS.md). So such a page is POSTed (its list
+ * poll, a Complete page without results, or a 500 "Failed" (docs/UPSTREAMS.md). So such a page is POSTed (its list
  * generates meanwhile) but not polled until the size is known; a refusal is then dropped for a page past the end,
  * and held for the adapter to ask again when it came before the size was known.
  */
 import type { Logger } from 'pino'
-import { sleep } from '../backoff.js'
+import { sleep } from '../../lib/time.js'
 import type { UpstreamResponse } from '../http.js'
 import type { BudgetTaker } from '../request-budget.js'
-import { statusError } from '../errors.js'
+import { statusError } from '../status-codes.js'
 import { memberValue, scanObject, type ScannedObject } from '../json-records.js'
-import { UpstreamError } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
 import type { DrchronoAuth } from './auth.js'
 import type { GenerationPace, PagePace } from './pace.js'
+import { isObject } from '../../lib/values.js'
 
 /** How a page is waited for and how often it may be generated again. */
 export interface PollOptions {
@@ -93,7 +94,6 @@ function jsonOf (res: UpstreamResponse): unknown {
   }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
 
 /** A list that DrChrono failed to build: 500 `{"status":"Error"|"Failed", ...}` (poll() also accepts it as a 200). */
 function isGenerationFailure (res: UpstreamResponse): boolean {

@@ -5,9 +5,10 @@ import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { drchronoAdapter, type DrchronoSettings } from './adapter.js'
 import { drchronoParams, type DrchronoResource } from './params.js'
 import { drchronoSimulator } from './simulator.js'
+import { optionalEnv } from '../../lib/env.js'
 
 // An empty variable (DRCHRONO_REFRESH_TOKEN=) means unset, as a shell user expects.
-const optionalSecret = z.preprocess(v => (v === '' ? undefined : v), z.string().min(1).optional())
+const optionalSecret = optionalEnv(z.string().min(1))
 
 const env = z.object({
   DRCHRONO_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://app.drchrono.com')

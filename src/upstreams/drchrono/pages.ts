@@ -3,7 +3,8 @@
  * once a page has told it.
  */
 import { untilAborted } from '../../lib/abort.js'
-import { UpstreamError, type JobContext } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
+import type { JobContext } from '../../contract/adapter.js'
 import type { ListPage } from './bulk-list.js'
 import { MAX_PAGE } from './params.js'
 

@@ -6,6 +6,9 @@
  * `page` is not a param: the adapter walks every page itself.
  */
 import { z } from 'zod'
+import { isDay } from '../../lib/values.js'
+// TODO(issue 11, after the simulator kit lands): the simulator imports isDay from lib/values.ts directly.
+export { isDay }
 
 export const DRCHRONO_RESOURCES = [
   'appointments', 'patients', 'line_items', 'transactions', 'prescription_messages',
@@ -112,16 +115,6 @@ export function maxPageSize (resource: DrchronoResource): number {
 
 export const DEFAULT_PAGE_SIZE = 1000
 export const MAX_PAGE = 1000
-
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/
-
-/** A real calendar day in YYYY-MM-DD (2024-02-30 is not). */
-export function isDay (value: string): boolean {
-  const m = DAY.exec(value)
-  if (!m) return false
-  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])))
-  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3])
-}
 
 /** `YYYY-MM-DD/YYYY-MM-DD` → [from, to], or null when malformed or reversed. */
 export function parseDayRange (value: string): [string, string] | null {

@@ -5,7 +5,7 @@
 import type { DrchronoResource } from './params.js'
 
 /**
- * How the simulator answers a page past the list's last one. DrChrono's answer is undocumented (UPSTREAMS.md):
+ * How the simulator answers a page past the list's last one. DrChrono's answer is undocumented (docs/UPSTREAMS.md):
  * - `poll-404`: the POST is accepted (201 + uuid); polling that uuid answers 404 `{"detail":"Invalid page."}` once
  *   the list is built. DRF's paginator refuses that way, and DrChrono answers the POST before building the list.
  * - `post-404`: the POST itself answers 404 `{"detail":"Invalid page."}`.
@@ -17,7 +17,7 @@ export type PastEndMode = 'poll-404' | 'post-404' | 'complete-empty' | 'failed-5
 
 /**
  * The body of a poll while its list is generated. DrChrono documents `{"status":"In progress","uuid"}`, but not
- * exactly (UPSTREAMS.md): `capitalised` "In Progress", `pending` a status word of another family, `no-status` only
+ * exactly (docs/UPSTREAMS.md): `capitalised` "In Progress", `pending` a status word of another family, `no-status` only
  * a `detail`.
  */
 export type InProgressBody = 'documented' | 'capitalised' | 'pending' | 'no-status'

@@ -9,8 +9,9 @@
  * URLs, valid 10 minutes, may already be dead. The same reasoning covers a crash before the checkpoint was saved.
  */
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
-import { statusError } from '../errors.js'
-import { UpstreamError, type JobContext, type Parked, type UpstreamAdapter } from '../types.js'
+import { statusError } from '../status-codes.js'
+import { UpstreamError } from '../../domain/errors.js'
+import type { JobContext, Parked, UpstreamAdapter } from '../../contract/adapter.js'
 import { METRIPORT_RESOURCE, metriportParams } from './params.js'
 import type { MetriportSettings } from './settings.js'
 import { runKey } from './webhook.js'

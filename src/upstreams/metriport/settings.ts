@@ -1,5 +1,6 @@
 /** Metriport's environment variables and the settings the adapter, webhook handler and simulator share. */
 import { z } from 'zod'
+import { optionalEnv } from '../../lib/env.js'
 
 /** Where and how the gateway talks to Metriport, and how it checks Metriport's webhooks. */
 export interface MetriportSettings {
@@ -25,7 +26,7 @@ export const SANDBOX_CREDENTIALS = {
 export const DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 3600
 
 // An empty variable (METRIPORT_API_KEY=) means unset, as a shell user expects.
-const optionalSecret = z.preprocess(v => (v === '' ? undefined : v), z.string().min(1).optional())
+const optionalSecret = optionalEnv(z.string().min(1))
 
 export const metriportEnv = z.object({
   METRIPORT_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.metriport.com')

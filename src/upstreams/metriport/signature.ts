@@ -3,7 +3,7 @@
  * key. Shared by the gateway's webhook handler (verify) and the simulator (sign), so both hash the same bytes.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { WebhookRejected } from '../types.js'
+import { WebhookRejected } from '../../domain/errors.js'
 
 /** The header Metriport signs its webhooks in. */
 export const SIGNATURE_HEADER = 'x-metriport-signature'

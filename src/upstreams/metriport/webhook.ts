@@ -21,9 +21,11 @@
  * read, at their own depth (a `documents` key nested inside some other field of a patient is not its documents).
  */
 import { extractArray } from '../json-records.js'
-import { WebhookRejected, type WebhookHandler, type WebhookResult } from '../types.js'
+import { WebhookRejected } from '../../domain/errors.js'
+import type { WebhookHandler, WebhookResult } from '../../contract/webhook.js'
 import type { MetriportSettings } from './settings.js'
 import { SIGNATURE_FORMAT, SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
+import { isObject } from '../../lib/values.js'
 
 /** The webhook type that carries the bulk download URLs. */
 export const DOCUMENT_URLS_TYPE = 'medical.document-bulk-download-urls'
@@ -51,10 +53,6 @@ type Outcome = Extract<WebhookResult, { kind: 'deliver' }>['outcome']
 type Json = Record<string, unknown>
 
 const ACK = { status: 200, body: {} } as const
-
-function isObject (value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
 
 function nonEmptyString (value: unknown): value is string {
   return typeof value === 'string' && value !== ''

@@ -4,7 +4,8 @@
  */
 import { tmpdir } from 'node:os'
 import type { UpstreamClient } from '../http.js'
-import { UpstreamError, type JobContext, type UpstreamAdapter } from '../types.js'
+import { UpstreamError } from '../../domain/errors.js'
+import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
 import { OclApi, type OclConnection } from './api.js'
 import { runChanges } from './changes-job.js'
 import type { ExportWaitOptions } from './export-download.js'

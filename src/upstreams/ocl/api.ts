@@ -4,8 +4,8 @@
  * to stable error codes.
  */
 import type { UpstreamClient, UpstreamResponse, UpstreamStream } from '../http.js'
-import { statusError } from '../errors.js'
-import { UpstreamError } from '../types.js'
+import { statusError } from '../status-codes.js'
+import { UpstreamError } from '../../domain/errors.js'
 import type { OclTarget } from './params.js'
 import { oclThrottleWait } from './throttle.js'
 

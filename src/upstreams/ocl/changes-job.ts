@@ -9,7 +9,7 @@
  */
 import { PaginationGuard } from '../pagination.js'
 import { splitArray } from '../json-records.js'
-import type { JobContext } from '../types.js'
+import type { JobContext } from '../../contract/adapter.js'
 import { invalidResponse, oclError, type OclApi } from './api.js'
 import type { OclChangesParams } from './params.js'
 

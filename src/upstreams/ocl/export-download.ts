@@ -13,11 +13,12 @@ import { createWriteStream } from 'node:fs'
 import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Logger } from 'pino'
-import { sleep } from '../backoff.js'
+import { sleep } from '../../lib/time.js'
 import type { UpstreamResponse } from '../http.js'
-import { UpstreamError } from '../types.js'
-import { tooLarge } from '../response-limits.js'
+import { UpstreamError } from '../../domain/errors.js'
+import { tooLarge } from '../../contract/record-limits.js'
 import { invalidResponse, oclError, type OclApi } from './api.js'
+import { errorCode } from '../../lib/values.js'
 
 /** How long the adapter waits for OCL to generate an export, how often it may ask for a fresh link, and how much it downloads. */
 export interface ExportWaitOptions {
@@ -63,14 +64,6 @@ function infoOf (headers: Record<string, string>): ExportInfo {
     lastUpdated: header(headers, 'last-updated', 'lastupdated'),
     lastUpdatedTimezone: header(headers, 'last-updated-timezone', 'lastupdatedtimezone'),
   }
-}
-
-function errorCode (err: unknown): string | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code
-    if (typeof code === 'string') return code
-  }
-  return undefined
 }
 
 const downloadTooLarge = (limit: number): UpstreamError => tooLarge('OCL export file', limit, 'OCL_EXPORT_MAX_DOWNLOAD_BYTES')

@@ -8,8 +8,8 @@
 import { addAbortSignal } from 'node:stream'
 import { crc32 } from 'node:zlib'
 import yauzl, { type Entry, type ZipFile } from 'yauzl'
-import { UpstreamError } from '../types.js'
-import { tooLarge } from '../response-limits.js'
+import { UpstreamError } from '../../domain/errors.js'
+import { tooLarge } from '../../contract/record-limits.js'
 import { ExportJsonScanner, type ExportElement } from './export-json.js'
 
 /** How far the reading has got: bytes of export.json scanned, of `totalBytes` (from the zip's directory). */

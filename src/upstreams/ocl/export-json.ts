@@ -8,12 +8,12 @@
  * json-records.ts it is a byte-level state machine with an explicit stack (no recursion, no regexes); only
  * the bytes of the element being read are kept, and an element past `maxRecordBytes` is refused.
  */
-import { UpstreamError } from '../types.js'
-import { tooLarge } from '../response-limits.js'
+import { UpstreamError } from '../../domain/errors.js'
+import { tooLarge } from '../../contract/record-limits.js'
 import {
   BACKSLASH, BOM_BYTES, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, LITERALS, MINUS, NUMBER_BAD, NUMBER_DONE, OPEN_BRACE,
   OPEN_BRACKET, QUOTE, U, isDigit, isEscape, isHex, isWhitespace, numberStart, numberStep, ownString, stringText,
-} from './json-bytes.js'
+} from '../json-bytes.js'
 
 /** The top-level arrays whose elements are records. */
 export type ExportArray = 'concepts' | 'mappings'

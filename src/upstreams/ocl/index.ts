@@ -5,11 +5,9 @@ import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { DEFAULT_EXPORT_LIMITS, DEFAULT_EXPORT_WAIT, oclAdapter, type OclSettings } from './adapter.js'
 import { oclParams, type OclResource } from './params.js'
 import { oclSimulator } from './simulator.js'
+import { optionalEnv } from '../../lib/env.js'
 
 export const DEFAULT_OCL_BASE_URL = 'https://api.openconceptlab.org'
-
-// An empty variable (OCL_TOKEN=) means unset, as a shell user expects.
-const unsetIfEmpty = (v: unknown): unknown => (v === '' ? undefined : v)
 
 /**
  * OCL serves public sources without a token, so neither variable is required. But a gateway with neither set
@@ -17,9 +15,9 @@ const unsetIfEmpty = (v: unknown): unknown => (v === '' ? undefined : v)
  * SANDBOX is on). Setting OCL_BASE_URL alone means anonymous access to that server, e.g. the public OCL.
  */
 const env = z.object({
-  OCL_BASE_URL: z.preprocess(unsetIfEmpty, z.url({ protocol: /^https?$/ }).optional())
+  OCL_BASE_URL: optionalEnv(z.url({ protocol: /^https?$/ }))
     .describe(`OCL API root (default ${DEFAULT_OCL_BASE_URL}). Setting it, or OCL_TOKEN, makes OCL live; with neither, OCL is not configured`),
-  OCL_TOKEN: z.preprocess(unsetIfEmpty, z.string().min(1).optional())
+  OCL_TOKEN: optionalEnv(z.string().min(1))
     .describe('OCL API token, sent as "Authorization: Token …"; unset = anonymous access (public sources only)'),
   OCL_EXPORT_POLL_SECONDS: z.coerce.number().positive().max(600).default(5)
     .describe('First wait while OCL generates an export (answering 208); doubled after each poll, up to 60 s'),

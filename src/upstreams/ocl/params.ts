@@ -4,6 +4,7 @@
  * simulator reads its query strings with the same patterns, so the two cannot disagree.
  */
 import { z } from 'zod'
+import { isDay } from '../../lib/values.js'
 
 export const OCL_RESOURCES = ['export', 'changes'] as const
 /** An OCL resource a job can read. */
@@ -24,16 +25,8 @@ export function isMnemonic (value: string): boolean {
   return MNEMONIC.test(value) && !/^\.+$/.test(value)
 }
 
-const DAY = /^(\d{4})-(\d{2})-(\d{2})$/
 // ISO 8601 datetime with optional seconds, fraction and offset, as OCL's updatedSince parser accepts.
 const DATETIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$/
-
-function isDay (value: string): boolean {
-  const m = DAY.exec(value)
-  if (!m) return false
-  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])))
-  return d.getUTCFullYear() === Number(m[1]) && d.getUTCMonth() === Number(m[2]) - 1 && d.getUTCDate() === Number(m[3])
-}
 
 /**
  * `updatedSince` as a UTC instant in ms, or null when it is neither a day nor an ISO datetime. A day is UTC

@@ -30,7 +30,7 @@ export interface OclThrottleHeaders {
   retryAfter: boolean
   /**
    * The X-LimitRemaining-* headers: `minute` = the minute's quota is spent (Minute: 0, Day: 9000), `day` = the
-   * day's is (Minute: 12, Day: 0), `absent` = neither header. Default `minute`, as UPSTREAMS.md describes OCL's 429.
+   * day's is (Minute: 12, Day: 0), `absent` = neither header. Default `minute`, as docs/UPSTREAMS.md describes OCL's 429.
    */
   limitRemaining: 'minute' | 'day' | 'absent'
 }
