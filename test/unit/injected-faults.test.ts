@@ -1,5 +1,5 @@
 import t from 'tap'
-import { InjectedFaults } from '../../src/upstreams/injected-faults.js'
+import { InjectedFaults } from '../../src/upstreams/simulator-kit/injected-faults.js'
 
 t.test('errors are consumed before throttles, one per request, then nothing', async t => {
   const faults = new InjectedFaults<500 | 503>(503)

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { clinikoAdapter, type ClinikoSettings } from '../../src/upstreams/cliniko/adapter.js'
 import {
   SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions, type ClinikoThrottleHeaders,
-} from '../../src/upstreams/cliniko/simulator.js'
+} from '../../src/upstreams/cliniko/simulator/index.js'
 import { UpstreamClient, type UpstreamClientOptions, type UpstreamEvent } from '../../src/upstreams/http.js'
 import { UpstreamError, type JobContext } from '../../src/upstreams/types.js'
 import { recordTexts } from '../helpers/records.js'

@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import { oclAdapter, type OclSettings } from '../../src/upstreams/ocl/adapter.js'
 import type { OclChangesCheckpoint } from '../../src/upstreams/ocl/changes-job.js'
-import { SANDBOX_OCL_TOKEN, expectedChanges, startOclSimulator, type OclSimulatorOptions } from '../../src/upstreams/ocl/simulator.js'
+import { SANDBOX_OCL_TOKEN, expectedChanges, startOclSimulator, type OclSimulatorOptions } from '../../src/upstreams/ocl/simulator/index.js'
 import { UpstreamError, type JobContext, type ProgressUpdate } from '../../src/upstreams/types.js'
 import { recordTexts } from '../helpers/records.js'
 

@@ -9,7 +9,7 @@ import { UpstreamClient, type UpstreamEvent } from '../../src/upstreams/http.js'
 import { oclAdapter } from '../../src/upstreams/ocl/adapter.js'
 import {
   SANDBOX_OCL_TOKEN, expectedChanges, expectedExport, startOclSimulator, type OclThrottleHeaders,
-} from '../../src/upstreams/ocl/simulator.js'
+} from '../../src/upstreams/ocl/simulator/index.js'
 import { CLOCK_SKEW_MS, oclThrottleWait } from '../../src/upstreams/ocl/throttle.js'
 import { UpstreamError, type JobContext } from '../../src/upstreams/types.js'
 import { recordTexts } from '../helpers/records.js'

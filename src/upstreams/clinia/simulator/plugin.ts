@@ -8,15 +8,10 @@
  * re-serialises receipts is caught.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { CLINIA_RESOURCES, type CliniaOperation } from './operations.js'
-import { checkOperation } from './simulator-profiles.js'
-import { CliniaSimulatorState, type CliniaSimulatorOptions, type SimReceipt } from './simulator-state.js'
-
-export {
-  CliniaSimulatorState, REJECTED_STATUSES, SANDBOX_CREDENTIALS, operationsDigest, type CliniaSimulatorOptions, type RejectedStatus, type SimTask,
-} from './simulator-state.js'
-export { SIM_PROFILES, SIM_RELATIONSHIPS } from './simulator-profiles.js'
+import { serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { CLINIA_RESOURCES, type CliniaOperation } from '../operations.js'
+import { checkOperation } from './profiles.js'
+import { CliniaSimulatorState, type CliniaSimulatorOptions, type SimReceipt } from './state.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
 export type CliniaSimulatorPluginOptions = CliniaSimulatorOptions & { state?: CliniaSimulatorState }

@@ -4,10 +4,10 @@
  * Cliniko's default. Ids are int64 written as strings, as in Cliniko's current OpenAPI; ids and `legacy_id` are
  * all beyond 2^53, so any JSON.parse / JSON.stringify round trip on the way to the client shows up as changed bytes.
  */
-import { mulberry32 } from '../seeded-random.js'
-import { FIELDS, type BaseResource } from './simulator-fields.js'
+import { mulberry32 } from '../../simulator-kit/seeded-random.js'
+import { FIELDS, type BaseResource } from './fields.js'
 
-export { BASE_RESOURCES, FIELDS, type BaseResource, type FieldType } from './simulator-fields.js'
+export { BASE_RESOURCES, FIELDS, type BaseResource, type FieldType } from './fields.js'
 
 /** Which list of a resource a record shows in: its main list, or one of the variant lists. */
 export type ItemState = 'active' | 'archived' | 'deleted' | 'cancelled'

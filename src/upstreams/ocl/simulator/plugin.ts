@@ -9,17 +9,14 @@
  * adapter that misspells a filter fails in tests instead of silently reading everything.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
+import { serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
 import { Readable, Transform } from 'node:stream'
 import yazl from 'yazl'
-import { isMnemonic, parseUpdatedSince } from './params.js'
+import { isMnemonic, parseUpdatedSince } from '../params.js'
 import {
   exportJsonChunks, findSource, lastUpdatedOf, listRecords, versionRecord, versionsOf, type SimSource, type SimVersion,
-} from './simulator-data.js'
-import { OclSimulatorState, versionKey, type OclSimulatorOptions } from './simulator-state.js'
-
-export { OclSimulatorState, SANDBOX_OCL_TOKEN, type OclSimulatorOptions, type OclThrottleHeaders, type ReadyMode } from './simulator-state.js'
-export { DEFAULT_SOURCES, expectedChanges, expectedExport, expectedLatestVersion, lastUpdatedOf, type SimSource } from './simulator-data.js'
+} from './terminology.js'
+import { OclSimulatorState, versionKey, type OclSimulatorOptions } from './state.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
 export type OclSimulatorPluginOptions = OclSimulatorOptions & { state?: OclSimulatorState }

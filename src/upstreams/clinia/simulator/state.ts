@@ -4,8 +4,8 @@
  * accepted before it, so operations are processed in order within and across requests, as Clinia promises.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { targetOf, type CliniaOperation, type CliniaResource } from './operations.js'
-import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../simulator-bounds.js'
+import { targetOf, type CliniaOperation, type CliniaResource } from '../operations.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
 
 /**
  * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's

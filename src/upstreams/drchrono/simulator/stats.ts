@@ -2,7 +2,7 @@
  * What the DrChrono simulator counts, and how it refuses a page past the end of a list: the vocabulary tests
  * read the simulator with.
  */
-import type { DrchronoResource } from './params.js'
+import type { DrchronoResource } from '../params.js'
 
 /**
  * How the simulator answers a page past the list's last one. DrChrono's answer is undocumented (UPSTREAMS.md):

@@ -5,8 +5,8 @@
 import {
   DEFAULT_PAGE_SIZE, DRCHRONO_FILTERS, MAX_PAGE, defaultOrder, isDay, maxPageSize, parseDayRange, parseSince,
   type DrchronoResource, type FilterSpec,
-} from './params.js'
-import { itemAt, recordAt, type SimItem } from './simulator-records.js'
+} from '../params.js'
+import { itemAt, recordAt, type SimItem } from './records.js'
 
 /** Typed filter values plus order and verbosity: what decides the records of a list (page_size only slices it). */
 export type ListParams = Record<string, string | number | boolean | undefined>

@@ -3,8 +3,8 @@
  * stored, a 40 000-record list costs no memory, and tests can recompute the exact records a job must return.
  * Ids grow with the index, so "order by id" is index order. Timestamps are naive (no zone) like DrChrono's.
  */
-import { mulberry32 } from '../seeded-random.js'
-import type { DrchronoResource } from './params.js'
+import { mulberry32 } from '../../simulator-kit/seeded-random.js'
+import type { DrchronoResource } from '../params.js'
 
 /** A generated record plus the values filters compare that are not fields of it (e.g. a note's day). */
 export interface SimItem {

@@ -6,7 +6,7 @@
  * Export records are written the way oclapi2 writes export.json (Python's json.dumps: `", "` and `": "`,
  * some strings \u-escaped, others raw UTF-8); list records the way DRF renders them (compact, raw UTF-8).
  */
-import { mulberry32 } from '../seeded-random.js'
+import { mulberry32 } from '../../simulator-kit/seeded-random.js'
 
 /** One version of a simulated source. */
 export interface SimVersion {

@@ -6,14 +6,11 @@
  * refused in one of the four ways DrChrono might (see {@link PastEndMode}); it counts every request, by page.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { DRCHRONO_RESOURCES, type DrchronoResource } from './params.js'
-import { readListQuery, selectionCache } from './simulator-data.js'
-import { recordAt } from './simulator-records.js'
-import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type ListEntry, type PastEndMode } from './simulator-state.js'
-
-export { DrchronoSimulatorState, IN_PROGRESS_BODIES, PAST_END_MODES, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type PastEndMode } from './simulator-state.js'
-export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
+import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { DRCHRONO_RESOURCES, type DrchronoResource } from '../params.js'
+import { readListQuery, selectionCache } from './lists.js'
+import { recordAt } from './records.js'
+import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type ListEntry, type PastEndMode } from './state.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
 export type DrchronoSimulatorPluginOptions = DrchronoSimulatorOptions & { state?: DrchronoSimulatorState }

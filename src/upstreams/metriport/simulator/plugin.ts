@@ -4,18 +4,15 @@
  * It answers as Metriport does: API Gateway's bare 403 without the right `x-api-key` (and its bare 429 when a
  * test throttles), problem-like errors `{status, name, title, detail}`, 404 for an unknown patient, the same
  * requestId while a run is processing, and the result only by a signed webhook, sent once; unknown extra fields
- * in what it sends are a setting (see simulator-body.ts).
+ * in what it sends are a setting (see bodies.ts).
  */
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { BULK_URL_PATH } from './adapter.js'
-import { METADATA_LIMITS } from './params.js'
-import { startBody } from './simulator-body.js'
-import type { SimulatorMountOptions } from '../types.js'
-import { MetriportSimulatorState, type MetriportSimulatorOptions } from './simulator-state.js'
-
-export { MetriportSimulatorState, type MetriportSimulatorOptions, type DeliveryRecord, type SimulatedRun } from './simulator-state.js'
-export { SANDBOX_PATIENT_IDS, sandboxPatientId, patientDocuments } from './simulator-data.js'
+import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { BULK_URL_PATH } from '../adapter.js'
+import { METADATA_LIMITS } from '../params.js'
+import { startBody } from './bodies.js'
+import type { SimulatorMountOptions } from '../../types.js'
+import { MetriportSimulatorState, type MetriportSimulatorOptions } from './state.js'
 
 /** Plugin options: simulator options, or a state to share with a test; `gatewayUrl` when the gateway serves it. */
 export type MetriportSimulatorPluginOptions = MetriportSimulatorOptions & Partial<Pick<SimulatorMountOptions, 'gatewayUrl'>> & { state?: MetriportSimulatorState }

@@ -2,10 +2,10 @@
  * The Cliniko simulator's mutable side: accepted keys, the per-key rate limit, counters, and the faults tests
  * inject (429s, 5xx, a next link that loops, a page that repeats). Everything a test can steer is a method here.
  */
-import type { DataOptions } from './simulator-data.js'
-import { keyWithoutShard } from './settings.js'
-import { InjectedFaults } from '../injected-faults.js'
-import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../simulator-bounds.js'
+import type { DataOptions } from './lists.js'
+import { keyWithoutShard } from '../settings.js'
+import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../../simulator-kit/bounds.js'
 
 /**
  * The API key a simulator started alone (tests, benchmarks) accepts unless told others: its `-au1` suffix matches the

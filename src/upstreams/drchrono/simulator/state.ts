@@ -3,13 +3,13 @@
  * Everything a test can steer is a method here, so tests never reach into the HTTP layer.
  */
 import { randomUUID } from 'node:crypto'
-import type { DrchronoResource } from './params.js'
-import type { ListRequest, RecordCounts } from './simulator-data.js'
-import { mulberry32 } from '../seeded-random.js'
-import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../simulator-bounds.js'
-import { emptyStats, sumOf, type InProgressBody, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
+import type { DrchronoResource } from '../params.js'
+import type { ListRequest, RecordCounts } from './lists.js'
+import { mulberry32 } from '../../simulator-kit/seeded-random.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
+import { emptyStats, sumOf, type InProgressBody, type PastEndMode, type SimulatorStats } from './stats.js'
 
-export { IN_PROGRESS_BODIES, PAST_END_MODES, type InProgressBody, type PastEndMode, type SimulatorStats } from './simulator-stats.js'
+export { IN_PROGRESS_BODIES, PAST_END_MODES, type InProgressBody, type PastEndMode, type SimulatorStats } from './stats.js'
 
 /**
  * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's

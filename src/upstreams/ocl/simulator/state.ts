@@ -3,9 +3,9 @@
  * links it hands out, counters, and the faults tests inject. Everything a test steers is a method here.
  */
 import { randomBytes } from 'node:crypto'
-import type { SimDataOptions, SimSource } from './simulator-data.js'
-import { InjectedFaults } from '../injected-faults.js'
-import { DEFAULT_MAX_ENTRIES, remember } from '../simulator-bounds.js'
+import type { SimDataOptions, SimSource } from './terminology.js'
+import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { DEFAULT_MAX_ENTRIES, remember } from '../../simulator-kit/bounds.js'
 
 /**
  * The token a simulator started alone (tests, benchmarks) knows unless told another. Published: the gateway's

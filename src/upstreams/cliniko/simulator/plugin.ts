@@ -14,16 +14,11 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { setTimeout as delay } from 'node:timers/promises'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from './params.js'
-import { listCache, readPageQuery } from './simulator-data.js'
-import { ClinikoSimulatorState, type ClinikoSimulatorOptions } from './simulator-state.js'
-import { USER_AGENT, shardOfKey } from './settings.js'
-
-export {
-  ClinikoSimulatorState, SANDBOX_API_KEY, SANDBOX_USER_AGENT, type ClinikoSimulatorOptions, type ClinikoThrottleHeaders, type UnauthorizedBody,
-} from './simulator-state.js'
-export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
+import { serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from '../params.js'
+import { listCache, readPageQuery } from './lists.js'
+import { ClinikoSimulatorState, type ClinikoSimulatorOptions } from './state.js'
+import { USER_AGENT, shardOfKey } from '../settings.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
 export type ClinikoSimulatorPluginOptions = ClinikoSimulatorOptions & { state?: ClinikoSimulatorState }

@@ -3,10 +3,10 @@
  * anything it does not understand), filters, sorting, and {@link expectedRecords}, the same code path tests use
  * to know the exact answer.
  */
-import { MAX_PER_PAGE, SORT, parseFilter, type ClinikoFilter, type ClinikoResource } from './params.js'
-import { FIELDS, OPERATORS, type FieldType } from './simulator-fields.js'
-import { itemAt, recordText, type BaseResource, type ItemState, type SimItem } from './simulator-records.js'
-import { shardBaseUrl } from './settings.js'
+import { MAX_PER_PAGE, SORT, parseFilter, type ClinikoFilter, type ClinikoResource } from '../params.js'
+import { FIELDS, OPERATORS, type FieldType } from './fields.js'
+import { itemAt, recordText, type BaseResource, type ItemState, type SimItem } from './records.js'
+import { shardBaseUrl } from '../settings.js'
 
 /** Which records a list shows: those of `base` in `state`. Main lists also show `liftable` states when filtered on. */
 interface ListSource { base: BaseResource, state: ItemState }

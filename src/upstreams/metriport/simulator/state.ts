@@ -6,14 +6,14 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Agent } from 'undici'
-import { SANDBOX_CREDENTIALS } from './settings.js'
-import { signWebhook } from './signature.js'
-import { postWebhook, type DeliveryRecord, type WebhookToSend } from './simulator-delivery.js'
-import { resultBody } from './simulator-body.js'
-import { patientIndex } from './simulator-data.js'
-import { DEFAULT_MAX_ENTRIES, keepNewest, remember } from '../simulator-bounds.js'
+import { SANDBOX_CREDENTIALS } from '../settings.js'
+import { signWebhook } from '../signature.js'
+import { postWebhook, type DeliveryRecord, type WebhookToSend } from './delivery.js'
+import { resultBody } from './bodies.js'
+import { patientIndex } from './documents.js'
+import { DEFAULT_MAX_ENTRIES, keepNewest, remember } from '../../simulator-kit/bounds.js'
 
-export type { DeliveryRecord } from './simulator-delivery.js'
+export type { DeliveryRecord } from './delivery.js'
 
 /** How a simulator behaves from the start; most knobs are also methods of {@link MetriportSimulatorState}. */
 export interface MetriportSimulatorOptions {
@@ -37,7 +37,7 @@ export interface MetriportSimulatorOptions {
   answerAfterDelivery?: boolean
   /** How long a delivery may take before it counts as failed. Default 4000, as Metriport. */
   deliveryTimeoutMs?: number
-  /** Unknown extra fields in the start answer and everywhere in the webhook (see simulator-body.ts). Default false. */
+  /** Unknown extra fields in the start answer and everywhere in the webhook (see bodies.ts). Default false. */
   extraFields?: boolean
   /**
    * Runs, delivery records and messages kept for a manual retry; beyond it the oldest is forgotten (a run still
