@@ -7,6 +7,7 @@ import {
   type DrchronoResource, type FilterSpec,
 } from '../params.js'
 import { itemAt, recordAt, type SimItem } from './records.js'
+import { recentlyComputed, recordCountOf, type SeededRecords } from '../../simulator-kit/lists.js'
 
 /** Typed filter values plus order and verbosity: what decides the records of a list (page_size only slices it). */
 export type ListParams = Record<string, string | number | boolean | undefined>
@@ -151,15 +152,7 @@ export function selectIndices (resource: DrchronoResource, params: ListParams, s
 }
 
 /** Options that shape the fake data: the same ones the simulator takes. */
-export interface DataOptions {
-  seed?: number
-  recordCount?: number | Partial<RecordCounts>
-}
-
-export function recordCountOf (resource: DrchronoResource, recordCount: DataOptions['recordCount']): number {
-  if (typeof recordCount === 'number') return recordCount
-  return recordCount?.[resource] ?? DEFAULT_RECORD_COUNTS[resource]
-}
+export type DataOptions = SeededRecords<DrchronoResource>
 
 /**
  * Every record a job with these params must end with, in order (page after page), computed without HTTP.
@@ -168,20 +161,14 @@ export function recordCountOf (resource: DrchronoResource, recordCount: DataOpti
 export function expectedRecords (resource: DrchronoResource, params: ListParams, options: DataOptions = {}): Array<Record<string, unknown>> {
   const seed = options.seed ?? 1
   const { page_size: _pageSize, ...listParams } = params
-  const indices = selectIndices(resource, listParams, seed, recordCountOf(resource, options.recordCount))
+  const indices = selectIndices(resource, listParams, seed, recordCountOf(resource, options.recordCount, DEFAULT_RECORD_COUNTS))
   return Array.from(indices, i => recordAt(resource, seed, i, params.verbose === true))
 }
 
-/** Remembers the last few selections: every page of one job asks for the same list. */
-export function selectionCache (seed: number, recordCount: DataOptions['recordCount'], size = 16) {
-  const cache = new Map<string, Int32Array>()
-  return (resource: DrchronoResource, params: ListParams): Int32Array => {
-    const key = JSON.stringify([resource, Object.entries(params).filter(([k]) => k !== 'verbose').sort()])
-    let hit = cache.get(key)
-    if (hit) cache.delete(key)
-    else hit = selectIndices(resource, params, seed, recordCountOf(resource, recordCount))
-    cache.set(key, hit)
-    if (cache.size > size) cache.delete(cache.keys().next().value as string)
-    return hit
-  }
+/** The indices of a list's records, remembered for the next pages; verbosity does not change which records. */
+export function selectionCache (seed: number, recordCount: DataOptions['recordCount']): (resource: DrchronoResource, params: ListParams) => Int32Array {
+  return recentlyComputed(
+    (resource: DrchronoResource, params: ListParams) => selectIndices(resource, params, seed, recordCountOf(resource, recordCount, DEFAULT_RECORD_COUNTS)),
+    (resource, params) => JSON.stringify([resource, Object.entries(params).filter(([k]) => k !== 'verbose').sort()]),
+  )
 }
