@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { targetOf, type CliniaOperation, type CliniaResource } from '../operations.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
+import type { InjectedStatus } from '../../simulator-kit/injected-faults.js'
 
 /**
  * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's
@@ -45,7 +46,8 @@ export type RejectedStatus = 200 | 400 | 409 | 422
 /** Every {@link RejectedStatus}, for tests that try each. */
 export const REJECTED_STATUSES: readonly RejectedStatus[] = [400, 200, 409, 422]
 
-export type InjectedStatus = 429 | 500 | 502 | 503
+/** What a test can inject: Clinia documents no throttling headers, so its 429 is a fault like a server error. */
+export type InjectedCliniaStatus = 429 | InjectedStatus
 /** Which requests an injected fault hits. */
 export type FaultTarget = 'submit' | 'poll' | 'any'
 
@@ -116,7 +118,7 @@ export class CliniaSimulatorState {
   /** The status of REJECTED answers; starts as the options say, a test may change it. */
   rejectedStatus: RejectedStatus = 400
   #queue: SimTask[] = []
-  #faults: Array<{ status: InjectedStatus, on: FaultTarget, seconds: number | null }> = []
+  #faults: Array<{ status: InjectedCliniaStatus, on: FaultTarget, seconds: number | null }> = []
 
   constructor (options: CliniaSimulatorOptions = {}) {
     this.options = options
@@ -145,12 +147,12 @@ export class CliniaSimulatorState {
    * The next `n` requests of the given kind answer `status`; a 429 with Retry-After `seconds`, or with none when
    * `seconds` is null (Clinia documents no throttling headers at all, so both are plausible).
    */
-  failNext (n: number, status: InjectedStatus, on: FaultTarget = 'any', seconds: number | null = 0): void {
+  failNext (n: number, status: InjectedCliniaStatus, on: FaultTarget = 'any', seconds: number | null = 0): void {
     for (let i = 0; i < n; i++) this.#faults.push({ status, on, seconds })
   }
 
   /** The fault for this request, if one is armed for its kind; counters move with it. */
-  fault (kind: 'submit' | 'poll'): { status: InjectedStatus, seconds: number | null } | undefined {
+  fault (kind: 'submit' | 'poll'): { status: InjectedCliniaStatus, seconds: number | null } | undefined {
     const i = this.#faults.findIndex(f => f.on === 'any' || f.on === kind)
     if (i < 0) return undefined
     const [f] = this.#faults.splice(i, 1)

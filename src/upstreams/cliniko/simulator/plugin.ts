@@ -14,6 +14,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { setTimeout as delay } from 'node:timers/promises'
+import { proxyErrorText } from '../../simulator-kit/injected-faults.js'
 import { serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
 import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from '../params.js'
 import { listCache, readPageQuery } from './lists.js'
@@ -73,7 +74,8 @@ function admit (state: ClinikoSimulatorState, request: FastifyRequest, reply: Fa
     return refuse(429, 'Retry later\n')
   }
   if (verdict.kind === 'error') {
-    return refuse(verdict.status, verdict.status === 500 ? RAILS_500 : verdict.status === 502 ? 'Bad Gateway\n' : 'Service Unavailable\n')
+    // Rails' own page for a 500; the proxy in front of Cliniko ends its words with a newline.
+    return refuse(verdict.status, verdict.status === 500 ? RAILS_500 : `${proxyErrorText(verdict.status)}\n`)
   }
   return true
 }

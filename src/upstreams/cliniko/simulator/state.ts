@@ -4,7 +4,7 @@
  */
 import type { DataOptions } from './lists.js'
 import { keyWithoutShard } from '../settings.js'
-import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../../simulator-kit/bounds.js'
 
 /**
@@ -15,8 +15,6 @@ export const SANDBOX_API_KEY = 'MS0xLXNhbmRib3hDbGluaWtvS2V5-au1'
 
 /** The User-Agent the sandbox adapter sends (not a secret: Cliniko asks integrators to name themselves). */
 export const SANDBOX_USER_AGENT = 'bulk-gateway sandbox (sandbox@bulk-gateway.invalid)'
-
-export type InjectedStatus = 500 | 502 | 503
 
 /**
  * The headers a 429 carries. Cliniko documents X-RateLimit-Reset (UNIX seconds) and nothing else, but whether
@@ -86,9 +84,6 @@ const emptyStats = (): ClinikoSimulatorStats => ({
   pages: {}, unauthorized: 0, forbidden: 0, notAcceptable: 0, throttled: 0, rateLimited: 0, serverErrors: 0, rejected: 0,
   peakInWindow: 0, lastReset: null,
 })
-
-/** What the simulator decided an authenticated request gets before it reaches the list. */
-export type Verdict = { kind: 'pass' } | { kind: 'throttle', resetAt: number } | { kind: 'error', status: InjectedStatus }
 
 /** One answered request, for tests that check timing (e.g. that a retry waited for X-RateLimit-Reset). */
 export interface RequestLogEntry { at: number, status: number }
@@ -187,7 +182,7 @@ export class ClinikoSimulatorState {
   }
 
   /** Rate limit, then injected faults, for an authenticated user. Every request counts against the limit. */
-  verdict (apiKey: string): Verdict {
+  verdict (apiKey: string): Verdict<{ resetAt: number }> {
     const now = this.now()
     const limit = this.options.rateLimit ?? 200
     if (limit > 0) {

@@ -7,6 +7,7 @@ import {
   type DrchronoResource, type FilterSpec,
 } from '../params.js'
 import { itemAt, recordAt, type SimItem } from './records.js'
+import { DRF_FALSE, DRF_TRUE } from '../../simulator-kit/django-rest.js'
 import { recentlyComputed, recordCountOf, type SeededRecords } from '../../simulator-kit/lists.js'
 
 /** Typed filter values plus order and verbosity: what decides the records of a list (page_size only slices it). */
@@ -37,8 +38,6 @@ export const DEFAULT_RECORD_COUNTS: RecordCounts = {
 }
 
 const INT = /^[0-9]+$/
-const TRUE = new Set(['true', 'True', '1'])
-const FALSE = new Set(['false', 'False', '0'])
 
 function integer (name: string, raw: string, min: number, max: number, errors: FieldErrors): number | undefined {
   if (!INT.test(raw)) { errors[name] = ['A valid integer is required.']; return undefined }
@@ -69,8 +68,8 @@ function filterValue (name: string, spec: FilterSpec, raw: string, errors: Field
       if (raw.trim() === '') errors[name] = ['This field may not be blank.']
       return raw
     case 'archived':
-      if (TRUE.has(raw)) return true
-      if (FALSE.has(raw)) return false
+      if (DRF_TRUE.has(raw)) return true
+      if (DRF_FALSE.has(raw)) return false
       errors[name] = ['Must be a valid boolean.']
       return undefined
   }
@@ -97,8 +96,8 @@ export function readListQuery (resource: DrchronoResource, query: Record<string,
       if (value === 'updated_at' || value === defaultOrder(resource)) params.order_by = value
       else errors[name] = [`Select a valid choice. ${value} is not one of the available choices.`]
     } else if (name === 'verbose') {
-      if (TRUE.has(value)) params.verbose = true
-      else if (FALSE.has(value)) params.verbose = false
+      if (DRF_TRUE.has(value)) params.verbose = true
+      else if (DRF_FALSE.has(value)) params.verbose = false
       else errors[name] = ['Must be a valid boolean.']
     } else errors[name] = ['Unknown query parameter.']
   }

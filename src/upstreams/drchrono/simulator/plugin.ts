@@ -6,22 +6,17 @@
  * refused in one of the four ways DrChrono might (see {@link PastEndMode}); it counts every request, by page.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { DRF_SERVER_ERROR, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
 import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
 import { DRCHRONO_RESOURCES, type DrchronoResource } from '../params.js'
 import { readListQuery, selectionCache } from './lists.js'
 import { recordAt } from './records.js'
-import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type ListEntry, type PastEndMode } from './state.js'
+import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions } from './options.js'
+import { DrchronoSimulatorState, type ListEntry } from './state.js'
+import type { InProgressBody, PastEndMode } from './stats.js'
 
 /** Plugin options: simulator options, or a state object to share with a test. */
 export type DrchronoSimulatorPluginOptions = DrchronoSimulatorOptions & { state?: DrchronoSimulatorState }
-
-const DRF_SERVER_ERROR = { detail: 'A server error occurred.' }
-
-function throttleDetail (seconds: number, withWait: boolean): string {
-  // DRF's own wording, singular included: adapters must read both forms. Without the wait (UNCONFIRMED that
-  // DrChrono keeps DRF's body), the adapter has nothing to go by but its backoff.
-  return withWait ? `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` : 'Request was throttled.'
-}
 
 /**
  * The body of a poll while the list is generated, by {@link InProgressBody}: the documented one, and others
@@ -52,12 +47,12 @@ function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: F
   const verdict = state.verdict()
   if (verdict.kind === 'throttle') {
     if (state.retryAfterHeader) void reply.header('retry-after', String(verdict.seconds))
-    void reply.code(429).send({ detail: throttleDetail(verdict.seconds, state.options.throttleWaitInBody ?? true) })
+    // Whether DrChrono keeps DRF's wait in the body is UNCONFIRMED: the setting takes it out.
+    void reply.code(429).send({ detail: throttledDetail(verdict.seconds, state.options.throttleWaitInBody ?? true) })
     return false
   }
   if (verdict.kind === 'error') {
-    if (verdict.status === 500) void reply.code(500).send(DRF_SERVER_ERROR)
-    else void reply.code(verdict.status).type('text/plain; charset=utf-8').send(verdict.status === 502 ? 'Bad Gateway' : 'Service Unavailable')
+    void sendServerError(reply, verdict.status)
     return false
   }
   return true

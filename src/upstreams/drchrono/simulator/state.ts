@@ -4,92 +4,11 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { DrchronoResource } from '../params.js'
-import type { ListRequest, RecordCounts } from './lists.js'
-import { mulberry32 } from '../../simulator-kit/seeded-random.js'
+import type { ListRequest } from './lists.js'
+import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
-import { emptyStats, sumOf, type InProgressBody, type PastEndMode, type SimulatorStats } from './stats.js'
-
-export { IN_PROGRESS_BODIES, PAST_END_MODES, type InProgressBody, type PastEndMode, type SimulatorStats } from './stats.js'
-
-/**
- * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's
- * sandbox never uses them, it draws its own per process.
- */
-export const SANDBOX_CREDENTIALS = {
-  accessToken: 'sandbox-drchrono-access-token',
-  refreshToken: 'sandbox-drchrono-refresh-token',
-  clientId: 'sandbox-drchrono-client',
-  clientSecret: 'sandbox-drchrono-secret',
-} as const
-
-export type InjectedStatus = 500 | 502 | 503
-
-
-/** Faults present from the start; the same knobs are methods of {@link DrchronoSimulatorState}. */
-export interface FaultOptions {
-  /** The next N /api requests answer 429. */
-  throttleNext?: number
-  /** Each /api request answers 429 with this probability (seeded, so runs repeat). */
-  throttleRatio?: number
-  /** The N in "Expected available in N seconds." and in Retry-After. Default 1. */
-  retryAfterSeconds?: number
-  /** Whether a 429 carries a Retry-After header (UNCONFIRMED for DrChrono). Default true. */
-  retryAfterHeader?: boolean
-  /** The next N /api requests answer `errorStatus`. */
-  errorNext?: number
-  /** Each /api request answers `errorStatus` with this probability (seeded). */
-  errorRatio?: number
-  /** 502/503 come as plain text (a proxy), 500 as DRF's JSON. Default 503. */
-  errorStatus?: InjectedStatus
-}
-
-export interface DrchronoSimulatorOptions {
-  /** Seeds the fake data and the random faults. Default 1. */
-  seed?: number
-  /** Records per resource: one number for all, or per resource (see DEFAULT_RECORD_COUNTS). */
-  recordCount?: number | Partial<RecordCounts>
-  /** GETs of a uuid that answer "In progress" before it is Complete. Default 2. */
-  inProgressPolls?: number
-  /** A list is not Complete before this long after its POST, whatever the polls. Default 0. */
-  generationMs?: number
-  /** How long a uuid lives after its POST. Default 1 hour, as DrChrono. */
-  uuidTtlMs?: number
-  accessToken?: string
-  refreshToken?: string
-  clientId?: string
-  clientSecret?: string
-  /**
-   * `expires_in` of the tokens a refresh issues, in seconds; they are refused once it has passed. Default 172800
-   * (48 h, as DrChrono). The configured access token has no expiry unless revoked.
-   */
-  tokenExpiresInSeconds?: number
-  /**
-   * The status of an `invalid_grant` refusal. Default 400, as django-oauth-toolkit (oauthlib) answers, per RFC 6749
-   * §5.2; DrChrono integrators report 401, which the adapter must read too.
-   */
-  invalidGrantStatus?: 400 | 401
-  /**
-   * Lists (uuids) kept at once; beyond it the oldest is forgotten, as if its hour had passed (a poll of it is a 404).
-   * Counters by page keep ten times as many keys. Default 1000.
-   */
-  maxEntries?: number
-  /** How a page past the list's last one is refused. Default `poll-404`. */
-  pastEnd?: PastEndMode
-  /** What a poll of a list still generated answers (the exact body is UNCONFIRMED). Default `documented`. */
-  inProgressBody?: InProgressBody
-  /** Whether a 429's body says how long to wait (DRF's "Expected available in N seconds."). Default true. */
-  throttleWaitInBody?: boolean
-  /** Refuse /api requests beyond this many per rolling second with 429. 0 = off (default). */
-  maxRequestsPerSecond?: number
-  /**
-   * Refuse /api requests beyond this many per clock hour (UTC) with 429 until the top of the hour, as DrChrono's
-   * 500 per application. 0 = off (default).
-   */
-  maxRequestsPerHour?: number
-  faults?: FaultOptions
-  /** The clock, for uuid expiry and generation time. */
-  now?: () => number
-}
+import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type FaultOptions } from './options.js'
+import { emptyStats, sumOf, type PastEndMode, type SimulatorStats } from './stats.js'
 
 /** One generated (or generating) list behind a uuid. */
 export interface ListEntry extends ListRequest {
@@ -110,9 +29,6 @@ export interface ListEntry extends ListRequest {
   body?: string | undefined
 }
 
-/** What the simulator decided an /api request gets before it reaches the endpoint. */
-export type Verdict = { kind: 'pass' } | { kind: 'throttle', seconds: number } | { kind: 'error', status: InjectedStatus }
-
 export class DrchronoSimulatorState {
   readonly options: Readonly<DrchronoSimulatorOptions>
   readonly lists = new Map<string, ListEntry>()
@@ -124,7 +40,10 @@ export class DrchronoSimulatorState {
   /** Token requests waiting for {@link holdTokenRequests} to be released. */
   waitingTokenRequests = 0
   #tokenHold: { promise: Promise<void>, release: () => void } | null = null
-  #faults: Required<FaultOptions> = this.#faultsFrom(undefined)
+  #faults = new InjectedFaults<InjectedStatus>(503)
+  /** The wait a throttle names, in its body and its Retry-After. */
+  #retryAfterSeconds = 1
+  #retryAfterHeader = true
   #failGeneration = new Map<number, number>()
   #expireNext = new Map<number, number>()
   #recent: number[] = []
@@ -132,7 +51,6 @@ export class DrchronoSimulatorState {
   /** Every /api request of the last second, refused ones included: what the clients sent, for `peakPerSecond`. */
   #arrivals: number[] = []
   #hour = { start: 0, count: 0 }
-  #random: () => number = Math.random
   #pastEnd: PastEndMode = 'poll-404'
   /** Every uuid issued since the last reset, so a poll of a dead uuid still counts for its page. */
   readonly #issued = new Map<string, { page: number, pastEnd: boolean }>()
@@ -155,14 +73,13 @@ export class DrchronoSimulatorState {
     this.accessTokenExpiresAt = null
     this.#tokenHold?.release()
     this.#tokenHold = null
-    this.#faults = this.#faultsFrom(this.options.faults)
+    this.#resetFaults(this.options.faults)
     this.#failGeneration.clear()
     this.#expireNext.clear()
     this.#recent = []
     this.#lostTokenAnswers = 0
     this.#arrivals = []
     this.#hour = { start: 0, count: 0 }
-    this.#random = mulberry32((this.options.seed ?? 1) ^ 0x5eed)
     this.#pastEnd = this.options.pastEnd ?? 'poll-404'
     this.#issued.clear()
   }
@@ -197,31 +114,28 @@ export class DrchronoSimulatorState {
   }
 
   /** The next `n` /api requests answer 429 "Expected available in `seconds` seconds.". */
-  throttleNext (n: number, seconds = this.#faults.retryAfterSeconds): void {
-    this.#faults.throttleNext = n
-    this.#faults.retryAfterSeconds = seconds
+  throttleNext (n: number, seconds = this.#retryAfterSeconds): void {
+    this.#faults.throttleNext(n)
+    this.#retryAfterSeconds = seconds
   }
 
   /** The next `n` /api requests answer `status` (502/503 plain text, 500 JSON). */
   failNext (n: number, status: InjectedStatus = 503): void {
-    this.#faults.errorNext = n
-    this.#faults.errorStatus = status
+    this.#faults.failNext(n, status)
   }
 
   /** Random faults on every /api request; ratios in 0..1, drawn from the seeded PRNG. */
   setFaultRatios (ratios: { throttle?: number, error?: number, errorStatus?: InjectedStatus }): void {
-    if (ratios.throttle !== undefined) this.#faults.throttleRatio = ratios.throttle
-    if (ratios.error !== undefined) this.#faults.errorRatio = ratios.error
-    if (ratios.errorStatus !== undefined) this.#faults.errorStatus = ratios.errorStatus
+    this.#faults.setRatios({ throttle: ratios.throttle, error: ratios.error, status: ratios.errorStatus })
   }
 
   /** Whether 429s carry Retry-After (off: the adapter must read the wait from the body). */
   setRetryAfterHeader (on: boolean): void {
-    this.#faults.retryAfterHeader = on
+    this.#retryAfterHeader = on
   }
 
   get retryAfterHeader (): boolean {
-    return this.#faults.retryAfterHeader
+    return this.#retryAfterHeader
   }
 
   /** The next `times` lists generated for `page` fail (GET 500 status Error); a later POST generates fine. */
@@ -332,8 +246,7 @@ export class DrchronoSimulatorState {
   }
 
   /** Rate limit, then injected faults; counters move with each verdict. Called after authentication. */
-  verdict (): Verdict {
-    const f = this.#faults
+  verdict (): Verdict<{ seconds: number }> {
     const now = this.now()
     this.#arrivals = this.#arrivals.filter(t => t > now - 1000)
     this.#arrivals.push(now)
@@ -351,10 +264,12 @@ export class DrchronoSimulatorState {
       if (this.#recent.length >= limit) return this.#throttled(1)
       this.#recent.push(now)
     }
-    if (f.errorNext > 0) { f.errorNext--; return this.#errored() }
-    if (f.errorRatio > 0 && this.#random() < f.errorRatio) return this.#errored()
-    if (f.throttleNext > 0) { f.throttleNext--; return this.#throttled(f.retryAfterSeconds) }
-    if (f.throttleRatio > 0 && this.#random() < f.throttleRatio) return this.#throttled(f.retryAfterSeconds)
+    const fault = this.#faults.take()
+    if (fault?.kind === 'error') {
+      this.stats.serverErrors++
+      return fault
+    }
+    if (fault?.kind === 'throttle') return this.#throttled(this.#retryAfterSeconds)
     return { kind: 'pass' }
   }
 
@@ -400,25 +315,18 @@ export class DrchronoSimulatorState {
     return true
   }
 
-  #throttled (seconds: number): Verdict {
+  #throttled (seconds: number): Verdict<{ seconds: number }> {
     this.stats.throttled++
     return { kind: 'throttle', seconds }
   }
 
-  #errored (): Verdict {
-    this.stats.serverErrors++
-    return { kind: 'error', status: this.#faults.errorStatus }
-  }
-
-  #faultsFrom (f: FaultOptions | undefined): Required<FaultOptions> {
-    return {
-      throttleNext: f?.throttleNext ?? 0,
-      throttleRatio: f?.throttleRatio ?? 0,
-      retryAfterSeconds: f?.retryAfterSeconds ?? 1,
-      retryAfterHeader: f?.retryAfterHeader ?? true,
-      errorNext: f?.errorNext ?? 0,
-      errorRatio: f?.errorRatio ?? 0,
-      errorStatus: f?.errorStatus ?? 503,
-    }
+  /** The faults of the options; the ratios draw from a PRNG seeded by the simulator's seed, so runs repeat. */
+  #resetFaults (f: FaultOptions | undefined): void {
+    this.#faults.reset({
+      errors: f?.errorNext, status: f?.errorStatus, throttles: f?.throttleNext,
+      errorRatio: f?.errorRatio, throttleRatio: f?.throttleRatio, seed: this.options.seed,
+    })
+    this.#retryAfterSeconds = f?.retryAfterSeconds ?? 1
+    this.#retryAfterHeader = f?.retryAfterHeader ?? true
   }
 }

@@ -9,6 +9,7 @@
  * adapter that misspells a filter fails in tests instead of silently reading everything.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { DRF_FALSE, DRF_SERVER_ERROR, DRF_TRUE, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
 import { serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
 import { Readable, Transform } from 'node:stream'
 import yazl from 'yazl'
@@ -25,8 +26,6 @@ type Query = Record<string, string | string[] | undefined>
 type SourceParams = { ownerType: string, owner: string, source: string }
 const NOT_FOUND = { detail: 'Not found.' }
 const TIMEZONE = 'America/New_York'
-const TRUE = new Set(['true', 'True', '1'])
-const FALSE = new Set(['false', 'False', '0'])
 /** oclapi2's remaining-quota headers on a 429, by the quota that is spent. */
 const LIMIT_REMAINING = {
   minute: { 'x-limitremaining-minute': '0', 'x-limitremaining-day': '9000' },
@@ -47,14 +46,11 @@ function admit (state: OclSimulatorState, request: FastifyRequest, reply: Fastif
     const { retryAfter, limitRemaining } = state.throttleHeaders
     if (retryAfter) void reply.header('retry-after', String(seconds))
     if (limitRemaining !== 'absent') void reply.headers(LIMIT_REMAINING[limitRemaining])
-    // DRF words its detail from the same wait as Retry-After; without one it has no time to name.
-    const detail = retryAfter ? `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` : 'Request was throttled.'
-    void reply.code(429).send({ detail })
+    void reply.code(429).send({ detail: throttledDetail(seconds, retryAfter) })
     return false
   }
   if (verdict.kind === 'error') {
-    if (verdict.status === 500) void reply.code(500).send({ detail: 'A server error occurred.' })
-    else void reply.code(verdict.status).type('text/plain; charset=utf-8').send(verdict.status === 502 ? 'Bad Gateway' : 'Service Unavailable')
+    void sendServerError(reply, verdict.status)
     return false
   }
   return true
@@ -141,7 +137,7 @@ export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(NOT_FOUND))
   app.setErrorHandler((err: { statusCode?: number, message: string }, _request, reply) => {
     const status = err.statusCode ?? 500
-    return reply.code(status).send(status >= 500 ? { detail: 'A server error occurred.' } : { detail: err.message })
+    return reply.code(status).send(status >= 500 ? DRF_SERVER_ERROR : { detail: err.message })
   })
   app.addHook('onRequest', async (request, reply) => {
     const ownerType = (request.params as Partial<SourceParams>).ownerType
@@ -155,7 +151,7 @@ export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async
     if (s === undefined) return reply
     const q = readQuery(request.query as Query, ['released', 'limit', 'page'], reply)
     if (q === undefined) return reply
-    const released = q.released === undefined ? undefined : TRUE.has(q.released) ? true : FALSE.has(q.released) ? false : null
+    const released = q.released === undefined ? undefined : DRF_TRUE.has(q.released) ? true : DRF_FALSE.has(q.released) ? false : null
     if (released === null) return reply.code(400).send({ detail: 'released must be true or false' })
     const versions = versionsOf(s).filter(v => released === undefined || v.released === released)
     const body = paginate(state, request, reply, versions.map(v => JSON.stringify(versionRecord(s, v))), q)
@@ -173,8 +169,8 @@ export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async
       const sinceMs = q.updatedSince === undefined ? null : parseUpdatedSince(q.updatedSince)
       if (sinceMs === null && q.updatedSince !== undefined) return reply.code(400).send({ detail: 'updatedSince is not a valid date or datetime' })
       const retired = q.includeRetired
-      if (retired !== undefined && !TRUE.has(retired) && !FALSE.has(retired)) return reply.code(400).send({ detail: 'includeRetired must be true or false' })
-      const records = listRecords(state.options, s, list, { sinceMs, includeRetired: retired !== undefined && TRUE.has(retired) })
+      if (retired !== undefined && !DRF_TRUE.has(retired) && !DRF_FALSE.has(retired)) return reply.code(400).send({ detail: 'includeRetired must be true or false' })
+      const records = listRecords(state.options, s, list, { sinceMs, includeRetired: retired !== undefined && DRF_TRUE.has(retired) })
       return reply.type('application/json').send(paginate(state, request, reply, records, q))
     })
   }

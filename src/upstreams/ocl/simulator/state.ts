@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { SimDataOptions, SimSource } from './terminology.js'
-import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
 import { DEFAULT_MAX_ENTRIES, remember } from '../../simulator-kit/bounds.js'
 
 /**
@@ -89,9 +89,6 @@ const emptyStats = (): OclSimulatorStats => ({
   unauthorized: 0, throttled: 0, serverErrors: 0, linksIssued: 0, downloads: 0, downloadsRefused: 0, signedWithAuth: 0,
 })
 
-/** Statuses {@link OclSimulatorState.failNext} can inject. */
-export type InjectedStatus = 500 | 502 | 503
-
 /** A version's key in the simulator's maps. */
 export const versionKey = (s: Pick<SimSource, 'ownerType' | 'owner' | 'source'>, version: string): string =>
   `${s.ownerType}/${s.owner}/${s.source}/${version}`
@@ -169,7 +166,7 @@ export class OclSimulatorState {
   get loopingNext (): boolean { return this.#loopNext }
 
   /** Injected faults, consumed one per API request; counters move with them. */
-  verdict (): { kind: 'pass' } | { kind: 'throttle' } | { kind: 'error', status: InjectedStatus } {
+  verdict (): Verdict {
     if (this.#passBeforeFaults > 0) {
       this.#passBeforeFaults--
       return { kind: 'pass' }
