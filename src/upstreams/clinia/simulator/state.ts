@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { targetOf, type CliniaOperation, type CliniaResource } from '../operations.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
 import type { InjectedStatus } from '../../simulator-kit/injected-faults.js'
+import { ADMISSION_STATS, byKey, freshStats } from '../../simulator-kit/stats.js'
 
 /**
  * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's
@@ -71,22 +72,19 @@ export interface SimTask {
   polls: number
 }
 
-export interface CliniaSimulatorStats {
+/** The simulator's counters at start; reset() brings them back. */
+const STATS = {
   /** Authenticated bulk POSTs that reached validation (accepted or rejected). */
-  submits: number
-  tasksCreated: number
-  rejected: number
-  polls: number
-  unauthorized: number
-  throttled: number
-  serverErrors: number
+  submits: 0,
+  tasksCreated: 0,
+  rejected: 0,
+  polls: 0,
+  ...ADMISSION_STATS,
   /** POSTs by digest of their operations (see {@link operationsDigest}): how often each chunk was sent. */
-  chunkPosts: Record<string, number>
+  chunkPosts: byKey(),
 }
 
-const emptyStats = (): CliniaSimulatorStats => ({
-  submits: 0, tasksCreated: 0, rejected: 0, polls: 0, unauthorized: 0, throttled: 0, serverErrors: 0, chunkPosts: {},
-})
+export type CliniaSimulatorStats = typeof STATS
 
 /** JSON with sorted keys: the same operations give the same text whatever key order they travelled in. */
 function canonical (v: unknown): string {
@@ -114,7 +112,7 @@ export class CliniaSimulatorState {
   /** Records by `${type}/${id}`; relationships by `${type}/${fromId}.${toId}`. */
   readonly resources = new Map<string, Record<string, unknown>>()
   readonly relationships = new Map<string, Record<string, unknown>>()
-  stats: CliniaSimulatorStats = emptyStats()
+  stats: CliniaSimulatorStats = freshStats(STATS)
   /** The status of REJECTED answers; starts as the options say, a test may change it. */
   rejectedStatus: RejectedStatus = 400
   #queue: SimTask[] = []
@@ -138,7 +136,7 @@ export class CliniaSimulatorState {
     this.relationships.clear()
     this.#queue = []
     this.#faults = []
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.rejectedStatus = this.options.rejectedStatus ?? 400
     for (const r of this.options.seed ?? []) this.resources.set(`${r.type}/${r.id}`, r.data)
   }

@@ -6,6 +6,7 @@ import type { DataOptions } from './lists.js'
 import { keyWithoutShard } from '../settings.js'
 import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../../simulator-kit/bounds.js'
+import { ADMISSION_STATS, byKey, freshStats, totalOf } from '../../simulator-kit/stats.js'
 
 /**
  * The API key a simulator started alone (tests, benchmarks) accepts unless told others: its `-au1` suffix matches the
@@ -61,36 +62,31 @@ export interface ClinikoSimulatorOptions extends DataOptions {
   maxEntries?: number
 }
 
-export interface ClinikoSimulatorStats {
+/** The simulator's counters at start; reset() brings them back. */
+const STATS = {
   /** Pages answered 200, by `${resource}:${page}`. */
-  pages: Record<string, number>
-  unauthorized: number
-  forbidden: number
-  notAcceptable: number
-  /** Every 429, injected or from the rate limit. */
-  throttled: number
-  /** 429s from the rate limit only. */
-  rateLimited: number
-  serverErrors: number
+  pages: byKey(),
+  ...ADMISSION_STATS,
+  forbidden: 0,
+  notAcceptable: 0,
+  /** 429s from the rate limit only (`throttled` counts them with the injected ones). */
+  rateLimited: 0,
   /** 422 Validation Failed answers. */
-  rejected: number
+  rejected: 0,
   /** The most requests of one user that one window ever held (rate-limited ones included). */
-  peakInWindow: number
+  peakInWindow: 0,
   /** X-RateLimit-Reset of the last 429 (UNIX seconds), or null. */
-  lastReset: number | null
+  lastReset: null as number | null,
 }
 
-const emptyStats = (): ClinikoSimulatorStats => ({
-  pages: {}, unauthorized: 0, forbidden: 0, notAcceptable: 0, throttled: 0, rateLimited: 0, serverErrors: 0, rejected: 0,
-  peakInWindow: 0, lastReset: null,
-})
+export type ClinikoSimulatorStats = typeof STATS
 
 /** One answered request, for tests that check timing (e.g. that a retry waited for X-RateLimit-Reset). */
 export interface RequestLogEntry { at: number, status: number }
 
 export class ClinikoSimulatorState {
   readonly options: Readonly<ClinikoSimulatorOptions>
-  stats: ClinikoSimulatorStats = emptyStats()
+  stats: ClinikoSimulatorStats = freshStats(STATS)
   /** The last 1000 answers, oldest first. */
   log: RequestLogEntry[] = []
   #keys = new Set<string>()
@@ -119,7 +115,7 @@ export class ClinikoSimulatorState {
 
   /** Back to the state right after start: zero counters, the configured keys and faults, no loops. */
   reset (): void {
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.log = []
     this.#keys = new Set((this.options.apiKeys ?? [SANDBOX_API_KEY]).map(keyWithoutShard))
     this.#windows.clear()
@@ -178,7 +174,7 @@ export class ClinikoSimulatorState {
 
   /** Total 200 pages of a resource. */
   totalPages (resource: string): number {
-    return Object.entries(this.stats.pages).filter(([k]) => k.startsWith(`${resource}:`)).reduce((n, [, v]) => n + v, 0)
+    return totalOf(this.stats.pages, resource)
   }
 
   /** Rate limit, then injected faults, for an authenticated user. Every request counts against the limit. */

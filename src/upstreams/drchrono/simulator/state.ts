@@ -8,7 +8,8 @@ import type { ListRequest } from './lists.js'
 import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
 import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type FaultOptions } from './options.js'
-import { emptyStats, sumOf, type PastEndMode, type SimulatorStats } from './stats.js'
+import { freshStats, totalOf } from '../../simulator-kit/stats.js'
+import { STATS, type PastEndMode, type SimulatorStats } from './stats.js'
 
 /** One generated (or generating) list behind a uuid. */
 export interface ListEntry extends ListRequest {
@@ -32,7 +33,7 @@ export interface ListEntry extends ListRequest {
 export class DrchronoSimulatorState {
   readonly options: Readonly<DrchronoSimulatorOptions>
   readonly lists = new Map<string, ListEntry>()
-  stats: SimulatorStats = emptyStats()
+  stats: SimulatorStats = freshStats(STATS)
   accessToken = ''
   refreshToken = ''
   /** When the current access token stops working (the clock of `now()`); null: until revoked. */
@@ -67,7 +68,7 @@ export class DrchronoSimulatorState {
   /** Back to the state right after start: no lists, zero counters, the configured tokens and faults. */
   reset (): void {
     this.lists.clear()
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.accessToken = this.options.accessToken ?? SANDBOX_CREDENTIALS.accessToken
     this.refreshToken = this.options.refreshToken ?? SANDBOX_CREDENTIALS.refreshToken
     this.accessTokenExpiresAt = null
@@ -227,7 +228,7 @@ export class DrchronoSimulatorState {
 
   /** Total accepted POSTs of a resource. */
   totalPosts (resource: DrchronoResource): number {
-    return sumOf(this.stats.posts, resource)
+    return totalOf(this.stats.posts, resource)
   }
 
   /** /api requests (POSTs and GETs, whatever their answer) for one page of a resource. */
@@ -237,12 +238,12 @@ export class DrchronoSimulatorState {
 
   /** All /api requests of a resource. */
   totalRequests (resource: DrchronoResource): number {
-    return sumOf(this.stats.requests, resource)
+    return totalOf(this.stats.requests, resource)
   }
 
   /** Requests of a resource about pages past its list's end. */
   pastEndRequests (resource: DrchronoResource): number {
-    return sumOf(this.stats.pastEnd, resource)
+    return totalOf(this.stats.pastEnd, resource)
   }
 
   /** Rate limit, then injected faults; counters move with each verdict. Called after authentication. */

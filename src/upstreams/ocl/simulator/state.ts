@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto'
 import type { SimDataOptions, SimSource } from './terminology.js'
 import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
 import { DEFAULT_MAX_ENTRIES, remember } from '../../simulator-kit/bounds.js'
+import { ADMISSION_STATS, freshStats } from '../../simulator-kit/stats.js'
 
 /**
  * The token a simulator started alone (tests, benchmarks) knows unless told another. Published: the gateway's
@@ -62,32 +63,27 @@ export interface ExportEntry { state: 'queued' | 'ready', polls: number }
 /** One signed download link. */
 export interface SignedLink { id: string, signature: string, versionKey: string, expiresAt: number, used: boolean }
 
-/** Counters tests assert on. */
-export interface OclSimulatorStats {
+/** Counters tests assert on, at start; reset() brings them back. */
+const STATS = {
   /** Requests to the OCL API (not the signed links), by path kind. */
-  versionLookups: number
-  exportGets: number
-  exportPosts: number
+  versionLookups: 0,
+  exportGets: 0,
+  exportPosts: 0,
   /** Exports that went from none to queued. */
-  exportsCreated: number
-  listRequests: number
+  exportsCreated: 0,
+  listRequests: 0,
   /** List requests whose limit was replaced by 25 (above 1000, or 0). */
-  limitFallbacks: number
-  unauthorized: number
-  throttled: number
-  serverErrors: number
+  limitFallbacks: 0,
+  ...ADMISSION_STATS,
   /** Signed links issued, downloads served (started), and downloads refused. */
-  linksIssued: number
-  downloads: number
-  downloadsRefused: number
+  linksIssued: 0,
+  downloads: 0,
+  downloadsRefused: 0,
   /** Requests to a signed link that carried an Authorization header (refused with 403). */
-  signedWithAuth: number
+  signedWithAuth: 0,
 }
 
-const emptyStats = (): OclSimulatorStats => ({
-  versionLookups: 0, exportGets: 0, exportPosts: 0, exportsCreated: 0, listRequests: 0, limitFallbacks: 0,
-  unauthorized: 0, throttled: 0, serverErrors: 0, linksIssued: 0, downloads: 0, downloadsRefused: 0, signedWithAuth: 0,
-})
+export type OclSimulatorStats = typeof STATS
 
 /** A version's key in the simulator's maps. */
 export const versionKey = (s: Pick<SimSource, 'ownerType' | 'owner' | 'source'>, version: string): string =>
@@ -98,7 +94,7 @@ export class OclSimulatorState {
   readonly options: Readonly<OclSimulatorOptions>
   readonly exports = new Map<string, ExportEntry>()
   readonly links = new Map<string, SignedLink>()
-  stats: OclSimulatorStats = emptyStats()
+  stats: OclSimulatorStats = freshStats(STATS)
   token = SANDBOX_OCL_TOKEN
   readyMode: ReadyMode = '302'
   /** See {@link OclSimulatorOptions.exportLinkOverride}; null: the simulator's own signed link. */
@@ -120,7 +116,7 @@ export class OclSimulatorState {
   reset (): void {
     this.exports.clear()
     this.links.clear()
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.token = this.options.token ?? SANDBOX_OCL_TOKEN
     this.readyMode = this.options.readyMode ?? '302'
     this.exportLinkOverride = this.options.exportLinkOverride ?? null
