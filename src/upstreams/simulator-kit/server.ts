@@ -1,6 +1,7 @@
 /**
  * Runs a simulator plugin alone on 127.0.0.1 (tests and benchmarks), the way the gateway mounts it under
- * /sandbox/<name> in sandbox mode. Every upstream's `start…Simulator` is this with its own state.
+ * /sandbox/<name> in sandbox mode, and what every simulator plugin does the same way: take a state shared with a
+ * test or make its own, read an empty JSON body as none.
  */
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import { injectWireFaults, type WireFaults } from './wire-faults.js'
@@ -12,6 +13,28 @@ export interface RunningSimulator<State> {
   state: State
   app: FastifyInstance
   close (): Promise<void>
+}
+
+/** A simulator plugin's options: the simulator's own, or a state object to share with a test (which then holds them). */
+export type SimulatorPluginOptions<Options, State> = Options & { state?: State }
+
+/** The state a simulator plugin serves: the one a test shares, or one made from the plugin's options. */
+export function stateOf<Options, State> (opts: SimulatorPluginOptions<Options, State>, make: (options: Options) => State): State {
+  const { state, ...options } = opts
+  return state ?? make(options as Options)
+}
+
+/**
+ * Starts a simulator alone on a free loopback port (or `port`), its state made from the other options: what every
+ * upstream's `start…Simulator` does before adding its own. close() it at the end of the test.
+ */
+export async function startAlone<Options, State> (
+  plugin: FastifyPluginAsync<SimulatorPluginOptions<Options, State>>,
+  make: (options: Options) => State,
+  options: Options & { port?: number },
+): Promise<RunningSimulator<State>> {
+  const { port, ...stateOptions } = options
+  return serveSimulator(plugin, make(stateOptions as Options), { port })
 }
 
 export async function serveSimulator<State, Options extends { state?: State }> (

@@ -15,14 +15,13 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { setTimeout as delay } from 'node:timers/promises'
 import { proxyErrorText } from '../../simulator-kit/injected-faults.js'
-import { serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from '../params.js'
 import { listCache, readPageQuery } from './lists.js'
 import { ClinikoSimulatorState, type ClinikoSimulatorOptions } from './state.js'
 import { USER_AGENT, shardOfKey } from '../settings.js'
 
-/** Plugin options: simulator options, or a state object to share with a test. */
-export type ClinikoSimulatorPluginOptions = ClinikoSimulatorOptions & { state?: ClinikoSimulatorState }
+export type ClinikoSimulatorPluginOptions = SimulatorPluginOptions<ClinikoSimulatorOptions, ClinikoSimulatorState>
 
 // What Rails answers for a refused HTTP Basic login; Cliniko's exact 401 body is unconfirmed (see UnauthorizedBody).
 const ACCESS_DENIED = 'HTTP Basic: Access denied.\n'
@@ -92,8 +91,7 @@ function pageLink (request: FastifyRequest, page: number): string {
 
 /** The simulator as a Fastify plugin: GET /v1/<resource> for every resource and list variant. */
 export const clinikoSimulator: FastifyPluginAsync<ClinikoSimulatorPluginOptions> = async (app, opts) => {
-  const { state: given, ...options } = opts
-  const state = given ?? new ClinikoSimulatorState(options)
+  const state = stateOf(opts, options => new ClinikoSimulatorState(options))
   const list = listCache({ seed: state.options.seed, recordCount: state.options.recordCount, shard: state.shard })
 
   app.setErrorHandler((err: { statusCode?: number }, _request, reply) => {
@@ -139,7 +137,6 @@ export interface RunningClinikoSimulator extends RunningSimulator<ClinikoSimulat
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startClinikoSimulator (options: ClinikoSimulatorOptions & { port?: number } = {}): Promise<RunningClinikoSimulator> {
-  const { port, ...simOptions } = options
-  const running = await serveSimulator(clinikoSimulator, new ClinikoSimulatorState(simOptions), { port })
+  const running = await startAlone(clinikoSimulator, o => new ClinikoSimulatorState(o), options)
   return { ...running, apiUrl: `${running.url}/v1` }
 }

@@ -7,7 +7,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { DRF_SERVER_ERROR, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
-import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { acceptEmptyJsonBodies, startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { DRCHRONO_RESOURCES, type DrchronoResource } from '../params.js'
 import { readListQuery, selectionCache } from './lists.js'
 import { recordAt } from './records.js'
@@ -15,8 +15,7 @@ import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions } from './options.js
 import { DrchronoSimulatorState, type ListEntry } from './state.js'
 import type { InProgressBody, PastEndMode } from './stats.js'
 
-/** Plugin options: simulator options, or a state object to share with a test. */
-export type DrchronoSimulatorPluginOptions = DrchronoSimulatorOptions & { state?: DrchronoSimulatorState }
+export type DrchronoSimulatorPluginOptions = SimulatorPluginOptions<DrchronoSimulatorOptions, DrchronoSimulatorState>
 
 /**
  * The body of a poll while the list is generated, by {@link InProgressBody}: the documented one, and others
@@ -85,8 +84,7 @@ function completeBody (entry: ListEntry, indices: Int32Array, seed: number): str
 
 /** The simulator as a Fastify plugin; encapsulated, so its parsers and error handler stay inside its prefix. */
 export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOptions> = async (app, opts) => {
-  const { state: given, ...options } = opts
-  const state = given ?? new DrchronoSimulatorState(options)
+  const state = stateOf(opts, options => new DrchronoSimulatorState(options))
   const seed = state.options.seed ?? 1
   const select = selectionCache(seed, state.options.recordCount)
 
@@ -193,6 +191,5 @@ export type RunningDrchronoSimulator = RunningSimulator<DrchronoSimulatorState>
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startDrchronoSimulator (options: DrchronoSimulatorOptions & { port?: number } = {}): Promise<RunningDrchronoSimulator> {
-  const { port, ...simOptions } = options
-  return serveSimulator(drchronoSimulator, new DrchronoSimulatorState(simOptions), { port })
+  return startAlone(drchronoSimulator, o => new DrchronoSimulatorState(o), options)
 }

@@ -7,7 +7,7 @@
  * in what it sends are a setting (see bodies.ts).
  */
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { acceptEmptyJsonBodies, startAlone, type RunningSimulator } from '../../simulator-kit/server.js'
 import { BULK_URL_PATH } from '../adapter.js'
 import { METADATA_LIMITS } from '../params.js'
 import { startBody } from './bodies.js'
@@ -95,9 +95,7 @@ export type RunningMetriportSimulator = RunningSimulator<MetriportSimulatorState
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startMetriportSimulator (options: MetriportSimulatorOptions & { port?: number } = {}): Promise<RunningMetriportSimulator> {
-  const { port, ...simOptions } = options
-  const state = new MetriportSimulatorState(simOptions)
-  const running = await serveSimulator(metriportSimulator, state, { port })
+  const running = await startAlone(metriportSimulator, o => new MetriportSimulatorState(o), options)
   // Its pending webhook deliveries must stop with it.
-  return { ...running, close: async () => { await state.close(); await running.close() } }
+  return { ...running, close: async () => { await running.state.close(); await running.close() } }
 }

@@ -10,7 +10,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { DRF_FALSE, DRF_SERVER_ERROR, DRF_TRUE, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
-import { serveSimulator, type RunningSimulator } from '../../simulator-kit/server.js'
+import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { Readable, Transform } from 'node:stream'
 import yazl from 'yazl'
 import { isMnemonic, parseUpdatedSince } from '../params.js'
@@ -19,8 +19,7 @@ import {
 } from './terminology.js'
 import { OclSimulatorState, versionKey, type OclSimulatorOptions } from './state.js'
 
-/** Plugin options: simulator options, or a state object to share with a test. */
-export type OclSimulatorPluginOptions = OclSimulatorOptions & { state?: OclSimulatorState }
+export type OclSimulatorPluginOptions = SimulatorPluginOptions<OclSimulatorOptions, OclSimulatorState>
 
 type Query = Record<string, string | string[] | undefined>
 type SourceParams = { ownerType: string, owner: string, source: string }
@@ -130,8 +129,7 @@ function s3Error (reply: FastifyReply, code: string, message: string): FastifyRe
 
 /** The simulator as a Fastify plugin; encapsulated, so its handlers stay inside its prefix. */
 export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async (app, opts) => {
-  const { state: given, ...options } = opts
-  const state = given ?? new OclSimulatorState(options)
+  const state = stateOf(opts, options => new OclSimulatorState(options))
   const prefix = app.prefix
 
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(NOT_FOUND))
@@ -262,6 +260,5 @@ export type RunningOclSimulator = RunningSimulator<OclSimulatorState>
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startOclSimulator (options: OclSimulatorOptions & { port?: number } = {}): Promise<RunningOclSimulator> {
-  const { port, ...simOptions } = options
-  return serveSimulator(oclSimulator, new OclSimulatorState(simOptions), { port })
+  return startAlone(oclSimulator, o => new OclSimulatorState(o), options)
 }
