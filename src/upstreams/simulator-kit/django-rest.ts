@@ -4,7 +4,7 @@
  * both, as DRF writes them, whatever each upstream adds around them.
  */
 import type { FastifyReply } from 'fastify'
-import { sendProxyError, type InjectedStatus } from './injected-faults.js'
+import { sendProxyError, type InjectedStatus } from './admission.js'
 
 /** DRF's body of an unhandled server error. */
 export const DRF_SERVER_ERROR = { detail: 'A server error occurred.' }

@@ -1,38 +1,12 @@
 /**
  * The faults a simulator's state injects into its own protocol, for tests: "the next N requests fail" controls
  * and, where a simulator offers them, ratios drawn from a seeded PRNG. Injected server errors come before
- * throttles, each consumed by one request. Counting them in stats and wording the answer stay with each
- * simulator, as each upstream words its 429 its own way; what every simulator agrees on is here.
- * What the network and the machines in front of any upstream do to its answers is in wire-faults.ts.
+ * throttles, each consumed by one request, and counted in the simulator's admission stats. Wording the answer
+ * stays with each simulator (admission.ts). What the network and the machines in front of any upstream do to its
+ * answers is in wire-faults.ts.
  */
-import type { FastifyReply } from 'fastify'
+import type { AdmissionStats, InjectedStatus, Verdict } from './admission.js'
 import { mulberry32, type Rand } from './seeded-random.js'
-
-/**
- * The server errors a test injects: a 500 from the upstream itself (in its own words), a 502 or a 503 from the
- * proxy or load balancer in front of it (see {@link proxyErrorText}).
- */
-export type InjectedStatus = 500 | 502 | 503
-
-/**
- * What a simulator decides for a request before its endpoint: let it through, throttle it (with whatever the
- * upstream's 429 carries, e.g. `{ seconds }`), or answer an injected error.
- */
-export type Verdict<Throttle extends object = Record<never, never>, Status extends number = InjectedStatus> =
-  { kind: 'pass' } | ({ kind: 'throttle' } & Throttle) | { kind: 'error', status: Status }
-
-/**
- * The words of a 502 or a 503: the proxy or load balancer in front of an upstream answers those for it, so every
- * simulator says them the same way, whatever the upstream's own dialect.
- */
-export function proxyErrorText (status: 502 | 503): string {
-  return status === 502 ? 'Bad Gateway' : 'Service Unavailable'
-}
-
-/** Sends a proxy's 502 or 503: {@link proxyErrorText} in plain text. */
-export function sendProxyError (reply: FastifyReply, status: 502 | 503): FastifyReply {
-  return reply.code(status).type('text/plain; charset=utf-8').send(proxyErrorText(status))
-}
 
 export class InjectedFaults<Status extends number = InjectedStatus> {
   #errors = 0
@@ -93,6 +67,21 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
     }
     if (this.#throttleRatio > 0 && this.#random() < this.#throttleRatio) return { kind: 'throttle' }
     return null
+  }
+
+  /**
+   * The verdict of the fault due for this request ({@link take}), counted in `stats`; a throttle carries what
+   * `throttle()` says the upstream's 429 needs.
+   */
+  verdict<Throttle extends object> (stats: AdmissionStats, throttle: () => Throttle): Verdict<Throttle, Status> {
+    const fault = this.take()
+    if (fault === null) return { kind: 'pass' }
+    if (fault.kind === 'error') {
+      stats.serverErrors++
+      return fault
+    }
+    stats.throttled++
+    return { kind: 'throttle', ...throttle() }
   }
 }
 

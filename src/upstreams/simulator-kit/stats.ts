@@ -4,16 +4,6 @@
  * {@link freshStats} copies it at start and at every reset, so no list of fields is written twice.
  */
 
-/** What every simulator that checks credentials and injects faults counts, in the same sense. */
-export const ADMISSION_STATS = {
-  /** Requests refused for missing or wrong credentials. */
-  unauthorized: 0,
-  /** Requests answered 429: injected, or over a rate limit the simulator keeps. */
-  throttled: 0,
-  /** Requests answered an injected server error. */
-  serverErrors: 0,
-}
-
 /** A field of counts by key (`${resource}:${page}`, a digest…), empty at start; see bounds.ts for its size. */
 export const byKey = (): Record<string, number> => ({})
 

@@ -5,7 +5,7 @@
 import { once } from 'node:events'
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { sendProxyError } from './injected-faults.js'
+import { sendProxyError } from './admission.js'
 import { mulberry32 } from './seeded-random.js'
 
 /**

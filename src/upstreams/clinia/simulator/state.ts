@@ -6,8 +6,8 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { targetOf, type CliniaOperation, type CliniaResource } from '../operations.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
-import type { InjectedStatus } from '../../simulator-kit/injected-faults.js'
-import { ADMISSION_STATS, byKey, freshStats } from '../../simulator-kit/stats.js'
+import { ADMISSION_STATS, type InjectedStatus } from '../../simulator-kit/admission.js'
+import { byKey, freshStats } from '../../simulator-kit/stats.js'
 
 /**
  * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's

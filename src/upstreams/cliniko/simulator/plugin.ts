@@ -14,7 +14,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { setTimeout as delay } from 'node:timers/promises'
-import { proxyErrorText } from '../../simulator-kit/injected-faults.js'
+import { passes, proxyErrorText } from '../../simulator-kit/admission.js'
 import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from '../params.js'
 import { listCache, readPageQuery } from './lists.js'
@@ -64,19 +64,17 @@ function admit (state: ClinikoSimulatorState, request: FastifyRequest, reply: Fa
     state.stats.notAcceptable++
     return refuse(406, 'Not Acceptable: send Accept: application/json.\n')
   }
-  const verdict = state.verdict(key)
-  if (verdict.kind === 'throttle') {
-    state.stats.lastReset = Math.ceil(verdict.resetAt / 1000)
-    const { rateLimitReset, retryAfter } = state.throttleHeaders
-    if (rateLimitReset) void reply.header('x-ratelimit-reset', String(state.stats.lastReset))
-    if (retryAfter) void reply.header('retry-after', String(Math.max(0, Math.ceil((verdict.resetAt - state.now()) / 1000))))
-    return refuse(429, 'Retry later\n')
-  }
-  if (verdict.kind === 'error') {
+  return passes(state.verdict(key), {
+    throttle: ({ resetAt }) => {
+      state.stats.lastReset = Math.ceil(resetAt / 1000)
+      const { rateLimitReset, retryAfter } = state.throttleHeaders
+      if (rateLimitReset) void reply.header('x-ratelimit-reset', String(state.stats.lastReset))
+      if (retryAfter) void reply.header('retry-after', String(Math.max(0, Math.ceil((resetAt - state.now()) / 1000))))
+      return refuse(429, 'Retry later\n')
+    },
     // Rails' own page for a 500; the proxy in front of Cliniko ends its words with a newline.
-    return refuse(verdict.status, verdict.status === 500 ? RAILS_500 : `${proxyErrorText(verdict.status)}\n`)
-  }
-  return true
+    error: status => refuse(status, status === 500 ? RAILS_500 : `${proxyErrorText(status)}\n`),
+  })
 }
 
 /** An absolute link to another page of the same list, from the request's own host, path and query. */

@@ -4,9 +4,10 @@
  */
 import type { DataOptions } from './lists.js'
 import { keyWithoutShard } from '../settings.js'
-import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
+import { ADMISSION_STATS, type InjectedStatus, type Verdict } from '../../simulator-kit/admission.js'
+import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../../simulator-kit/bounds.js'
-import { ADMISSION_STATS, byKey, freshStats, totalOf } from '../../simulator-kit/stats.js'
+import { byKey, freshStats, totalOf } from '../../simulator-kit/stats.js'
 
 /**
  * The API key a simulator started alone (tests, benchmarks) accepts unless told others: its `-au1` suffix matches the
@@ -195,16 +196,7 @@ export class ClinikoSimulatorState {
         return { kind: 'throttle', resetAt: (sent[sent.length - limit] as number) + windowMs }
       }
     }
-    const fault = this.#faults.take()
-    if (fault?.kind === 'error') {
-      this.stats.serverErrors++
-      return fault
-    }
-    if (fault?.kind === 'throttle') {
-      this.stats.throttled++
-      return { kind: 'throttle', resetAt: now + this.#throttleSeconds * 1000 }
-    }
-    return { kind: 'pass' }
+    return this.#faults.verdict(this.stats, () => ({ resetAt: now + this.#throttleSeconds * 1000 }))
   }
 
   /** Notes an answer in the log. */

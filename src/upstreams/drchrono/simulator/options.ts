@@ -2,7 +2,7 @@
  * What a DrChrono simulator starts with: the credentials it accepts, the fake practice, the behaviours DrChrono's
  * documentation leaves open, rate limits and faults. Most knobs are also methods of its state.
  */
-import type { InjectedStatus } from '../../simulator-kit/injected-faults.js'
+import type { InjectedStatus } from '../../simulator-kit/admission.js'
 import type { RecordCounts } from './lists.js'
 import type { InProgressBody, PastEndMode } from './stats.js'
 

@@ -6,6 +6,7 @@
  * refused in one of the four ways DrChrono might (see {@link PastEndMode}); it counts every request, by page.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { passes } from '../../simulator-kit/admission.js'
 import { DRF_SERVER_ERROR, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
 import { acceptEmptyJsonBodies, startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { DRCHRONO_RESOURCES, type DrchronoResource } from '../params.js'
@@ -43,18 +44,14 @@ function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: F
     void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Invalid token.' })
     return false
   }
-  const verdict = state.verdict()
-  if (verdict.kind === 'throttle') {
-    if (state.retryAfterHeader) void reply.header('retry-after', String(verdict.seconds))
-    // Whether DrChrono keeps DRF's wait in the body is UNCONFIRMED: the setting takes it out.
-    void reply.code(429).send({ detail: throttledDetail(verdict.seconds, state.options.throttleWaitInBody ?? true) })
-    return false
-  }
-  if (verdict.kind === 'error') {
-    void sendServerError(reply, verdict.status)
-    return false
-  }
-  return true
+  return passes(state.verdict(), {
+    throttle: ({ seconds }) => {
+      if (state.retryAfterHeader) void reply.header('retry-after', String(seconds))
+      // Whether DrChrono keeps DRF's wait in the body is UNCONFIRMED: the setting takes it out.
+      return reply.code(429).send({ detail: throttledDetail(seconds, state.options.throttleWaitInBody ?? true) })
+    },
+    error: status => sendServerError(reply, status),
+  })
 }
 
 /** A POST's page as the request names it (1 when absent), for counting; undefined when it is not a page number. */

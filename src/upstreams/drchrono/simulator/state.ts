@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto'
 import type { DrchronoResource } from '../params.js'
 import type { ListRequest } from './lists.js'
-import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
+import type { InjectedStatus, Verdict } from '../../simulator-kit/admission.js'
+import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
 import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type FaultOptions } from './options.js'
 import { freshStats, totalOf } from '../../simulator-kit/stats.js'
@@ -265,13 +266,7 @@ export class DrchronoSimulatorState {
       if (this.#recent.length >= limit) return this.#throttled(1)
       this.#recent.push(now)
     }
-    const fault = this.#faults.take()
-    if (fault?.kind === 'error') {
-      this.stats.serverErrors++
-      return fault
-    }
-    if (fault?.kind === 'throttle') return this.#throttled(this.#retryAfterSeconds)
-    return { kind: 'pass' }
+    return this.#faults.verdict(this.stats, () => ({ seconds: this.#retryAfterSeconds }))
   }
 
   /**

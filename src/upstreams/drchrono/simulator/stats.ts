@@ -2,7 +2,8 @@
  * What the DrChrono simulator counts, and how it refuses a page past the end of a list: the vocabulary tests
  * read the simulator with.
  */
-import { ADMISSION_STATS, byKey } from '../../simulator-kit/stats.js'
+import { ADMISSION_STATS } from '../../simulator-kit/admission.js'
+import { byKey } from '../../simulator-kit/stats.js'
 
 /**
  * How the simulator answers a page past the list's last one. DrChrono's answer is undocumented (UPSTREAMS.md):

@@ -9,6 +9,7 @@
  * adapter that misspells a filter fails in tests instead of silently reading everything.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { passes } from '../../simulator-kit/admission.js'
 import { DRF_FALSE, DRF_SERVER_ERROR, DRF_TRUE, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
 import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { Readable, Transform } from 'node:stream'
@@ -39,20 +40,16 @@ function admit (state: OclSimulatorState, request: FastifyRequest, reply: Fastif
     void reply.code(401).header('www-authenticate', 'Token').send({ detail: 'Invalid token.' })
     return false
   }
-  const verdict = state.verdict()
-  if (verdict.kind === 'throttle') {
-    const seconds = state.options.retryAfterSeconds ?? 1
-    const { retryAfter, limitRemaining } = state.throttleHeaders
-    if (retryAfter) void reply.header('retry-after', String(seconds))
-    if (limitRemaining !== 'absent') void reply.headers(LIMIT_REMAINING[limitRemaining])
-    void reply.code(429).send({ detail: throttledDetail(seconds, retryAfter) })
-    return false
-  }
-  if (verdict.kind === 'error') {
-    void sendServerError(reply, verdict.status)
-    return false
-  }
-  return true
+  return passes(state.verdict(), {
+    throttle: () => {
+      const seconds = state.options.retryAfterSeconds ?? 1
+      const { retryAfter, limitRemaining } = state.throttleHeaders
+      if (retryAfter) void reply.header('retry-after', String(seconds))
+      if (limitRemaining !== 'absent') void reply.headers(LIMIT_REMAINING[limitRemaining])
+      return reply.code(429).send({ detail: throttledDetail(seconds, retryAfter) })
+    },
+    error: status => sendServerError(reply, status),
+  })
 }
 
 /** The source named by the path, visible to this request; otherwise the reply is sent and undefined returned. */

@@ -4,9 +4,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { SimDataOptions, SimSource } from './terminology.js'
-import { InjectedFaults, type InjectedStatus, type Verdict } from '../../simulator-kit/injected-faults.js'
+import { ADMISSION_STATS, type InjectedStatus, type Verdict } from '../../simulator-kit/admission.js'
+import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
 import { DEFAULT_MAX_ENTRIES, remember } from '../../simulator-kit/bounds.js'
-import { ADMISSION_STATS, freshStats } from '../../simulator-kit/stats.js'
+import { freshStats } from '../../simulator-kit/stats.js'
 
 /**
  * The token a simulator started alone (tests, benchmarks) knows unless told another. Published: the gateway's
@@ -167,10 +168,7 @@ export class OclSimulatorState {
       this.#passBeforeFaults--
       return { kind: 'pass' }
     }
-    const fault = this.#faults.take()
-    if (fault?.kind === 'error') this.stats.serverErrors++
-    if (fault?.kind === 'throttle') this.stats.throttled++
-    return fault ?? { kind: 'pass' }
+    return this.#faults.verdict(this.stats, () => ({}))
   }
 
   /** Whether this export GET must pretend no export exists. */
