@@ -1,5 +1,5 @@
 /**
- * The simulator's mutable side: issued lists (uuids), tokens, counters, and the faults tests inject.
+ * The simulator's mutable side: issued lists (uuids), tokens (tokens.ts), counters, and the faults tests inject.
  * Everything a test can steer is a method here, so tests never reach into the HTTP layer.
  */
 import { randomUUID } from 'node:crypto'
@@ -8,9 +8,10 @@ import type { ListRequest } from './lists.js'
 import type { InjectedStatus, Verdict } from '../../simulator-kit/admission.js'
 import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
-import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type FaultOptions } from './options.js'
+import type { DrchronoSimulatorOptions, FaultOptions } from './options.js'
 import { freshStats, totalOf } from '../../simulator-kit/stats.js'
 import { STATS, type PastEndMode, type SimulatorStats } from './stats.js'
+import { DrchronoTokens } from './tokens.js'
 
 /** One generated (or generating) list behind a uuid. */
 export interface ListEntry extends ListRequest {
@@ -31,17 +32,11 @@ export interface ListEntry extends ListRequest {
   body?: string | undefined
 }
 
-export class DrchronoSimulatorState {
+/** The simulator's state; its OAuth tokens are {@link DrchronoTokens}'. */
+export class DrchronoSimulatorState extends DrchronoTokens {
   readonly options: Readonly<DrchronoSimulatorOptions>
   readonly lists = new Map<string, ListEntry>()
   stats: SimulatorStats = freshStats(STATS)
-  accessToken = ''
-  refreshToken = ''
-  /** When the current access token stops working (the clock of `now()`); null: until revoked. */
-  accessTokenExpiresAt: number | null = null
-  /** Token requests waiting for {@link holdTokenRequests} to be released. */
-  waitingTokenRequests = 0
-  #tokenHold: { promise: Promise<void>, release: () => void } | null = null
   #faults = new InjectedFaults<InjectedStatus>(503)
   /** The wait a throttle names, in its body and its Retry-After. */
   #retryAfterSeconds = 1
@@ -49,7 +44,6 @@ export class DrchronoSimulatorState {
   #failGeneration = new Map<number, number>()
   #expireNext = new Map<number, number>()
   #recent: number[] = []
-  #lostTokenAnswers = 0
   /** Every /api request of the last second, refused ones included: what the clients sent, for `peakPerSecond`. */
   #arrivals: number[] = []
   #hour = { start: 0, count: 0 }
@@ -58,6 +52,7 @@ export class DrchronoSimulatorState {
   readonly #issued = new Map<string, { page: number, pastEnd: boolean }>()
 
   constructor (options: DrchronoSimulatorOptions = {}) {
+    super()
     this.options = options
     this.reset()
   }
@@ -70,16 +65,11 @@ export class DrchronoSimulatorState {
   reset (): void {
     this.lists.clear()
     this.stats = freshStats(STATS)
-    this.accessToken = this.options.accessToken ?? SANDBOX_CREDENTIALS.accessToken
-    this.refreshToken = this.options.refreshToken ?? SANDBOX_CREDENTIALS.refreshToken
-    this.accessTokenExpiresAt = null
-    this.#tokenHold?.release()
-    this.#tokenHold = null
+    this.resetTokens()
     this.#resetFaults(this.options.faults)
     this.#failGeneration.clear()
     this.#expireNext.clear()
     this.#recent = []
-    this.#lostTokenAnswers = 0
     this.#arrivals = []
     this.#hour = { start: 0, count: 0 }
     this.#pastEnd = this.options.pastEnd ?? 'poll-404'
@@ -153,73 +143,6 @@ export class DrchronoSimulatorState {
   /** Expires every current uuid, or those of one page: their next GET is 404. */
   expire (page?: number): void {
     for (const [uuid, entry] of this.lists) if (page === undefined || entry.page === page) this.lists.delete(uuid)
-  }
-
-  /** The current access token stops working, as when its 48 hours are over. */
-  revokeAccessToken (): void {
-    this.accessToken = `revoked-${randomUUID()}`
-  }
-
-  /** Whether an /api request with this bearer token is let in: the current access token, before its expiry. */
-  acceptsAccessToken (token: string): boolean {
-    return token === this.accessToken && (this.accessTokenExpiresAt === null || this.now() < this.accessTokenExpiresAt)
-  }
-
-  /**
-   * A refresh with `refreshToken`: a new pair when it is the current refresh token, which then stops working (each
-   * works once, the configured one included, as django-oauth-toolkit rotates them), with the old access token.
-   * Null when it is not the current one: `invalid_grant`.
-   */
-  rotateTokens (refreshToken: string): { accessToken: string, refreshToken: string, expiresIn: number } | null {
-    if (refreshToken !== this.refreshToken) {
-      this.stats.failedRefreshes++
-      return null
-    }
-    const expiresIn = this.options.tokenExpiresInSeconds ?? 172_800
-    this.accessToken = `access-${randomUUID()}`
-    this.refreshToken = `refresh-${randomUUID()}`
-    this.accessTokenExpiresAt = this.now() + expiresIn * 1000
-    this.stats.tokenRefreshes++
-    return { accessToken: this.accessToken, refreshToken: this.refreshToken, expiresIn }
-  }
-
-  /**
-   * The next `n` refreshes rotate the tokens and then lose their answer (a proxy's 502): the caller never learns
-   * the new pair, and its refresh token is spent.
-   */
-  loseTokenAnswers (n: number): void {
-    this.#lostTokenAnswers = n
-  }
-
-  /** Whether this refresh's answer is lost (see {@link loseTokenAnswers}). */
-  takeLostTokenAnswer (): boolean {
-    if (this.#lostTokenAnswers <= 0) return false
-    this.#lostTokenAnswers--
-    return true
-  }
-
-  /** Token requests wait from now until the returned function is called (a test lines up concurrent refreshes). */
-  holdTokenRequests (): () => void {
-    let release = (): void => {}
-    const promise = new Promise<void>(resolve => { release = resolve })
-    const hold = { promise, release }
-    this.#tokenHold = hold
-    return () => {
-      if (this.#tokenHold === hold) this.#tokenHold = null
-      release()
-    }
-  }
-
-  /** Resolves when token requests may proceed (see {@link holdTokenRequests}). */
-  async tokenGate (): Promise<void> {
-    const hold = this.#tokenHold
-    if (hold === null) return
-    this.waitingTokenRequests++
-    try {
-      await hold.promise
-    } finally {
-      this.waitingTokenRequests--
-    }
   }
 
   /** Accepted POSTs for one page of a resource (0 when none). */
