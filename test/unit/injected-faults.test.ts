@@ -1,5 +1,5 @@
 import t from 'tap'
-import { InjectedFaults } from '../../src/upstreams/simulator-kit/injected-faults.js'
+import { Countdown, InjectedFaults } from '../../src/upstreams/simulator-kit/injected-faults.js'
 
 t.test('errors are consumed before throttles, one per request, then nothing', async t => {
   const faults = new InjectedFaults<500 | 503>(503)
@@ -33,4 +33,14 @@ t.test('ratios draw once the counted faults are used up, errors before throttles
   t.notSame(draws(43), first, 'another seed, other faults')
   faults.reset({ seed: 42 })
   t.same(Array.from({ length: 10 }, () => faults.take()), Array(10).fill(null), 'reset clears the ratios')
+})
+
+t.test('a countdown answers true the armed number of times, a new count replacing the old', async t => {
+  const next = new Countdown()
+  t.equal(next.take(), false, 'nothing armed')
+  next.arm(2)
+  t.same([next.take(), next.take(), next.take()], [true, true, false])
+  next.arm(3)
+  next.arm(1)
+  t.same([next.take(), next.take()], [true, false], 'the last count wins')
 })

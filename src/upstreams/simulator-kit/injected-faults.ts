@@ -8,10 +8,27 @@
 import type { AdmissionStats, InjectedStatus, Verdict } from './admission.js'
 import { mulberry32, type Rand } from './seeded-random.js'
 
+/** A "the next `n` times" control: {@link arm} says how many are left, each {@link take} uses one up. */
+export class Countdown {
+  #left = 0
+
+  /** The next `n` takes answer true, whatever was left before. */
+  arm (n: number): void {
+    this.#left = n
+  }
+
+  /** Whether this time is one of the armed ones; it is used up. */
+  take (): boolean {
+    if (this.#left <= 0) return false
+    this.#left--
+    return true
+  }
+}
+
 export class InjectedFaults<Status extends number = InjectedStatus> {
-  #errors = 0
+  readonly #errors = new Countdown()
   #errorStatus: Status
-  #throttles = 0
+  readonly #throttles = new Countdown()
   #errorRatio = 0
   #throttleRatio = 0
   #random: Rand = seeded(undefined)
@@ -22,13 +39,13 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
 
   /** The next `n` requests answer `status`. */
   failNext (n: number, status: Status = this.defaultStatus): void {
-    this.#errors = n
+    this.#errors.arm(n)
     this.#errorStatus = status
   }
 
   /** The next `n` requests are throttled. */
   throttleNext (n: number): void {
-    this.#throttles = n
+    this.#throttles.arm(n)
   }
 
   /**
@@ -56,16 +73,8 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
    * whatever the ratio left at 0.
    */
   take (): { kind: 'error', status: Status } | { kind: 'throttle' } | null {
-    if (this.#errors > 0) {
-      this.#errors--
-      return { kind: 'error', status: this.#errorStatus }
-    }
-    if (this.#errorRatio > 0 && this.#random() < this.#errorRatio) return { kind: 'error', status: this.#errorStatus }
-    if (this.#throttles > 0) {
-      this.#throttles--
-      return { kind: 'throttle' }
-    }
-    if (this.#throttleRatio > 0 && this.#random() < this.#throttleRatio) return { kind: 'throttle' }
+    if (this.#errors.take() || (this.#errorRatio > 0 && this.#random() < this.#errorRatio)) return { kind: 'error', status: this.#errorStatus }
+    if (this.#throttles.take() || (this.#throttleRatio > 0 && this.#random() < this.#throttleRatio)) return { kind: 'throttle' }
     return null
   }
 

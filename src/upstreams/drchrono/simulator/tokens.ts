@@ -4,6 +4,7 @@
  * The state extends it, so a test reads and sets `state.accessToken` and `state.refreshToken` directly.
  */
 import { randomUUID } from 'node:crypto'
+import { Countdown } from '../../simulator-kit/injected-faults.js'
 import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions } from './options.js'
 import type { SimulatorStats } from './stats.js'
 
@@ -18,7 +19,7 @@ export abstract class DrchronoTokens {
   /** Token requests waiting for {@link holdTokenRequests} to be released. */
   waitingTokenRequests = 0
   #hold: { promise: Promise<void>, release: () => void } | null = null
-  #lostAnswers = 0
+  readonly #lostAnswers = new Countdown()
 
   /** The configured tokens, without expiry; held requests let go, no answer to lose. */
   protected resetTokens (): void {
@@ -27,7 +28,7 @@ export abstract class DrchronoTokens {
     this.accessTokenExpiresAt = null
     this.#hold?.release()
     this.#hold = null
-    this.#lostAnswers = 0
+    this.#lostAnswers.arm(0)
   }
 
   /** The current access token stops working, as when its 48 hours are over. */
@@ -63,14 +64,12 @@ export abstract class DrchronoTokens {
    * the new pair, and its refresh token is spent.
    */
   loseTokenAnswers (n: number): void {
-    this.#lostAnswers = n
+    this.#lostAnswers.arm(n)
   }
 
   /** Whether this refresh's answer is lost (see {@link loseTokenAnswers}). */
   takeLostTokenAnswer (): boolean {
-    if (this.#lostAnswers <= 0) return false
-    this.#lostAnswers--
-    return true
+    return this.#lostAnswers.take()
   }
 
   /** Token requests wait from now until the returned function is called (a test lines up concurrent refreshes). */

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import type { SimDataOptions, SimSource } from './terminology.js'
 import { ADMISSION_STATS, type InjectedStatus, type Verdict } from '../../simulator-kit/admission.js'
-import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { Countdown, InjectedFaults } from '../../simulator-kit/injected-faults.js'
 import { DEFAULT_MAX_ENTRIES, remember } from '../../simulator-kit/bounds.js'
 import { freshStats } from '../../simulator-kit/stats.js'
 
@@ -103,10 +103,10 @@ export class OclSimulatorState {
   /** What an injected 429 carries; starts as the options say. */
   throttleHeaders: OclThrottleHeaders = { retryAfter: true, limitRemaining: 'minute' }
   #faults = new InjectedFaults<InjectedStatus>(503)
-  #staleNext = 0
-  #refuseDownloads = 0
+  readonly #staleNext = new Countdown()
+  readonly #refuseDownloads = new Countdown()
   #loopNext = false
-  #passBeforeFaults = 0
+  readonly #passBeforeFaults = new Countdown()
 
   constructor (options: OclSimulatorOptions = {}) {
     this.options = options
@@ -123,10 +123,10 @@ export class OclSimulatorState {
     this.exportLinkOverride = this.options.exportLinkOverride ?? null
     this.throttleHeaders = { retryAfter: true, limitRemaining: 'minute', ...this.options.throttleHeaders }
     this.#faults.reset()
-    this.#staleNext = 0
-    this.#refuseDownloads = 0
+    this.#staleNext.arm(0)
+    this.#refuseDownloads.arm(0)
     this.#loopNext = false
-    this.#passBeforeFaults = 0
+    this.#passBeforeFaults.arm(0)
   }
 
   /**
@@ -135,7 +135,7 @@ export class OclSimulatorState {
    */
   throttleNext (n: number, opts: { after?: number } = {}): void {
     this.#faults.throttleNext(n)
-    this.#passBeforeFaults = opts.after ?? 0
+    this.#passBeforeFaults.arm(opts.after ?? 0)
   }
 
   /** The next `n` API requests answer `status` (502/503 plain text, as a proxy; 500 as DRF's JSON). */
@@ -152,10 +152,10 @@ export class OclSimulatorState {
    * The next `n` export GETs answer 204 whatever the export's state, as when another client requests the
    * export between our GET and our POST: the POST then meets 409 (queued) or 303 (ready).
    */
-  staleNoExport (n: number): void { this.#staleNext = n }
+  staleNoExport (n: number): void { this.#staleNext.arm(n) }
 
   /** The next `n` downloads are refused with 403, as an expired or already used link is. */
-  refuseDownloads (n: number): void { this.#refuseDownloads = n }
+  refuseDownloads (n: number): void { this.#refuseDownloads.arm(n) }
 
   /** List `next` headers point at the page they are on: a pagination loop. */
   loopNextLinks (on = true): void { this.#loopNext = on }
@@ -164,25 +164,18 @@ export class OclSimulatorState {
 
   /** Injected faults, consumed one per API request; counters move with them. */
   verdict (): Verdict {
-    if (this.#passBeforeFaults > 0) {
-      this.#passBeforeFaults--
-      return { kind: 'pass' }
-    }
+    if (this.#passBeforeFaults.take()) return { kind: 'pass' }
     return this.#faults.verdict(this.stats, () => ({}))
   }
 
   /** Whether this export GET must pretend no export exists. */
   takeStale (): boolean {
-    if (this.#staleNext <= 0) return false
-    this.#staleNext--
-    return true
+    return this.#staleNext.take()
   }
 
   /** Whether this download must be refused. */
   takeRefusal (): boolean {
-    if (this.#refuseDownloads <= 0) return false
-    this.#refuseDownloads--
-    return true
+    return this.#refuseDownloads.take()
   }
 
   /** A fresh single-use link to a version's export file. */
