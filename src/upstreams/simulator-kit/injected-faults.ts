@@ -29,6 +29,7 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
   readonly #errors = new Countdown()
   #errorStatus: Status
   readonly #throttles = new Countdown()
+  #throttleSeconds = 1
   #errorRatio = 0
   #throttleRatio = 0
   #random: Rand = seeded(undefined)
@@ -43,9 +44,13 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
     this.#errorStatus = status
   }
 
-  /** The next `n` requests are throttled. */
-  throttleNext (n: number): void {
+  /**
+   * The next `n` requests are throttled, each naming a wait of `seconds` (by default the wait named last) in the
+   * upstream's own way: a Retry-After, a reset time, a sentence.
+   */
+  throttleNext (n: number, seconds = this.#throttleSeconds): void {
     this.#throttles.arm(n)
+    this.#throttleSeconds = seconds
   }
 
   /**
@@ -58,10 +63,15 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
     if (ratios.status !== undefined) this.#errorStatus = ratios.status
   }
 
-  /** Back to the given counts and ratios (none by default), the PRNG seeded anew from `seed` (default 1). */
-  reset (opts: { errors?: number, status?: Status, throttles?: number, errorRatio?: number, throttleRatio?: number, seed?: number } = {}): void {
+  /**
+   * Back to the given counts and ratios (none by default), throttles naming `throttleSeconds` (default 1), the PRNG
+   * seeded anew from `seed` (default 1).
+   */
+  reset (opts: {
+    errors?: number, status?: Status, throttles?: number, throttleSeconds?: number, errorRatio?: number, throttleRatio?: number, seed?: number
+  } = {}): void {
     this.failNext(opts.errors ?? 0, opts.status ?? this.defaultStatus)
-    this.throttleNext(opts.throttles ?? 0)
+    this.throttleNext(opts.throttles ?? 0, opts.throttleSeconds ?? 1)
     this.#errorRatio = opts.errorRatio ?? 0
     this.#throttleRatio = opts.throttleRatio ?? 0
     this.#random = seeded(opts.seed)
@@ -80,9 +90,9 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
 
   /**
    * The verdict of the fault due for this request ({@link take}), counted in `stats`; a throttle carries what
-   * `throttle()` says the upstream's 429 needs.
+   * `throttle(seconds)` says the upstream's 429 needs to name the wait.
    */
-  verdict<Throttle extends object> (stats: AdmissionStats, throttle: () => Throttle): Verdict<Throttle, Status> {
+  verdict<Throttle extends object> (stats: AdmissionStats, throttle: (seconds: number) => Throttle): Verdict<Throttle, Status> {
     const fault = this.take()
     if (fault === null) return { kind: 'pass' }
     if (fault.kind === 'error') {
@@ -90,9 +100,9 @@ export class InjectedFaults<Status extends number = InjectedStatus> {
       return fault
     }
     stats.throttled++
-    return { kind: 'throttle', ...throttle() }
+    return { kind: 'throttle', ...throttle(this.#throttleSeconds) }
   }
 }
 
-/** The PRNG of the fault ratios; the salt keeps it apart from the PRNG of the records under the same seed. */
+/** The PRNG of the fault ratios; the salt keeps its draws apart from those of other PRNGs under the same seed. */
 const seeded = (seed: number | undefined): Rand => mulberry32((seed ?? 1) ^ 0x5eed)

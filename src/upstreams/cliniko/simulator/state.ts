@@ -93,7 +93,6 @@ export class ClinikoSimulatorState {
   #keys = new Set<string>()
   #windows = new Map<string, number[]>()
   #faults = new InjectedFaults<InjectedStatus>(503)
-  #throttleSeconds = 1
   #loops = new Map<number, number>()
   #repeats = new Set<number>()
   /** What every 429 carries; starts as the options say, a test may change it mid-way. */
@@ -120,8 +119,8 @@ export class ClinikoSimulatorState {
     this.log = []
     this.#keys = new Set((this.options.apiKeys ?? [SANDBOX_API_KEY]).map(keyWithoutShard))
     this.#windows.clear()
-    this.#faults.reset({ errors: this.options.errorNext, status: this.options.errorStatus, throttles: this.options.throttleNext })
-    this.#throttleSeconds = this.options.throttleSeconds ?? 1
+    const o = this.options
+    this.#faults.reset({ errors: o.errorNext, status: o.errorStatus, throttles: o.throttleNext, throttleSeconds: o.throttleSeconds })
     this.#loops.clear()
     this.#repeats.clear()
     this.throttleHeaders = { rateLimitReset: true, retryAfter: false, ...this.options.throttleHeaders }
@@ -134,9 +133,8 @@ export class ClinikoSimulatorState {
   }
 
   /** The next `n` list requests answer 429 with X-RateLimit-Reset `seconds` from now. */
-  throttleNext (n: number, seconds = this.#throttleSeconds): void {
-    this.#faults.throttleNext(n)
-    this.#throttleSeconds = seconds
+  throttleNext (n: number, seconds?: number): void {
+    this.#faults.throttleNext(n, seconds)
   }
 
   /** The next `n` list requests answer `status`. */
@@ -196,7 +194,7 @@ export class ClinikoSimulatorState {
         return { kind: 'throttle', resetAt: (sent[sent.length - limit] as number) + windowMs }
       }
     }
-    return this.#faults.verdict(this.stats, () => ({ resetAt: now + this.#throttleSeconds * 1000 }))
+    return this.#faults.verdict(this.stats, seconds => ({ resetAt: now + seconds * 1000 }))
   }
 
   /** Notes an answer in the log. */

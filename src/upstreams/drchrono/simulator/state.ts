@@ -38,8 +38,6 @@ export class DrchronoSimulatorState extends DrchronoTokens {
   readonly lists = new Map<string, ListEntry>()
   stats: SimulatorStats = freshStats(STATS)
   #faults = new InjectedFaults<InjectedStatus>(503)
-  /** The wait a throttle names, in its body and its Retry-After. */
-  #retryAfterSeconds = 1
   #retryAfterHeader = true
   #failGeneration = new Map<number, number>()
   #expireNext = new Map<number, number>()
@@ -106,9 +104,8 @@ export class DrchronoSimulatorState extends DrchronoTokens {
   }
 
   /** The next `n` /api requests answer 429 "Expected available in `seconds` seconds.". */
-  throttleNext (n: number, seconds = this.#retryAfterSeconds): void {
-    this.#faults.throttleNext(n)
-    this.#retryAfterSeconds = seconds
+  throttleNext (n: number, seconds?: number): void {
+    this.#faults.throttleNext(n, seconds)
   }
 
   /** The next `n` /api requests answer `status` (502/503 plain text, 500 JSON). */
@@ -189,7 +186,7 @@ export class DrchronoSimulatorState extends DrchronoTokens {
       if (this.#recent.length >= limit) return this.#throttled(1)
       this.#recent.push(now)
     }
-    return this.#faults.verdict(this.stats, () => ({ seconds: this.#retryAfterSeconds }))
+    return this.#faults.verdict(this.stats, seconds => ({ seconds }))
   }
 
   /**
@@ -242,10 +239,9 @@ export class DrchronoSimulatorState extends DrchronoTokens {
   /** The faults of the options; the ratios draw from a PRNG seeded by the simulator's seed, so runs repeat. */
   #resetFaults (f: FaultOptions | undefined): void {
     this.#faults.reset({
-      errors: f?.errorNext, status: f?.errorStatus, throttles: f?.throttleNext,
+      errors: f?.errorNext, status: f?.errorStatus, throttles: f?.throttleNext, throttleSeconds: f?.retryAfterSeconds,
       errorRatio: f?.errorRatio, throttleRatio: f?.throttleRatio, seed: this.options.seed,
     })
-    this.#retryAfterSeconds = f?.retryAfterSeconds ?? 1
     this.#retryAfterHeader = f?.retryAfterHeader ?? true
   }
 }

@@ -41,8 +41,7 @@ function admit (state: OclSimulatorState, request: FastifyRequest, reply: Fastif
     return false
   }
   return passes(state.verdict(), {
-    throttle: () => {
-      const seconds = state.options.retryAfterSeconds ?? 1
+    throttle: ({ seconds }) => {
       const { retryAfter, limitRemaining } = state.throttleHeaders
       if (retryAfter) void reply.header('retry-after', String(seconds))
       if (limitRemaining !== 'absent') void reply.headers(LIMIT_REMAINING[limitRemaining])

@@ -122,7 +122,7 @@ export class OclSimulatorState {
     this.readyMode = this.options.readyMode ?? '302'
     this.exportLinkOverride = this.options.exportLinkOverride ?? null
     this.throttleHeaders = { retryAfter: true, limitRemaining: 'minute', ...this.options.throttleHeaders }
-    this.#faults.reset()
+    this.#faults.reset({ throttleSeconds: this.options.retryAfterSeconds })
     this.#staleNext.arm(0)
     this.#refuseDownloads.arm(0)
     this.#loopNext = false
@@ -163,9 +163,9 @@ export class OclSimulatorState {
   get loopingNext (): boolean { return this.#loopNext }
 
   /** Injected faults, consumed one per API request; counters move with them. */
-  verdict (): Verdict {
+  verdict (): Verdict<{ seconds: number }> {
     if (this.#passBeforeFaults.take()) return { kind: 'pass' }
-    return this.#faults.verdict(this.stats, () => ({}))
+    return this.#faults.verdict(this.stats, seconds => ({ seconds }))
   }
 
   /** Whether this export GET must pretend no export exists. */
