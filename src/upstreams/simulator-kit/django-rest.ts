@@ -4,10 +4,24 @@
  * both, as DRF writes them, whatever each upstream adds around them.
  */
 import type { FastifyReply } from 'fastify'
-import { sendProxyError, type InjectedStatus } from './admission.js'
+import { sendProxyError, type AdmissionStats, type InjectedStatus } from './admission.js'
 
 /** DRF's body of an unhandled server error. */
 export const DRF_SERVER_ERROR = { detail: 'A server error occurred.' }
+
+/** DRF's words for a request without credentials, and for credentials it does not accept. */
+export const NOT_PROVIDED = 'Authentication credentials were not provided.'
+export const INVALID_TOKEN = 'Invalid token.'
+
+/**
+ * DRF's 401, counted: `challenge` is the WWW-Authenticate of the upstream's scheme (`Bearer realm="api"`,
+ * `Token`), `detail` says why. False, so an admission can end with it.
+ */
+export function refuseCredentials (reply: FastifyReply, stats: AdmissionStats, challenge: string, detail: string): false {
+  stats.unauthorized++
+  void reply.code(401).header('www-authenticate', challenge).send({ detail })
+  return false
+}
 
 /** How the simulators spell true and false in a query: a strict subset of what DRF reads, so a client's spelling is checked. */
 export const DRF_TRUE: ReadonlySet<string> = new Set(['true', 'True', '1'])

@@ -7,7 +7,9 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { passes } from '../../simulator-kit/admission.js'
-import { DRF_SERVER_ERROR, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
+import {
+  DRF_SERVER_ERROR, INVALID_TOKEN, NOT_PROVIDED, refuseCredentials, sendServerError, throttledDetail,
+} from '../../simulator-kit/django-rest.js'
 import { acceptEmptyJsonBodies, startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { DRCHRONO_RESOURCES, type DrchronoResource } from '../params.js'
 import { readListQuery, selectionCache } from './lists.js'
@@ -31,19 +33,14 @@ function inProgressBody (kind: InProgressBody, uuid: string): Record<string, unk
   }
 }
 
+/** django-oauth-toolkit's challenge. */
+const BEARER = 'Bearer realm="api"'
+
 /** Authentication, then rate limit and injected faults; false when the reply has been sent. */
 function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: FastifyReply): boolean {
   const auth = request.headers.authorization
-  if (auth === undefined || !/^Bearer\s+\S/i.test(auth)) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Authentication credentials were not provided.' })
-    return false
-  }
-  if (!state.acceptsAccessToken(auth.replace(/^Bearer\s+/i, ''))) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Invalid token.' })
-    return false
-  }
+  if (auth === undefined || !/^Bearer\s+\S/i.test(auth)) return refuseCredentials(reply, state.stats, BEARER, NOT_PROVIDED)
+  if (!state.acceptsAccessToken(auth.replace(/^Bearer\s+/i, ''))) return refuseCredentials(reply, state.stats, BEARER, INVALID_TOKEN)
   return passes(state.verdict(), {
     throttle: ({ seconds }) => {
       if (state.retryAfterHeader) void reply.header('retry-after', String(seconds))

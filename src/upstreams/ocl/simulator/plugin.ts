@@ -10,7 +10,9 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { passes } from '../../simulator-kit/admission.js'
-import { DRF_FALSE, DRF_SERVER_ERROR, DRF_TRUE, sendServerError, throttledDetail } from '../../simulator-kit/django-rest.js'
+import {
+  DRF_FALSE, DRF_SERVER_ERROR, DRF_TRUE, INVALID_TOKEN, NOT_PROVIDED, refuseCredentials, sendServerError, throttledDetail,
+} from '../../simulator-kit/django-rest.js'
 import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { Readable, Transform } from 'node:stream'
 import yazl from 'yazl'
@@ -35,11 +37,7 @@ const LIMIT_REMAINING = {
 /** Token auth, then injected faults; false when the reply has been sent. */
 function admit (state: OclSimulatorState, request: FastifyRequest, reply: FastifyReply): boolean {
   const auth = request.headers.authorization
-  if (auth !== undefined && auth !== `Token ${state.token}`) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Token').send({ detail: 'Invalid token.' })
-    return false
-  }
+  if (auth !== undefined && auth !== `Token ${state.token}`) return refuseCredentials(reply, state.stats, 'Token', INVALID_TOKEN)
   return passes(state.verdict(), {
     throttle: ({ seconds }) => {
       const { retryAfter, limitRemaining } = state.throttleHeaders
@@ -57,8 +55,7 @@ function sourceFor (state: OclSimulatorState, request: FastifyRequest, reply: Fa
   const s = findSource(state.options, p.ownerType, p.owner, p.source)
   if (s === undefined) { void reply.code(404).send(NOT_FOUND); return undefined }
   if (!s.public && request.headers.authorization === undefined) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Token').send({ detail: 'Authentication credentials were not provided.' })
+    refuseCredentials(reply, state.stats, 'Token', NOT_PROVIDED)
     return undefined
   }
   return s
