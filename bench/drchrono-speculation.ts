@@ -9,8 +9,7 @@
  */
 import { pino } from 'pino'
 import { drchronoAdapter } from '../src/upstreams/drchrono/adapter.js'
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../src/upstreams/drchrono/simulator.js'
-import { PAST_END_MODES, type PastEndMode } from '../src/upstreams/drchrono/simulator-state.js'
+import { PAST_END_MODES, SANDBOX_CREDENTIALS, startDrchronoSimulator, type PastEndMode } from '../src/upstreams/drchrono/simulator/index.js'
 import { UpstreamClient } from '../src/upstreams/http.js'
 import type { JobContext } from '../src/contract/adapter.js'
 import { memoryServices } from '../src/upstreams/memory-services.js'

@@ -4,7 +4,7 @@
  * NDJSON streaming of the job against COPY TO STDOUT of the same rows, and the process's peak RSS throughout.
  */
 import { request } from 'undici'
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 import { copyIn, copyOut, run, uuidLiteral } from '../copy.js'
 import { cpuMeter, postgresCpuReader } from '../cpu.js'
 import { UNMETERED_DRCHRONO, startGateway, type GatewayProcess } from '../gateway-process.js'

@@ -4,7 +4,7 @@
  * Line 6c: two gateway processes on one database and one key, two jobs of 150 pages each: the budget is shared
  * through the database, so together they stay under the limit; the 201st request cannot go before 60 s.
  */
-import { SANDBOX_API_KEY, SANDBOX_USER_AGENT, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator.js'
+import { SANDBOX_API_KEY, SANDBOX_USER_AGENT, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator/index.js'
 import { startGateway, type GatewayProcess } from '../gateway-process.js'
 import { serverSeconds, submitJob, waitForJob, warmUpJob } from '../jobs.js'
 import { seconds, times, type Line } from '../report.js'

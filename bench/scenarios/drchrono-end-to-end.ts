@@ -4,7 +4,7 @@
  * 1d and 1e read it once more at the gateway's default settings (DRCHRONO_PAGE_CONCURRENCY 4, poll 500 ms): what
  * it costs in DrChrono requests (500 an hour per application), and how close to the ideal it stays for that.
  */
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 import { drchronoVendorLoop } from '../drchrono-vendor-loop.js'
 import { UNMETERED_DRCHRONO, startGateway } from '../gateway-process.js'
 import { serverSeconds, submitJob, waitForJob, warmUpJob } from '../jobs.js'

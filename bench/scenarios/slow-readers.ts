@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 import { run } from '../copy.js'
 import { startGateway, type GatewayProcess } from '../gateway-process.js'
 import { megabytes, times, type Line } from '../report.js'

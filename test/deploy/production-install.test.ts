@@ -23,7 +23,7 @@ import pg from 'pg'
 import t from 'tap'
 import { testDatabase } from '../helpers/database.js'
 import { GATEWAY_NODE_FLAGS } from '../../bench/gateway-process.js'
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 
 // npm ci of the whole tree (about a minute on two busy cores), tsc, and two gateway starts.
 t.setTimeout(300_000)

@@ -4,7 +4,7 @@
  * included, stay readable at /jobs/:id/results.
  */
 import t from 'tap'
-import { REJECTED_STATUSES, startCliniaSimulator } from '../../src/upstreams/clinia/simulator.js'
+import { REJECTED_STATUSES, startCliniaSimulator } from '../../src/upstreams/clinia/simulator/index.js'
 import { startGateway, waitForJob } from '../helpers/gateway.js'
 
 const API_KEY = 'clinia-e2e-key-0123456789'

@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap'
 import { clinia } from '../../src/upstreams/clinia/index.js'
-import { goJson, startCliniaSimulator, type CliniaSimulatorState } from '../../src/upstreams/clinia/simulator.js'
+import { goJson, startCliniaSimulator, type CliniaSimulatorState } from '../../src/upstreams/clinia/simulator/index.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 
 const API_KEY = 'clinia-e2e-key-0123456789'

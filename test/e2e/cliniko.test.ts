@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import {
   SANDBOX_API_KEY, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions, type RunningClinikoSimulator,
-} from '../../src/upstreams/cliniko/simulator.js'
+} from '../../src/upstreams/cliniko/simulator/index.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 
 const data = { seed: 7, recordCount: { patients: 430, individual_appointments: 300 } }

@@ -3,7 +3,7 @@
  * no record twice), and two gateways never run the same job.
  */
 import t from 'tap'
-import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js'
 import { sql, testDatabase } from '../helpers/database.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import pg from 'pg'
-import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 

@@ -3,7 +3,7 @@
  * successes, retries and failures, is grepped for planted markers and for every record's identifying fields.
  */
 import t from 'tap'
-import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { clientKeys, startGateway, waitForJob } from '../helpers/gateway.js'
 

@@ -6,7 +6,7 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
-import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions, type RunningMetriportSimulator } from '../../src/upstreams/metriport/simulator.js'
+import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions, type RunningMetriportSimulator } from '../../src/upstreams/metriport/simulator/index.js'
 import { clientKeys, startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 
 const [P0, P1] = SANDBOX_PATIENT_IDS as [string, string, string]

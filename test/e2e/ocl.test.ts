@@ -3,7 +3,7 @@
  * loopback HTTP: exact records as OCL's own text, the export's lastUpdated on the job, no secrets in logs.
  */
 import t, { type Test } from 'tap'
-import { SANDBOX_OCL_TOKEN, expectedChanges, expectedExport, startOclSimulator } from '../../src/upstreams/ocl/simulator.js'
+import { SANDBOX_OCL_TOKEN, expectedChanges, expectedExport, startOclSimulator } from '../../src/upstreams/ocl/simulator/index.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 
 async function setup (t: Test) {

@@ -3,8 +3,8 @@
  * they stay under the upstream's limit (its simulator answers 429 beyond it, as the real one does).
  */
 import t from 'tap'
-import { SANDBOX_API_KEY, expectedRecords, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator.js'
-import { expectedRecords as drchronoRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_API_KEY, expectedRecords, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator/index.js'
+import { expectedRecords as drchronoRecords } from '../../src/upstreams/drchrono/simulator/index.js'
 import { sql, testDatabase } from '../helpers/database.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { startGateway, waitForJob } from '../helpers/gateway.js'

@@ -4,7 +4,7 @@
  * as text and as the raw bytes of bytea columns.
  */
 import t from 'tap'
-import { SANDBOX_CREDENTIALS } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_CREDENTIALS } from '../../src/upstreams/drchrono/simulator/index.js'
 import { sql } from '../helpers/database.js'
 import { startDrchrono } from '../helpers/drchrono.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'

@@ -7,7 +7,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { SANDBOX_OCL_TOKEN, startOclSimulator } from '../../src/upstreams/ocl/simulator.js'
+import { SANDBOX_OCL_TOKEN, startOclSimulator } from '../../src/upstreams/ocl/simulator/index.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 
 /** A plain loopback server standing for an internal service (a metadata endpoint, an admin API). */

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check'
 import { RESOURCE_EXAMPLE } from '../../src/upstreams/clinia/operations.js'
-import { sandboxPatientId } from '../../src/upstreams/metriport/simulator.js'
+import { sandboxPatientId } from '../../src/upstreams/metriport/simulator/index.js'
 import { upstreams } from '../../src/upstreams/registry.js'
 import type { TestResponse } from '../helpers/gateway.js'
 

@@ -7,7 +7,7 @@
  * this adds many jobs of three upstreams and repeated kills at random moments.
  */
 import t from 'tap'
-import { mulberry32 } from '../../src/upstreams/seeded-random.js'
+import { mulberry32 } from '../../src/upstreams/simulator-kit/seeded-random.js'
 import { testDatabase, sql } from '../helpers/database.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
 import { CAMPAIGN_SEED, Tally, isTerminal, settle } from './campaign.js'

@@ -6,9 +6,9 @@
 import type { Test } from 'tap'
 import type { GatewayProcess } from '../helpers/process.js'
 import { recordsLost, storedRecords, type JobView, type Tally } from './campaign.js'
-import { startClinikoSimulator, expectedRecords as clinikoRecords, SANDBOX_API_KEY, SANDBOX_USER_AGENT } from '../../src/upstreams/cliniko/simulator.js'
-import { startDrchronoSimulator, expectedRecords as drchronoRecords, SANDBOX_CREDENTIALS } from '../../src/upstreams/drchrono/simulator.js'
-import { expectedExport, startOclSimulator, SANDBOX_OCL_TOKEN, type SimSource } from '../../src/upstreams/ocl/simulator.js'
+import { startClinikoSimulator, expectedRecords as clinikoRecords, SANDBOX_API_KEY, SANDBOX_USER_AGENT } from '../../src/upstreams/cliniko/simulator/index.js'
+import { startDrchronoSimulator, expectedRecords as drchronoRecords, SANDBOX_CREDENTIALS } from '../../src/upstreams/drchrono/simulator/index.js'
+import { expectedExport, startOclSimulator, SANDBOX_OCL_TOKEN, type SimSource } from '../../src/upstreams/ocl/simulator/index.js'
 
 const DRCHRONO_COUNTS = { appointments: 900 }
 const CLINIKO_COUNTS = { patients: 600 }

@@ -3,9 +3,8 @@
  * replicas sharing upstream budgets and tokens (shared-upstreams, token-rotation) start from.
  */
 import type { Test } from 'tap'
-import { SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords as clinikoRecords, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator.js'
-import { expectedRecords as drchronoRecords } from '../../src/upstreams/drchrono/simulator.js'
-import type { DrchronoSimulatorOptions } from '../../src/upstreams/drchrono/simulator-state.js'
+import { SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords as clinikoRecords, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator/index.js'
+import { expectedRecords as drchronoRecords, type DrchronoSimulatorOptions } from '../../src/upstreams/drchrono/simulator/index.js'
 import { testDatabase } from '../helpers/database.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'

@@ -4,15 +4,15 @@
  * (computed from what the simulator holds: its seeded data, Clinia's tasks, Metriport's webhook deliveries).
  */
 import type { Test } from 'tap'
-import { cliniaSimulator, CliniaSimulatorState, goJson, SANDBOX_CREDENTIALS as CLINIA_CREDENTIALS } from '../../src/upstreams/clinia/simulator.js'
-import { clinikoSimulator, ClinikoSimulatorState, expectedRecords as clinikoRecords, SANDBOX_API_KEY, SANDBOX_USER_AGENT } from '../../src/upstreams/cliniko/simulator.js'
-import { drchronoSimulator, DrchronoSimulatorState, expectedRecords as drchronoRecords, SANDBOX_CREDENTIALS as DRCHRONO_CREDENTIALS } from '../../src/upstreams/drchrono/simulator.js'
-import { WireFaults } from '../../src/upstreams/injected-faults.js'
+import { cliniaSimulator, CliniaSimulatorState, goJson, SANDBOX_CREDENTIALS as CLINIA_CREDENTIALS } from '../../src/upstreams/clinia/simulator/index.js'
+import { clinikoSimulator, ClinikoSimulatorState, expectedRecords as clinikoRecords, SANDBOX_API_KEY, SANDBOX_USER_AGENT } from '../../src/upstreams/cliniko/simulator/index.js'
+import { drchronoSimulator, DrchronoSimulatorState, expectedRecords as drchronoRecords, SANDBOX_CREDENTIALS as DRCHRONO_CREDENTIALS } from '../../src/upstreams/drchrono/simulator/index.js'
+import { WireFaults } from '../../src/upstreams/simulator-kit/wire-faults.js'
 import { SANDBOX_CREDENTIALS as METRIPORT_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
-import { metriportSimulator, MetriportSimulatorState, sandboxPatientId } from '../../src/upstreams/metriport/simulator.js'
+import { metriportSimulator, MetriportSimulatorState, sandboxPatientId } from '../../src/upstreams/metriport/simulator/index.js'
 import { withAddedFields } from '../../src/upstreams/metriport/webhook.js'
-import { expectedChanges, expectedExport, oclSimulator, OclSimulatorState, SANDBOX_OCL_TOKEN, type SimSource } from '../../src/upstreams/ocl/simulator.js'
-import { serveSimulator } from '../../src/upstreams/simulator-server.js'
+import { expectedChanges, expectedExport, oclSimulator, OclSimulatorState, SANDBOX_OCL_TOKEN, type SimSource } from '../../src/upstreams/ocl/simulator/index.js'
+import { serveSimulator } from '../../src/upstreams/simulator-kit/server.js'
 import type { TestGateway } from '../helpers/gateway.js'
 import type { JobView } from './campaign.js'
 

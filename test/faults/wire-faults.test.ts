@@ -4,8 +4,8 @@
  */
 import t from 'tap'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import { WIRE_FAULT_KINDS, WireFaults, reshape } from '../../src/upstreams/injected-faults.js'
-import { serveSimulator } from '../../src/upstreams/simulator-server.js'
+import { WIRE_FAULT_KINDS, WireFaults, reshape } from '../../src/upstreams/simulator-kit/wire-faults.js'
+import { serveSimulator } from '../../src/upstreams/simulator-kit/server.js'
 
 t.test('armed faults come first and in order, after the requests let through; body faults wait for a JSON answer', async t => {
   const faults = new WireFaults()

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { pino } from 'pino'
 import { drchronoAdapter, type DrchronoCheckpoint, type DrchronoSettings } from '../../src/upstreams/drchrono/adapter.js'
 import type { DrchronoResource } from '../../src/upstreams/drchrono/params.js'
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator, type DrchronoSimulatorOptions } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator, type DrchronoSimulatorOptions } from '../../src/upstreams/drchrono/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from './records.js'

@@ -1,6 +1,5 @@
 /** A DrChrono simulator on its own loopback port, and the gateway environment that points at it. */
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator, type RunningDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
-import type { DrchronoSimulatorOptions } from '../../src/upstreams/drchrono/simulator-state.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator, type DrchronoSimulatorOptions, type RunningDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 
 interface TestLike { teardown (fn: () => unknown): void }
 

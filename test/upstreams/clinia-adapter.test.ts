@@ -4,7 +4,7 @@ import { cliniaAdapter, type CliniaCheckpoint, type CliniaSettings } from '../..
 import type { CliniaResource } from '../../src/upstreams/clinia/operations.js'
 import {
   SANDBOX_CREDENTIALS, goJson, startCliniaSimulator, type CliniaSimulatorOptions, type CliniaSimulatorState,
-} from '../../src/upstreams/clinia/simulator.js'
+} from '../../src/upstreams/clinia/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'

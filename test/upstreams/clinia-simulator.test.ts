@@ -1,6 +1,6 @@
 /** The Clinia simulator on the wire: it must be exactly as strict as the bulk-write facts say, never kinder. */
 import t, { type Test } from 'tap'
-import { SANDBOX_CREDENTIALS, startCliniaSimulator, type CliniaSimulatorOptions } from '../../src/upstreams/clinia/simulator.js'
+import { SANDBOX_CREDENTIALS, startCliniaSimulator, type CliniaSimulatorOptions } from '../../src/upstreams/clinia/simulator/index.js'
 
 const key = { 'x-clinia-api-key': SANDBOX_CREDENTIALS.apiKey }
 const base = `/sources/${SANDBOX_CREDENTIALS.sourceKey}/v1`

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { cliniaAdapter, type CliniaCheckpoint } from '../../src/upstreams/clinia/adapter.js'
 import {
   REJECTED_STATUSES, SANDBOX_CREDENTIALS, goJson, startCliniaSimulator, type CliniaSimulatorOptions, type CliniaSimulatorState,
-} from '../../src/upstreams/clinia/simulator.js'
+} from '../../src/upstreams/clinia/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { JobContext } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'

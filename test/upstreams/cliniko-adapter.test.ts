@@ -5,7 +5,7 @@ import { clinikoAdapter, type ClinikoCheckpoint, type ClinikoSettings } from '..
 import { CLINIKO_RESOURCES, type ClinikoResource } from '../../src/upstreams/cliniko/params.js'
 import {
   SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions,
-} from '../../src/upstreams/cliniko/simulator.js'
+} from '../../src/upstreams/cliniko/simulator/index.js'
 import { UpstreamError } from '../../src/domain/errors.js'
 import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'

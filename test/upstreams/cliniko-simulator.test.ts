@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import {
   SANDBOX_API_KEY, SANDBOX_USER_AGENT, clinikoSimulator, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions,
-} from '../../src/upstreams/cliniko/simulator.js'
+} from '../../src/upstreams/cliniko/simulator/index.js'
 
 const auth = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read as the wire gives them

@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { clinikoAdapter, type ClinikoSettings } from '../../src/upstreams/cliniko/adapter.js'
 import {
   SANDBOX_API_KEY, SANDBOX_USER_AGENT, expectedRecords, startClinikoSimulator, type ClinikoSimulatorOptions, type ClinikoThrottleHeaders,
-} from '../../src/upstreams/cliniko/simulator.js'
+} from '../../src/upstreams/cliniko/simulator/index.js'
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
 import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
 import { UpstreamError } from '../../src/domain/errors.js'

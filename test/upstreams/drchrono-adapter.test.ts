@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import type { DrchronoResource } from '../../src/upstreams/drchrono/params.js'
-import { expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js'
 import { UpstreamError } from '../../src/domain/errors.js'
 import { drchronoSetup as setup, fakeJob, stubAccepted, stubDrchrono } from '../helpers/drchrono-job.js'
 

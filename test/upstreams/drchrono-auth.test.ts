@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { MemoryCredentialStore, type CredentialStore } from '../../src/upstreams/credential-store.js'
 import { DRCHRONO_CREDENTIAL, DrchronoAuth } from '../../src/upstreams/drchrono/auth.js'
-import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator.js'
+import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import { MemoryBudgetStore } from '../../src/upstreams/request-budget.js'
 

@@ -4,7 +4,7 @@
  * rules, a list that changes while it is read, and asking without speculation, against a hand-written DrChrono.
  */
 import t from 'tap'
-import { expectedRecords, PAST_END_MODES } from '../../src/upstreams/drchrono/simulator.js'
+import { expectedRecords, PAST_END_MODES } from '../../src/upstreams/drchrono/simulator/index.js'
 import { drchronoSetup, fakeJob, stubAccepted, stubDrchrono, stubPage } from '../helpers/drchrono-job.js'
 
 const CONCURRENCY = 4 // the adapter's default, and so its default count of speculative pages

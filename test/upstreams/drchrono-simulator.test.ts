@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import {
   SANDBOX_CREDENTIALS, expectedRecords, startDrchronoSimulator, type DrchronoSimulatorOptions,
-} from '../../src/upstreams/drchrono/simulator.js'
+} from '../../src/upstreams/drchrono/simulator/index.js'
 
 const auth = { authorization: `Bearer ${SANDBOX_CREDENTIALS.accessToken}` }
 

@@ -4,7 +4,7 @@
  * The simulator plays each variant; a job completes exactly under every one.
  */
 import t from 'tap'
-import { IN_PROGRESS_BODIES, expectedRecords } from '../../src/upstreams/drchrono/simulator.js'
+import { IN_PROGRESS_BODIES, expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js'
 import { drchronoSetup, fakeJob } from '../helpers/drchrono-job.js'
 
 const recordCount = { patients: 2500 }

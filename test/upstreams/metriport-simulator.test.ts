@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
 import { verifyWebhookSignature } from '../../src/upstreams/metriport/signature.js'
-import { SANDBOX_PATIENT_IDS, patientDocuments, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator.js'
+import { SANDBOX_PATIENT_IDS, patientDocuments, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator/index.js'
 
 const patientId = SANDBOX_PATIENT_IDS[1] as string
 const START = '/medical/v1/document/download-url/bulk'

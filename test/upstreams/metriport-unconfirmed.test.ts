@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import { metriportAdapter } from '../../src/upstreams/metriport/adapter.js'
 import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
-import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator.js'
+import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator/index.js'
 import { runKey } from '../../src/upstreams/metriport/webhook.js'
 import type { JobContext, Parked } from '../../src/contract/adapter.js'
 

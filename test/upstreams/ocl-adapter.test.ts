@@ -10,7 +10,7 @@ import { oclAdapter, type OclSettings } from '../../src/upstreams/ocl/adapter.js
 import type { OclExportCheckpoint } from '../../src/upstreams/ocl/export-job.js'
 import {
   DEFAULT_SOURCES, SANDBOX_OCL_TOKEN, expectedExport, startOclSimulator, type OclSimulatorOptions, type SimSource,
-} from '../../src/upstreams/ocl/simulator.js'
+} from '../../src/upstreams/ocl/simulator/index.js'
 import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 

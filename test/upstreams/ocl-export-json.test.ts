@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { ExportJsonScanner, type ExportElement, type ExportJsonScannerOptions } from '../../src/upstreams/ocl/export-json.js'
-import { exportJsonChunks, expectedExport, findSource } from '../../src/upstreams/ocl/simulator-data.js'
+import { exportJsonChunks, expectedExport, findSource } from '../../src/upstreams/ocl/simulator/terminology.js'
 
 /** Feeds `text` in chunks of the given sizes (cycled) and returns every element, after end(). */
 function scan (text: string | Buffer, sizes: number[] = [65_536], options?: ExportJsonScannerOptions): ExportElement[] {

@@ -14,7 +14,7 @@ import t, { type Test } from 'tap'
 import yazl from 'yazl'
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
 import { oclAdapter, type OclSettings } from '../../src/upstreams/ocl/adapter.js'
-import { expectedExport, startOclSimulator } from '../../src/upstreams/ocl/simulator.js'
+import { expectedExport, startOclSimulator } from '../../src/upstreams/ocl/simulator/index.js'
 import type { JobContext } from '../../src/contract/adapter.js'
 import { recordTexts } from '../helpers/records.js'
 

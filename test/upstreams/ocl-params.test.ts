@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ocl } from '../../src/upstreams/ocl/index.js'
-import { oclParams, parseUpdatedSince } from '../../src/upstreams/ocl/params.js'
+import { parseInstant } from '../../src/lib/values.js'
+import { oclParams } from '../../src/upstreams/ocl/params.js'
 
 const target = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL' }
 const issues = (resource: 'export' | 'changes', params: unknown): string[] => {
@@ -25,7 +26,7 @@ t.test('changes: updatedSince required, a date or an ISO datetime; no version', 
   for (const bad of ['2023-02-29', '2024-06-01 10:20', 'yesterday', '2024-06-01T25:00:00Z']) t.same(issues('changes', { ...target, updatedSince: bad }), ['updatedSince'], bad)
   t.same(issues('changes', target), ['updatedSince'])
   t.same(issues('changes', { ...target, updatedSince: '2024-01-01', version: 'v1' }), ['unrecognized_keys'])
-  t.equal(parseUpdatedSince('2024-06-01T10:20'), Date.parse('2024-06-01T10:20:00Z'), 'no offset: read as UTC')
+  t.equal(parseInstant('2024-06-01T10:20'), Date.parse('2024-06-01T10:20:00Z'), 'no offset: read as UTC')
 })
 
 t.test('configuration: neither OCL_BASE_URL nor OCL_TOKEN = not configured; either one = live', async t => {

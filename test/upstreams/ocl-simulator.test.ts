@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import yauzl from 'yauzl'
 import {
   SANDBOX_OCL_TOKEN, expectedChanges, expectedExport, startOclSimulator, type OclSimulatorOptions,
-} from '../../src/upstreams/ocl/simulator.js'
+} from '../../src/upstreams/ocl/simulator/index.js'
 
 const auth = { authorization: `Token ${SANDBOX_OCL_TOKEN}` }
 const CIEL = '/orgs/CIEL/sources/CIEL'

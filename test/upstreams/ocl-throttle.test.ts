@@ -10,7 +10,7 @@ import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
 import { oclAdapter } from '../../src/upstreams/ocl/adapter.js'
 import {
   SANDBOX_OCL_TOKEN, expectedChanges, expectedExport, startOclSimulator, type OclThrottleHeaders,
-} from '../../src/upstreams/ocl/simulator.js'
+} from '../../src/upstreams/ocl/simulator/index.js'
 import { CLOCK_SKEW_MS, oclThrottleWait } from '../../src/upstreams/ocl/throttle.js'
 import { UpstreamError } from '../../src/domain/errors.js'
 import type { JobContext } from '../../src/contract/adapter.js'

@@ -4,7 +4,7 @@ import { z } from 'zod'
 import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { cliniaAdapter, type CliniaSettings } from './adapter.js'
 import { RELATIONSHIP_EXAMPLE, RESOURCE_EXAMPLE, cliniaOperations, cliniaParams, MAX_JOB_OPERATIONS } from './operations.js'
-import { cliniaSimulator, SANDBOX_CREDENTIALS } from './simulator.js'
+import { cliniaSimulator, SANDBOX_CREDENTIALS } from './simulator/index.js'
 import { optionalEnv } from '../../lib/env.js'
 
 // An empty variable (CLINIA_API_KEY=) means unset, as a shell user expects.

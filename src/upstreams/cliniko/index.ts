@@ -4,7 +4,7 @@ import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { clinikoAdapter } from './adapter.js'
 import { CLINIKO_RESOURCES, FILTER_EXAMPLES, clinikoParams, type ClinikoResource } from './params.js'
 import { clinikoEnv, settingsFromEnv, type ClinikoEnv, type ClinikoSettings } from './settings.js'
-import { SANDBOX_USER_AGENT, clinikoSimulator } from './simulator.js'
+import { SANDBOX_USER_AGENT, clinikoSimulator } from './simulator/index.js'
 
 const DESCRIPTIONS: Record<ClinikoResource, string> = {
   patients: 'Patients, without archived and deleted ones (see archived_patients, deleted_patients). Ids are int64 strings.',

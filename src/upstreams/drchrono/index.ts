@@ -4,7 +4,7 @@ import { z } from 'zod'
 import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { drchronoAdapter, type DrchronoSettings } from './adapter.js'
 import { drchronoParams, type DrchronoResource } from './params.js'
-import { drchronoSimulator } from './simulator.js'
+import { drchronoSimulator } from './simulator/index.js'
 import { optionalEnv } from '../../lib/env.js'
 
 // An empty variable (DRCHRONO_REFRESH_TOKEN=) means unset, as a shell user expects.

@@ -6,9 +6,7 @@
  * `page` is not a param: the adapter walks every page itself.
  */
 import { z } from 'zod'
-import { isDay } from '../../lib/values.js'
-// TODO(issue 11, after the simulator kit lands): the simulator imports isDay from lib/values.ts directly.
-export { isDay }
+import { isDay, parseInstant } from '../../lib/values.js'
 
 export const DRCHRONO_RESOURCES = [
   'appointments', 'patients', 'line_items', 'transactions', 'prescription_messages',
@@ -123,17 +121,6 @@ export function parseDayRange (value: string): [string, string] | null {
   return [from, to]
 }
 
-// ISO 8601 datetime with an optional offset; seconds and fractions optional, as Django's parser accepts.
-const DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$/
-
-/** `since` as a UTC instant in ms, or null when it is neither a day nor an ISO datetime. Days are UTC midnight. */
-export function parseSince (value: string): number | null {
-  if (isDay(value)) return Date.parse(`${value}T00:00:00Z`)
-  if (!DATETIME.test(value) || !isDay(value.slice(0, 10))) return null
-  const hasZone = /(Z|[+-]\d{2}:\d{2})$/.test(value)
-  const at = Date.parse(hasZone ? value : `${value}Z`)
-  return Number.isFinite(at) ? at : null
-}
 
 // Patterns as well as refinements: the patterns (and format) show in the OpenAPI document, the refinements
 // reject what a pattern cannot (30 February, a reversed range).
@@ -145,7 +132,7 @@ const rangeSchema = z.string().regex(RANGE, 'expected YYYY-MM-DD/YYYY-MM-DD')
 function filterSchema (spec: FilterSpec): z.ZodType {
   switch (spec.kind) {
     case 'since': return z.string().regex(/^\d{4}-\d{2}-\d{2}(T.+)?$/, 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime')
-      .refine(v => parseSince(v) !== null, 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime')
+      .refine(v => parseInstant(v) !== null, 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime')
     case 'date': return daySchema
     case 'range': return rangeSchema
     case 'dateOrRange': return z.string().regex(/^\d{4}-\d{2}-\d{2}(\/\d{4}-\d{2}-\d{2})?$/, 'expected YYYY-MM-DD or YYYY-MM-DD/YYYY-MM-DD').refine(v => isDay(v) || parseDayRange(v) !== null, 'expected YYYY-MM-DD or YYYY-MM-DD/YYYY-MM-DD')

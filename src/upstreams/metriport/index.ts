@@ -10,8 +10,7 @@ import {
   DEFAULT_WEBHOOK_TIMEOUT_SECONDS, metriportEnv, metriportSettingsFromEnv,
   type MetriportEnv, type MetriportSettings,
 } from './settings.js'
-import { SANDBOX_PATIENT_IDS } from './simulator-data.js'
-import { metriportSimulator } from './simulator.js'
+import { SANDBOX_PATIENT_IDS, metriportSimulator } from './simulator/index.js'
 import { metriportWebhook } from './webhook.js'
 
 export type { MetriportSettings, MetriportEnv } from './settings.js'

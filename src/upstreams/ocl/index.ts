@@ -4,7 +4,7 @@ import { z } from 'zod'
 import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { DEFAULT_EXPORT_LIMITS, DEFAULT_EXPORT_WAIT, oclAdapter, type OclSettings } from './adapter.js'
 import { oclParams, type OclResource } from './params.js'
-import { oclSimulator } from './simulator.js'
+import { oclSimulator } from './simulator/index.js'
 import { optionalEnv } from '../../lib/env.js'
 
 export const DEFAULT_OCL_BASE_URL = 'https://api.openconceptlab.org'

@@ -4,7 +4,7 @@
  * simulator reads its query strings with the same patterns, so the two cannot disagree.
  */
 import { z } from 'zod'
-import { isDay } from '../../lib/values.js'
+import { parseInstant } from '../../lib/values.js'
 
 export const OCL_RESOURCES = ['export', 'changes'] as const
 /** An OCL resource a job can read. */
@@ -25,20 +25,6 @@ export function isMnemonic (value: string): boolean {
   return MNEMONIC.test(value) && !/^\.+$/.test(value)
 }
 
-// ISO 8601 datetime with optional seconds, fraction and offset, as OCL's updatedSince parser accepts.
-const DATETIME = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$/
-
-/**
- * `updatedSince` as a UTC instant in ms, or null when it is neither a day nor an ISO datetime. A day is UTC
- * midnight and a datetime without an offset is read as UTC (the simulator's reading; OCL uses its server zone).
- */
-export function parseUpdatedSince (value: string): number | null {
-  if (isDay(value)) return Date.parse(`${value}T00:00:00Z`)
-  const m = DATETIME.exec(value)
-  if (!m || !isDay(m[1] as string)) return null
-  const at = Date.parse(m[4] === undefined ? `${value}Z` : value)
-  return Number.isFinite(at) ? at : null
-}
 
 const mnemonic = (what: string, example: string) => z.string()
   // abort: a value that fails the pattern gets one message, not the refinement's as well.
@@ -65,7 +51,7 @@ const changesParams = z.strictObject({
   ...target,
   updatedSince: z.string()
     .regex(/^\d{4}-\d{2}-\d{2}(T.+)?$/, { error: 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime', abort: true })
-    .refine(v => parseUpdatedSince(v) !== null, 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime')
+    .refine(v => parseInstant(v) !== null, 'expected a date (YYYY-MM-DD) or an ISO 8601 datetime')
     .meta({ description: 'Only concepts and mappings updated at or after this date (YYYY-MM-DD) or ISO 8601 datetime, e.g. an export\'s lastUpdated.', example: '2024-06-01T00:00:00Z' }),
 })
 

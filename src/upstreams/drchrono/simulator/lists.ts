@@ -3,10 +3,13 @@
  * filters, ordering, and {@link expectedRecords}, the same code path tests use to know the exact answer.
  */
 import {
-  DEFAULT_PAGE_SIZE, DRCHRONO_FILTERS, MAX_PAGE, defaultOrder, isDay, maxPageSize, parseDayRange, parseSince,
+  DEFAULT_PAGE_SIZE, DRCHRONO_FILTERS, MAX_PAGE, defaultOrder, maxPageSize, parseDayRange,
   type DrchronoResource, type FilterSpec,
-} from './params.js'
-import { itemAt, recordAt, type SimItem } from './simulator-records.js'
+} from '../params.js'
+import { itemAt, recordAt, type SimItem } from './records.js'
+import { DRF_FALSE, DRF_TRUE } from '../../simulator-kit/django-rest.js'
+import { recentlyComputed, recordCountOf, type SeededRecords } from '../../simulator-kit/lists.js'
+import { isDay, parseInstant } from '../../../lib/values.js'
 
 /** Typed filter values plus order and verbosity: what decides the records of a list (page_size only slices it). */
 export type ListParams = Record<string, string | number | boolean | undefined>
@@ -36,8 +39,6 @@ export const DEFAULT_RECORD_COUNTS: RecordCounts = {
 }
 
 const INT = /^[0-9]+$/
-const TRUE = new Set(['true', 'True', '1'])
-const FALSE = new Set(['false', 'False', '0'])
 
 function integer (name: string, raw: string, min: number, max: number, errors: FieldErrors): number | undefined {
   if (!INT.test(raw)) { errors[name] = ['A valid integer is required.']; return undefined }
@@ -50,7 +51,7 @@ function integer (name: string, raw: string, min: number, max: number, errors: F
 function filterValue (name: string, spec: FilterSpec, raw: string, errors: FieldErrors): string | number | boolean | undefined {
   switch (spec.kind) {
     case 'since':
-      if (parseSince(raw) === null) errors[name] = ['Datetime has wrong format. Use one of these formats instead: YYYY-MM-DD, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].']
+      if (parseInstant(raw) === null) errors[name] = ['Datetime has wrong format. Use one of these formats instead: YYYY-MM-DD, YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].']
       return raw
     case 'date':
       if (!isDay(raw)) errors[name] = ['Date has wrong format. Use one of these formats instead: YYYY-MM-DD.']
@@ -68,8 +69,8 @@ function filterValue (name: string, spec: FilterSpec, raw: string, errors: Field
       if (raw.trim() === '') errors[name] = ['This field may not be blank.']
       return raw
     case 'archived':
-      if (TRUE.has(raw)) return true
-      if (FALSE.has(raw)) return false
+      if (DRF_TRUE.has(raw)) return true
+      if (DRF_FALSE.has(raw)) return false
       errors[name] = ['Must be a valid boolean.']
       return undefined
   }
@@ -96,8 +97,8 @@ export function readListQuery (resource: DrchronoResource, query: Record<string,
       if (value === 'updated_at' || value === defaultOrder(resource)) params.order_by = value
       else errors[name] = [`Select a valid choice. ${value} is not one of the available choices.`]
     } else if (name === 'verbose') {
-      if (TRUE.has(value)) params.verbose = true
-      else if (FALSE.has(value)) params.verbose = false
+      if (DRF_TRUE.has(value)) params.verbose = true
+      else if (DRF_FALSE.has(value)) params.verbose = false
       else errors[name] = ['Must be a valid boolean.']
     } else errors[name] = ['Unknown query parameter.']
   }
@@ -113,7 +114,7 @@ const dayOfFilter = (item: SimItem, name: string): string | undefined =>
 function matches (item: SimItem, name: string, spec: FilterSpec, value: string | number | boolean): boolean {
   const field = item.record[name]
   switch (spec.kind) {
-    case 'since': return updatedMs(item) >= (parseSince(String(value)) ?? Infinity)
+    case 'since': return updatedMs(item) >= (parseInstant(String(value)) ?? Infinity)
     case 'date': return dayOfFilter(item, name) === value
     case 'range': {
       const [from, to] = parseDayRange(String(value)) ?? ['', '']
@@ -151,15 +152,7 @@ export function selectIndices (resource: DrchronoResource, params: ListParams, s
 }
 
 /** Options that shape the fake data: the same ones the simulator takes. */
-export interface DataOptions {
-  seed?: number
-  recordCount?: number | Partial<RecordCounts>
-}
-
-export function recordCountOf (resource: DrchronoResource, recordCount: DataOptions['recordCount']): number {
-  if (typeof recordCount === 'number') return recordCount
-  return recordCount?.[resource] ?? DEFAULT_RECORD_COUNTS[resource]
-}
+export type DataOptions = SeededRecords<DrchronoResource>
 
 /**
  * Every record a job with these params must end with, in order (page after page), computed without HTTP.
@@ -168,20 +161,14 @@ export function recordCountOf (resource: DrchronoResource, recordCount: DataOpti
 export function expectedRecords (resource: DrchronoResource, params: ListParams, options: DataOptions = {}): Array<Record<string, unknown>> {
   const seed = options.seed ?? 1
   const { page_size: _pageSize, ...listParams } = params
-  const indices = selectIndices(resource, listParams, seed, recordCountOf(resource, options.recordCount))
+  const indices = selectIndices(resource, listParams, seed, recordCountOf(resource, options.recordCount, DEFAULT_RECORD_COUNTS))
   return Array.from(indices, i => recordAt(resource, seed, i, params.verbose === true))
 }
 
-/** Remembers the last few selections: every page of one job asks for the same list. */
-export function selectionCache (seed: number, recordCount: DataOptions['recordCount'], size = 16) {
-  const cache = new Map<string, Int32Array>()
-  return (resource: DrchronoResource, params: ListParams): Int32Array => {
-    const key = JSON.stringify([resource, Object.entries(params).filter(([k]) => k !== 'verbose').sort()])
-    let hit = cache.get(key)
-    if (hit) cache.delete(key)
-    else hit = selectIndices(resource, params, seed, recordCountOf(resource, recordCount))
-    cache.set(key, hit)
-    if (cache.size > size) cache.delete(cache.keys().next().value as string)
-    return hit
-  }
+/** The indices of a list's records, remembered for the next pages; verbosity does not change which records. */
+export function selectionCache (seed: number, recordCount: DataOptions['recordCount']): (resource: DrchronoResource, params: ListParams) => Int32Array {
+  return recentlyComputed(
+    (resource: DrchronoResource, params: ListParams) => selectIndices(resource, params, seed, recordCountOf(resource, recordCount, DEFAULT_RECORD_COUNTS)),
+    (resource, params) => JSON.stringify([resource, Object.entries(params).filter(([k]) => k !== 'verbose').sort()]),
+  )
 }

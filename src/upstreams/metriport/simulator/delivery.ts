@@ -3,7 +3,7 @@
  * delivered only when answered 200 within the timeout, as Metriport counts it.
  */
 import { request, type Agent } from 'undici'
-import { SIGNATURE_HEADER, signWebhook } from './signature.js'
+import { SIGNATURE_HEADER, signWebhook } from '../signature.js'
 
 /** One webhook the simulator sent, and what the receiver answered. */
 export interface DeliveryRecord {

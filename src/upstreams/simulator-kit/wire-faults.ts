@@ -1,49 +1,12 @@
 /**
- * The "next N requests fail" controls simulators offer tests: injected server errors first, then throttles,
- * each consumed by one request. Counting them in stats and shaping the answer stay with each simulator.
- * Below them, {@link WireFaults}: what the network and the machines in front of any upstream do to its answers.
+ * Faults of the wire rather than of an upstream's protocol, for any simulator: {@link WireFaults} says which
+ * requests get which fault, {@link injectWireFaults} applies them to a simulator's Fastify app.
  */
+import { once } from 'node:events'
+import { PassThrough } from 'node:stream'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { sendProxyError } from './admission.js'
 import { mulberry32 } from './seeded-random.js'
-
-export class InjectedFaults<Status extends number> {
-  #errors = 0
-  #errorStatus: Status
-  #throttles = 0
-
-  constructor (private readonly defaultStatus: Status) {
-    this.#errorStatus = defaultStatus
-  }
-
-  /** The next `n` requests answer `status`. */
-  failNext (n: number, status: Status = this.defaultStatus): void {
-    this.#errors = n
-    this.#errorStatus = status
-  }
-
-  /** The next `n` requests are throttled. */
-  throttleNext (n: number): void {
-    this.#throttles = n
-  }
-
-  /** Back to the given counts (none by default). */
-  reset (opts: { errors?: number, status?: Status, throttles?: number } = {}): void {
-    this.failNext(opts.errors ?? 0, opts.status ?? this.defaultStatus)
-    this.throttleNext(opts.throttles ?? 0)
-  }
-
-  /** Consumes the fault due for this request, errors before throttles; null when none is left. */
-  take (): { kind: 'error', status: Status } | { kind: 'throttle' } | null {
-    if (this.#errors > 0) {
-      this.#errors--
-      return { kind: 'error', status: this.#errorStatus }
-    }
-    if (this.#throttles > 0) {
-      this.#throttles--
-      return { kind: 'throttle' }
-    }
-    return null
-  }
-}
 
 /**
  * Faults of the wire rather than of an upstream's protocol: what a load balancer, an API gateway, a buggy release
@@ -153,4 +116,58 @@ export function reshape (value: unknown): unknown {
     return {}
   }
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, swap(v)]))
+}
+
+const MAINTENANCE_PAGE = '<!DOCTYPE html>\n<html><head><title>Maintenance</title></head><body><h1>We will be back soon</h1></body></html>\n'
+
+/**
+ * Applies {@link WireFaults} to every request of `app` (register it before the simulator's routes). Faults that
+ * come before the upstream answer the request themselves; the others let the simulator handle it (its state
+ * moves, as the real upstream's would) and then spoil or withhold the answer.
+ */
+export function injectWireFaults (app: FastifyInstance, faults: WireFaults): void {
+  const drawn = new WeakMap<FastifyRequest, DrawnWireFault>()
+  app.addHook('onRequest', async (request, reply) => {
+    const fault = faults.draw()
+    if (fault === null) return
+    if (fault.kind === 'unavailable') {
+      faults.count(fault.kind)
+      return sendProxyError(reply, 503)
+    }
+    if (fault.kind === 'throttle') {
+      faults.count(fault.kind)
+      return reply.code(429).type('application/json').send('{"message":"Too Many Requests"}')
+    }
+    drawn.set(request, fault)
+  })
+  app.addHook('onSend', async (request, reply, payload) => {
+    const fault = drawn.get(request)
+    if (fault === undefined) return payload
+    drawn.delete(request)
+    if (fault.kind === 'hang' || fault.kind === 'reset') {
+      faults.count(fault.kind)
+      // Writing after the connection is gone is a no-op: the answer goes nowhere.
+      if (fault.kind === 'reset') request.raw.socket.resetAndDestroy()
+      else if (!reply.raw.destroyed) await once(reply.raw, 'close')
+      return payload
+    }
+    const json = reply.statusCode >= 200 && reply.statusCode < 300 && /json/i.test(String(reply.getHeader('content-type') ?? '')) &&
+      (typeof payload === 'string' || Buffer.isBuffer(payload))
+    if (!json) {
+      faults.unused(fault)
+      return payload
+    }
+    faults.count(fault.kind)
+    const body = Buffer.from(payload)
+    const half = Math.max(1, Math.floor(body.length / 2))
+    if (fault.kind === 'truncate') return body.subarray(0, half)
+    if (fault.kind === 'garble') return MAINTENANCE_PAGE
+    if (fault.kind === 'wrongShape') return JSON.stringify(reshape(JSON.parse(body.toString('utf8'))))
+    // stall: the client is promised the whole body and gets half of it.
+    void reply.header('content-length', String(body.length))
+    const stalled = new PassThrough()
+    stalled.write(body.subarray(0, half))
+    reply.raw.once('close', () => stalled.destroy())
+    return stalled
+  })
 }

@@ -8,8 +8,8 @@
  * that also name the message's arrays at other depths (`patients`, `documents`), so that a receiver that does not
  * keep the exact bytes, or reads a key at the wrong depth, is caught.
  */
-import { DOCUMENT_URLS_TYPE } from './webhook.js'
-import { patientDocuments, patientIndex, signedUrl } from './simulator-data.js'
+import { DOCUMENT_URLS_TYPE } from '../webhook.js'
+import { patientDocuments, patientIndex, signedUrl } from './documents.js'
 
 /** One run's facts, as the body needs them. */
 export interface RunFacts {

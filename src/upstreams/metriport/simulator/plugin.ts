@@ -4,18 +4,15 @@
  * It answers as Metriport does: API Gateway's bare 403 without the right `x-api-key` (and its bare 429 when a
  * test throttles), problem-like errors `{status, name, title, detail}`, 404 for an unknown patient, the same
  * requestId while a run is processing, and the result only by a signed webhook, sent once; unknown extra fields
- * in what it sends are a setting (see simulator-body.ts).
+ * in what it sends are a setting (see bodies.ts).
  */
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
-import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { BULK_URL_PATH } from './adapter.js'
-import { METADATA_LIMITS } from './params.js'
-import { startBody } from './simulator-body.js'
-import type { SimulatorMountOptions } from '../types.js'
-import { MetriportSimulatorState, type MetriportSimulatorOptions } from './simulator-state.js'
-
-export { MetriportSimulatorState, type MetriportSimulatorOptions, type DeliveryRecord, type SimulatedRun } from './simulator-state.js'
-export { SANDBOX_PATIENT_IDS, sandboxPatientId, patientDocuments } from './simulator-data.js'
+import { acceptEmptyJsonBodies, startAlone, type RunningSimulator } from '../../simulator-kit/server.js'
+import { BULK_URL_PATH } from '../adapter.js'
+import { METADATA_LIMITS } from '../params.js'
+import { startBody } from './bodies.js'
+import type { SimulatorMountOptions } from '../../types.js'
+import { MetriportSimulatorState, type MetriportSimulatorOptions } from './state.js'
 
 /** Plugin options: simulator options, or a state to share with a test; `gatewayUrl` when the gateway serves it. */
 export type MetriportSimulatorPluginOptions = MetriportSimulatorOptions & Partial<Pick<SimulatorMountOptions, 'gatewayUrl'>> & { state?: MetriportSimulatorState }
@@ -98,9 +95,7 @@ export type RunningMetriportSimulator = RunningSimulator<MetriportSimulatorState
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startMetriportSimulator (options: MetriportSimulatorOptions & { port?: number } = {}): Promise<RunningMetriportSimulator> {
-  const { port, ...simOptions } = options
-  const state = new MetriportSimulatorState(simOptions)
-  const running = await serveSimulator(metriportSimulator, state, { port })
+  const running = await startAlone(metriportSimulator, o => new MetriportSimulatorState(o), options)
   // Its pending webhook deliveries must stop with it.
-  return { ...running, close: async () => { await state.close(); await running.close() } }
+  return { ...running, close: async () => { await running.state.close(); await running.close() } }
 }

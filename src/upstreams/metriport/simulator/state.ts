@@ -6,14 +6,15 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Agent } from 'undici'
-import { SANDBOX_CREDENTIALS } from './settings.js'
-import { signWebhook } from './signature.js'
-import { postWebhook, type DeliveryRecord, type WebhookToSend } from './simulator-delivery.js'
-import { resultBody } from './simulator-body.js'
-import { patientIndex } from './simulator-data.js'
-import { DEFAULT_MAX_ENTRIES, keepNewest, remember } from '../simulator-bounds.js'
+import { SANDBOX_CREDENTIALS } from '../settings.js'
+import { signWebhook } from '../signature.js'
+import { postWebhook, type DeliveryRecord, type WebhookToSend } from './delivery.js'
+import { resultBody } from './bodies.js'
+import { patientIndex } from './documents.js'
+import { DEFAULT_MAX_ENTRIES, keepNewest, remember } from '../../simulator-kit/bounds.js'
+import { freshStats } from '../../simulator-kit/stats.js'
 
-export type { DeliveryRecord } from './simulator-delivery.js'
+export type { DeliveryRecord } from './delivery.js'
 
 /** How a simulator behaves from the start; most knobs are also methods of {@link MetriportSimulatorState}. */
 export interface MetriportSimulatorOptions {
@@ -37,7 +38,7 @@ export interface MetriportSimulatorOptions {
   answerAfterDelivery?: boolean
   /** How long a delivery may take before it counts as failed. Default 4000, as Metriport. */
   deliveryTimeoutMs?: number
-  /** Unknown extra fields in the start answer and everywhere in the webhook (see simulator-body.ts). Default false. */
+  /** Unknown extra fields in the start answer and everywhere in the webhook (see bodies.ts). Default false. */
   extraFields?: boolean
   /**
    * Runs, delivery records and messages kept for a manual retry; beyond it the oldest is forgotten (a run still
@@ -55,36 +56,35 @@ export interface SimulatedRun {
   timer: NodeJS.Timeout | undefined
 }
 
-/** Counters tests read to see what Metriport would have seen and sent. */
-export interface MetriportSimulatorStats {
+/** Counters tests read to see what Metriport would have seen and sent, at start; reset() brings them back. */
+const STATS = {
   /** Runs started (new requestIds). */
-  starts: number
+  starts: 0,
   /** Starts answered with the run already processing (same requestId). */
-  stickyStarts: number
-  unauthorized: number
-  notFound: number
-  badRequests: number
+  stickyStarts: 0,
+  /** Starts refused by API Gateway for a missing or wrong key (403). */
+  unauthorized: 0,
+  notFound: 0,
+  badRequests: 0,
   /** Webhook requests sent, any kind. */
-  deliveries: number
+  deliveries: 0,
   /** Result messages not answered 200 in time (never retried automatically). */
-  failedDeliveries: number
+  failedDeliveries: 0,
   /** Result messages not sent because a failed delivery had disabled the webhook. */
-  suppressed: number
-  pings: number
+  suppressed: 0,
+  pings: 0,
   /** Starts answered 429 (see {@link MetriportSimulatorState.throttleNext}). */
-  throttled: number
+  throttled: 0,
 }
 
-const emptyStats = (): MetriportSimulatorStats => ({
-  starts: 0, stickyStarts: 0, unauthorized: 0, notFound: 0, badRequests: 0, deliveries: 0, failedDeliveries: 0, suppressed: 0, pings: 0, throttled: 0,
-})
+export type MetriportSimulatorStats = typeof STATS
 
 /** One simulator's runs, deliveries and controls; shared by its HTTP routes and the test that started it. */
 export class MetriportSimulatorState {
   readonly options: Readonly<MetriportSimulatorOptions>
   readonly runs = new Map<string, SimulatedRun>()
   readonly deliveries: DeliveryRecord[] = []
-  stats = emptyStats()
+  stats = freshStats(STATS)
   /** False after a failed delivery, as Metriport disables the webhook; retryFailed() turns it back on. */
   webhookEnabled = true
   #delay: number | 'never'
@@ -119,7 +119,7 @@ export class MetriportSimulatorState {
     for (const run of this.runs.values()) clearTimeout(run.timer)
     this.runs.clear()
     this.deliveries.length = 0
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.webhookEnabled = true
     this.#unsent = []
     this.#delay = this.options.delayMs ?? 200

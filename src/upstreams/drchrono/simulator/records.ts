@@ -3,8 +3,8 @@
  * stored, a 40 000-record list costs no memory, and tests can recompute the exact records a job must return.
  * Ids grow with the index, so "order by id" is index order. Timestamps are naive (no zone) like DrChrono's.
  */
-import { mulberry32 } from '../seeded-random.js'
-import type { DrchronoResource } from './params.js'
+import { int, pick, randomAt, type Rand } from '../../simulator-kit/seeded-random.js'
+import type { DrchronoResource } from '../params.js'
 
 /** A generated record plus the values filters compare that are not fields of it (e.g. a note's day). */
 export interface SimItem {
@@ -12,15 +12,11 @@ export interface SimItem {
   facts: { day?: string, archived?: boolean }
 }
 
-type Rand = () => number
-
 const DAY_MS = 86_400_000
 const START = Date.UTC(2023, 0, 1)
 /** The fake practice's "now": no record is updated after it, whatever the wall clock says. */
 const NOW = Date.UTC(2025, 0, 31, 18)
 
-const pick = <T>(r: Rand, list: readonly T[]): T => list[Math.floor(r() * list.length)] as T
-const int = (r: Rand, min: number, max: number): number => min + Math.floor(r() * (max - min + 1))
 const naive = (ms: number): string => new Date(ms).toISOString().slice(0, 19)
 const money = (n: number): string => n.toFixed(2)
 
@@ -46,7 +42,7 @@ const PAYERS = [['Aetna', '60054'], ['Blue Cross Blue Shield', 'BCBS1'], ['Cigna
 
 /** An appointment's id: a string, as DrChrono sends it, and numeric like most of them. */
 function appointmentAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 1, i))
+  const r = randomAt(seed, 1, i)
   const scheduled = START + int(r, 0, 729) * DAY_MS + (8 * 60 + int(r, 0, 39) * 15) * 60_000
   const archived = r() < 0.03
   const record = {
@@ -72,7 +68,7 @@ function appointmentAt (seed: number, i: number): SimItem {
 }
 
 function patientAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 2, i))
+  const r = randomAt(seed, 2, i)
   const first = pick(r, FIRST)
   const last = pick(r, LAST)
   const born = Date.UTC(int(r, 1935, 2020), int(r, 0, 11), int(r, 1, 28))
@@ -101,7 +97,7 @@ function patientAt (seed: number, i: number): SimItem {
 }
 
 function lineItemAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 3, i))
+  const r = randomAt(seed, 3, i)
   const [code, description, price] = pick(r, CPT)
   const service = START + int(r, 0, 729) * DAY_MS
   const paid = Math.round(price * (0.4 + r() * 0.6) * 100) / 100
@@ -129,7 +125,7 @@ function lineItemAt (seed: number, i: number): SimItem {
 }
 
 function transactionAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 4, i))
+  const r = randomAt(seed, 4, i)
   const posted = START + int(r, 0, 729) * DAY_MS
   const [insName, payerId] = pick(r, PAYERS)
   return {
@@ -153,7 +149,7 @@ function transactionAt (seed: number, i: number): SimItem {
 }
 
 function prescriptionMessageAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 5, i))
+  const r = randomAt(seed, 5, i)
   const sent = START + int(r, 0, 729) * DAY_MS
   return {
     record: {
@@ -171,7 +167,7 @@ function prescriptionMessageAt (seed: number, i: number): SimItem {
 }
 
 function eligibilityCheckAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 6, i))
+  const r = randomAt(seed, 6, i)
   const appointmentDay = START + int(r, 0, 729) * DAY_MS
   const [payerName, payerId] = pick(r, PAYERS)
   return {
@@ -195,7 +191,7 @@ function eligibilityCheckAt (seed: number, i: number): SimItem {
 
 /** One note per appointment: note i belongs to appointment i and is filtered by that appointment's day. */
 function clinicalNoteAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 7, i))
+  const r = randomAt(seed, 7, i)
   const { record: appointment, facts } = appointmentAt(seed, i)
   return {
     record: {
@@ -214,7 +210,7 @@ function clinicalNoteAt (seed: number, i: number): SimItem {
 }
 
 function fieldValueAt (seed: number, i: number): SimItem {
-  const r = mulberry32(mix(seed, 8, i))
+  const r = randomAt(seed, 8, i)
   return {
     record: {
       id: 30_000_001 + 2 * i,
@@ -258,11 +254,4 @@ export function recordAt (resource: DrchronoResource, seed: number, index: numbe
   const item = itemAt(resource, seed, index)
   const extra = verbose ? VERBOSE[resource]?.(item) : undefined
   return extra ? { ...item.record, ...extra } : item.record
-}
-
-/** One 32-bit PRNG seed per (seed, resource, index). */
-function mix (seed: number, resource: number, index: number): number {
-  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(resource, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f)
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d)
-  return h ^ (h >>> 15)
 }

@@ -3,10 +3,11 @@
  * anything it does not understand), filters, sorting, and {@link expectedRecords}, the same code path tests use
  * to know the exact answer.
  */
-import { MAX_PER_PAGE, SORT, parseFilter, type ClinikoFilter, type ClinikoResource } from './params.js'
-import { FIELDS, OPERATORS, type FieldType } from './simulator-fields.js'
-import { itemAt, recordText, type BaseResource, type ItemState, type SimItem } from './simulator-records.js'
-import { shardBaseUrl } from './settings.js'
+import { MAX_PER_PAGE, SORT, parseFilter, type ClinikoFilter, type ClinikoResource } from '../params.js'
+import { FIELDS, OPERATORS, type FieldType } from './fields.js'
+import { itemAt, recordText, type BaseResource, type ItemState, type SimItem } from './records.js'
+import { shardBaseUrl } from '../settings.js'
+import { recentlyComputed, recordCountOf, type SeededRecords } from '../../simulator-kit/lists.js'
 
 /** Which records a list shows: those of `base` in `state`. Main lists also show `liftable` states when filtered on. */
 interface ListSource { base: BaseResource, state: ItemState }
@@ -159,16 +160,9 @@ function orderOf (type: FieldType, a: unknown, b: unknown): number {
 }
 
 /** Options that shape the fake data: the same ones the simulator takes. */
-export interface DataOptions {
-  seed?: number
-  recordCount?: number | Partial<RecordCounts>
+export interface DataOptions extends SeededRecords<BaseResource> {
   /** The shard the clinic lives on: its records link to https://api.<shard>.cliniko.com/v1. Default au1. */
   shard?: string
-}
-
-export function recordCountOf (base: BaseResource, recordCount: DataOptions['recordCount']): number {
-  if (typeof recordCount === 'number') return recordCount
-  return recordCount?.[base] ?? DEFAULT_RECORD_COUNTS[base]
 }
 
 /** The records of a list, in its order. Pure: same input, same answer. */
@@ -181,7 +175,7 @@ export function selectItems (resource: ClinikoResource, query: ListQuery, option
     for (const [hidden, field] of Object.entries(LIFTED_BY)) if (query.filters.some(f => f.field === field)) shown.add(hidden as ItemState)
   }
   const kept: Array<{ item: SimItem, index: number }> = []
-  const count = recordCountOf(base, options.recordCount)
+  const count = recordCountOf(base, options.recordCount, DEFAULT_RECORD_COUNTS)
   for (let i = 0; i < count; i++) {
     const item = itemAt(base, options.seed ?? 1, i, api)
     if (shown.has(item.state) && query.filters.every(f => matches(item, fields[f.field] ?? 'string', f))) kept.push({ item, index: i })
@@ -207,20 +201,19 @@ export function expectedRecords (resource: ClinikoResource, params: { q?: string
   if (params.order !== undefined) query.order = params.order
   const read = readPageQuery(resource, query)
   if ('errors' in read) throw new Error(`the simulator would refuse these params: ${Object.keys(read.errors).join(', ')}`)
-  return selectItems(resource, read.request, options).map(item => recordText(item.record))
+  return listTexts(resource, read.request, options)
 }
 
-/** Remembers the last few lists: every page of one job asks for the same one. */
-export function listCache (options: DataOptions, size = 16) {
-  const cache = new Map<string, string[]>()
-  return (resource: ClinikoResource, query: ListQuery): string[] => {
-    const key = JSON.stringify([resource, query.filters, query.sort])
-    let hit = cache.get(key)
-    if (hit) cache.delete(key)
-    else hit = selectItems(resource, query, options).map(item => recordText(item.record))
-    cache.set(key, hit)
-    if (cache.size > size) cache.delete(cache.keys().next().value as string)
-    return hit
-  }
+/** The JSON text of a list's records, in its order: what its pages are cut from. */
+function listTexts (resource: ClinikoResource, query: ListQuery, options: DataOptions): string[] {
+  return selectItems(resource, query, options).map(item => recordText(item.record))
+}
+
+/** A list's records as text, remembered for the next pages; page and per_page do not change which records. */
+export function listCache (options: DataOptions): (resource: ClinikoResource, query: ListQuery) => string[] {
+  return recentlyComputed(
+    (resource: ClinikoResource, query: ListQuery) => listTexts(resource, query, options),
+    (resource, query) => JSON.stringify([resource, query.filters, query.sort]),
+  )
 }
 

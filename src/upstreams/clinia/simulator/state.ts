@@ -4,8 +4,10 @@
  * accepted before it, so operations are processed in order within and across requests, as Clinia promises.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { targetOf, type CliniaOperation, type CliniaResource } from './operations.js'
-import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../simulator-bounds.js'
+import { targetOf, type CliniaOperation, type CliniaResource } from '../operations.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
+import { ADMISSION_STATS, type InjectedStatus } from '../../simulator-kit/admission.js'
+import { byKey, freshStats } from '../../simulator-kit/stats.js'
 
 /**
  * Credentials a simulator started alone (tests, benchmarks) accepts unless told others. Published: the gateway's
@@ -45,7 +47,8 @@ export type RejectedStatus = 200 | 400 | 409 | 422
 /** Every {@link RejectedStatus}, for tests that try each. */
 export const REJECTED_STATUSES: readonly RejectedStatus[] = [400, 200, 409, 422]
 
-export type InjectedStatus = 429 | 500 | 502 | 503
+/** What a test can inject: Clinia documents no throttling headers, so its 429 is a fault like a server error. */
+export type InjectedCliniaStatus = 429 | InjectedStatus
 /** Which requests an injected fault hits. */
 export type FaultTarget = 'submit' | 'poll' | 'any'
 
@@ -69,22 +72,19 @@ export interface SimTask {
   polls: number
 }
 
-export interface CliniaSimulatorStats {
+/** The simulator's counters at start; reset() brings them back. */
+const STATS = {
   /** Authenticated bulk POSTs that reached validation (accepted or rejected). */
-  submits: number
-  tasksCreated: number
-  rejected: number
-  polls: number
-  unauthorized: number
-  throttled: number
-  serverErrors: number
+  submits: 0,
+  tasksCreated: 0,
+  rejected: 0,
+  polls: 0,
+  ...ADMISSION_STATS,
   /** POSTs by digest of their operations (see {@link operationsDigest}): how often each chunk was sent. */
-  chunkPosts: Record<string, number>
+  chunkPosts: byKey(),
 }
 
-const emptyStats = (): CliniaSimulatorStats => ({
-  submits: 0, tasksCreated: 0, rejected: 0, polls: 0, unauthorized: 0, throttled: 0, serverErrors: 0, chunkPosts: {},
-})
+export type CliniaSimulatorStats = typeof STATS
 
 /** JSON with sorted keys: the same operations give the same text whatever key order they travelled in. */
 function canonical (v: unknown): string {
@@ -112,11 +112,11 @@ export class CliniaSimulatorState {
   /** Records by `${type}/${id}`; relationships by `${type}/${fromId}.${toId}`. */
   readonly resources = new Map<string, Record<string, unknown>>()
   readonly relationships = new Map<string, Record<string, unknown>>()
-  stats: CliniaSimulatorStats = emptyStats()
+  stats: CliniaSimulatorStats = freshStats(STATS)
   /** The status of REJECTED answers; starts as the options say, a test may change it. */
   rejectedStatus: RejectedStatus = 400
   #queue: SimTask[] = []
-  #faults: Array<{ status: InjectedStatus, on: FaultTarget, seconds: number | null }> = []
+  #faults: Array<{ status: InjectedCliniaStatus, on: FaultTarget, seconds: number | null }> = []
 
   constructor (options: CliniaSimulatorOptions = {}) {
     this.options = options
@@ -136,7 +136,7 @@ export class CliniaSimulatorState {
     this.relationships.clear()
     this.#queue = []
     this.#faults = []
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.rejectedStatus = this.options.rejectedStatus ?? 400
     for (const r of this.options.seed ?? []) this.resources.set(`${r.type}/${r.id}`, r.data)
   }
@@ -145,12 +145,12 @@ export class CliniaSimulatorState {
    * The next `n` requests of the given kind answer `status`; a 429 with Retry-After `seconds`, or with none when
    * `seconds` is null (Clinia documents no throttling headers at all, so both are plausible).
    */
-  failNext (n: number, status: InjectedStatus, on: FaultTarget = 'any', seconds: number | null = 0): void {
+  failNext (n: number, status: InjectedCliniaStatus, on: FaultTarget = 'any', seconds: number | null = 0): void {
     for (let i = 0; i < n; i++) this.#faults.push({ status, on, seconds })
   }
 
   /** The fault for this request, if one is armed for its kind; counters move with it. */
-  fault (kind: 'submit' | 'poll'): { status: InjectedStatus, seconds: number | null } | undefined {
+  fault (kind: 'submit' | 'poll'): { status: InjectedCliniaStatus, seconds: number | null } | undefined {
     const i = this.#faults.findIndex(f => f.on === 'any' || f.on === kind)
     if (i < 0) return undefined
     const [f] = this.#faults.splice(i, 1)

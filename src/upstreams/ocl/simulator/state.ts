@@ -3,9 +3,11 @@
  * links it hands out, counters, and the faults tests inject. Everything a test steers is a method here.
  */
 import { randomBytes } from 'node:crypto'
-import type { SimDataOptions, SimSource } from './simulator-data.js'
-import { InjectedFaults } from '../injected-faults.js'
-import { DEFAULT_MAX_ENTRIES, remember } from '../simulator-bounds.js'
+import type { SimDataOptions, SimSource } from './terminology.js'
+import { ADMISSION_STATS, type InjectedStatus, type Verdict } from '../../simulator-kit/admission.js'
+import { Countdown, InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { DEFAULT_MAX_ENTRIES, remember } from '../../simulator-kit/bounds.js'
+import { freshStats } from '../../simulator-kit/stats.js'
 
 /**
  * The token a simulator started alone (tests, benchmarks) knows unless told another. Published: the gateway's
@@ -62,35 +64,27 @@ export interface ExportEntry { state: 'queued' | 'ready', polls: number }
 /** One signed download link. */
 export interface SignedLink { id: string, signature: string, versionKey: string, expiresAt: number, used: boolean }
 
-/** Counters tests assert on. */
-export interface OclSimulatorStats {
+/** Counters tests assert on, at start; reset() brings them back. */
+const STATS = {
   /** Requests to the OCL API (not the signed links), by path kind. */
-  versionLookups: number
-  exportGets: number
-  exportPosts: number
+  versionLookups: 0,
+  exportGets: 0,
+  exportPosts: 0,
   /** Exports that went from none to queued. */
-  exportsCreated: number
-  listRequests: number
+  exportsCreated: 0,
+  listRequests: 0,
   /** List requests whose limit was replaced by 25 (above 1000, or 0). */
-  limitFallbacks: number
-  unauthorized: number
-  throttled: number
-  serverErrors: number
+  limitFallbacks: 0,
+  ...ADMISSION_STATS,
   /** Signed links issued, downloads served (started), and downloads refused. */
-  linksIssued: number
-  downloads: number
-  downloadsRefused: number
+  linksIssued: 0,
+  downloads: 0,
+  downloadsRefused: 0,
   /** Requests to a signed link that carried an Authorization header (refused with 403). */
-  signedWithAuth: number
+  signedWithAuth: 0,
 }
 
-const emptyStats = (): OclSimulatorStats => ({
-  versionLookups: 0, exportGets: 0, exportPosts: 0, exportsCreated: 0, listRequests: 0, limitFallbacks: 0,
-  unauthorized: 0, throttled: 0, serverErrors: 0, linksIssued: 0, downloads: 0, downloadsRefused: 0, signedWithAuth: 0,
-})
-
-/** Statuses {@link OclSimulatorState.failNext} can inject. */
-export type InjectedStatus = 500 | 502 | 503
+export type OclSimulatorStats = typeof STATS
 
 /** A version's key in the simulator's maps. */
 export const versionKey = (s: Pick<SimSource, 'ownerType' | 'owner' | 'source'>, version: string): string =>
@@ -101,7 +95,7 @@ export class OclSimulatorState {
   readonly options: Readonly<OclSimulatorOptions>
   readonly exports = new Map<string, ExportEntry>()
   readonly links = new Map<string, SignedLink>()
-  stats: OclSimulatorStats = emptyStats()
+  stats: OclSimulatorStats = freshStats(STATS)
   token = SANDBOX_OCL_TOKEN
   readyMode: ReadyMode = '302'
   /** See {@link OclSimulatorOptions.exportLinkOverride}; null: the simulator's own signed link. */
@@ -109,10 +103,10 @@ export class OclSimulatorState {
   /** What an injected 429 carries; starts as the options say. */
   throttleHeaders: OclThrottleHeaders = { retryAfter: true, limitRemaining: 'minute' }
   #faults = new InjectedFaults<InjectedStatus>(503)
-  #staleNext = 0
-  #refuseDownloads = 0
+  readonly #staleNext = new Countdown()
+  readonly #refuseDownloads = new Countdown()
   #loopNext = false
-  #passBeforeFaults = 0
+  readonly #passBeforeFaults = new Countdown()
 
   constructor (options: OclSimulatorOptions = {}) {
     this.options = options
@@ -123,16 +117,16 @@ export class OclSimulatorState {
   reset (): void {
     this.exports.clear()
     this.links.clear()
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.token = this.options.token ?? SANDBOX_OCL_TOKEN
     this.readyMode = this.options.readyMode ?? '302'
     this.exportLinkOverride = this.options.exportLinkOverride ?? null
     this.throttleHeaders = { retryAfter: true, limitRemaining: 'minute', ...this.options.throttleHeaders }
-    this.#faults.reset()
-    this.#staleNext = 0
-    this.#refuseDownloads = 0
+    this.#faults.reset({ throttleSeconds: this.options.retryAfterSeconds })
+    this.#staleNext.arm(0)
+    this.#refuseDownloads.arm(0)
     this.#loopNext = false
-    this.#passBeforeFaults = 0
+    this.#passBeforeFaults.arm(0)
   }
 
   /**
@@ -141,7 +135,7 @@ export class OclSimulatorState {
    */
   throttleNext (n: number, opts: { after?: number } = {}): void {
     this.#faults.throttleNext(n)
-    this.#passBeforeFaults = opts.after ?? 0
+    this.#passBeforeFaults.arm(opts.after ?? 0)
   }
 
   /** The next `n` API requests answer `status` (502/503 plain text, as a proxy; 500 as DRF's JSON). */
@@ -158,10 +152,10 @@ export class OclSimulatorState {
    * The next `n` export GETs answer 204 whatever the export's state, as when another client requests the
    * export between our GET and our POST: the POST then meets 409 (queued) or 303 (ready).
    */
-  staleNoExport (n: number): void { this.#staleNext = n }
+  staleNoExport (n: number): void { this.#staleNext.arm(n) }
 
   /** The next `n` downloads are refused with 403, as an expired or already used link is. */
-  refuseDownloads (n: number): void { this.#refuseDownloads = n }
+  refuseDownloads (n: number): void { this.#refuseDownloads.arm(n) }
 
   /** List `next` headers point at the page they are on: a pagination loop. */
   loopNextLinks (on = true): void { this.#loopNext = on }
@@ -169,29 +163,19 @@ export class OclSimulatorState {
   get loopingNext (): boolean { return this.#loopNext }
 
   /** Injected faults, consumed one per API request; counters move with them. */
-  verdict (): { kind: 'pass' } | { kind: 'throttle' } | { kind: 'error', status: InjectedStatus } {
-    if (this.#passBeforeFaults > 0) {
-      this.#passBeforeFaults--
-      return { kind: 'pass' }
-    }
-    const fault = this.#faults.take()
-    if (fault?.kind === 'error') this.stats.serverErrors++
-    if (fault?.kind === 'throttle') this.stats.throttled++
-    return fault ?? { kind: 'pass' }
+  verdict (): Verdict<{ seconds: number }> {
+    if (this.#passBeforeFaults.take()) return { kind: 'pass' }
+    return this.#faults.verdict(this.stats, seconds => ({ seconds }))
   }
 
   /** Whether this export GET must pretend no export exists. */
   takeStale (): boolean {
-    if (this.#staleNext <= 0) return false
-    this.#staleNext--
-    return true
+    return this.#staleNext.take()
   }
 
   /** Whether this download must be refused. */
   takeRefusal (): boolean {
-    if (this.#refuseDownloads <= 0) return false
-    this.#refuseDownloads--
-    return true
+    return this.#refuseDownloads.take()
   }
 
   /** A fresh single-use link to a version's export file. */

@@ -9,27 +9,26 @@
  * adapter that misspells a filter fails in tests instead of silently reading everything.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
+import { passes } from '../../simulator-kit/admission.js'
+import {
+  DRF_FALSE, DRF_SERVER_ERROR, DRF_TRUE, INVALID_TOKEN, NOT_PROVIDED, refuseCredentials, sendServerError, throttledDetail,
+} from '../../simulator-kit/django-rest.js'
+import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
 import { Readable, Transform } from 'node:stream'
 import yazl from 'yazl'
-import { isMnemonic, parseUpdatedSince } from './params.js'
+import { isMnemonic } from '../params.js'
+import { parseInstant } from '../../../lib/values.js'
 import {
   exportJsonChunks, findSource, lastUpdatedOf, listRecords, versionRecord, versionsOf, type SimSource, type SimVersion,
-} from './simulator-data.js'
-import { OclSimulatorState, versionKey, type OclSimulatorOptions } from './simulator-state.js'
+} from './terminology.js'
+import { OclSimulatorState, versionKey, type OclSimulatorOptions } from './state.js'
 
-export { OclSimulatorState, SANDBOX_OCL_TOKEN, type OclSimulatorOptions, type OclThrottleHeaders, type ReadyMode } from './simulator-state.js'
-export { DEFAULT_SOURCES, expectedChanges, expectedExport, expectedLatestVersion, lastUpdatedOf, type SimSource } from './simulator-data.js'
-
-/** Plugin options: simulator options, or a state object to share with a test. */
-export type OclSimulatorPluginOptions = OclSimulatorOptions & { state?: OclSimulatorState }
+export type OclSimulatorPluginOptions = SimulatorPluginOptions<OclSimulatorOptions, OclSimulatorState>
 
 type Query = Record<string, string | string[] | undefined>
 type SourceParams = { ownerType: string, owner: string, source: string }
 const NOT_FOUND = { detail: 'Not found.' }
 const TIMEZONE = 'America/New_York'
-const TRUE = new Set(['true', 'True', '1'])
-const FALSE = new Set(['false', 'False', '0'])
 /** oclapi2's remaining-quota headers on a 429, by the quota that is spent. */
 const LIMIT_REMAINING = {
   minute: { 'x-limitremaining-minute': '0', 'x-limitremaining-day': '9000' },
@@ -39,28 +38,16 @@ const LIMIT_REMAINING = {
 /** Token auth, then injected faults; false when the reply has been sent. */
 function admit (state: OclSimulatorState, request: FastifyRequest, reply: FastifyReply): boolean {
   const auth = request.headers.authorization
-  if (auth !== undefined && auth !== `Token ${state.token}`) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Token').send({ detail: 'Invalid token.' })
-    return false
-  }
-  const verdict = state.verdict()
-  if (verdict.kind === 'throttle') {
-    const seconds = state.options.retryAfterSeconds ?? 1
-    const { retryAfter, limitRemaining } = state.throttleHeaders
-    if (retryAfter) void reply.header('retry-after', String(seconds))
-    if (limitRemaining !== 'absent') void reply.headers(LIMIT_REMAINING[limitRemaining])
-    // DRF words its detail from the same wait as Retry-After; without one it has no time to name.
-    const detail = retryAfter ? `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` : 'Request was throttled.'
-    void reply.code(429).send({ detail })
-    return false
-  }
-  if (verdict.kind === 'error') {
-    if (verdict.status === 500) void reply.code(500).send({ detail: 'A server error occurred.' })
-    else void reply.code(verdict.status).type('text/plain; charset=utf-8').send(verdict.status === 502 ? 'Bad Gateway' : 'Service Unavailable')
-    return false
-  }
-  return true
+  if (auth !== undefined && auth !== `Token ${state.token}`) return refuseCredentials(reply, state.stats, 'Token', INVALID_TOKEN)
+  return passes(state.verdict(), {
+    throttle: ({ seconds }) => {
+      const { retryAfter, limitRemaining } = state.throttleHeaders
+      if (retryAfter) void reply.header('retry-after', String(seconds))
+      if (limitRemaining !== 'absent') void reply.headers(LIMIT_REMAINING[limitRemaining])
+      return reply.code(429).send({ detail: throttledDetail(seconds, retryAfter) })
+    },
+    error: status => sendServerError(reply, status),
+  })
 }
 
 /** The source named by the path, visible to this request; otherwise the reply is sent and undefined returned. */
@@ -69,8 +56,7 @@ function sourceFor (state: OclSimulatorState, request: FastifyRequest, reply: Fa
   const s = findSource(state.options, p.ownerType, p.owner, p.source)
   if (s === undefined) { void reply.code(404).send(NOT_FOUND); return undefined }
   if (!s.public && request.headers.authorization === undefined) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Token').send({ detail: 'Authentication credentials were not provided.' })
+    refuseCredentials(reply, state.stats, 'Token', NOT_PROVIDED)
     return undefined
   }
   return s
@@ -137,14 +123,13 @@ function s3Error (reply: FastifyReply, code: string, message: string): FastifyRe
 
 /** The simulator as a Fastify plugin; encapsulated, so its handlers stay inside its prefix. */
 export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async (app, opts) => {
-  const { state: given, ...options } = opts
-  const state = given ?? new OclSimulatorState(options)
+  const state = stateOf(opts, options => new OclSimulatorState(options))
   const prefix = app.prefix
 
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(NOT_FOUND))
   app.setErrorHandler((err: { statusCode?: number, message: string }, _request, reply) => {
     const status = err.statusCode ?? 500
-    return reply.code(status).send(status >= 500 ? { detail: 'A server error occurred.' } : { detail: err.message })
+    return reply.code(status).send(status >= 500 ? DRF_SERVER_ERROR : { detail: err.message })
   })
   app.addHook('onRequest', async (request, reply) => {
     const ownerType = (request.params as Partial<SourceParams>).ownerType
@@ -158,7 +143,7 @@ export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async
     if (s === undefined) return reply
     const q = readQuery(request.query as Query, ['released', 'limit', 'page'], reply)
     if (q === undefined) return reply
-    const released = q.released === undefined ? undefined : TRUE.has(q.released) ? true : FALSE.has(q.released) ? false : null
+    const released = q.released === undefined ? undefined : DRF_TRUE.has(q.released) ? true : DRF_FALSE.has(q.released) ? false : null
     if (released === null) return reply.code(400).send({ detail: 'released must be true or false' })
     const versions = versionsOf(s).filter(v => released === undefined || v.released === released)
     const body = paginate(state, request, reply, versions.map(v => JSON.stringify(versionRecord(s, v))), q)
@@ -173,11 +158,11 @@ export const oclSimulator: FastifyPluginAsync<OclSimulatorPluginOptions> = async
       if (s === undefined) return reply
       const q = readQuery(request.query as Query, ['updatedSince', 'includeRetired', 'limit', 'page'], reply)
       if (q === undefined) return reply
-      const sinceMs = q.updatedSince === undefined ? null : parseUpdatedSince(q.updatedSince)
+      const sinceMs = q.updatedSince === undefined ? null : parseInstant(q.updatedSince)
       if (sinceMs === null && q.updatedSince !== undefined) return reply.code(400).send({ detail: 'updatedSince is not a valid date or datetime' })
       const retired = q.includeRetired
-      if (retired !== undefined && !TRUE.has(retired) && !FALSE.has(retired)) return reply.code(400).send({ detail: 'includeRetired must be true or false' })
-      const records = listRecords(state.options, s, list, { sinceMs, includeRetired: retired !== undefined && TRUE.has(retired) })
+      if (retired !== undefined && !DRF_TRUE.has(retired) && !DRF_FALSE.has(retired)) return reply.code(400).send({ detail: 'includeRetired must be true or false' })
+      const records = listRecords(state.options, s, list, { sinceMs, includeRetired: retired !== undefined && DRF_TRUE.has(retired) })
       return reply.type('application/json').send(paginate(state, request, reply, records, q))
     })
   }
@@ -269,6 +254,5 @@ export type RunningOclSimulator = RunningSimulator<OclSimulatorState>
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startOclSimulator (options: OclSimulatorOptions & { port?: number } = {}): Promise<RunningOclSimulator> {
-  const { port, ...simOptions } = options
-  return serveSimulator(oclSimulator, new OclSimulatorState(simOptions), { port })
+  return startAlone(oclSimulator, o => new OclSimulatorState(o), options)
 }

@@ -8,18 +8,12 @@
  * re-serialises receipts is caught.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { CLINIA_RESOURCES, type CliniaOperation } from './operations.js'
-import { checkOperation } from './simulator-profiles.js'
-import { CliniaSimulatorState, type CliniaSimulatorOptions, type SimReceipt } from './simulator-state.js'
+import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
+import { CLINIA_RESOURCES, type CliniaOperation } from '../operations.js'
+import { checkOperation } from './profiles.js'
+import { CliniaSimulatorState, type CliniaSimulatorOptions, type SimReceipt } from './state.js'
 
-export {
-  CliniaSimulatorState, REJECTED_STATUSES, SANDBOX_CREDENTIALS, operationsDigest, type CliniaSimulatorOptions, type RejectedStatus, type SimTask,
-} from './simulator-state.js'
-export { SIM_PROFILES, SIM_RELATIONSHIPS } from './simulator-profiles.js'
-
-/** Plugin options: simulator options, or a state object to share with a test. */
-export type CliniaSimulatorPluginOptions = CliniaSimulatorOptions & { state?: CliniaSimulatorState }
+export type CliniaSimulatorPluginOptions = SimulatorPluginOptions<CliniaSimulatorOptions, CliniaSimulatorState>
 
 /** Clinia accepts requests up to 5 GB; the simulator stops well before, at a size no test needs to reach. */
 const BODY_LIMIT = 256 * 1024 * 1024
@@ -45,8 +39,7 @@ function send (reply: FastifyReply, status: number, body: unknown): FastifyReply
 
 /** The simulator as a Fastify plugin; encapsulated, so its error handler stays inside its prefix. */
 export const cliniaSimulator: FastifyPluginAsync<CliniaSimulatorPluginOptions> = async (app, opts) => {
-  const { state: given, ...options } = opts
-  const state = given ?? new CliniaSimulatorState(options)
+  const state = stateOf(opts, options => new CliniaSimulatorState(options))
 
   app.setErrorHandler((err: { statusCode?: number, message: string }, _request, reply) => {
     const status = err.statusCode ?? 500
@@ -120,6 +113,5 @@ export type RunningCliniaSimulator = RunningSimulator<CliniaSimulatorState>
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startCliniaSimulator (options: CliniaSimulatorOptions & { port?: number } = {}): Promise<RunningCliniaSimulator> {
-  const { port, ...simOptions } = options
-  return serveSimulator(cliniaSimulator, new CliniaSimulatorState(simOptions), { port })
+  return startAlone(cliniaSimulator, o => new CliniaSimulatorState(o), options)
 }

@@ -6,25 +6,19 @@
  * refused in one of the four ways DrChrono might (see {@link PastEndMode}); it counts every request, by page.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { acceptEmptyJsonBodies, serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { DRCHRONO_RESOURCES, type DrchronoResource } from './params.js'
-import { readListQuery, selectionCache } from './simulator-data.js'
-import { recordAt } from './simulator-records.js'
-import { DrchronoSimulatorState, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type ListEntry, type PastEndMode } from './simulator-state.js'
+import { passes } from '../../simulator-kit/admission.js'
+import {
+  DRF_SERVER_ERROR, INVALID_TOKEN, NOT_PROVIDED, refuseCredentials, sendServerError, throttledDetail,
+} from '../../simulator-kit/django-rest.js'
+import { acceptEmptyJsonBodies, startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
+import { DRCHRONO_RESOURCES, type DrchronoResource } from '../params.js'
+import { readListQuery, selectionCache } from './lists.js'
+import { recordAt } from './records.js'
+import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions } from './options.js'
+import { DrchronoSimulatorState, type ListEntry } from './state.js'
+import type { InProgressBody, PastEndMode } from './stats.js'
 
-export { DrchronoSimulatorState, IN_PROGRESS_BODIES, PAST_END_MODES, SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions, type InProgressBody, type PastEndMode } from './simulator-state.js'
-export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
-
-/** Plugin options: simulator options, or a state object to share with a test. */
-export type DrchronoSimulatorPluginOptions = DrchronoSimulatorOptions & { state?: DrchronoSimulatorState }
-
-const DRF_SERVER_ERROR = { detail: 'A server error occurred.' }
-
-function throttleDetail (seconds: number, withWait: boolean): string {
-  // DRF's own wording, singular included: adapters must read both forms. Without the wait (UNCONFIRMED that
-  // DrChrono keeps DRF's body), the adapter has nothing to go by but its backoff.
-  return withWait ? `Request was throttled. Expected available in ${seconds} second${seconds === 1 ? '' : 's'}.` : 'Request was throttled.'
-}
+export type DrchronoSimulatorPluginOptions = SimulatorPluginOptions<DrchronoSimulatorOptions, DrchronoSimulatorState>
 
 /**
  * The body of a poll while the list is generated, by {@link InProgressBody}: the documented one, and others
@@ -39,31 +33,22 @@ function inProgressBody (kind: InProgressBody, uuid: string): Record<string, unk
   }
 }
 
+/** django-oauth-toolkit's challenge. */
+const BEARER = 'Bearer realm="api"'
+
 /** Authentication, then rate limit and injected faults; false when the reply has been sent. */
 function admit (state: DrchronoSimulatorState, request: FastifyRequest, reply: FastifyReply): boolean {
   const auth = request.headers.authorization
-  if (auth === undefined || !/^Bearer\s+\S/i.test(auth)) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Authentication credentials were not provided.' })
-    return false
-  }
-  if (!state.acceptsAccessToken(auth.replace(/^Bearer\s+/i, ''))) {
-    state.stats.unauthorized++
-    void reply.code(401).header('www-authenticate', 'Bearer realm="api"').send({ detail: 'Invalid token.' })
-    return false
-  }
-  const verdict = state.verdict()
-  if (verdict.kind === 'throttle') {
-    if (state.retryAfterHeader) void reply.header('retry-after', String(verdict.seconds))
-    void reply.code(429).send({ detail: throttleDetail(verdict.seconds, state.options.throttleWaitInBody ?? true) })
-    return false
-  }
-  if (verdict.kind === 'error') {
-    if (verdict.status === 500) void reply.code(500).send(DRF_SERVER_ERROR)
-    else void reply.code(verdict.status).type('text/plain; charset=utf-8').send(verdict.status === 502 ? 'Bad Gateway' : 'Service Unavailable')
-    return false
-  }
-  return true
+  if (auth === undefined || !/^Bearer\s+\S/i.test(auth)) return refuseCredentials(reply, state.stats, BEARER, NOT_PROVIDED)
+  if (!state.acceptsAccessToken(auth.replace(/^Bearer\s+/i, ''))) return refuseCredentials(reply, state.stats, BEARER, INVALID_TOKEN)
+  return passes(state.verdict(), {
+    throttle: ({ seconds }) => {
+      if (state.retryAfterHeader) void reply.header('retry-after', String(seconds))
+      // Whether DrChrono keeps DRF's wait in the body is UNCONFIRMED: the setting takes it out.
+      return reply.code(429).send({ detail: throttledDetail(seconds, state.options.throttleWaitInBody ?? true) })
+    },
+    error: status => sendServerError(reply, status),
+  })
 }
 
 /** A POST's page as the request names it (1 when absent), for counting; undefined when it is not a page number. */
@@ -93,8 +78,7 @@ function completeBody (entry: ListEntry, indices: Int32Array, seed: number): str
 
 /** The simulator as a Fastify plugin; encapsulated, so its parsers and error handler stay inside its prefix. */
 export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOptions> = async (app, opts) => {
-  const { state: given, ...options } = opts
-  const state = given ?? new DrchronoSimulatorState(options)
+  const state = stateOf(opts, options => new DrchronoSimulatorState(options))
   const seed = state.options.seed ?? 1
   const select = selectionCache(seed, state.options.recordCount)
 
@@ -201,6 +185,5 @@ export type RunningDrchronoSimulator = RunningSimulator<DrchronoSimulatorState>
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startDrchronoSimulator (options: DrchronoSimulatorOptions & { port?: number } = {}): Promise<RunningDrchronoSimulator> {
-  const { port, ...simOptions } = options
-  return serveSimulator(drchronoSimulator, new DrchronoSimulatorState(simOptions), { port })
+  return startAlone(drchronoSimulator, o => new DrchronoSimulatorState(o), options)
 }

@@ -4,10 +4,10 @@
  * Cliniko's default. Ids are int64 written as strings, as in Cliniko's current OpenAPI; ids and `legacy_id` are
  * all beyond 2^53, so any JSON.parse / JSON.stringify round trip on the way to the client shows up as changed bytes.
  */
-import { mulberry32 } from '../seeded-random.js'
-import { FIELDS, type BaseResource } from './simulator-fields.js'
+import { int, pick, randomAt, type Rand } from '../../simulator-kit/seeded-random.js'
+import { FIELDS, type BaseResource } from './fields.js'
 
-export { BASE_RESOURCES, FIELDS, type BaseResource, type FieldType } from './simulator-fields.js'
+export { BASE_RESOURCES, FIELDS, type BaseResource, type FieldType } from './fields.js'
 
 /** Which list of a resource a record shows in: its main list, or one of the variant lists. */
 export type ItemState = 'active' | 'archived' | 'deleted' | 'cancelled'
@@ -20,16 +20,12 @@ export interface SimItem {
   state: ItemState
 }
 
-type Rand = () => number
-
 const HOUR_MS = 3_600_000
 const DAY_MS = 24 * HOUR_MS
 const START = Date.UTC(2023, 0, 1)
 /** The clinic's "now": no record is updated after it, whatever the wall clock says. */
 const NOW = Date.UTC(2025, 0, 31, 18)
 
-const pick = <T>(r: Rand, list: readonly T[]): T => list[Math.floor(r() * list.length)] as T
-const int = (r: Rand, min: number, max: number): number => min + Math.floor(r() * (max - min + 1))
 const utc = (ms: number): string => new Date(Math.min(ms, NOW)).toISOString().slice(0, 19) + 'Z'
 const money = (n: number): string => n.toFixed(2)
 
@@ -270,7 +266,7 @@ const GENERATORS: Record<BaseResource, (g: Gen) => Built> = {
 
 /** The record at `index` of a resource, the same on every call. `api` is the root its links name. */
 export function itemAt (resource: BaseResource, seed: number, index: number, api: string): SimItem {
-  const r = mulberry32(mix(seed, Number(RESOURCE_NUMBER[resource]), index))
+  const r = randomAt(seed, Number(RESOURCE_NUMBER[resource]), index)
   const built = GENERATORS[resource]({ r, i: index, api })
   return { record: built.record, facts: built.facts ?? {}, state: built.state ?? 'active' }
 }
@@ -279,11 +275,4 @@ export function itemAt (resource: BaseResource, seed: number, index: number, api
 export function recordText (record: Record<string, unknown>): string {
   return JSON.stringify(record, (_k, v: unknown) => (typeof v === 'bigint' ? `\u0000int64:${v}` : v))
     .replace(/"\\u0000int64:(-?\d+)"/g, '$1')
-}
-
-/** One 32-bit PRNG seed per (seed, resource, index). */
-function mix (seed: number, resource: number, index: number): number {
-  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(resource, 0xc2b2ae35) ^ Math.imul(index + 1, 0x27d4eb2f)
-  h = Math.imul(h ^ (h >>> 16), 0x7feb352d)
-  return h ^ (h >>> 15)
 }

@@ -2,7 +2,8 @@
  * What the DrChrono simulator counts, and how it refuses a page past the end of a list: the vocabulary tests
  * read the simulator with.
  */
-import type { DrchronoResource } from './params.js'
+import { ADMISSION_STATS } from '../../simulator-kit/admission.js'
+import { byKey } from '../../simulator-kit/stats.js'
 
 /**
  * How the simulator answers a page past the list's last one. DrChrono's answer is undocumented (docs/UPSTREAMS.md):
@@ -27,43 +28,33 @@ export const IN_PROGRESS_BODIES: readonly InProgressBody[] = ['documented', 'cap
 /** Every {@link PastEndMode}, for tests that try them all. */
 export const PAST_END_MODES: readonly PastEndMode[] = ['poll-404', 'post-404', 'complete-empty', 'failed-500']
 
-/** The simulator's counters; reset() zeroes them. */
-export interface SimulatorStats {
+/** The simulator's counters at start; reset() brings them back. */
+export const STATS = {
   /** Accepted POSTs (new uuids) by `${resource}:${page}`, pages past the end included when their POST is accepted. */
-  posts: Record<string, number>
+  posts: byKey(),
   /** GETs past authentication and injected faults. */
-  gets: number
+  gets: 0,
   /**
    * Every /api request, whatever it was answered (401, 429 and 5xx included: DrChrono counts them against the
    * hourly budget too), by `${resource}:${page}`: a POST by its `page` (1 when absent), a GET by its uuid's page,
    * `${resource}:?` when that is unknown (a malformed page, a uuid the simulator never issued).
    */
-  requests: Record<string, number>
+  requests: byKey(),
   /**
    * Requests about a page past the list's last one, past authentication and injected faults: its POSTs and the
    * polls of its uuids (dead ones included), by `${resource}:${page}`.
    */
-  pastEnd: Record<string, number>
-  unauthorized: number
-  throttled: number
-  serverErrors: number
-  generationErrors: number
+  pastEnd: byKey(),
+  ...ADMISSION_STATS,
+  generationErrors: 0,
   /** GETs answered 404 "Invalid uuid specified". */
-  invalidUuids: number
+  invalidUuids: 0,
   /** Answers 404 "Invalid page." (past the last page: a POST or a poll), by `${resource}:${page}`. */
-  invalidPages: Record<string, number>
-  tokenRefreshes: number
-  failedRefreshes: number
+  invalidPages: byKey(),
+  tokenRefreshes: 0,
+  failedRefreshes: 0,
   /** The most /api requests that arrived within any rolling second, refused ones included. */
-  peakPerSecond: number
+  peakPerSecond: 0,
 }
 
-export const emptyStats = (): SimulatorStats => ({
-  posts: {}, gets: 0, requests: {}, pastEnd: {}, unauthorized: 0, throttled: 0, serverErrors: 0, generationErrors: 0,
-  invalidUuids: 0, invalidPages: {}, tokenRefreshes: 0, failedRefreshes: 0, peakPerSecond: 0,
-})
-
-/** The sum of a resource's counts, over its pages. */
-export function sumOf (counts: Record<string, number>, resource: DrchronoResource): number {
-  return Object.entries(counts).filter(([k]) => k.startsWith(`${resource}:`)).reduce((n, [, v]) => n + v, 0)
-}
+export type SimulatorStats = typeof STATS

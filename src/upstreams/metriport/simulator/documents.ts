@@ -3,6 +3,7 @@
  * and know its documents. Only the signed URL depends on the run (requestId), as Metriport signs anew each time.
  */
 import { createHmac } from 'node:crypto'
+import { mulberry32 } from '../../simulator-kit/seeded-random.js'
 
 /** Patient ids are fixed (not seeded) so the OpenAPI example names a patient the sandbox knows. */
 export function sandboxPatientId (index: number): string {
@@ -25,18 +26,6 @@ export interface SimulatedDocument {
   url: string
 }
 
-/** Small seeded PRNG (mulberry32): the same seed gives the same documents on every machine. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const KINDS = [
   { code: '34133-9', display: 'Summary of episode note', mimeType: 'application/xml', ext: 'xml' },
   { code: '11506-3', display: 'Progress note', mimeType: 'application/xml', ext: 'xml' },
@@ -55,7 +44,7 @@ export function patientIndex (patientId: string, patientCount: number): number {
 
 /** A patient's documents without URLs: 1..6 of them, fixed by seed and patient. */
 export function patientDocuments (seed: number, index: number): Array<Omit<SimulatedDocument, 'url'>> {
-  const random = prng((seed * 7919) ^ (index + 1) * 104729)
+  const random = mulberry32((seed * 7919) ^ (index + 1) * 104729)
   const count = 1 + Math.floor(random() * 6)
   return Array.from({ length: count }, (_, k) => {
     const kind = KINDS[Math.floor(random() * KINDS.length)] as typeof KINDS[number]

@@ -6,7 +6,7 @@
  * Export records are written the way oclapi2 writes export.json (Python's json.dumps: `", "` and `": "`,
  * some strings \u-escaped, others raw UTF-8); list records the way DRF renders them (compact, raw UTF-8).
  */
-import { mulberry32 } from '../seeded-random.js'
+import { mulberry32, pick, type Rand } from '../../simulator-kit/seeded-random.js'
 
 /** One version of a simulated source. */
 export interface SimVersion {
@@ -62,8 +62,6 @@ function hash (text: string): number {
   return h >>> 0
 }
 
-type Rand = () => number
-const pick = <T>(r: Rand, list: readonly T[]): T => list[Math.floor(r() * list.length)] as T
 
 /** A string that json.dumps writes with ensure_ascii (every non-ASCII UTF-16 unit as \uXXXX). */
 class Ascii { constructor (readonly value: string) {} }

@@ -14,19 +14,14 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { setTimeout as delay } from 'node:timers/promises'
-import { serveSimulator, type RunningSimulator } from '../simulator-server.js'
-import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from './params.js'
-import { listCache, readPageQuery } from './simulator-data.js'
-import { ClinikoSimulatorState, type ClinikoSimulatorOptions } from './simulator-state.js'
-import { USER_AGENT, shardOfKey } from './settings.js'
+import { passes, proxyErrorText } from '../../simulator-kit/admission.js'
+import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
+import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from '../params.js'
+import { listCache, readPageQuery } from './lists.js'
+import { ClinikoSimulatorState, type ClinikoSimulatorOptions } from './state.js'
+import { USER_AGENT, shardOfKey } from '../settings.js'
 
-export {
-  ClinikoSimulatorState, SANDBOX_API_KEY, SANDBOX_USER_AGENT, type ClinikoSimulatorOptions, type ClinikoThrottleHeaders, type UnauthorizedBody,
-} from './simulator-state.js'
-export { expectedRecords, DEFAULT_RECORD_COUNTS } from './simulator-data.js'
-
-/** Plugin options: simulator options, or a state object to share with a test. */
-export type ClinikoSimulatorPluginOptions = ClinikoSimulatorOptions & { state?: ClinikoSimulatorState }
+export type ClinikoSimulatorPluginOptions = SimulatorPluginOptions<ClinikoSimulatorOptions, ClinikoSimulatorState>
 
 // What Rails answers for a refused HTTP Basic login; Cliniko's exact 401 body is unconfirmed (see UnauthorizedBody).
 const ACCESS_DENIED = 'HTTP Basic: Access denied.\n'
@@ -69,18 +64,17 @@ function admit (state: ClinikoSimulatorState, request: FastifyRequest, reply: Fa
     state.stats.notAcceptable++
     return refuse(406, 'Not Acceptable: send Accept: application/json.\n')
   }
-  const verdict = state.verdict(key)
-  if (verdict.kind === 'throttle') {
-    state.stats.lastReset = Math.ceil(verdict.resetAt / 1000)
-    const { rateLimitReset, retryAfter } = state.throttleHeaders
-    if (rateLimitReset) void reply.header('x-ratelimit-reset', String(state.stats.lastReset))
-    if (retryAfter) void reply.header('retry-after', String(Math.max(0, Math.ceil((verdict.resetAt - state.now()) / 1000))))
-    return refuse(429, 'Retry later\n')
-  }
-  if (verdict.kind === 'error') {
-    return refuse(verdict.status, verdict.status === 500 ? RAILS_500 : verdict.status === 502 ? 'Bad Gateway\n' : 'Service Unavailable\n')
-  }
-  return true
+  return passes(state.verdict(key), {
+    throttle: ({ resetAt }) => {
+      state.stats.lastReset = Math.ceil(resetAt / 1000)
+      const { rateLimitReset, retryAfter } = state.throttleHeaders
+      if (rateLimitReset) void reply.header('x-ratelimit-reset', String(state.stats.lastReset))
+      if (retryAfter) void reply.header('retry-after', String(Math.max(0, Math.ceil((resetAt - state.now()) / 1000))))
+      return refuse(429, 'Retry later\n')
+    },
+    // Rails' own page for a 500; the proxy in front of Cliniko ends its words with a newline.
+    error: status => refuse(status, status === 500 ? RAILS_500 : `${proxyErrorText(status)}\n`),
+  })
 }
 
 /** An absolute link to another page of the same list, from the request's own host, path and query. */
@@ -95,8 +89,7 @@ function pageLink (request: FastifyRequest, page: number): string {
 
 /** The simulator as a Fastify plugin: GET /v1/<resource> for every resource and list variant. */
 export const clinikoSimulator: FastifyPluginAsync<ClinikoSimulatorPluginOptions> = async (app, opts) => {
-  const { state: given, ...options } = opts
-  const state = given ?? new ClinikoSimulatorState(options)
+  const state = stateOf(opts, options => new ClinikoSimulatorState(options))
   const list = listCache({ seed: state.options.seed, recordCount: state.options.recordCount, shard: state.shard })
 
   app.setErrorHandler((err: { statusCode?: number }, _request, reply) => {
@@ -142,7 +135,6 @@ export interface RunningClinikoSimulator extends RunningSimulator<ClinikoSimulat
 
 /** Starts a simulator on a free loopback port (or `port`); close() it at the end of the test. */
 export async function startClinikoSimulator (options: ClinikoSimulatorOptions & { port?: number } = {}): Promise<RunningClinikoSimulator> {
-  const { port, ...simOptions } = options
-  const running = await serveSimulator(clinikoSimulator, new ClinikoSimulatorState(simOptions), { port })
+  const running = await startAlone(clinikoSimulator, o => new ClinikoSimulatorState(o), options)
   return { ...running, apiUrl: `${running.url}/v1` }
 }

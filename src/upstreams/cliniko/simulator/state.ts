@@ -2,10 +2,12 @@
  * The Cliniko simulator's mutable side: accepted keys, the per-key rate limit, counters, and the faults tests
  * inject (429s, 5xx, a next link that loops, a page that repeats). Everything a test can steer is a method here.
  */
-import type { DataOptions } from './simulator-data.js'
-import { keyWithoutShard } from './settings.js'
-import { InjectedFaults } from '../injected-faults.js'
-import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../simulator-bounds.js'
+import type { DataOptions } from './lists.js'
+import { keyWithoutShard } from '../settings.js'
+import { ADMISSION_STATS, type InjectedStatus, type Verdict } from '../../simulator-kit/admission.js'
+import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../../simulator-kit/bounds.js'
+import { byKey, freshStats, totalOf } from '../../simulator-kit/stats.js'
 
 /**
  * The API key a simulator started alone (tests, benchmarks) accepts unless told others: its `-au1` suffix matches the
@@ -15,8 +17,6 @@ export const SANDBOX_API_KEY = 'MS0xLXNhbmRib3hDbGluaWtvS2V5-au1'
 
 /** The User-Agent the sandbox adapter sends (not a secret: Cliniko asks integrators to name themselves). */
 export const SANDBOX_USER_AGENT = 'bulk-gateway sandbox (sandbox@bulk-gateway.invalid)'
-
-export type InjectedStatus = 500 | 502 | 503
 
 /**
  * The headers a 429 carries. Cliniko documents X-RateLimit-Reset (UNIX seconds) and nothing else, but whether
@@ -63,45 +63,36 @@ export interface ClinikoSimulatorOptions extends DataOptions {
   maxEntries?: number
 }
 
-export interface ClinikoSimulatorStats {
+/** The simulator's counters at start; reset() brings them back. */
+const STATS = {
   /** Pages answered 200, by `${resource}:${page}`. */
-  pages: Record<string, number>
-  unauthorized: number
-  forbidden: number
-  notAcceptable: number
-  /** Every 429, injected or from the rate limit. */
-  throttled: number
-  /** 429s from the rate limit only. */
-  rateLimited: number
-  serverErrors: number
+  pages: byKey(),
+  ...ADMISSION_STATS,
+  forbidden: 0,
+  notAcceptable: 0,
+  /** 429s from the rate limit only (`throttled` counts them with the injected ones). */
+  rateLimited: 0,
   /** 422 Validation Failed answers. */
-  rejected: number
+  rejected: 0,
   /** The most requests of one user that one window ever held (rate-limited ones included). */
-  peakInWindow: number
+  peakInWindow: 0,
   /** X-RateLimit-Reset of the last 429 (UNIX seconds), or null. */
-  lastReset: number | null
+  lastReset: null as number | null,
 }
 
-const emptyStats = (): ClinikoSimulatorStats => ({
-  pages: {}, unauthorized: 0, forbidden: 0, notAcceptable: 0, throttled: 0, rateLimited: 0, serverErrors: 0, rejected: 0,
-  peakInWindow: 0, lastReset: null,
-})
-
-/** What the simulator decided an authenticated request gets before it reaches the list. */
-export type Verdict = { kind: 'pass' } | { kind: 'throttle', resetAt: number } | { kind: 'error', status: InjectedStatus }
+export type ClinikoSimulatorStats = typeof STATS
 
 /** One answered request, for tests that check timing (e.g. that a retry waited for X-RateLimit-Reset). */
 export interface RequestLogEntry { at: number, status: number }
 
 export class ClinikoSimulatorState {
   readonly options: Readonly<ClinikoSimulatorOptions>
-  stats: ClinikoSimulatorStats = emptyStats()
+  stats: ClinikoSimulatorStats = freshStats(STATS)
   /** The last 1000 answers, oldest first. */
   log: RequestLogEntry[] = []
   #keys = new Set<string>()
   #windows = new Map<string, number[]>()
   #faults = new InjectedFaults<InjectedStatus>(503)
-  #throttleSeconds = 1
   #loops = new Map<number, number>()
   #repeats = new Set<number>()
   /** What every 429 carries; starts as the options say, a test may change it mid-way. */
@@ -124,12 +115,12 @@ export class ClinikoSimulatorState {
 
   /** Back to the state right after start: zero counters, the configured keys and faults, no loops. */
   reset (): void {
-    this.stats = emptyStats()
+    this.stats = freshStats(STATS)
     this.log = []
     this.#keys = new Set((this.options.apiKeys ?? [SANDBOX_API_KEY]).map(keyWithoutShard))
     this.#windows.clear()
-    this.#faults.reset({ errors: this.options.errorNext, status: this.options.errorStatus, throttles: this.options.throttleNext })
-    this.#throttleSeconds = this.options.throttleSeconds ?? 1
+    const o = this.options
+    this.#faults.reset({ errors: o.errorNext, status: o.errorStatus, throttles: o.throttleNext, throttleSeconds: o.throttleSeconds })
     this.#loops.clear()
     this.#repeats.clear()
     this.throttleHeaders = { rateLimitReset: true, retryAfter: false, ...this.options.throttleHeaders }
@@ -142,9 +133,8 @@ export class ClinikoSimulatorState {
   }
 
   /** The next `n` list requests answer 429 with X-RateLimit-Reset `seconds` from now. */
-  throttleNext (n: number, seconds = this.#throttleSeconds): void {
-    this.#faults.throttleNext(n)
-    this.#throttleSeconds = seconds
+  throttleNext (n: number, seconds?: number): void {
+    this.#faults.throttleNext(n, seconds)
   }
 
   /** The next `n` list requests answer `status`. */
@@ -183,11 +173,11 @@ export class ClinikoSimulatorState {
 
   /** Total 200 pages of a resource. */
   totalPages (resource: string): number {
-    return Object.entries(this.stats.pages).filter(([k]) => k.startsWith(`${resource}:`)).reduce((n, [, v]) => n + v, 0)
+    return totalOf(this.stats.pages, resource)
   }
 
   /** Rate limit, then injected faults, for an authenticated user. Every request counts against the limit. */
-  verdict (apiKey: string): Verdict {
+  verdict (apiKey: string): Verdict<{ resetAt: number }> {
     const now = this.now()
     const limit = this.options.rateLimit ?? 200
     if (limit > 0) {
@@ -204,16 +194,7 @@ export class ClinikoSimulatorState {
         return { kind: 'throttle', resetAt: (sent[sent.length - limit] as number) + windowMs }
       }
     }
-    const fault = this.#faults.take()
-    if (fault?.kind === 'error') {
-      this.stats.serverErrors++
-      return fault
-    }
-    if (fault?.kind === 'throttle') {
-      this.stats.throttled++
-      return { kind: 'throttle', resetAt: now + this.#throttleSeconds * 1000 }
-    }
-    return { kind: 'pass' }
+    return this.#faults.verdict(this.stats, seconds => ({ resetAt: now + seconds * 1000 }))
   }
 
   /** Notes an answer in the log. */
