@@ -33,8 +33,14 @@ async function job (pages: number, mode: PastEndMode, speculativePages: number):
     const adapter = drchronoAdapter({ baseUrl: sim.url, ...SANDBOX_CREDENTIALS, pageConcurrency: CONCURRENCY, speculativePages }, client, memoryServices())
     let records = 0
     const base = {
-      jobId: 'bench', clientId: 'bench', resource: RESOURCE, params: { page_size: PAGE_SIZE }, payload: null, checkpoint: null,
-      signal: new AbortController().signal, log: pino({ level: 'silent' }),
+      jobId: 'bench',
+      clientId: 'bench',
+      resource: RESOURCE,
+      params: { page_size: PAGE_SIZE },
+      payload: null,
+      checkpoint: null,
+      signal: new AbortController().signal,
+      log: pino({ level: 'silent' }),
       async savePage (_page: number, rows: readonly unknown[]) { records += rows.length },
       async saveCheckpoint () {},
       async setUpstreamInfo () {},

@@ -167,14 +167,26 @@ const series: Series[] = [
 ]
 const grantsPeak = Math.max(...samples.map(s => s.tables.upstream_budget_grants?.rows ?? 0))
 const verdicts = [...series.map(flatness), {
-  name: 'upstream_budget_grants rows', flat: grantsPeak <= GRANTS_BOUND,
+  name: 'upstream_budget_grants rows',
+  flat: grantsPeak <= GRANTS_BOUND,
   detail: `peak ${grantsPeak}, bound ${GRANTS_BOUND} (what the budgets allow in their longest window; they reset with it)`,
 }]
 const growing = verdicts.filter(v => !v.flat)
 const completed = jobs.filter(j => j.status === 'completed').length
 const summary = {
-  minutes, jobsPerMinute, ttlSeconds, retentionSeconds, warmupMinutes, submitted, jobs: jobs.length, completed,
-  readWhole: jobs.filter(j => j.read).length, refused, lost, growing, samples,
+  minutes,
+  jobsPerMinute,
+  ttlSeconds,
+  retentionSeconds,
+  warmupMinutes,
+  submitted,
+  jobs: jobs.length,
+  completed,
+  readWhole: jobs.filter(j => j.read).length,
+  refused,
+  lost,
+  growing,
+  samples,
 }
 await writeFile(new URL('./soak-results.json', import.meta.url), JSON.stringify(summary, null, 2) + '\n')
 await db.close()

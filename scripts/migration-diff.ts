@@ -84,7 +84,7 @@ try {
 }
 
 /** Removes the LEFT_OUT statements (with their `-- Step` comment line), saying so. */
-function withoutLeftOut(sql: string): string {
+function withoutLeftOut (sql: string): string {
   let out = sql
   for (const { statement, why } of LEFT_OUT) {
     const found = out.match(statement)
@@ -95,6 +95,6 @@ function withoutLeftOut(sql: string): string {
 }
 
 /** Prisma's folder prefix: YYYYMMDDHHMMSS in UTC. */
-function utcTimestamp(date: Date): string {
+function utcTimestamp (date: Date): string {
   return date.toISOString().replace(/[-:T]/g, '').slice(0, 14)
 }

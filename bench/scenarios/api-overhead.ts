@@ -104,15 +104,23 @@ export async function apiOverhead (gw: GatewayProcess, databaseUrl: string, jobI
     `CPU per request: gateway ${microsEach(r.cpu.gateway, r.requests)} + PostgreSQL ${microsEach(r.cpu.postgres, r.requests)}; bare route ${microsEach(bare.cpu, bare.requests)}`
   const bareData = { bareRps: bare.rps, bareP99: bare.p99, bareCpuSeconds: bare.cpu, bareRequests: bare.requests }
   return [{
-    id: '4', what: `GET /jobs/{id} requests/s, ${CONNECTIONS} connections (autocannon), completed job`,
-    gateway: perSecond(gateway.rps, 'req'), baseline: `${perSecond(bare.rps, 'req')} bare Fastify, JSON in memory`,
-    ratio: percent(ratio), target: '≥ 30% of bare', pass: ratio >= 0.3,
+    id: '4',
+    what: `GET /jobs/{id} requests/s, ${CONNECTIONS} connections (autocannon), completed job`,
+    gateway: perSecond(gateway.rps, 'req'),
+    baseline: `${perSecond(bare.rps, 'req')} bare Fastify, JSON in memory`,
+    ratio: percent(ratio),
+    target: '≥ 30% of bare',
+    pass: ratio >= 0.3,
     data: { connections: CONNECTIONS, seconds, bodyBytes: json.length, gatewayRps: gateway.rps, gatewayP99: gateway.p99, ratio, gatewayCpuSeconds: gateway.cpu, gatewayRequests: gateway.requests, ...bareData },
     note: cpuNote(gateway),
   }, {
-    id: '4b', what: 'GET /jobs/{id} of a running job (read from PostgreSQL on every request)',
-    gateway: perSecond(running.rps, 'req'), baseline: `${perSecond(bare.rps, 'req')} bare Fastify, JSON in memory`,
-    ratio: percent(runningRatio), target: '-', pass: null,
+    id: '4b',
+    what: 'GET /jobs/{id} of a running job (read from PostgreSQL on every request)',
+    gateway: perSecond(running.rps, 'req'),
+    baseline: `${perSecond(bare.rps, 'req')} bare Fastify, JSON in memory`,
+    ratio: percent(runningRatio),
+    target: '-',
+    pass: null,
     data: { connections: CONNECTIONS, seconds, gatewayRps: running.rps, gatewayP99: running.p99, ratio: runningRatio, gatewayCpuSeconds: running.cpu, gatewayRequests: running.requests, ...bareData },
     note: cpuNote(running),
   }]

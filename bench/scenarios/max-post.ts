@@ -61,8 +61,11 @@ function body (): Buffer {
 
 export async function maxPost (databaseUrl: string, log: (s: string) => void): Promise<Line[]> {
   const gw = await startGateway(databaseUrl, {
-    UPSTREAMS: 'clinia', WORKER_CONCURRENCY: '0',
-    CLINIA_API_KEY: 'bench-not-used', CLINIA_BASE_URL: 'https://clinia.invalid', CLINIA_SOURCE_KEY: 'bench',
+    UPSTREAMS: 'clinia',
+    WORKER_CONCURRENCY: '0',
+    CLINIA_API_KEY: 'bench-not-used',
+    CLINIA_BASE_URL: 'https://clinia.invalid',
+    CLINIA_SOURCE_KEY: 'bench',
   })
   try {
     const payload = body()
@@ -82,16 +85,23 @@ export async function maxPost (databaseUrl: string, log: (s: string) => void): P
     const idleP99 = percentile(idle, 99)
     const p99 = percentile(during, 99)
     return [{
-      id: '9a', what: `GET /health/live latency, event-loop delay, while a ${MAX_JOB_OPERATIONS.toLocaleString('en-US')}-operation Clinia POST is handled`,
+      id: '9a',
+      what: `GET /health/live latency, event-loop delay, while a ${MAX_JOB_OPERATIONS.toLocaleString('en-US')}-operation Clinia POST is handled`,
       gateway: `p99 ${ms(p99)}, worst ${ms(worst)} (${during.length} probes); event-loop delay max ${ms(lagMax)}`,
       baseline: `p99 ${ms(idleP99)}, worst ${ms(Math.max(...idle))} idle`,
-      ratio: times(p99 / idleP99), target: `p99 ≤ ${RATIO_TARGET}× idle, loop delay ≤ ${STALL_TARGET_MS} ms`,
+      ratio: times(p99 / idleP99),
+      target: `p99 ≤ ${RATIO_TARGET}× idle, loop delay ≤ ${STALL_TARGET_MS} ms`,
       pass: p99 <= RATIO_TARGET * idleP99 && lagMax <= STALL_TARGET_MS && answer.status === 202,
       data: { probes: during.length, idleProbes: idle.length, worstMs: worst, p99Ms: p99, p50Ms: percentile(during, 50), idleP99Ms: idleP99, idleP50Ms: percentile(idle, 50), eventLoopLagMaxMs: lagMax, bodyBytes: payload.length },
       note: 'probes every 10 ms; event-loop delay from the gateway\'s /metrics; WORKER_CONCURRENCY=0, so the job is not run meanwhile',
     }, {
-      id: '9b', what: `POST /jobs of ${(payload.length / 1e6).toFixed(1)} MB (${MAX_JOB_OPERATIONS.toLocaleString('en-US')} Clinia operations)`,
-      gateway: `${answer.status} in ${seconds(postSeconds)}`, baseline: '-', ratio: '-', target: '202', pass: answer.status === 202,
+      id: '9b',
+      what: `POST /jobs of ${(payload.length / 1e6).toFixed(1)} MB (${MAX_JOB_OPERATIONS.toLocaleString('en-US')} Clinia operations)`,
+      gateway: `${answer.status} in ${seconds(postSeconds)}`,
+      baseline: '-',
+      ratio: '-',
+      target: '202',
+      pass: answer.status === 202,
       data: { status: answer.status, seconds: postSeconds, bodyBytes: payload.length, detail: answer.status === 202 ? undefined : answer.text.slice(0, 300) },
     }]
   } finally {

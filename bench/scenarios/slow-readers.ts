@@ -90,8 +90,11 @@ export async function slowReaders (databaseUrl: string, log: (s: string) => void
   const sim = await startDrchronoSimulator({ seed: 7 })
   try {
     const env = {
-      UPSTREAMS: 'drchrono', DRCHRONO_BASE_URL: sim.url, DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken,
-      WORKER_CONCURRENCY: '0', MAX_RESULT_STREAMS_PER_CLIENT: String(READERS),
+      UPSTREAMS: 'drchrono',
+      DRCHRONO_BASE_URL: sim.url,
+      DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken,
+      WORKER_CONCURRENCY: '0',
+      MAX_RESULT_STREAMS_PER_CLIENT: String(READERS),
     }
     // The jobs exist before any gateway starts: the first gateway applies the migrations.
     const probe = await startGateway(databaseUrl, env)
@@ -106,9 +109,13 @@ export async function slowReaders (databaseUrl: string, log: (s: string) => void
     const growth6 = six.peak - six.before
     const target = READERS * PER_STREAM + SLACK
     return [{
-      id: '7', what: `Memory: RSS growth, ${READERS} slow NDJSON readers (${READ_RATE / 1e6} MB/s each) of ${RECORDS} × 1 MB records`,
-      gateway: megabytes(growth6), baseline: `${megabytes(growth1)} one slow reader`, ratio: times(growth6 / Math.max(growth1, 1)),
-      target: `≤ ${megabytes(target)}`, pass: growth6 <= target,
+      id: '7',
+      what: `Memory: RSS growth, ${READERS} slow NDJSON readers (${READ_RATE / 1e6} MB/s each) of ${RECORDS} × 1 MB records`,
+      gateway: megabytes(growth6),
+      baseline: `${megabytes(growth1)} one slow reader`,
+      ratio: times(growth6 / Math.max(growth1, 1)),
+      target: `≤ ${megabytes(target)}`,
+      pass: growth6 <= target,
       data: { readers: READERS, records: RECORDS, recordBytes: RECORD_BYTES, readRate: READ_RATE, batchBytes: BATCH_BYTES, target, one, six },
       note: `RSS before: ${megabytes(one.before)} (one reader), ${megabytes(six.before)} (${READERS}); each reader past the first: ` +
         `${megabytes((growth6 - growth1) / (READERS - 1))}; target ${READERS} × 4 × (batch cap + record) + ${megabytes(SLACK)}`,

@@ -34,8 +34,13 @@ const added: Record<string, Response> = {
 }
 
 const titles: Record<string, string> = {
-  400: 'Bad Request: the field that is wrong is in `errors`', 401: 'Unauthorized: no valid client key',
-  404: 'Not Found', 409: 'Conflict', 410: 'Gone: the results expired', 422: 'Unprocessable Content', 503: 'Service Unavailable',
+  400: 'Bad Request: the field that is wrong is in `errors`',
+  401: 'Unauthorized: no valid client key',
+  404: 'Not Found',
+  409: 'Conflict',
+  410: 'Gone: the results expired',
+  422: 'Unprocessable Content',
+  503: 'Service Unavailable',
 }
 
 /** Worked examples of `POST /jobs`, keyed `<upstream>_<resource>`. */

@@ -46,8 +46,13 @@ export function problemTypeUri (code: ProblemCode): string {
 /** The code for a status when nothing more precise is known (Fastify's own errors, Node's). */
 export function codeForClientStatus (status: number): ProblemCode {
   const byStatus: Record<number, ProblemCode> = {
-    400: 'malformed_request', 404: 'route_not_found', 408: 'request_timeout',
-    413: 'body_too_large', 414: 'uri_too_long', 415: 'unsupported_media_type', 431: 'headers_too_large',
+    400: 'malformed_request',
+    404: 'route_not_found',
+    408: 'request_timeout',
+    413: 'body_too_large',
+    414: 'uri_too_long',
+    415: 'unsupported_media_type',
+    431: 'headers_too_large',
   }
   return byStatus[status] ?? (status >= 500 ? 'internal_error' : 'malformed_request')
 }

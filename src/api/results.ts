@@ -98,7 +98,11 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
           total: z.number().int().describe('How many records the job holds'),
         }).describe('A page of records (JSON), or every record as NDJSON with Accept: application/x-ndjson'),
         // 429 (rate limit, and too_many_streams for NDJSON) is added to the document with every rate-limited route's.
-        400: problemSchema, 401: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema,
+        400: problemSchema,
+        401: problemSchema,
+        404: problemSchema,
+        409: problemSchema,
+        410: problemSchema,
       },
     },
   }, async (request, reply) => {

@@ -74,4 +74,3 @@ function registerWebhookRoute (app: FastifyInstance, definition: AnyUpstream, we
     return (reply as FastifyReply).code(result.reply.status).send(result.reply.body)
   })
 }
-

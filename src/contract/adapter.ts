@@ -84,4 +84,3 @@ export interface UpstreamAdapter {
    */
   drain? (): Promise<void>
 }
-

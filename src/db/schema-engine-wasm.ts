@@ -26,7 +26,7 @@ let loaded: Promise<SchemaEngineBindings> | undefined
  */
 let panicLog: DbLogger | undefined
 ;(globalThis as { PRISMA_WASM_PANIC_REGISTRY?: unknown }).PRISMA_WASM_PANIC_REGISTRY ??= {
-  set_message(message: string) {
+  set_message (message: string) {
     loaded = undefined // the instance is unusable after a panic: the next engine gets a fresh one
     panicLog?.error({ panic: message }, 'schema engine panicked')
   },
@@ -44,7 +44,7 @@ let openEngines = 0
  * Instantiates the wasm once per process (again after a panic). The package's own entry point does
  * `import * as wasm from "./schema_engine_bg.wasm"`, which Node 20 cannot load, so we do its three steps.
  */
-export function loadSchemaEngineWasm(): Promise<SchemaEngineBindings> {
+export function loadSchemaEngineWasm (): Promise<SchemaEngineBindings> {
   loaded ??= (async () => {
     const glue = createRequire(import.meta.url).resolve('@prisma/schema-engine-wasm/schema_engine_bg')
     const bytes = await readFile(join(dirname(glue), 'schema_engine_bg.wasm'))
@@ -68,13 +68,13 @@ export function loadSchemaEngineWasm(): Promise<SchemaEngineBindings> {
 }
 
 /** Counts an engine as open: its timeouts must keep running. Its panics go to `log`. */
-export function engineOpened(log: DbLogger): void {
+export function engineOpened (log: DbLogger): void {
   openEngines++
   panicLog = log
 }
 
 /** Counts an engine as closed; the last one out clears the timeouts left behind. */
-export function engineClosed(): void {
+export function engineClosed (): void {
   if (--openEngines > 0) return
   for (const timer of timers) clearTimeout(timer)
   timers.clear()

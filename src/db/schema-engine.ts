@@ -34,7 +34,7 @@ export const migrationsDir: string = join(packageRoot, 'prisma', 'migrations')
 export const schemaPath: string = join(packageRoot, 'prisma', 'schema.prisma')
 
 /** Reads the migrations folder the way the Prisma CLI does (sorted by folder name, lock file optional). */
-export async function readMigrations(dir: string = migrationsDir): Promise<MigrationList> {
+export async function readMigrations (dir: string = migrationsDir): Promise<MigrationList> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
   const folders = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort()
   return {
@@ -48,10 +48,10 @@ export async function readMigrations(dir: string = migrationsDir): Promise<Migra
           path: 'migration.sql',
           content: await readFile(join(dir, path, 'migration.sql'), 'utf8').then(
             (value) => ({ tag: 'ok' as const, value }),
-            (err: Error) => ({ tag: 'error' as const, value: err.message }),
+            (err: Error) => ({ tag: 'error' as const, value: err.message })
           ),
         },
-      })),
+      }))
     ),
   }
 }
@@ -60,7 +60,7 @@ export async function readMigrations(dir: string = migrationsDir): Promise<Migra
  * A URL's host, port, user, password and database as separate fields, the form a shadow database needs
  * (see schema-engine-adapter.ts). Query parameters such as sslmode are not carried over.
  */
-export function discreteConnection(databaseUrl: string): pg.PoolConfig {
+export function discreteConnection (databaseUrl: string): pg.PoolConfig {
   const url = new URL(databaseUrl)
   return {
     host: url.hostname,
@@ -81,7 +81,7 @@ export interface OpenSchemaEngine {
  * Opens the engine on a database. Give discrete fields (host, database, …) rather than a connectionString
  * when the engine needs a shadow database (a `migrations` diff source): see schema-engine-adapter.ts.
  */
-export async function openSchemaEngine(connection: pg.PoolConfig, log: DbLogger): Promise<OpenSchemaEngine> {
+export async function openSchemaEngine (connection: pg.PoolConfig, log: DbLogger): Promise<OpenSchemaEngine> {
   const bindings = await loadSchemaEngineWasm()
   const { factory, close } = engineAdapter(connection)
   engineOpened(log)
@@ -96,7 +96,7 @@ export async function openSchemaEngine(connection: pg.PoolConfig, log: DbLogger)
   })
   return {
     engine: explainingErrors(engine, adapter.errorRegistry),
-    async close() {
+    async close () {
       engine.free()
       engineClosed()
       await close()
@@ -108,7 +108,7 @@ export async function openSchemaEngine(connection: pg.PoolConfig, log: DbLogger)
  * The engine reports a failure inside the driver adapter only as "External error id#N"; the real error
  * (connection refused, SQL error, …) waits in the adapter's registry under N. Put it into the message.
  */
-function explainingErrors(engine: SchemaEngine, registry: { consumeError(id: number): { error: unknown } | undefined }): SchemaEngine {
+function explainingErrors (engine: SchemaEngine, registry: { consumeError(id: number): { error: unknown } | undefined }): SchemaEngine {
   const explain = (err: unknown) => {
     const id = /External error id#(\d+)/.exec(String((err as Error)?.message))?.[1]
     const external = id === undefined ? undefined : registry.consumeError(Number(id))?.error
@@ -117,7 +117,7 @@ function explainingErrors(engine: SchemaEngine, registry: { consumeError(id: num
     return new Error(`schema engine: ${detail ?? JSON.stringify(external)}`, { cause: external })
   }
   return new Proxy(engine, {
-    get(target, prop) {
+    get (target, prop) {
       const value: unknown = Reflect.get(target, prop, target)
       if (typeof value !== 'function') return value
       return (...args: unknown[]) => {

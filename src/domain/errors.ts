@@ -30,14 +30,13 @@ export const JOB_ERROR_CODES = {
 /** Stable error codes a job can fail with. */
 export type JobErrorCode = keyof typeof JOB_ERROR_CODES
 
-
 /** A failure that ends a job with a stable code. Thrown by adapters and the shared client. */
 export class UpstreamError extends Error {
   override name = 'UpstreamError'
   constructor (
     readonly code: JobErrorCode,
     message: string,
-    readonly upstreamStatus: number | null = null,
+    readonly upstreamStatus: number | null = null
   ) {
     super(message)
   }

@@ -21,7 +21,7 @@ export class JobEndings {
     private readonly pool: pg.Pool,
     /** RESULT_TTL_SECONDS: a finished job's results live this long. */
     private readonly ttlSeconds: number,
-    private readonly observe: Observe = noObserve,
+    private readonly observe: Observe = noObserve
   ) {}
 
   /** The worker's run finished: the job completes. False (and nothing reported) when the lease was lost. */

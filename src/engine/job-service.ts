@@ -53,7 +53,7 @@ export class JobService {
     /** IDEMPOTENCY_KEY_TTL_HOURS: after this a key is forgotten, and the same key starts a new job. */
     private readonly keyTtlHours = 24,
     /** MAX_ACTIVE_JOBS_PER_CLIENT (0: no limit); replays and in-flight twins return their job even at it. */
-    private readonly maxActivePerClient = 20,
+    private readonly maxActivePerClient = 20
   ) {
     this.endings = new JobEndings(pool, ttlSeconds, observe)
   }

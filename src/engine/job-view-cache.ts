@@ -65,7 +65,7 @@ export class JobViewCache {
 
   constructor (
     private readonly limits: JobViewCacheLimits = defaultJobViewCacheLimits,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = Date.now
   ) {}
 
   /** The view cached for this client's job, or undefined (not cached, stale, or another client's job). */

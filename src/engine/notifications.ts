@@ -50,7 +50,7 @@ export class JobListener {
   constructor (
     private readonly connectionString: string,
     private readonly onNotification: (n: JobNotification) => void,
-    private readonly log: Logger,
+    private readonly log: Logger
   ) {}
 
   start (): void {

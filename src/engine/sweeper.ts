@@ -59,7 +59,7 @@ export class Sweeper {
     private readonly log: Logger,
     private readonly retention: Retention,
     private readonly observe: Observe = noObserve,
-    batches: Partial<SweepBatches> = {},
+    batches: Partial<SweepBatches> = {}
   ) {
     this.batches = { ...defaultBatches, ...batches }
   }

@@ -47,7 +47,7 @@ export class Worker {
     private readonly adapterFor: (upstream: string) => UpstreamAdapter | undefined,
     private readonly options: WorkerOptions,
     private readonly log: Logger,
-    private readonly observe: Observe = noObserve,
+    private readonly observe: Observe = noObserve
   ) {
     this.endings = new JobEndings(pool, options.ttlSeconds, observe)
   }

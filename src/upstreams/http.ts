@@ -234,8 +234,13 @@ export class UpstreamClient {
       let handedOver = false
       try {
         const raw = await undiciRequest(url, {
-          dispatcher, method, headers: opts.headers, body: opts.body, signal: deadline.signal,
-          headersTimeout: timeoutMs, bodyTimeout: timeoutMs,
+          dispatcher,
+          method,
+          headers: opts.headers,
+          body: opts.body,
+          signal: deadline.signal,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
         })
         const headers = flattenHeaders(raw.headers)
         this.#emit({ type: 'response', ...base, attempt, status: raw.statusCode, durationMs: performance.now() - started })

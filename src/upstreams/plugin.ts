@@ -5,7 +5,6 @@
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { z } from 'zod'
 import { responseLimitOptions, type Config } from '../config.js'
 import { UpstreamClient } from './http.js'
 import { MemoryCredentialStore } from './credential-store.js'

@@ -7,7 +7,6 @@ import { ocl } from './ocl/index.js'
 import { z } from 'zod'
 import type { UpstreamDefinition } from './types.js'
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each upstream has its own env and settings types
 export type AnyUpstream = UpstreamDefinition<any, any>
 
 export const upstreams: readonly AnyUpstream[] = [

@@ -4,7 +4,6 @@
  * may take from its first byte sent to its last byte read. An upstream that crosses one fails the job with a
  * stable code, never the gateway's memory or a worker forever.
  */
-import { tooLarge } from '../contract/record-limits.js'
 
 const MiB = 1024 * 1024
 

@@ -13,7 +13,7 @@ t.test('health: live always, ready only with the database migrated', async t => 
   const client = new pg.Client({ connectionString: gw.databaseUrl })
   await client.connect()
   t.teardown(() => client.end())
-  await client.query(`UPDATE _prisma_migrations SET migration_name = migration_name || '_gone' WHERE migration_name = (SELECT max(migration_name) FROM _prisma_migrations)`)
+  await client.query('UPDATE _prisma_migrations SET migration_name = migration_name || \'_gone\' WHERE migration_name = (SELECT max(migration_name) FROM _prisma_migrations)')
   const notReady = await gw.request('/health/ready', { key: null })
   t.equal(notReady.status, 503)
   t.match(await notReady.json(), { status: 503, detail: /migrations pending/ })

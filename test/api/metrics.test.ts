@@ -51,7 +51,9 @@ t.test('metrics count jobs, upstream requests, retries, records, webhooks and ex
   const gw = await startGateway(t, {
     env: {
       ...drchronoEnv(drchrono),
-      METRIPORT_BASE_URL: metriport.url, METRIPORT_API_KEY: METRIPORT.apiKey, METRIPORT_WEBHOOK_KEY: METRIPORT.webhookKey,
+      METRIPORT_BASE_URL: metriport.url,
+      METRIPORT_API_KEY: METRIPORT.apiKey,
+      METRIPORT_WEBHOOK_KEY: METRIPORT.webhookKey,
       // Long enough to scrape the finished jobs before their results expire, short enough to see them expire.
       RESULT_TTL_SECONDS: '8',
     },

@@ -49,7 +49,7 @@ t.test('a request in flight when shutdown begins is answered with Connection: cl
   const socketClosed = new Promise(resolve => socket.on('close', resolve))
   await new Promise(resolve => socket.on('connect', resolve))
   // Headers and half the body: the request is in flight, waiting for the rest.
-  socket.write(`POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer alpha-key-0123456789\r\n` +
+  socket.write('POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer alpha-key-0123456789\r\n' +
     `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: keep-alive\r\n\r\n` + body.slice(0, 10))
   while (!gw.logs.some(l => l.includes('incoming request'))) await new Promise(resolve => setTimeout(resolve, 20))
 

@@ -26,7 +26,7 @@ t.test('a credential is stored sealed and read back; a failed update writes noth
   t.same(await s.read('drchrono'), { seed: 'seed-1', value })
 
   const [row] = await sql<{ seed: string, key_id: string, dump: string, raw: string }>(url,
-    `SELECT seed, key_id, t::text AS dump, encode(ciphertext, 'escape') AS raw FROM upstream_credentials t WHERE name = 'drchrono'`)
+    'SELECT seed, key_id, t::text AS dump, encode(ciphertext, \'escape\') AS raw FROM upstream_credentials t WHERE name = \'drchrono\'')
   t.equal(row?.key_id, key.id)
   t.equal(row?.seed, key.digest('seed-1'), 'the seed column is a keyed digest, not the seed')
   for (const text of [row?.dump, row?.raw]) t.notMatch(text, /STORE-MARK|seed-1/, 'no plaintext in any column')
@@ -67,7 +67,7 @@ t.test('another key is detected and explained; the previous key re-encrypts unde
   t.match((err as Error).message, /TOKEN_ENCRYPTION_KEY_PREVIOUS/)
 
   t.same(await store(p, { current: newKey, previous: oldKey }).read('drchrono'), { seed: 'seed-1', value })
-  const [row] = await sql<{ key_id: string }>(url, `SELECT key_id FROM upstream_credentials WHERE name = 'drchrono'`)
+  const [row] = await sql<{ key_id: string }>(url, 'SELECT key_id FROM upstream_credentials WHERE name = \'drchrono\'')
   t.equal(row?.key_id, newKey.id, 'sealed again with the current key at first read')
   t.same(await store(p, { current: newKey }).read('drchrono'), { seed: 'seed-1', value }, 'the previous key is no longer needed')
   await t.rejects(store(p, { current: oldKey }).read('drchrono'), { code: 'token_key_mismatch' })
@@ -78,9 +78,9 @@ t.test('an altered row is refused, not decrypted', async t => {
   const s = store(await pool(t, url), { current: new TokenKey(randomBytes(32)) })
   await s.update('drchrono', async () => ({ seed: 'seed-1', value }))
   await s.update('other', async () => ({ seed: 'seed-2', value }))
-  await sql(url, `UPDATE upstream_credentials SET ciphertext = set_byte(ciphertext, 40, get_byte(ciphertext, 40) # 1) WHERE name = 'drchrono'`)
+  await sql(url, 'UPDATE upstream_credentials SET ciphertext = set_byte(ciphertext, 40, get_byte(ciphertext, 40) # 1) WHERE name = \'drchrono\'')
   await t.rejects(s.read('drchrono'), { code: 'credential_tampered', message: /the stored "drchrono" credential fails its integrity check/ })
-  await sql(url, `UPDATE upstream_credentials SET ciphertext = (SELECT ciphertext FROM upstream_credentials WHERE name = 'other') WHERE name = 'drchrono'`)
+  await sql(url, 'UPDATE upstream_credentials SET ciphertext = (SELECT ciphertext FROM upstream_credentials WHERE name = \'other\') WHERE name = \'drchrono\'')
   await t.rejects(s.read('drchrono'), { code: 'credential_tampered' }, 'another row\'s ciphertext')
   await t.rejects(s.update('drchrono', async () => ({ seed: 'seed-3', value })), { code: 'credential_tampered' }, 'and it is not overwritten blindly')
 })

@@ -10,11 +10,11 @@ import pg from 'pg'
 import t, { type Test } from 'tap'
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js'
 
-const log = { debug() {}, info() {}, warn() {}, error() {} }
+const log = { debug () {}, info () {}, warn () {}, error () {} }
 const embeddedModule = pathToFileURL(join(import.meta.dirname, '../../src/db/embedded.ts')).href
 
 /** A data dir for this test; at teardown its servers are stopped (also orphans), then it is removed. */
-async function dataDir(t: Test): Promise<{ dir: string; started: EmbeddedPostgres[] }> {
+async function dataDir (t: Test): Promise<{ dir: string; started: EmbeddedPostgres[] }> {
   const dir = await mkdtemp(join(tmpdir(), 'bg-embedded-'))
   const started: EmbeddedPostgres[] = []
   t.teardown(async () => {
@@ -26,7 +26,7 @@ async function dataDir(t: Test): Promise<{ dir: string; started: EmbeddedPostgre
   return { dir, started }
 }
 
-async function sql<R = Record<string, unknown>>(url: string, text: string, values: unknown[] = []): Promise<R[]> {
+async function sql<R = Record<string, unknown>> (url: string, text: string, values: unknown[] = []): Promise<R[]> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -36,11 +36,11 @@ async function sql<R = Record<string, unknown>>(url: string, text: string, value
   }
 }
 
-async function postmasterPid(dir: string): Promise<number> {
+async function postmasterPid (dir: string): Promise<number> {
   return Number((await readFile(join(dir, 'postgres', 'postmaster.pid'), 'utf8')).split('\n')[0])
 }
 
-function signal(pid: number, name: NodeJS.Signals | 0): boolean {
+function signal (pid: number, name: NodeJS.Signals | 0): boolean {
   try {
     process.kill(pid, name)
     return true
@@ -53,7 +53,7 @@ function signal(pid: number, name: NodeJS.Signals | 0): boolean {
  * A separate gateway-like process holding the server; resolves once its URL is printed. With `thenEnd`,
  * its code ends right after the start, without stop().
  */
-async function holdInChild(dir: string, thenEnd = false): Promise<{ child: ChildProcess; url: string }> {
+async function holdInChild (dir: string, thenEnd = false): Promise<{ child: ChildProcess; url: string }> {
   const code = `
     const { startEmbeddedPostgres } = await import(${JSON.stringify(embeddedModule)})
     const log = { debug() {}, info() {}, warn() {}, error() {} }
@@ -76,7 +76,7 @@ async function holdInChild(dir: string, thenEnd = false): Promise<{ child: Child
   return { child, url }
 }
 
-async function killed(child: ChildProcess): Promise<void> {
+async function killed (child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve))
   child.kill('SIGKILL')
   await exited

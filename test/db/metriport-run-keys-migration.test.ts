@@ -12,7 +12,7 @@ const migration = new URL('../../prisma/migrations/20261207070000_metriport_run_
 t.test('parked Metriport jobs move to the run key the webhook computes; nothing else changes', async t => {
   const url = await testDatabase(t)
   const insert = (upstream: string, waiting: string | null, params: object) => sql<{ id: string }>(url,
-    `INSERT INTO jobs (id, client_id, upstream, resource, params, status, waiting_for) VALUES (gen_random_uuid(), 'alpha', $1, 'r', $2, 'running', $3) RETURNING id`,
+    'INSERT INTO jobs (id, client_id, upstream, resource, params, status, waiting_for) VALUES (gen_random_uuid(), \'alpha\', $1, \'r\', $2, \'running\', $3) RETURNING id',
     [upstream, JSON.stringify(params), waiting])
   const patient = 'pat "ünï" \\ 01'
   const [old] = await insert('metriport', 'req-0001-abc', { patientId: patient })

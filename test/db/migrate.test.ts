@@ -13,7 +13,7 @@ import { applyMigrations, migrationsStatus } from '../../src/db/migrate.js'
 import { createPrisma } from '../../src/db/prisma.js'
 import { discreteConnection, migrationsDir, NO_FILTER, openSchemaEngine, readMigrations, schemaPath } from '../../src/db/schema-engine.js'
 
-const log = { debug() {}, info() {}, warn() {}, error() {} }
+const log = { debug () {}, info () {}, warn () {}, error () {} }
 
 let serverUrl = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL
 if (!serverUrl) {
@@ -28,7 +28,7 @@ if (!serverUrl) {
 const onDisk = (await readMigrations()).migrationDirectories.map((m) => m.path)
 
 /** A new, empty database on the server, dropped at teardown. */
-async function freshDatabase(t: Test): Promise<string> {
+async function freshDatabase (t: Test): Promise<string> {
   const name = `bg_migrate_${randomBytes(6).toString('hex')}`
   await sql(serverUrl!, `CREATE DATABASE "${name}"`)
   t.teardown(() => sql(serverUrl!, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))
@@ -37,7 +37,7 @@ async function freshDatabase(t: Test): Promise<string> {
   return url.toString()
 }
 
-async function sql<R = Record<string, unknown>>(url: string, text: string): Promise<R[]> {
+async function sql<R = Record<string, unknown>> (url: string, text: string): Promise<R[]> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -55,15 +55,15 @@ t.test('applies the migrations once, as prisma migrate deploy records them', asy
   t.same(await migrationsStatus(pool), { upToDate: false, pending: onDisk }, 'an untouched database is not ready')
 
   t.same(await applyMigrations(url, log), onDisk)
-  const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
+  const tables = await sql<{ table_name: string }>(url, 'SELECT table_name FROM information_schema.tables WHERE table_schema = \'public\' ORDER BY 1')
   t.same(tables.map((r) => r.table_name), ['_prisma_migrations', 'idempotency_keys', 'job_results', 'jobs',
     'upstream_budget_grants', 'upstream_budget_pauses', 'upstream_budget_waiters', 'upstream_credentials', 'webhook_deliveries'])
-  const [index] = await sql<{ indexdef: string }>(url, `SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_inflight_dedupe'`)
+  const [index] = await sql<{ indexdef: string }>(url, 'SELECT indexdef FROM pg_indexes WHERE indexname = \'jobs_inflight_dedupe\'')
   t.match(index?.indexdef, /UNIQUE INDEX .* WHERE .*payload IS NULL/, 'the hand-written partial index is there')
 
   const rows = await sql<{ migration_name: string; checksum: string; applied_steps_count: number }>(
     url,
-    'SELECT migration_name, checksum, applied_steps_count FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY 1',
+    'SELECT migration_name, checksum, applied_steps_count FROM _prisma_migrations WHERE finished_at IS NOT NULL ORDER BY 1'
   )
   const sha256 = async (name: string) => createHash('sha256').update(await readFile(join(migrationsDir, name, 'migration.sql'))).digest('hex')
   const checksums = await Promise.all(onDisk.map(sha256))
@@ -82,7 +82,7 @@ t.test('two gateways starting together apply each migration once', async (t) => 
 })
 
 /** A migrations folder of its own for a test: name → SQL. */
-async function migrationsFolder(t: Test, migrations: Record<string, string>): Promise<string> {
+async function migrationsFolder (t: Test, migrations: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'bg-migrations-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   for (const [name, text] of Object.entries(migrations)) {
@@ -104,11 +104,11 @@ SELECT 1 / 0;
 `,
   })
   await t.rejects(applyMigrations(url, log, dir), /division by zero/)
-  const tables = await sql<{ table_name: string }>(url, `SELECT table_name FROM information_schema.tables WHERE table_name IN ('one', 'two')`)
+  const tables = await sql<{ table_name: string }>(url, 'SELECT table_name FROM information_schema.tables WHERE table_name IN (\'one\', \'two\')')
   t.same(tables, [{ table_name: 'one' }], 'the first applied; of the failed one nothing remains')
   const [failed] = await sql<{ finished: boolean }>(
     url,
-    `SELECT finished_at IS NOT NULL AS finished FROM _prisma_migrations WHERE migration_name = '20260102000000_two'`,
+    'SELECT finished_at IS NOT NULL AS finished FROM _prisma_migrations WHERE migration_name = \'20260102000000_two\''
   )
   t.same(failed, { finished: false }, 'recorded as failed, as prisma migrate deploy does')
   await t.rejects(applyMigrations(url, log, dir), /failed migrations/, 'and it blocks later runs until resolved')
@@ -125,7 +125,7 @@ t.test('prisma/migrations matches schema.prisma (a diff through a shadow databas
     filters: NO_FILTER,
   })
   t.match(stdout, /No difference detected/, 'run `npm run db:diff -- <name>` after changing schema.prisma')
-  const leftovers = await sql(serverUrl!, `SELECT datname FROM pg_database WHERE datname LIKE 'prisma_migrate_shadow_db_%'`)
+  const leftovers = await sql(serverUrl!, 'SELECT datname FROM pg_database WHERE datname LIKE \'prisma_migrate_shadow_db_%\'')
   t.same(leftovers, [], 'the shadow database is dropped')
 })
 

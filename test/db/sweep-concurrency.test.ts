@@ -18,7 +18,7 @@ t.test('two sweeps at once split the work instead of waiting on each other', asy
     INSERT INTO jobs (id, client_id, upstream, resource, status, records, finished_at, expires_at, erased_at, purge_pending)
     VALUES (gen_random_uuid(), 'alpha', 'drchrono', 'appointments', 'expired', 30, now(), now(), now(), true) RETURNING id`)
   const jobId = job!.id
-  await pool.query(`INSERT INTO job_results (job_id, page, position, record) SELECT $1, 1, g, '{}' FROM generate_series(0, 29) g`, [jobId])
+  await pool.query('INSERT INTO job_results (job_id, page, position, record) SELECT $1, 1, g, \'{}\' FROM generate_series(0, 29) g', [jobId])
   await pool.query(`INSERT INTO idempotency_keys (client_id, key, request_hash, job_id, created_at)
     SELECT 'alpha', 'k' || g, 'h', $1, now() - interval '2 days' FROM generate_series(1, 30) g`, [jobId])
   await pool.query(`INSERT INTO webhook_deliveries (upstream, message_id, key, outcome, received_at)

@@ -62,10 +62,10 @@ t.test('every sweeper statement finds its work through an index', async t => {
     INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
     SELECT gen_random_uuid(), 'alpha', 'drchrono', 'appointments', '{}', 'h' || g, 'completed', 100, now(), now() + interval '1 hour'
     FROM generate_series(1, 2020) g`)
-  await pool.query(`UPDATE jobs SET expires_at = now() - interval '1 minute' WHERE id IN (SELECT id FROM jobs WHERE status = 'completed' LIMIT 20)`)
+  await pool.query('UPDATE jobs SET expires_at = now() - interval \'1 minute\' WHERE id IN (SELECT id FROM jobs WHERE status = \'completed\' LIMIT 20)')
   await pool.query(`INSERT INTO job_results (job_id, page, position, record)
     SELECT id, 1, g, '{"id":1}' FROM jobs, generate_series(0, 99) g WHERE status = 'completed'`)
-  await pool.query(`UPDATE jobs SET finished_at = now() - interval '40 days' WHERE id IN (SELECT id FROM jobs WHERE erased_at IS NOT NULL LIMIT 20)`)
+  await pool.query('UPDATE jobs SET finished_at = now() - interval \'40 days\' WHERE id IN (SELECT id FROM jobs WHERE erased_at IS NOT NULL LIMIT 20)')
   await pool.query(`INSERT INTO idempotency_keys (client_id, key, request_hash, job_id, created_at)
     SELECT 'alpha', 'k' || g, 'h', (SELECT id FROM jobs LIMIT 1), now() - CASE WHEN g <= 20 THEN interval '2 days' ELSE interval '1 minute' END
     FROM generate_series(1, 50000) g`)

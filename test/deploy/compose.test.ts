@@ -41,16 +41,21 @@ t.test('no secret has a default: compose refuses to start without real values', 
   const postgres = environmentOf('postgres', {})
   t.same(gateway.missing.sort(), ['GATEWAY_API_KEYS', 'POSTGRES_PASSWORD', 'PUBLIC_BASE_URL'], 'the gateway needs keys, the database password and its public URL')
   t.same(postgres.missing, ['POSTGRES_PASSWORD'], 'the database needs its password')
+  /* eslint-disable no-template-curly-in-string -- compose's own ${VAR:?} syntax, quoted in the messages */
   t.match(compose.services.gateway?.environment?.GATEWAY_API_KEYS, /^\$\{GATEWAY_API_KEYS:\?.+\}$/, 'GATEWAY_API_KEYS: ${GATEWAY_API_KEYS:?…}')
   t.match(compose.services.postgres?.environment?.POSTGRES_PASSWORD, /^\$\{POSTGRES_PASSWORD:\?.+\}$/, 'POSTGRES_PASSWORD: ${POSTGRES_PASSWORD:?…}')
   t.match(compose.services.gateway?.environment?.PUBLIC_BASE_URL, /^\$\{PUBLIC_BASE_URL:\?.+\}$/, 'PUBLIC_BASE_URL: ${PUBLIC_BASE_URL:?…}')
+  /* eslint-enable no-template-curly-in-string */
   t.same(environmentOf('gateway', { GATEWAY_API_KEYS: '', POSTGRES_PASSWORD: '', PUBLIC_BASE_URL: '' }).missing.length, 3, 'empty values are refused too')
 })
 
 t.test('with real values the gateway accepts what compose hands it', async t => {
   const shell = {
-    GATEWAY_API_KEYS: `app:${'a1'.repeat(24)}`, POSTGRES_PASSWORD: 'b2'.repeat(12), PUBLIC_BASE_URL: 'https://gateway.example.org',
-    UPSTREAMS: 'ocl', OCL_BASE_URL: 'https://api.openconceptlab.org',
+    GATEWAY_API_KEYS: `app:${'a1'.repeat(24)}`,
+    POSTGRES_PASSWORD: 'b2'.repeat(12),
+    PUBLIC_BASE_URL: 'https://gateway.example.org',
+    UPSTREAMS: 'ocl',
+    OCL_BASE_URL: 'https://api.openconceptlab.org',
   }
   const { env, missing } = environmentOf('gateway', shell)
   t.same(missing, [])

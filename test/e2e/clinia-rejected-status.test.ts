@@ -17,8 +17,12 @@ t.test('a REJECTED chunk under 400, 200, 409 and 422: upstream_rejected, receipt
   t.teardown(() => sim.close())
   const gw = await startGateway(t, {
     env: {
-      CLINIA_BASE_URL: sim.url, CLINIA_API_KEY: API_KEY, CLINIA_SOURCE_KEY: 'ehr-prod',
-      CLINIA_MAX_OPERATIONS: '2', CLINIA_POLL_INITIAL_MS: '5', CLINIA_POLL_MAX_MS: '20',
+      CLINIA_BASE_URL: sim.url,
+      CLINIA_API_KEY: API_KEY,
+      CLINIA_SOURCE_KEY: 'ehr-prod',
+      CLINIA_MAX_OPERATIONS: '2',
+      CLINIA_POLL_INITIAL_MS: '5',
+      CLINIA_POLL_MAX_MS: '20',
     },
   })
   for (const status of REJECTED_STATUSES) {

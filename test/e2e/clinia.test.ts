@@ -14,8 +14,12 @@ async function setup (t: Test) {
   t.teardown(() => sim.close())
   const gw = await startGateway(t, {
     env: {
-      CLINIA_BASE_URL: sim.url, CLINIA_API_KEY: API_KEY, CLINIA_SOURCE_KEY: 'ehr-prod',
-      CLINIA_MAX_OPERATIONS: '3', CLINIA_POLL_INITIAL_MS: '5', CLINIA_POLL_MAX_MS: '20',
+      CLINIA_BASE_URL: sim.url,
+      CLINIA_API_KEY: API_KEY,
+      CLINIA_SOURCE_KEY: 'ehr-prod',
+      CLINIA_MAX_OPERATIONS: '3',
+      CLINIA_POLL_INITIAL_MS: '5',
+      CLINIA_POLL_MAX_MS: '20',
     },
   })
   return { sim, gw }

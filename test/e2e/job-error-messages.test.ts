@@ -13,8 +13,13 @@ import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.j
 const MARKER = 'phi-marker-7f3a'
 /** Every field any upstream's error body is known to carry, and some it is not. */
 const BODY = JSON.stringify({
-  detail: `Patient ${MARKER} not found`, message: MARKER, title: MARKER, type: MARKER, status: MARKER,
-  error: { type: MARKER, message: MARKER }, errors: { [MARKER]: [`${MARKER} is invalid`] },
+  detail: `Patient ${MARKER} not found`,
+  message: MARKER,
+  title: MARKER,
+  type: MARKER,
+  status: MARKER,
+  error: { type: MARKER, message: MARKER },
+  errors: { [MARKER]: [`${MARKER} is invalid`] },
 })
 
 /** A loopback server answering every request with `status` and the marker body. */
@@ -56,11 +61,18 @@ t.test('upstream error bodies never reach the job\'s message; the code and statu
   const ports = Object.values(urls).map(u => new URL(u).port)
   const gw = await startGateway(t, {
     env: {
-      DRCHRONO_BASE_URL: urls.drchrono as string, DRCHRONO_ACCESS_TOKEN: 'drchrono-access-token',
-      CLINIKO_BASE_URL: `${urls.cliniko as string}/v1`, CLINIKO_API_KEY: 'cliniko-key-uk1', CLINIKO_USER_AGENT: 'Gateway tests (tests@example.com)',
+      DRCHRONO_BASE_URL: urls.drchrono as string,
+      DRCHRONO_ACCESS_TOKEN: 'drchrono-access-token',
+      CLINIKO_BASE_URL: `${urls.cliniko as string}/v1`,
+      CLINIKO_API_KEY: 'cliniko-key-uk1',
+      CLINIKO_USER_AGENT: 'Gateway tests (tests@example.com)',
       OCL_BASE_URL: urls.ocl as string,
-      METRIPORT_BASE_URL: urls.metriport as string, METRIPORT_API_KEY: 'metriport-key', METRIPORT_WEBHOOK_KEY: 'metriport-webhook-key',
-      CLINIA_BASE_URL: urls.clinia as string, CLINIA_API_KEY: 'clinia-key', CLINIA_SOURCE_KEY: 'src',
+      METRIPORT_BASE_URL: urls.metriport as string,
+      METRIPORT_API_KEY: 'metriport-key',
+      METRIPORT_WEBHOOK_KEY: 'metriport-webhook-key',
+      CLINIA_BASE_URL: urls.clinia as string,
+      CLINIA_API_KEY: 'clinia-key',
+      CLINIA_SOURCE_KEY: 'src',
     },
   })
   for (const [name, { status, code }] of Object.entries(expected)) {

@@ -87,7 +87,7 @@ t.test('a job completes by webhook with exactly the documents, each with patient
   const logs = gw.logs.join('')
   t.notMatch(logs, /X-Amz-Signature|amazonaws\.com/, 'signed URLs are never logged')
   t.notMatch(logs, new RegExp(SANDBOX_CREDENTIALS.webhookKey), 'nor the webhook key')
-  t.match(logs, /"delivery":"(applied|stored)"/, "the delivery is logged without its content")
+  t.match(logs, /"delivery":"(applied|stored)"/, 'the delivery is logged without its content')
 })
 
 t.test('a ping is answered at once with its pong', async t => {

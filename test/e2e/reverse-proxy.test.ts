@@ -99,7 +99,7 @@ async function startNginx (t: Test, nginx: string, gatewayPort: number): Promise
   }
 }
 
-async function json (res: Response, status: number, what: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function json (res: Response, status: number, what: string): Promise<any> {
   if (res.status !== status) throw new Error(`${what} answered ${res.status}, not ${status}: ${await res.text()}`)
   return res.json()
 }

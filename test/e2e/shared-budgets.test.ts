@@ -35,8 +35,12 @@ t.test('two gateways on one Cliniko key: 300 requests at 200 a minute, no 429, e
   t.teardown(() => sim.close())
   const databaseUrl = await testDatabase(t)
   const env = {
-    DATABASE_URL: databaseUrl, UPSTREAMS: 'cliniko', WORKER_CONCURRENCY: '1',
-    CLINIKO_BASE_URL: sim.apiUrl, CLINIKO_API_KEY: SANDBOX_API_KEY, CLINIKO_USER_AGENT: 'bulk-gateway tests (tests@example.com)',
+    DATABASE_URL: databaseUrl,
+    UPSTREAMS: 'cliniko',
+    WORKER_CONCURRENCY: '1',
+    CLINIKO_BASE_URL: sim.apiUrl,
+    CLINIKO_API_KEY: SANDBOX_API_KEY,
+    CLINIKO_USER_AGENT: 'bulk-gateway tests (tests@example.com)',
     CLINIKO_REQUESTS_PER_MINUTE: '200',
   }
   const gateways = [await spawnGateway(t, env), await spawnGateway(t, env)]

@@ -18,13 +18,13 @@ async function run (gw: TestGateway): Promise<Record<string, unknown>> {
 
 /** Every row of every table as text, and the bytes of every bytea column as text. */
 async function dumpDatabase (url: string): Promise<string> {
-  const tables = await sql<{ name: string }>(url, `SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`)
+  const tables = await sql<{ name: string }>(url, 'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = \'public\' AND table_type = \'BASE TABLE\'')
   const parts: string[] = []
   for (const { name } of tables) {
     const quoted = `"${name.replace(/"/g, '""')}"`
     parts.push(...(await sql<{ row: string }>(url, `SELECT t::text AS row FROM ${quoted} t`)).map(r => r.row))
     const binary = await sql<{ column: string }>(url,
-      `SELECT column_name AS column FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND data_type = 'bytea'`, [name])
+      'SELECT column_name AS column FROM information_schema.columns WHERE table_schema = \'public\' AND table_name = $1 AND data_type = \'bytea\'', [name])
     for (const { column } of binary) {
       const rows = await sql<{ raw: Buffer | null }>(url, `SELECT "${column.replace(/"/g, '""')}" AS raw FROM ${quoted}`)
       parts.push(...rows.map(r => r.raw?.toString('latin1') ?? ''))
@@ -38,8 +38,12 @@ t.test('tokens appear in no log line and nowhere unencrypted in the database', a
   const gw = await startGateway(t, {
     logLevel: 'trace',
     env: {
-      DRCHRONO_BASE_URL: sim.url, DRCHRONO_POLL_INTERVAL_MS: '20', DRCHRONO_ACCESS_TOKEN: configured.accessToken,
-      DRCHRONO_REFRESH_TOKEN: configured.refreshToken, DRCHRONO_CLIENT_ID: SANDBOX_CREDENTIALS.clientId, DRCHRONO_CLIENT_SECRET: SANDBOX_CREDENTIALS.clientSecret,
+      DRCHRONO_BASE_URL: sim.url,
+      DRCHRONO_POLL_INTERVAL_MS: '20',
+      DRCHRONO_ACCESS_TOKEN: configured.accessToken,
+      DRCHRONO_REFRESH_TOKEN: configured.refreshToken,
+      DRCHRONO_CLIENT_ID: SANDBOX_CREDENTIALS.clientId,
+      DRCHRONO_CLIENT_SECRET: SANDBOX_CREDENTIALS.clientSecret,
     },
   })
   const tokens = [configured.accessToken, configured.refreshToken]
@@ -55,7 +59,7 @@ t.test('tokens appear in no log line and nowhere unencrypted in the database', a
   tokens.push(sim.state.refreshToken)
   t.equal((await run(gw)).status, 'failed', 'a refused refresh is reported too')
 
-  const stored = await sql<{ key_id: string }>(gw.databaseUrl, `SELECT key_id FROM upstream_credentials`)
+  const stored = await sql<{ key_id: string }>(gw.databaseUrl, 'SELECT key_id FROM upstream_credentials')
   t.equal(stored.length, 1, 'the rotated pair is stored')
   const logs = gw.logs.join('')
   const database = await dumpDatabase(gw.databaseUrl)

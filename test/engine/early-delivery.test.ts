@@ -17,7 +17,7 @@ t.test('early deliveries and the run they belong to', async t => {
   t.teardown(() => pool.end())
   const insertJob = async () => {
     const id = randomUUID()
-    await pool.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash) VALUES ($1, 'alpha', $2, 'document-download-urls', '{}', $3)`, [id, upstream, randomUUID()])
+    await pool.query('INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash) VALUES ($1, \'alpha\', $2, \'document-download-urls\', \'{}\', $3)', [id, upstream, randomUUID()])
     return id
   }
   const claim = async () => {

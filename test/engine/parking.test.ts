@@ -30,7 +30,7 @@ t.test('parking and webhook deliveries', async t => {
   const deliver = (messageId: string, key: string, outcome: DeliveryOutcome) => endings.delivered({ upstream, messageId, key, outcome })
   const insertJob = async () => {
     const id = randomUUID()
-    await pool.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash) VALUES ($1, 'alpha', $2, 'document-download-urls', '{}', $3)`, [id, upstream, randomUUID()])
+    await pool.query('INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash) VALUES ($1, \'alpha\', $2, \'document-download-urls\', \'{}\', $3)', [id, upstream, randomUUID()])
     return id
   }
   const job = async (id: string) => (await pool.query('SELECT status, records, waiting_for, lease_owner, error_code, expires_at FROM jobs WHERE id = $1', [id])).rows[0]

@@ -75,7 +75,7 @@ t.test('job rows go JOB_RETENTION_SECONDS (the test knob for JOB_RETENTION_DAYS)
   const recent = await insertJob(gw, { status: 'failed', finishedAgo: '30 minutes', expiresIn: '-20 minutes' })
   const running = await insertJob(gw, { status: 'running', finishedAgo: null, expiresIn: null })
   for (const id of [old, recent]) {
-    await sql(gw.databaseUrl, `INSERT INTO idempotency_keys (client_id, key, request_hash, job_id) VALUES ('alpha', $1::text, 'h', $1::uuid)`, [id])
+    await sql(gw.databaseUrl, 'INSERT INTO idempotency_keys (client_id, key, request_hash, job_id) VALUES (\'alpha\', $1::text, \'h\', $1::uuid)', [id])
   }
 
   const report = await gw.app.sweeper.sweep()

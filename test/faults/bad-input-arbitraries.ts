@@ -62,14 +62,14 @@ export const nastyString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 30 }),
   fc.constantFrom('', ' ', '\u0000', 'a\u0000b', '\ud800', '\udfff x', '2024-13-45', '9999-12-31T23:59:59Z', '0000-00-00',
     '-1', '1e309', 'NaN', 'Infinity', 'true', 'null', '__proto__', 'constructor', '../../etc/passwd', '\'; DROP TABLE jobs; --',
-    '%00', '%', '\\', '"', '<script>', 'ǅ\u0301\u200d', 'x'.repeat(70_000)),
+    '%00', '%', '\\', '"', '<script>', 'ǅ\u0301\u200d', 'x'.repeat(70_000))
 )
 export const nastyNumber = fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.constantFrom(-1, 0, 0.5, 1e21, 2 ** 31, -(2 ** 31) - 1, Number.MAX_SAFE_INTEGER + 2, -0))
 export const junk: fc.Arbitrary<Json> = fc.oneof(
   fc.constant(null), fc.boolean(), nastyNumber, nastyString,
   fc.array(fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>, { maxLength: 4 }),
-  fc.dictionary(nastyString, fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>, { maxKeys: 4 }),
+  fc.dictionary(nastyString, fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>, { maxKeys: 4 })
 )
 
 /** A valid base with one thing wrong: a value replaced, a key added, or one removed, at a known pointer. */

@@ -53,12 +53,16 @@ t.test('bad input never gets a 5xx: 4xx problem+json naming the field, and the g
   const gw = await startGateway(t, {
     logLevel: 'warn',
     env: {
-      ...drchronoEnv(sim), DRCHRONO_POLL_INTERVAL_MS: '10',
-      METRIPORT_BASE_URL: sim.url, METRIPORT_API_KEY: METRIPORT_CREDENTIALS.apiKey, METRIPORT_WEBHOOK_KEY: METRIPORT_CREDENTIALS.webhookKey,
+      ...drchronoEnv(sim),
+      DRCHRONO_POLL_INTERVAL_MS: '10',
+      METRIPORT_BASE_URL: sim.url,
+      METRIPORT_API_KEY: METRIPORT_CREDENTIALS.apiKey,
+      METRIPORT_WEBHOOK_KEY: METRIPORT_CREDENTIALS.webhookKey,
       // Thousands of unsigned deliveries from one address: each must get its 401, not the failure limit's 429.
       WEBHOOK_FAILURE_LIMIT: '0',
       // The fuzzer is one client sending thousands of requests: the rate limit would answer most of them.
-      RATE_LIMIT_MAX: '0', RATE_LIMIT_ANONYMOUS_MAX: '0',
+      RATE_LIMIT_MAX: '0',
+      RATE_LIMIT_ANONYMOUS_MAX: '0',
       // Its valid bodies stay queued (the worker is stopped below): hundreds of active jobs for one client.
       MAX_ACTIVE_JOBS_PER_CLIENT: '0',
     },
@@ -140,7 +144,7 @@ t.test('bad input never gets a 5xx: 4xx problem+json naming the field, and the g
     fc.constantFrom('{"upstream":', '{', '[', '"', '{"a":1}}', '\u0000', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{}}}', '\ufeff{}')
       .map(s => ({ body: s, type: 'application/json' })),
     fc.nat(20_000).map(n => ({ body: '['.repeat(n) + ']'.repeat(n), type: 'application/json' })),
-    fc.record({ body: fc.string({ maxLength: 100 }), type: fc.constantFrom('text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', '') }),
+    fc.record({ body: fc.string({ maxLength: 100 }), type: fc.constantFrom('text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', '') })
   ), async ({ body, type }) => {
     const res = await gw.request('/jobs', { method: 'POST', body, headers: { 'content-type': type } })
     const text = await res.text()
@@ -160,12 +164,12 @@ t.test('bad input never gets a 5xx: 4xx problem+json naming the field, and the g
   const listCursor = fc.oneof(
     nastyString,
     fc.record({ t: fc.oneof(fc.date({ noInvalidDate: true }).map(d => d.toISOString()), nastyString), id: fc.oneof(fc.uuid(), nastyString) }).map(cursorOf),
-    fc.jsonValue({ maxDepth: 2 }).map(cursorOf),
+    fc.jsonValue({ maxDepth: 2 }).map(cursorOf)
   )
   await check(t, tally, 'GET /jobs query strings', seed(3), fc.dictionary(
     fc.oneof(fc.constantFrom('limit', 'cursor', 'status', 'upstream'), nastyString),
     fc.oneof(nastyString, nastyNumber.map(String), listCursor, fc.constantFrom('queued', 'completed', 'drchrono', '20', '100', '101', '0')),
-    { maxKeys: 4 },
+    { maxKeys: 4 }
   ), async query => {
     const qs = new URLSearchParams(query).toString()
     const res = await gw.request(`/jobs?${qs}`)
@@ -226,7 +230,7 @@ t.test('bad input never gets a 5xx: 4xx problem+json naming the field, and the g
     fc.jsonValue({ maxDepth: 3 }).map(v => ({ body: JSON.stringify(v), signed: true, upstream: 'metriport' })),
     fc.string({ unit: 'binary', maxLength: 200 }).map(s => ({ body: s, signed: true, upstream: 'metriport' })),
     metriportMessage.map(m => ({ body: JSON.stringify(m), signed: false, upstream: 'metriport' })),
-    fc.record({ body: fc.string({ maxLength: 50 }), signed: fc.boolean(), upstream: nastyString.filter(s => s !== 'metriport' && s !== '' && s !== '.' && s !== '..') }),
+    fc.record({ body: fc.string({ maxLength: 50 }), signed: fc.boolean(), upstream: nastyString.filter(s => s !== 'metriport' && s !== '' && s !== '.' && s !== '..') })
   ), async ({ body, signed, upstream }) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' }
     if (signed) headers[SIGNATURE_HEADER] = signWebhook(body, webhookKey)

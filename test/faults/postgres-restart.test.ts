@@ -74,7 +74,8 @@ t.test('PostgreSQL restarted mid-job: the gateway reconnects and every job compl
   gw.child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
   const exited = new Promise<string>(resolve => gw.child.once('exit', (code, signal) => resolve(`exit code ${code}, signal ${signal}`)))
   /** Why the gateway is gone, if it is: its exit, its last words on stderr, and its last log lines. */
-  const obituary = async () => gw.child.exitCode === null && gw.child.signalCode === null ? 'still running'
+  const obituary = async () => gw.child.exitCode === null && gw.child.signalCode === null
+    ? 'still running'
     : `${await exited}; stderr: ${stderr.slice(-1500)}; last logs: ${gw.logs.slice(-5).map(l => `${String(l.msg)} ${JSON.stringify(l.err ?? '')}`).join(' | ')}`
   const jobs = Array.from({ length: 8 }, (_, i) => upstreams.job(40 + i))
   const ids: string[] = []

@@ -9,7 +9,7 @@
 import t from 'tap'
 import { mulberry32 } from '../../src/upstreams/simulator-kit/seeded-random.js'
 import { testDatabase, sql } from '../helpers/database.js'
-import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
+import { spawnGateway } from '../helpers/process.js'
 import { CAMPAIGN_SEED, Tally, isTerminal, settle } from './campaign.js'
 import { jobReader, judgeJob, startReadUpstreams, submitJob } from './read-jobs.js'
 

@@ -13,7 +13,12 @@ import { expectedExport, startOclSimulator, SANDBOX_OCL_TOKEN, type SimSource } 
 const DRCHRONO_COUNTS = { appointments: 900 }
 const CLINIKO_COUNTS = { patients: 600 }
 const OCL_SOURCE: SimSource = {
-  ownerType: 'orgs', owner: 'FAULTS', source: 'Medium', public: true, concepts: 1600, mappings: 900,
+  ownerType: 'orgs',
+  owner: 'FAULTS',
+  source: 'Medium',
+  public: true,
+  concepts: 1600,
+  mappings: 900,
   versions: [
     { id: 'v3', released: true, createdOn: '2024-06-01T12:00:00Z' },
     { id: 'v2', released: true, createdOn: '2024-03-01T12:00:00Z' },
@@ -32,9 +37,17 @@ export async function startReadUpstreams (t: Test): Promise<{ env: Record<string
   const ocl = await startOclSimulator({ ...OCL_OPTIONS, exportPolls: 3 })
   t.teardown(async () => { await drchrono.close(); await cliniko.close(); await ocl.close() })
   const env = {
-    DRCHRONO_BASE_URL: drchrono.url, DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken, DRCHRONO_POLL_INTERVAL_MS: '50', DRCHRONO_PAGE_CONCURRENCY: '2',
-    CLINIKO_BASE_URL: cliniko.apiUrl, CLINIKO_API_KEY: SANDBOX_API_KEY, CLINIKO_USER_AGENT: SANDBOX_USER_AGENT, CLINIKO_REQUESTS_PER_MINUTE: '10000',
-    OCL_BASE_URL: ocl.url, OCL_TOKEN: SANDBOX_OCL_TOKEN, OCL_EXPORT_POLL_SECONDS: '0.2',
+    DRCHRONO_BASE_URL: drchrono.url,
+    DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken,
+    DRCHRONO_POLL_INTERVAL_MS: '50',
+    DRCHRONO_PAGE_CONCURRENCY: '2',
+    CLINIKO_BASE_URL: cliniko.apiUrl,
+    CLINIKO_API_KEY: SANDBOX_API_KEY,
+    CLINIKO_USER_AGENT: SANDBOX_USER_AGENT,
+    CLINIKO_REQUESTS_PER_MINUTE: '10000',
+    OCL_BASE_URL: ocl.url,
+    OCL_TOKEN: SANDBOX_OCL_TOKEN,
+    OCL_EXPORT_POLL_SECONDS: '0.2',
   }
   const job = (i: number): ReadJob => {
     if (i % 5 === 4) {

@@ -31,8 +31,15 @@ export async function replicas (t: Test, drchrono: DrchronoSimulatorOptions, env
   t.teardown(() => cliniko.close())
   const databaseUrl = await testDatabase(t)
   const all = {
-    ...drchronoEnv(sim, { refresh }), DATABASE_URL: databaseUrl, UPSTREAMS: 'drchrono,cliniko', WORKER_CONCURRENCY: '4', LEASE_SECONDS: '3',
-    CLINIKO_BASE_URL: cliniko.apiUrl, CLINIKO_API_KEY: SANDBOX_API_KEY, CLINIKO_USER_AGENT: SANDBOX_USER_AGENT, ...env,
+    ...drchronoEnv(sim, { refresh }),
+    DATABASE_URL: databaseUrl,
+    UPSTREAMS: 'drchrono,cliniko',
+    WORKER_CONCURRENCY: '4',
+    LEASE_SECONDS: '3',
+    CLINIKO_BASE_URL: cliniko.apiUrl,
+    CLINIKO_API_KEY: SANDBOX_API_KEY,
+    CLINIKO_USER_AGENT: SANDBOX_USER_AGENT,
+    ...env,
   }
   const gateways = await Promise.all([spawnGateway(t, all), spawnGateway(t, all)])
   return { sim, cliniko, databaseUrl, env: all, gateways }

@@ -20,7 +20,12 @@ import type { JobView } from './campaign.js'
 const CLINIA_CHUNK = 4
 
 const OCL_SOURCE: SimSource = {
-  ownerType: 'orgs', owner: 'FAULTS', source: 'Small', public: true, concepts: 140, mappings: 90,
+  ownerType: 'orgs',
+  owner: 'FAULTS',
+  source: 'Small',
+  public: true,
+  concepts: 140,
+  mappings: 90,
   versions: [
     { id: 'v2', released: true, createdOn: '2024-04-01T12:00:00Z' },
     { id: 'v1', released: true, createdOn: '2024-01-01T12:00:00Z' },
@@ -71,12 +76,26 @@ export async function startTargets (t: Test, seed: number): Promise<{ targets: T
   })
   const [drchronoUrl, clinikoUrl, oclUrl, cliniaUrl, metriportUrl] = servers.map(s => s.url) as [string, string, string, string, string]
   const env = {
-    DRCHRONO_BASE_URL: drchronoUrl, DRCHRONO_ACCESS_TOKEN: DRCHRONO_CREDENTIALS.accessToken, DRCHRONO_POLL_INTERVAL_MS: '20', DRCHRONO_PAGE_CONCURRENCY: '3',
-    CLINIKO_BASE_URL: `${clinikoUrl}/v1`, CLINIKO_API_KEY: SANDBOX_API_KEY, CLINIKO_USER_AGENT: SANDBOX_USER_AGENT, CLINIKO_REQUESTS_PER_MINUTE: '10000',
-    OCL_BASE_URL: oclUrl, OCL_TOKEN: SANDBOX_OCL_TOKEN, OCL_EXPORT_POLL_SECONDS: '0.02',
-    CLINIA_BASE_URL: cliniaUrl, CLINIA_API_KEY: CLINIA_CREDENTIALS.apiKey, CLINIA_SOURCE_KEY: CLINIA_CREDENTIALS.sourceKey,
-    CLINIA_MAX_OPERATIONS: String(CLINIA_CHUNK), CLINIA_POLL_INITIAL_MS: '10', CLINIA_POLL_MAX_MS: '50',
-    METRIPORT_BASE_URL: metriportUrl, METRIPORT_API_KEY: METRIPORT_CREDENTIALS.apiKey, METRIPORT_WEBHOOK_KEY: METRIPORT_CREDENTIALS.webhookKey,
+    DRCHRONO_BASE_URL: drchronoUrl,
+    DRCHRONO_ACCESS_TOKEN: DRCHRONO_CREDENTIALS.accessToken,
+    DRCHRONO_POLL_INTERVAL_MS: '20',
+    DRCHRONO_PAGE_CONCURRENCY: '3',
+    CLINIKO_BASE_URL: `${clinikoUrl}/v1`,
+    CLINIKO_API_KEY: SANDBOX_API_KEY,
+    CLINIKO_USER_AGENT: SANDBOX_USER_AGENT,
+    CLINIKO_REQUESTS_PER_MINUTE: '10000',
+    OCL_BASE_URL: oclUrl,
+    OCL_TOKEN: SANDBOX_OCL_TOKEN,
+    OCL_EXPORT_POLL_SECONDS: '0.02',
+    CLINIA_BASE_URL: cliniaUrl,
+    CLINIA_API_KEY: CLINIA_CREDENTIALS.apiKey,
+    CLINIA_SOURCE_KEY: CLINIA_CREDENTIALS.sourceKey,
+    CLINIA_MAX_OPERATIONS: String(CLINIA_CHUNK),
+    CLINIA_POLL_INITIAL_MS: '10',
+    CLINIA_POLL_MAX_MS: '50',
+    METRIPORT_BASE_URL: metriportUrl,
+    METRIPORT_API_KEY: METRIPORT_CREDENTIALS.apiKey,
+    METRIPORT_WEBHOOK_KEY: METRIPORT_CREDENTIALS.webhookKey,
     // A job whose webhook never comes fails with upstream_timeout after this: long enough for every retry here.
     METRIPORT_WEBHOOK_TIMEOUT_SECONDS: '40',
   }

@@ -64,7 +64,9 @@ t.test('400 unsigned 1 MiB webhook posts: 4xx problems, bounded memory, nothing 
   const databaseUrl = await testDatabase(t)
   const gw = await spawnGateway(t, {
     DATABASE_URL: databaseUrl,
-    METRIPORT_BASE_URL: 'http://127.0.0.1:9', METRIPORT_API_KEY: 'flood-test-api-key', METRIPORT_WEBHOOK_KEY: 'flood-test-webhook-key',
+    METRIPORT_BASE_URL: 'http://127.0.0.1:9',
+    METRIPORT_API_KEY: 'flood-test-api-key',
+    METRIPORT_WEBHOOK_KEY: 'flood-test-webhook-key',
     // Every post reaches the signature check (the path under test) rather than the failure limit's 429.
     WEBHOOK_FAILURE_LIMIT: '0',
     // As `npm start` runs it: young-generation space capped as in production, so the measure is the gateway's.

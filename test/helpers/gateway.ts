@@ -23,7 +23,7 @@ export interface TestGateway {
 }
 
 /** A fetch Response whose JSON body tests may read without declaring its type. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+
 export type TestResponse = Omit<Response, 'json'> & { json (): Promise<any> }
 
 export const clientKeys = { alpha: 'alpha-key-0123456789', beta: 'beta-key-0123456789' }

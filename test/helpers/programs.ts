@@ -7,7 +7,6 @@ import { accessSync, constants } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import type { Test } from 'tap'
 
-
 /** The first executable found among `candidates` (absolute paths or names looked up on PATH). */
 export function findProgram (candidates: string[]): string | undefined {
   const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean)

@@ -6,8 +6,11 @@ import { ConfigError } from '../../src/domain/errors.js'
 const longKey = (c: string): string => c.repeat(32)
 /** A production configuration that passes, one upstream configured: each case below spoils one thing. */
 const production: Record<string, string> = {
-  NODE_ENV: 'production', GATEWAY_API_KEYS: `app:${longKey('k')}`, PUBLIC_BASE_URL: 'https://gateway.example.org',
-  UPSTREAMS: 'ocl', OCL_BASE_URL: 'https://api.openconceptlab.org',
+  NODE_ENV: 'production',
+  GATEWAY_API_KEYS: `app:${longKey('k')}`,
+  PUBLIC_BASE_URL: 'https://gateway.example.org',
+  UPSTREAMS: 'ocl',
+  OCL_BASE_URL: 'https://api.openconceptlab.org',
 }
 
 function configError (env: Record<string, string>): string {
@@ -57,9 +60,14 @@ t.test('a bad value stops start-up with a message naming the variable', async t 
 
 t.test('keys, proxy and production', async t => {
   const config = loadConfig({
-    NODE_ENV: 'production', GATEWAY_API_KEYS: `billing:${longKey('b')}, ehr:${longKey('e')}`, TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
+    NODE_ENV: 'production',
+    GATEWAY_API_KEYS: `billing:${longKey('b')}, ehr:${longKey('e')}`,
+    TRUST_PROXY: '10.0.0.0/8, 127.0.0.1',
     PUBLIC_BASE_URL: 'https://gateway.example.org',
-    UPSTREAMS: 'drchrono, cliniko', DRCHRONO_ACCESS_TOKEN: 'token-123', CLINIKO_API_KEY: 'MS0xLWFiY2RlZg-au1', CLINIKO_USER_AGENT: 'Acme (ops@acme.example)',
+    UPSTREAMS: 'drchrono, cliniko',
+    DRCHRONO_ACCESS_TOKEN: 'token-123',
+    CLINIKO_API_KEY: 'MS0xLWFiY2RlZg-au1',
+    CLINIKO_USER_AGENT: 'Acme (ops@acme.example)',
   })
   t.same(config.UPSTREAMS, ['drchrono', 'cliniko'], 'UPSTREAMS: the exposed upstreams, every one configured')
   t.same([...config.GATEWAY_API_KEYS ?? []], [[longKey('b'), 'billing'], [longKey('e'), 'ehr']])

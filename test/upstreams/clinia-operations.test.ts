@@ -87,8 +87,13 @@ t.test('env: no key means unconfigured; a key needs its workspace and source', a
   t.equal(env({ CLINIA_API_KEY: '' }).success && clinia.settingsFromEnv(env({ CLINIA_API_KEY: '' }).data!), null, 'empty = unset')
   const live = env({ CLINIA_BASE_URL: 'https://acme.clinia.cloud', CLINIA_API_KEY: 'k', CLINIA_SOURCE_KEY: 'ehr-prod', CLINIA_MAX_OPERATIONS: '250' })
   t.same(live.success && clinia.settingsFromEnv(live.data), {
-    baseUrl: 'https://acme.clinia.cloud', apiKey: 'k', sourceKey: 'ehr-prod', maxOperations: 250,
-    pollInitialMs: 500, pollMaxMs: 10_000, taskTimeoutMs: 3_600_000,
+    baseUrl: 'https://acme.clinia.cloud',
+    apiKey: 'k',
+    sourceKey: 'ehr-prod',
+    maxOperations: 250,
+    pollInitialMs: 500,
+    pollMaxMs: 10_000,
+    taskTimeoutMs: 3_600_000,
   })
   const half = env({ CLINIA_API_KEY: 'k' })
   t.notOk(half.success)

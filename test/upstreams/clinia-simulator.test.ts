@@ -10,7 +10,8 @@ async function sim (t: Test, options: CliniaSimulatorOptions = {}) {
   t.teardown(() => s.close())
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = key) => {
     const res = await fetch(`${s.url}${path}`, {
-      method, body: body === undefined ? undefined : JSON.stringify(body),
+      method,
+      body: body === undefined ? undefined : JSON.stringify(body),
       headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
     })
     const text = await res.text()
@@ -32,10 +33,13 @@ t.test('ACCEPTED with a bk_ task id; PENDING for the configured reads; receipts 
   const id = res.json.taskId
   t.same((await s.read(id, '')).json, { status: 'PENDING' })
   const pending = await s.read(id)
-  t.same(pending.json, { receipts: [
-    { action: 'CREATE', id: 'a', status: 'PENDING', targetType: 'RESOURCE', type: 'provider' },
-    { action: 'CREATE', id: 'b', status: 'PENDING', targetType: 'RESOURCE', type: 'provider' },
-  ], status: 'PENDING' })
+  t.same(pending.json, {
+    receipts: [
+      { action: 'CREATE', id: 'a', status: 'PENDING', targetType: 'RESOURCE', type: 'provider' },
+      { action: 'CREATE', id: 'b', status: 'PENDING', targetType: 'RESOURCE', type: 'provider' },
+    ],
+    status: 'PENDING'
+  })
   t.same((await s.read(id, '?withReceipts=false')).json, { status: 'SUCCESS' })
   const done = await s.read(id)
   t.equal(done.text, '{"receipts":[{"action":"CREATE","id":"a","status":"SUCCESS","targetType":"RESOURCE","type":"provider"},' +

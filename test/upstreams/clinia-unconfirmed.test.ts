@@ -31,8 +31,13 @@ function fakeJob (operations: unknown[], resume: { checkpoint: CliniaCheckpoint,
   const ctx: JobContext = {
     clientId: 'client-1',
     reportWait () {},
-    jobId: 'job-1', resource: 'resources', params: {}, payload: { operations: structuredClone(operations) },
-    checkpoint: resume?.checkpoint ?? null, signal: new AbortController().signal, log: pino({ level: 'silent' }),
+    jobId: 'job-1',
+    resource: 'resources',
+    params: {},
+    payload: { operations: structuredClone(operations) },
+    checkpoint: resume?.checkpoint ?? null,
+    signal: new AbortController().signal,
+    log: pino({ level: 'silent' }),
     async savePage (page, records, cp) {
       if (!pages.has(page)) pages.set(page, recordTexts(records))
       checkpoints.push(structuredClone(cp as CliniaCheckpoint))

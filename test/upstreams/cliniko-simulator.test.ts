@@ -6,7 +6,7 @@ import {
 } from '../../src/upstreams/cliniko/simulator/index.js'
 
 const auth = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are read as the wire gives them
+
 const json = (res: Response): Promise<any> => res.json()
 const HEADERS = { authorization: auth(SANDBOX_API_KEY), 'user-agent': SANDBOX_USER_AGENT, accept: 'application/json' }
 

@@ -41,8 +41,12 @@ async function pagesOf200kB (t: Test, pageConcurrency: number, onPoll: () => voi
     await new Promise(resolve => server.close(resolve))
   })
   return drchronoAdapter({
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, accessToken: 'test-access-token',
-    pollInitialMs: 1, pollMaxMs: 2, pageConcurrency, ...UNMETERED,
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    accessToken: 'test-access-token',
+    pollInitialMs: 1,
+    pollMaxMs: 2,
+    pageConcurrency,
+    ...UNMETERED,
   }, client, memoryServices())
 }
 

@@ -41,7 +41,13 @@ function fakeJob (params: Record<string, unknown>, checkpoint: OclExportCheckpoi
   const ctx: JobContext = {
     clientId: 'client-1',
     reportWait () {},
-    jobId: 'job-1', resource: 'export', params, payload: null, checkpoint, signal: controller.signal, log: pino({ level: 'silent' }),
+    jobId: 'job-1',
+    resource: 'export',
+    params,
+    payload: null,
+    checkpoint,
+    signal: controller.signal,
+    log: pino({ level: 'silent' }),
     async savePage (page, records, cp, update) {
       controller.signal.throwIfAborted()
       if (!pages.has(page)) pages.set(page, recordTexts(records))

@@ -31,7 +31,13 @@ function fakeJob (resource: 'export' | 'changes', params: Record<string, unknown
   const ctx: JobContext = {
     clientId: 'client-1',
     reportWait () {},
-    jobId: 'job-1', resource, params, payload: null, checkpoint, signal: new AbortController().signal, log: pino({ level: 'silent' }),
+    jobId: 'job-1',
+    resource,
+    params,
+    payload: null,
+    checkpoint,
+    signal: new AbortController().signal,
+    log: pino({ level: 'silent' }),
     async savePage (page, records, cp, update) {
       if (!pages.has(page)) pages.set(page, recordTexts(records))
       checkpoints.push(structuredClone(cp) as OclChangesCheckpoint)

@@ -71,8 +71,14 @@ async function run (t: Test, baseUrl: string, settings: Partial<OclSettings> = {
   const adapter = oclAdapter({ baseUrl, token: 'test-token', pollInitialMs: 1, pollMaxMs: 4, maxDownloadAttempts: 1, tempDir, ...settings }, http)
   const pages = new Map<number, string[]>()
   const ctx: JobContext = {
-    jobId: 'job-1', clientId: 'client-1', resource: 'export', params: target, payload: null, checkpoint: null,
-    signal: new AbortController().signal, log: pino({ level: 'silent' }),
+    jobId: 'job-1',
+    clientId: 'client-1',
+    resource: 'export',
+    params: target,
+    payload: null,
+    checkpoint: null,
+    signal: new AbortController().signal,
+    log: pino({ level: 'silent' }),
     async savePage (page, records) { if (!pages.has(page)) pages.set(page, recordTexts(records)) },
     async saveCheckpoint () {},
     async setUpstreamInfo () {},

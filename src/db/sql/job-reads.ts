@@ -6,7 +6,7 @@
 import type { JobStatus } from '../../generated/prisma/client.js'
 import { statusAsRead } from './expiry.js'
 import { jobFieldColumns } from './jobs.js'
-import type { JobRead, JobSummary } from '../../domain/job.js'
+import type { JobRead } from '../../domain/job.js'
 import { query, sql, type Queryable } from './sql.js'
 
 const jobReadColumns = sql`${jobFieldColumns}, ${statusAsRead} AS status,

@@ -45,7 +45,6 @@ export function batchStatement (jobId: string, after: ResultPosition | null, siz
     ORDER BY page, position) TO STDOUT (FORMAT binary)`
 }
 
-
 /**
  * Parses PostgreSQL's binary COPY output of (page int4, position int4, record text) rows: the 11-byte signature,
  * int32 flags and int32 header-extension length; per tuple an int16 field count, then per field an int32 length

@@ -39,7 +39,6 @@ const TASK_STATUSES = new Set(['PENDING', 'SUCCESS', 'FAILURE', 'CANCELLED'])
 const SUBMIT_RETRYABLE = new Set([429, 503])
 const TASK_ID = /^[\w.:-]{1,200}$/
 
-
 function parse (res: UpstreamResponse): unknown {
   try {
     return JSON.parse(res.text())

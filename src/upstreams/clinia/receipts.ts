@@ -18,7 +18,6 @@ export interface ChunkReceipts {
 /** How many of a chunk's operations Clinia applied, and how many it did not (failed or cancelled). */
 export interface Tally { succeeded: number, failed: number }
 
-
 /**
  * The `receipts` array of a Clinia answer (a task status or a REJECTED submit), checked against the chunk:
  * exactly one object receipt with a string `status` per operation sent. `body` is the parsed `text`.

@@ -31,7 +31,6 @@ export interface ClinikoCheckpoint {
 
 interface Envelope { records: Buffer[], total: number | null, next: string | null }
 
-
 function readCheckpoint (raw: unknown): ClinikoCheckpoint | null {
   if (!isObject(raw) || !Number.isSafeInteger(raw.page) || (raw.page as number) < 1) return null
   if (raw.next !== null && typeof raw.next !== 'string') return null
@@ -161,10 +160,15 @@ export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClien
         const where = `Cliniko ${url.pathname} page ${page + 1}`
         guard.follow(pageIdentity(url))
         const res = await client.request({
-          method: 'GET', url, headers, signal: ctx.signal, upstream: 'cliniko',
+          method: 'GET',
+          url,
+          headers,
+          signal: ctx.signal,
+          upstream: 'cliniko',
           // Only page 1 is built here; every later one is a link Cliniko sent (already held to the API root above).
           suppliedBy: page === 0 && resumed === null ? undefined : { baseUrl: base },
-          timeoutMs: settings.requestTimeoutMs, budget: { store: services.budgets, spec: budget, taker: budgetTaker(ctx) },
+          timeoutMs: settings.requestTimeoutMs,
+          budget: { store: services.budgets, spec: budget, taker: budgetTaker(ctx) },
         })
         if (res.status !== 200) throw failure(res, where)
         const envelope = readEnvelope(res, key, where)

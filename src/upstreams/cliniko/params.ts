@@ -142,7 +142,7 @@ export const FILTER_EXAMPLES: Record<ClinikoResource, string> = {
 
 /** The strict params schema of each resource: unknown keys, malformed filters and sorts are errors. */
 export const clinikoParams = Object.fromEntries(
-  CLINIKO_RESOURCES.map(r => [r, listSchema(FILTER_EXAMPLES[r])]),
+  CLINIKO_RESOURCES.map(r => [r, listSchema(FILTER_EXAMPLES[r])])
 ) as Record<ClinikoResource, ReturnType<typeof listSchema>>
 
 /** Validated params, as the adapter sends them. */

@@ -50,7 +50,6 @@ export function shardBaseUrl (shard: string): string {
 /** `Name (email)`: something before, an address with an @ inside the final parentheses. */
 export const USER_AGENT = /^\S.{0,200}\s\([^\s()@]+@[^\s()@]+\.[^\s()@]+\)$/
 
-
 export const clinikoEnv = z.object({
   CLINIKO_API_KEY: optionalEnv(z.string().min(1))
     .describe('Cliniko API key (the user name of Basic auth); its suffix such as -uk1 picks the shard. Unset = Cliniko is not configured'),

@@ -123,7 +123,15 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
         inFlight.set(page, own)
         const signal = AbortSignal.any([jobSignal, own.signal])
         const target = {
-          listUrl, query, page, signal, log: ctx.log, pace, regenerations, taker, maxResponseBytes: pageReserve,
+          listUrl,
+          query,
+          page,
+          signal,
+          log: ctx.log,
+          pace,
+          regenerations,
+          taker,
+          maxResponseBytes: pageReserve,
           lastPage: () => ledger.pages,
           untilSized: (s: AbortSignal) => ledger.untilSized(s),
         }

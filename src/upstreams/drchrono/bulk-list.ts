@@ -94,7 +94,6 @@ function jsonOf (res: UpstreamResponse): unknown {
   }
 }
 
-
 /** A list that DrChrono failed to build: 500 `{"status":"Error"|"Failed", ...}` (poll() also accepts it as a 200). */
 function isGenerationFailure (res: UpstreamResponse): boolean {
   if (res.status !== 500) return false
@@ -193,7 +192,12 @@ async function submit (auth: DrchronoAuth, t: PageTarget, what: string): Promise
   url.search = t.query.toString()
   url.searchParams.set('page', String(t.page))
   const res = await auth.send({
-    method: 'POST', url, signal: t.signal, retryable, retryAfterMs: throttleWaitMs, taker: t.taker,
+    method: 'POST',
+    url,
+    signal: t.signal,
+    retryable,
+    retryAfterMs: throttleWaitMs,
+    taker: t.taker,
     // DrChrono's own example sends this header with an empty body; some proxies insist on a content type.
     headers: { 'content-type': 'application/json' },
   })

@@ -50,14 +50,18 @@ const text = (what: string, example: string): FilterSpec => ({ kind: 'text', des
 /** Each resource's documented filters. */
 export const DRCHRONO_FILTERS: Record<DrchronoResource, Record<string, FilterSpec>> = {
   appointments: {
-    since, doctor, office, patient,
+    since,
+    doctor,
+    office,
+    patient,
     date: day('scheduled day'),
     date_range: range('scheduled day', 'date'),
     status: { kind: 'text', description: 'Only appointments with this status, e.g. "Complete", "Cancelled", "No Show" (case-insensitive).', example: 'Complete' },
     show_archived: { kind: 'archived', description: 'Also list archived (deleted) appointments; they are left out by default.', example: true },
   },
   patients: {
-    since, doctor,
+    since,
+    doctor,
     first_name: text('first name', 'Maria'),
     last_name: text('last name', 'Garcia'),
     gender: text('gender ("Male", "Female", "Other", "UNK")', 'Female'),
@@ -69,33 +73,48 @@ export const DRCHRONO_FILTERS: Record<DrchronoResource, Record<string, FilterSpe
     ethnicity: text('ethnicity code', 'hispanic'),
   },
   line_items: {
-    since, doctor, office, patient, appointment,
+    since,
+    doctor,
+    office,
+    patient,
+    appointment,
     posted_date: dayOrRange('posting day'),
     service_date: dayOrRange('service day'),
   },
   transactions: {
-    since, doctor, appointment,
+    since,
+    doctor,
+    appointment,
     line_item: id('line item', 70000042),
     posted_date: dayOrRange('posting day'),
   },
   prescription_messages: {
-    since, doctor, patient,
+    since,
+    doctor,
+    patient,
     parent_message: id('parent message', 90000007),
   },
   eligibility_checks: {
-    doctor, patient, appointment,
+    doctor,
+    patient,
+    appointment,
     appointment_date: day('appointment day'),
     appointment_date_range: range('appointment day', 'appointment_date'),
     query_date: day('query day'),
     query_date_range: range('query day', 'query_date'),
   },
   clinical_notes: {
-    since, doctor, office, patient,
+    since,
+    doctor,
+    office,
+    patient,
     date: day('appointment day'),
     date_range: range('appointment day', 'date'),
   },
   clinical_note_field_values: {
-    since, doctor, appointment,
+    since,
+    doctor,
+    appointment,
     clinical_note_field: id('clinical note field (field type)', 3001),
     clinical_note_template: id('clinical note template', 401),
   },
@@ -120,7 +139,6 @@ export function parseDayRange (value: string): [string, string] | null {
   if (extra !== undefined || from === undefined || to === undefined || !isDay(from) || !isDay(to) || from > to) return null
   return [from, to]
 }
-
 
 // Patterns as well as refinements: the patterns (and format) show in the OpenAPI document, the refinements
 // reject what a pattern cannot (30 February, a reversed range).
@@ -161,7 +179,7 @@ function resourceSchema (resource: DrchronoResource) {
 
 /** The strict params schema of each resource: unknown keys, wrong types and malformed dates are errors. */
 export const drchronoParams = Object.fromEntries(
-  DRCHRONO_RESOURCES.map(r => [r, resourceSchema(r)]),
+  DRCHRONO_RESOURCES.map(r => [r, resourceSchema(r)])
 ) as Record<DrchronoResource, z.ZodObject>
 
 /** Validated params of any resource, as the adapter sends them. */

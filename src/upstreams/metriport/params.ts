@@ -14,7 +14,7 @@ export const METADATA_LIMITS = { maxPairs: 50, maxKeyLength: 40, maxValueLength:
 /** Metriport's `metadata`: echoed back in the webhook's `meta.data`. */
 export const metadataSchema = z.record(
   z.string().min(1).max(METADATA_LIMITS.maxKeyLength),
-  z.string().max(METADATA_LIMITS.maxValueLength),
+  z.string().max(METADATA_LIMITS.maxValueLength)
 ).refine(m => Object.keys(m).length <= METADATA_LIMITS.maxPairs, {
   message: `at most ${METADATA_LIMITS.maxPairs} key-value pairs`,
 }).meta({ maxProperties: METADATA_LIMITS.maxPairs })

@@ -128,7 +128,7 @@ export class ExportDownload {
     private readonly exportUrl: URL,
     private readonly o: ExportWaitOptions,
     private readonly signal: AbortSignal,
-    private readonly log: Logger,
+    private readonly log: Logger
   ) {
     this.#what = `OCL export ${exportUrl.pathname}`
   }

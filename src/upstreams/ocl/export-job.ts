@@ -90,7 +90,7 @@ class ExportPager {
     private readonly ctx: JobContext,
     private readonly version: string,
     private readonly resumed: OclExportCheckpoint | null,
-    private readonly maxPageBytes: number,
+    private readonly maxPageBytes: number
   ) {}
 
   async add (elements: ExportElement[], progress: ExportReadProgress): Promise<void> {

@@ -25,7 +25,6 @@ export function isMnemonic (value: string): boolean {
   return MNEMONIC.test(value) && !/^\.+$/.test(value)
 }
 
-
 const mnemonic = (what: string, example: string) => z.string()
   // abort: a value that fails the pattern gets one message, not the refinement's as well.
   .regex(MNEMONIC, { error: `expected an OCL ${what} id (letters, digits, - . _ @)`, abort: true })

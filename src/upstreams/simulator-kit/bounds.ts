@@ -40,7 +40,7 @@ export function countUnder (counts: Record<string, number>, key: string, max: nu
   let size = sizes.get(counts) ?? Object.keys(counts).length
   for (const oldest in counts) {
     if (size < max) break
-    delete counts[oldest] // eslint-disable-line @typescript-eslint/no-dynamic-delete -- a record of counters by key
+    delete counts[oldest]
     size--
   }
   counts[key] = 1

@@ -31,7 +31,7 @@ export function stateOf<Options, State> (opts: SimulatorPluginOptions<Options, S
 export async function startAlone<Options, State> (
   plugin: FastifyPluginAsync<SimulatorPluginOptions<Options, State>>,
   make: (options: Options) => State,
-  options: Options & { port?: number },
+  options: Options & { port?: number }
 ): Promise<RunningSimulator<State>> {
   const { port, ...stateOptions } = options
   return serveSimulator(plugin, make(stateOptions as Options), { port })
@@ -40,7 +40,7 @@ export async function startAlone<Options, State> (
 export async function serveSimulator<State, Options extends { state?: State }> (
   plugin: FastifyPluginAsync<Options>,
   state: State,
-  opts: { port?: number, pluginOptions?: Omit<Options, 'state'>, wireFaults?: WireFaults } = {},
+  opts: { port?: number, pluginOptions?: Omit<Options, 'state'>, wireFaults?: WireFaults } = {}
 ): Promise<RunningSimulator<State>> {
   // Stalled or streaming responses must not hold close() up.
   const app = Fastify({ logger: false, forceCloseConnections: true })

@@ -100,8 +100,10 @@ export const cliniaSimulator: FastifyPluginAsync<CliniaSimulatorPluginOptions> =
       if (task === undefined || task.resource !== resource) return send(reply, 404, apiError(404, 'NOT_FOUND', 'task not found'))
       state.read(task)
       const receipts: SimReceipt[] = task.receipts ?? state.pendingReceipts(task)
-      const status = task.receipts === null ? 'PENDING'
-        : receipts.every(r => r.status === 'SUCCESS') ? 'SUCCESS'
+      const status = task.receipts === null
+        ? 'PENDING'
+        : receipts.every(r => r.status === 'SUCCESS')
+          ? 'SUCCESS'
           : receipts.every(r => r.status === 'CANCELLED') ? 'CANCELLED' : 'FAILURE'
       return send(reply, 200, withReceipts === 'true' ? { receipts, status } : { status })
     })

@@ -78,16 +78,20 @@ export function checkOperation (resource: CliniaResource, raw: unknown, now = Da
     const profile = SIM_PROFILES[type]
     if (profile === undefined) return { error: `${where}.type: unknown profile` }
     const contained = target.contained as Record<string, unknown> | undefined
-    error = !withData ? null
-      : contained !== undefined && Object.keys(contained).length > 0 ? `${where}.contained: the profile declares no contained resources`
+    error = !withData
+      ? null
+      : contained !== undefined && Object.keys(contained).length > 0
+        ? `${where}.contained: the profile declares no contained resources`
         : checkProperties(target.data as Record<string, unknown>, profile, `${where}.data`)
   } else {
     const definition = SIM_RELATIONSHIPS[type]
     if (definition === undefined) return { error: `${where}.type: unknown relationship definition` }
     const from = target.from as { type: string } | undefined
     const to = target.to as { type: string } | undefined
-    error = from !== undefined && from.type !== definition.from ? `${where}.from.type must be ${definition.from}`
-      : to !== undefined && to.type !== definition.to ? `${where}.to.type must be ${definition.to}`
+    error = from !== undefined && from.type !== definition.from
+      ? `${where}.from.type must be ${definition.from}`
+      : to !== undefined && to.type !== definition.to
+        ? `${where}.to.type must be ${definition.to}`
         : withData ? checkProperties(target.data as Record<string, unknown> | undefined, definition, `${where}.data`) : null
   }
   error ??= withData ? checkMeta(target.meta as { createdAt?: string, updatedAt?: string } | undefined, now) : null

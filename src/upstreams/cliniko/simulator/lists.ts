@@ -30,9 +30,19 @@ const LIFTED_BY: Partial<Record<ItemState, string>> = { archived: 'archived_at',
 export type RecordCounts = Record<BaseResource, number>
 
 export const DEFAULT_RECORD_COUNTS: RecordCounts = {
-  patients: 2400, individual_appointments: 4000, group_appointments: 300, appointment_types: 24, attendees: 1500,
-  businesses: 3, invoices: 3000, invoice_items: 5000, practitioners: 12, products: 60, services: 40,
-  treatment_notes: 2500, users: 15,
+  patients: 2400,
+  individual_appointments: 4000,
+  group_appointments: 300,
+  appointment_types: 24,
+  attendees: 1500,
+  businesses: 3,
+  invoices: 3000,
+  invoice_items: 5000,
+  practitioners: 12,
+  products: 60,
+  services: 40,
+  treatment_notes: 2500,
+  users: 15,
 }
 
 /** A sort key and its direction. */
@@ -213,7 +223,6 @@ function listTexts (resource: ClinikoResource, query: ListQuery, options: DataOp
 export function listCache (options: DataOptions): (resource: ClinikoResource, query: ListQuery) => string[] {
   return recentlyComputed(
     (resource: ClinikoResource, query: ListQuery) => listTexts(resource, query, options),
-    (resource, query) => JSON.stringify([resource, query.filters, query.sort]),
+    (resource, query) => JSON.stringify([resource, query.filters, query.sort])
   )
 }
-

@@ -164,8 +164,13 @@ const GENERATORS: Record<BaseResource, (g: Gen) => Built> = {
     return {
       facts: { practitioner_id: practitionerId, business_id: businessId, appointment_type_id: typeId },
       record: {
-        starts_at: utc(starts), ends_at: utc(starts + HOUR_MS), max_attendees: int(g.r, 4, 12), notes: '',
-        practitioner, business, appointment_type: appointmentType,
+        starts_at: utc(starts),
+        ends_at: utc(starts + HOUR_MS),
+        max_attendees: int(g.r, 4, 12),
+        notes: '',
+        practitioner,
+        business,
+        appointment_type: appointmentType,
       },
     }
   }),
@@ -196,8 +201,13 @@ const GENERATORS: Record<BaseResource, (g: Gen) => Built> = {
     const [city, region, postCode] = pick(g.r, CITIES)
     return {
       record: {
-        business_name: `${city} Physio & Wellness`, address_1: `${int(g.r, 1, 200)} Main Rd`, city, state: region,
-        post_code: postCode, country: 'Australia', time_zone: 'Australia/Melbourne',
+        business_name: `${city} Physio & Wellness`,
+        address_1: `${int(g.r, 1, 200)} Main Rd`,
+        city,
+        state: region,
+        post_code: postCode,
+        country: 'Australia',
+        time_zone: 'Australia/Melbourne',
       },
     }
   }),
@@ -211,8 +221,11 @@ const GENERATORS: Record<BaseResource, (g: Gen) => Built> = {
         number: 1000 + g.i,
         issue_date: new Date(START + int(g.r, 0, 729) * DAY_MS).toISOString().slice(0, 10),
         status: pick(g.r, [10, 20, 30]),
-        net_amount: money(net), tax_amount: money(net * 0.1), total_amount: money(net * 1.1),
-        patient, practitioner,
+        net_amount: money(net),
+        tax_amount: money(net * 0.1),
+        total_amount: money(net * 1.1),
+        patient,
+        practitioner,
       },
     }
   }),
@@ -221,23 +234,32 @@ const GENERATORS: Record<BaseResource, (g: Gen) => Built> = {
     return {
       facts: { invoice_id: invoiceId },
       record: {
-        name: pick(g.r, TYPES), code: pick(g.r, ['560', '505', 'MS60', null]), quantity: '1.0',
-        unit_price: money(int(g.r, 40, 180)), discount_percentage: '0.0', invoice,
+        name: pick(g.r, TYPES),
+        code: pick(g.r, ['560', '505', 'MS60', null]),
+        quantity: '1.0',
+        unit_price: money(int(g.r, 40, 180)),
+        discount_percentage: '0.0',
+        invoice,
       },
     }
   }),
   practitioners: generic('practitioners', g => ({
     record: {
-      title: pick(g.r, ['', 'Dr']), first_name: pick(g.r, FIRST), last_name: pick(g.r, LAST),
+      title: pick(g.r, ['', 'Dr']),
+      first_name: pick(g.r, FIRST),
+      last_name: pick(g.r, LAST),
       designation: pick(g.r, ['Physiotherapist', 'Massage Therapist', 'Pilates Instructor']),
-      active: g.r() < 0.9, show_in_online_bookings: g.r() < 0.7,
+      active: g.r() < 0.9,
+      show_in_online_bookings: g.r() < 0.7,
     },
   })),
   products: generic('products', g => ({
     state: g.r() < 0.1 ? 'archived' : 'active',
     record: {
       name: `${pick(g.r, ['Foam roller', 'Theraband', 'Heat pack', 'Ankle brace'])} ${g.i + 1}`,
-      item_code: `P${1000 + g.i}`, price: money(int(g.r, 5, 90)), stock_level: int(g.r, 0, 40),
+      item_code: `P${1000 + g.i}`,
+      price: money(int(g.r, 5, 90)),
+      stock_level: int(g.r, 0, 40),
     },
   })),
   services: generic('services', g => ({
@@ -251,15 +273,22 @@ const GENERATORS: Record<BaseResource, (g: Gen) => Built> = {
     return {
       facts: { patient_id: patientId, practitioner_id: practitionerId },
       record: {
-        title: pick(g.r, ['Initial assessment', 'Treatment', 'Review']), draft,
-        finalized_at: draft ? null : utc(START + int(g.r, 0, 729) * DAY_MS), patient, practitioner,
+        title: pick(g.r, ['Initial assessment', 'Treatment', 'Review']),
+        draft,
+        finalized_at: draft ? null : utc(START + int(g.r, 0, 729) * DAY_MS),
+        patient,
+        practitioner,
       },
     }
   }),
   users: generic('users', g => ({
     record: {
-      first_name: pick(g.r, FIRST), last_name: pick(g.r, LAST), email: `user${g.i}@clinic.example`,
-      role: pick(g.r, ['administrator', 'practitioner', 'receptionist']), active: g.r() < 0.9, time_zone: 'Australia/Melbourne',
+      first_name: pick(g.r, FIRST),
+      last_name: pick(g.r, LAST),
+      email: `user${g.i}@clinic.example`,
+      role: pick(g.r, ['administrator', 'practitioner', 'receptionist']),
+      active: g.r() < 0.9,
+      time_zone: 'Australia/Melbourne',
     },
   })),
 }

@@ -169,6 +169,6 @@ export function expectedRecords (resource: DrchronoResource, params: ListParams,
 export function selectionCache (seed: number, recordCount: DataOptions['recordCount']): (resource: DrchronoResource, params: ListParams) => Int32Array {
   return recentlyComputed(
     (resource: DrchronoResource, params: ListParams) => selectIndices(resource, params, seed, recordCountOf(resource, recordCount, DEFAULT_RECORD_COUNTS)),
-    (resource, params) => JSON.stringify([resource, Object.entries(params).filter(([k]) => k !== 'verbose').sort()]),
+    (resource, params) => JSON.stringify([resource, Object.entries(params).filter(([k]) => k !== 'verbose').sort()])
   )
 }

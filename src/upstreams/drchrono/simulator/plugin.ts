@@ -16,7 +16,7 @@ import { readListQuery, selectionCache } from './lists.js'
 import { recordAt } from './records.js'
 import { SANDBOX_CREDENTIALS, type DrchronoSimulatorOptions } from './options.js'
 import { DrchronoSimulatorState, type ListEntry } from './state.js'
-import type { InProgressBody, PastEndMode } from './stats.js'
+import type { InProgressBody } from './stats.js'
 
 export type DrchronoSimulatorPluginOptions = SimulatorPluginOptions<DrchronoSimulatorOptions, DrchronoSimulatorState>
 

@@ -196,7 +196,11 @@ export class DrchronoSimulatorState extends DrchronoTokens {
   createList (resource: DrchronoResource, request: ListRequest, pastEnd?: ListEntry['pastEnd']): ListEntry {
     this.#count(this.stats.posts, `${resource}:${request.page}`)
     const entry: ListEntry = {
-      ...request, resource, uuid: randomUUID(), createdAt: this.now(), polls: 0,
+      ...request,
+      resource,
+      uuid: randomUUID(),
+      createdAt: this.now(),
+      polls: 0,
       doomed: this.#take(this.#failGeneration, request.page),
       vanishes: this.#take(this.#expireNext, request.page),
       pastEnd,
@@ -239,8 +243,13 @@ export class DrchronoSimulatorState extends DrchronoTokens {
   /** The faults of the options; the ratios draw from a PRNG seeded by the simulator's seed, so runs repeat. */
   #resetFaults (f: FaultOptions | undefined): void {
     this.#faults.reset({
-      errors: f?.errorNext, status: f?.errorStatus, throttles: f?.throttleNext, throttleSeconds: f?.retryAfterSeconds,
-      errorRatio: f?.errorRatio, throttleRatio: f?.throttleRatio, seed: this.options.seed,
+      errors: f?.errorNext,
+      status: f?.errorStatus,
+      throttles: f?.throttleNext,
+      throttleSeconds: f?.retryAfterSeconds,
+      errorRatio: f?.errorRatio,
+      throttleRatio: f?.throttleRatio,
+      seed: this.options.seed,
     })
     this.#retryAfterHeader = f?.retryAfterHeader ?? true
   }

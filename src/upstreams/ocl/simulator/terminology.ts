@@ -39,7 +39,12 @@ export interface SimDataOptions {
 
 export const DEFAULT_SOURCES: readonly SimSource[] = [
   {
-    ownerType: 'orgs', owner: 'CIEL', source: 'CIEL', public: true, concepts: 2300, mappings: 1700,
+    ownerType: 'orgs',
+    owner: 'CIEL',
+    source: 'CIEL',
+    public: true,
+    concepts: 2300,
+    mappings: 1700,
     versions: [
       { id: 'v2024-03-01-draft', released: false, createdOn: '2024-03-01T09:00:00Z' },
       { id: 'v2024-01-15', released: true, createdOn: '2024-01-15T12:00:00Z' },
@@ -47,11 +52,21 @@ export const DEFAULT_SOURCES: readonly SimSource[] = [
     ],
   },
   {
-    ownerType: 'users', owner: 'jdoe', source: 'ClinicTerms', public: false, concepts: 60, mappings: 30,
+    ownerType: 'users',
+    owner: 'jdoe',
+    source: 'ClinicTerms',
+    public: false,
+    concepts: 60,
+    mappings: 30,
     versions: [{ id: 'v1.0', released: true, createdOn: '2024-05-20T08:30:00Z' }],
   },
   {
-    ownerType: 'orgs', owner: 'MSF', source: 'Drafts', public: true, concepts: 10, mappings: 0,
+    ownerType: 'orgs',
+    owner: 'MSF',
+    source: 'Drafts',
+    public: true,
+    concepts: 10,
+    mappings: 0,
     versions: [{ id: 'draft-1', released: false, createdOn: '2024-02-02T10:00:00Z' }],
   },
 ]
@@ -61,7 +76,6 @@ function hash (text: string): number {
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
   return h >>> 0
 }
-
 
 /** A string that json.dumps writes with ensure_ascii (every non-ASCII UTF-16 unit as \uXXXX). */
 class Ascii { constructor (readonly value: string) {} }
@@ -113,10 +127,22 @@ function conceptRecord (f: Facts, s: SimSource, form: 'export' | 'list'): Record
   const version = String(500_000 + f.index * 3)
   const conceptClass = pick(f.r, CLASSES)
   const base = {
-    type: 'Concept', uuid: String(9_000_000 + f.index), id, external_id: f.r() < 0.8 ? `${id}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`.slice(0, 36) : null,
-    concept_class: conceptClass, datatype: conceptClass === 'Test' ? 'Numeric' : pick(f.r, ['N/A', 'Coded', 'Text', 'Boolean']),
-    url, version_url: `${url}${version}/`, retired: f.retired, source: s.source, owner: s.owner,
-    owner_type: ownerTypeName(s), owner_url: ownerUrl(s), display_name: display, display_locale: 'en', version,
+    type: 'Concept',
+    uuid: String(9_000_000 + f.index),
+    id,
+    external_id: f.r() < 0.8 ? `${id}AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`.slice(0, 36) : null,
+    concept_class: conceptClass,
+    datatype: conceptClass === 'Test' ? 'Numeric' : pick(f.r, ['N/A', 'Coded', 'Text', 'Boolean']),
+    url,
+    version_url: `${url}${version}/`,
+    retired: f.retired,
+    source: s.source,
+    owner: s.owner,
+    owner_type: ownerTypeName(s),
+    owner_url: ownerUrl(s),
+    display_name: display,
+    display_locale: 'en',
+    version,
   }
   if (form === 'list') return { ...base, update_comment: null, updated_on: f.updatedOn }
   return {
@@ -127,8 +153,13 @@ function conceptRecord (f: Facts, s: SimSource, form: 'export' | 'list'): Record
     ],
     descriptions: [{ type: 'ConceptDescription', uuid: String(30_000_000 + f.index), description: new Ascii(`« ${FR[term] as string} » noted as "${display}" in C:\\OCL\\${id}`), locale: 'en', locale_preferred: false, description_type: 'Definition' }],
     extras: f.r() < 0.3 ? { 'IMO ProblemIT': String(100_000 + f.index), hi_absolute: null } : {},
-    created_on: f.createdOn, updated_on: f.updatedOn, version_created_on: f.updatedOn, version_created_by: 'ocladmin',
-    is_latest_version: true, update_comment: null, checksums: { standard: hash(`${id}|${display}`).toString(16).padStart(8, '0') },
+    created_on: f.createdOn,
+    updated_on: f.updatedOn,
+    version_created_on: f.updatedOn,
+    version_created_by: 'ocladmin',
+    is_latest_version: true,
+    update_comment: null,
+    checksums: { standard: hash(`${id}|${display}`).toString(16).padStart(8, '0') },
   }
 }
 
@@ -141,11 +172,26 @@ function mappingRecord (f: Facts, s: SimSource, form: 'export' | 'list'): Record
   const url = `${sourceUrl(s)}mappings/${id}/`
   const version = String(800_000 + f.index * 2)
   const base = {
-    type: 'Mapping', uuid: String(40_000_000 + f.index), id, external_id: null, retired: f.retired, map_type: pick(f.r, MAP_TYPES),
-    source: s.source, owner: s.owner, owner_type: ownerTypeName(s),
-    from_concept_code: from, from_concept_name: null, from_concept_url: `${sourceUrl(s)}concepts/${from}/`, from_source_url: sourceUrl(s),
-    to_concept_code: toCode, to_concept_name: null, to_concept_url: external === null ? `${toSource}concepts/${toCode}/` : null, to_source_url: toSource,
-    url, version, version_url: `${url}${version}/`,
+    type: 'Mapping',
+    uuid: String(40_000_000 + f.index),
+    id,
+    external_id: null,
+    retired: f.retired,
+    map_type: pick(f.r, MAP_TYPES),
+    source: s.source,
+    owner: s.owner,
+    owner_type: ownerTypeName(s),
+    from_concept_code: from,
+    from_concept_name: null,
+    from_concept_url: `${sourceUrl(s)}concepts/${from}/`,
+    from_source_url: sourceUrl(s),
+    to_concept_code: toCode,
+    to_concept_name: null,
+    to_concept_url: external === null ? `${toSource}concepts/${toCode}/` : null,
+    to_source_url: toSource,
+    url,
+    version,
+    version_url: `${url}${version}/`,
   }
   if (form === 'list') return { ...base, updated_on: f.updatedOn }
   return { ...base, extras: {}, created_on: f.createdOn, updated_on: f.updatedOn, version_created_on: f.updatedOn, version_created_by: 'ocladmin', is_latest_version: true }
@@ -176,10 +222,23 @@ export function lastUpdatedOf (s: SimSource, version: string): string {
 /** The version's own fields, as the first part of export.json (and its versions-list entry). */
 export function versionRecord (s: SimSource, v: SimVersion): Record<string, unknown> {
   return {
-    type: 'Source Version', id: v.id, short_code: s.source, name: s.source, full_name: `${s.source} dictionary`,
-    source_type: 'Interface Terminology', public_access: s.public ? 'View' : 'None', default_locale: 'en',
-    supported_locales: ['en', 'fr'], released: v.released, retired: false, owner: s.owner, owner_type: ownerTypeName(s),
-    owner_url: ownerUrl(s), url: `${sourceUrl(s)}${v.id}/`, version_url: `${sourceUrl(s)}${v.id}/`, created_on: v.createdOn,
+    type: 'Source Version',
+    id: v.id,
+    short_code: s.source,
+    name: s.source,
+    full_name: `${s.source} dictionary`,
+    source_type: 'Interface Terminology',
+    public_access: s.public ? 'View' : 'None',
+    default_locale: 'en',
+    supported_locales: ['en', 'fr'],
+    released: v.released,
+    retired: false,
+    owner: s.owner,
+    owner_type: ownerTypeName(s),
+    owner_url: ownerUrl(s),
+    url: `${sourceUrl(s)}${v.id}/`,
+    version_url: `${sourceUrl(s)}${v.id}/`,
+    created_on: v.createdOn,
   }
 }
 
