@@ -78,10 +78,11 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   await app.register(upstreamsPlugin, { config })
   await app.register(enginePlugin, { config, databaseUrl: opts.databaseUrl, startWorkers: opts.startWorkers ?? true })
 
+  const exposed = upstreams.filter(u => config.UPSTREAMS.includes(u.name))
   await app.register(swagger, {
-    openapi: openapiInfo,
+    openapi: openapiInfo(exposed),
     transform: jsonSchemaTransform,
-    transformObject: input => completeResponses(jsonSchemaTransformObject(input), upstreams.filter(u => config.UPSTREAMS.includes(u.name))),
+    transformObject: input => completeResponses(jsonSchemaTransformObject(input), exposed),
   })
   await app.register(swaggerUi, {
     routePrefix: '/docs',

@@ -51,10 +51,14 @@ const trustProxy = z.string().optional().transform((value, ctx): boolean | strin
   return value
 })
 
-/** UPSTREAMS: the upstreams this gateway exposes, comma-separated; all registered ones when unset. */
-const exposedUpstreams = z.string().optional().transform((value, ctx) => {
+/**
+ * UPSTREAMS: the upstreams this gateway exposes, comma-separated. Unset (null here): in production without sandbox
+ * the configured ones, elsewhere every registered one (see {@link loadConfig}), so that registering a new upstream
+ * never breaks a production deployment that does not use it.
+ */
+const exposedUpstreams = z.string().optional().transform((value, ctx): string[] | null => {
   const all = upstreams.map(u => u.name)
-  if (value === undefined || value.trim() === '') return all
+  if (value === undefined || value.trim() === '') return null
   const names = [...new Set(value.split(',').map(s => s.trim()).filter(Boolean))]
   const unknown = names.filter(n => !all.includes(n))
   if (unknown.length > 0 || names.length === 0) {
@@ -156,9 +160,11 @@ export const coreEnvSchema = z.object({
 export type CoreConfig = z.output<typeof coreEnvSchema>
 
 /** The parsed configuration. `upstreamEnv` holds each upstream's own parsed variables, by upstream name. */
-export interface Config extends Omit<CoreConfig, 'SANDBOX' | 'HOST'> {
+export interface Config extends Omit<CoreConfig, 'SANDBOX' | 'HOST' | 'UPSTREAMS'> {
   SANDBOX: boolean
   HOST: string
+  /** The upstreams exposed: UPSTREAMS, or by default the configured ones (production) or every registered one. */
+  UPSTREAMS: string[]
   upstreamEnv: Record<string, Record<string, unknown>>
 }
 
@@ -196,10 +202,15 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (!core.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   }
+  const sandbox = core.data.SANDBOX ?? core.data.NODE_ENV !== 'production'
+  const configured = upstreams.filter(u => u.settingsFromEnv(upstreamEnv[u.name] ?? {}) !== null).map(u => u.name)
   const config: Config = {
     ...core.data,
     HOST: core.data.HOST ?? defaultHost(core.data.GATEWAY_API_KEYS),
-    SANDBOX: core.data.SANDBOX ?? core.data.NODE_ENV !== 'production',
+    SANDBOX: sandbox,
+    // Without UPSTREAMS, a production gateway without simulators serves what it was configured for; elsewhere every
+    // registered upstream is served (an unconfigured one fails its jobs with upstream_not_configured).
+    UPSTREAMS: core.data.UPSTREAMS ?? (core.data.NODE_ENV === 'production' && !sandbox ? configured : upstreams.map(u => u.name)),
     upstreamEnv,
   }
   if (config.NODE_ENV === 'production') {
@@ -210,12 +221,16 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
         `(${variables.join(', ')}): the gateway stores the rotated tokens encrypted with it. ` +
         'Set it to 32 random bytes in base64 (e.g. `openssl rand -base64 32`), the same on every replica.')
     }
+    if (!config.SANDBOX && config.UPSTREAMS.length === 0) {
+      throw new ConfigError('Invalid configuration:\n  no upstream is configured: set the variables of the upstreams you use ' +
+        `(${upstreams.map(u => `${u.name}: ${variablesOf(u).join(', ')}`).join('; ')}). The built-in simulators (SANDBOX=true) run only outside production.`)
+    }
     if (!config.SANDBOX) {
       const missing = upstreams.filter(u => config.UPSTREAMS.includes(u.name) && u.settingsFromEnv(upstreamEnv[u.name] ?? {}) === null)
       if (missing.length > 0) {
         throw new ConfigError('Invalid configuration:\n  ' + missing.map(u => `${u.name}: exposed but not configured (set ${variablesOf(u).join(', ')})`).join('\n  ') +
           '\n  In production every exposed upstream needs its configuration: list the ones you use in UPSTREAMS (now ' +
-          `${config.UPSTREAMS.join(',')}). The built-in simulators (SANDBOX=true) run only outside production.`)
+          `${config.UPSTREAMS.join(',')}), or leave it unset to serve the configured ones. The built-in simulators (SANDBOX=true) run only outside production.`)
       }
     }
   }

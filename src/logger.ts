@@ -4,14 +4,20 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { Config } from './config.js'
+import { upstreams, type AnyUpstream } from './upstreams/registry.js'
 
-export const redactPaths = [
-  'req.headers.authorization',
-  'req.headers["x-api-key"]',
-  'req.headers["x-clinia-api-key"]',
-  'req.headers["x-metriport-signature"]',
-  'req.headers.cookie',
-]
+/**
+ * The request headers every log line shows redacted: credentials and cookies, and each upstream's own secret
+ * headers and webhook signature header, as its definition declares them (a new upstream's cannot be forgotten here).
+ */
+export function redactPaths (registry: readonly AnyUpstream[] = upstreams): string[] {
+  const headers = new Set(['authorization', 'cookie'])
+  for (const upstream of registry) {
+    for (const header of upstream.secretHeaders) headers.add(header.toLowerCase())
+    if (upstream.webhook !== undefined) headers.add(upstream.webhook.signatureHeader.name.toLowerCase())
+  }
+  return [...headers].map(header => `req.headers[${JSON.stringify(header)}]`)
+}
 
 /** What a request log line says of a request: no query string, which can hold names and birth dates. */
 interface LoggedRequest { method: string, url: string, host?: string, ip?: string }
@@ -29,6 +35,6 @@ export const serializers = {
 
 /** The process logger (to stdout, or to `destination`: tests capture the lines). */
 export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
-  const options = { level: config.LOG_LEVEL, redact: { paths: redactPaths, censor: '[redacted]' }, serializers }
+  const options = { level: config.LOG_LEVEL, redact: { paths: redactPaths(), censor: '[redacted]' }, serializers }
   return destination === undefined ? pino(options) : pino(options, destination)
 }

@@ -1,10 +1,15 @@
-/** The OpenAPI document's fixed parts; paths and schemas come from the routes. */
-export const openapiInfo = {
+/** The OpenAPI document's fixed parts; paths and schemas come from the routes, the upstreams' names from the registry. */
+import type { AnyUpstream } from '../upstreams/registry.js'
+
+/** `a`, `a and b`, `a, b and c`. */
+const listed = (names: readonly string[]): string => names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+
+export const openapiInfo = (registry: readonly AnyUpstream[]) => ({
   openapi: '3.1.0',
   info: {
     title: 'bulk-gateway',
     version: '0.1.0',
-    description: 'One normalized bulk-job API in front of DrChrono, Cliniko, Clinia, OCL and Metriport. ' +
+    description: `One normalized bulk-job API in front of ${listed(registry.map(u => u.title))}. ` +
       'Submit a job, poll it, then page or stream its results until they expire.',
   },
   tags: [
@@ -20,4 +25,4 @@ export const openapiInfo = {
     },
   },
   security: [{ clientKey: [] }],
-}
+})

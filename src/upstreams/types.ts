@@ -61,6 +61,14 @@ export type UpstreamMode = 'live' | 'sandbox' | 'unconfigured'
 export interface UpstreamDefinition<Env extends Record<string, unknown> = Record<string, unknown>, Settings = unknown, Secret extends string = string> {
   name: string
   kind: 'read' | 'write'
+  /** The upstream's own name for people (`DrChrono`), in the API's description. */
+  title: string
+  /**
+   * Request headers that carry this upstream's secrets when they reach the gateway (its simulator's API key
+   * header), besides `Authorization`: every log line shows them redacted. A webhook's signature header is added
+   * from {@link WebhookHandler.signatureHeader}. Declare `[]` when there are none.
+   */
+  secretHeaders: readonly string[]
   description: string
   resources: Record<string, ResourceSpec>
   /** Its environment variables, merged into the gateway's one configuration schema. */

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/domain/errors.js'
+import { upstreams } from '../../src/upstreams/registry.js'
 
 /** A client key as production wants it: 32 characters or more. */
 const longKey = (c: string): string => c.repeat(32)
@@ -39,7 +40,7 @@ t.test('a bad value stops start-up with a message naming the variable', async t 
     [{ SANDBOX: 'maybe' }, /SANDBOX/],
     [{ DRCHRONO_BASE_URL: 'not a url' }, /DRCHRONO_BASE_URL/],
     [{ NODE_ENV: 'production' }, /GATEWAY_API_KEYS: required when NODE_ENV=production/],
-    [{ ...production, UPSTREAMS: '' }, /drchrono: exposed but not configured[\s\S]*clinia: exposed but not configured[\s\S]*UPSTREAMS/],
+    [{ ...production, UPSTREAMS: '', OCL_BASE_URL: '' }, /no upstream is configured[\s\S]*drchrono: [\s\S]*clinia: /],
     [{ ...production, UPSTREAMS: 'drchrono' }, /^(?![\s\S]*cliniko)[\s\S]*drchrono: exposed but not configured/],
     [{ UPSTREAMS: 'drchrono,epic' }, /UPSTREAMS: unknown upstream epic/],
     [{ TRUST_PROXY: '2' }, /TRUST_PROXY: a hop count is not supported/],
@@ -75,7 +76,7 @@ t.test('keys, proxy and production', async t => {
   t.equal(config.SANDBOX, false, 'sandbox is off by default in production')
   t.equal(config.TRUST_PROXY, '10.0.0.0/8, 127.0.0.1')
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY, true)
-  t.same(loadConfig({}).UPSTREAMS, ['drchrono', 'cliniko', 'ocl', 'metriport', 'clinia'], 'every registered upstream by default')
+  t.same(loadConfig({}).UPSTREAMS, upstreams.map(u => u.name), 'outside production, every registered upstream by default')
   t.equal(loadConfig({ NODE_ENV: 'development', GATEWAY_API_KEYS: 'a:12345678', SANDBOX: 'true' }).SANDBOX, true,
     'SANDBOX=true (demos, outside production) starts without upstream configuration')
 })
@@ -117,4 +118,22 @@ t.test('fail closed in production: long keys, named proxies, PUBLIC_BASE_URL, no
 
   const everything = configError({ NODE_ENV: 'production', GATEWAY_API_KEYS: 'a:12345678', TRUST_PROXY: 'true', SANDBOX: 'true' })
   t.match(everything, /GATEWAY_API_KEYS[\s\S]*TRUST_PROXY[\s\S]*PUBLIC_BASE_URL[\s\S]*SANDBOX/, 'every wrong variable in one message')
+})
+
+t.test('production without UPSTREAMS serves the configured upstreams, so a newly registered one breaks nothing', async t => {
+  const production = {
+    NODE_ENV: 'production',
+    GATEWAY_API_KEYS: `billing:${longKey('b')}`,
+    PUBLIC_BASE_URL: 'https://gateway.example.org',
+  }
+  t.same(loadConfig({ ...production, DRCHRONO_ACCESS_TOKEN: 'token-123' }).UPSTREAMS, ['drchrono'], 'the one configured')
+  t.same(loadConfig({ ...production, UPSTREAMS: '', OCL_TOKEN: 'ocl-token' }).UPSTREAMS, ['ocl'], 'an empty UPSTREAMS is unset')
+  t.same(loadConfig({ ...production, DRCHRONO_ACCESS_TOKEN: 'token-123', OCL_TOKEN: 'ocl-token' }).UPSTREAMS, ['drchrono', 'ocl'],
+    'every configured one, in the registry\'s order')
+  t.match(configError(production), /no upstream is configured/, 'none configured: refused, naming every upstream\'s variables')
+  t.match(configError(production), /DRCHRONO_ACCESS_TOKEN/)
+  t.match(configError({ ...production, UPSTREAMS: 'drchrono,ocl', DRCHRONO_ACCESS_TOKEN: 'token-123' }), /ocl: exposed but not configured/,
+    'an explicit UPSTREAMS still needs each one configured')
+  t.same(loadConfig({ ...production, SANDBOX: 'false', NODE_ENV: 'development' }).UPSTREAMS, upstreams.map(u => u.name),
+    'outside production every registered upstream, configured or not')
 })

@@ -58,6 +58,8 @@ const poll = (e: CliniaEnv) => ({
 export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings, 'apiKey'> = {
   name: 'clinia',
   kind: 'write',
+  title: 'Clinia',
+  secretHeaders: ['x-clinia-api-key'],
   description: 'Clinia health data platform, bulk writes: operations are sent in ordered chunks, each an asynchronous bulk task; ' +
     'results hold Clinia\'s receipt for every operation, with its index.',
   resources: {

@@ -35,6 +35,8 @@ const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<'apiKey'>> = as
 export const cliniko: UpstreamDefinition<ClinikoEnv, ClinikoSettings, 'apiKey'> = {
   name: 'cliniko',
   kind: 'read',
+  title: 'Cliniko',
+  secretHeaders: [],
   description: 'Cliniko practice management: REST lists read page by page through links.next, 200 requests a minute per API key.',
   resources: Object.fromEntries(CLINIKO_RESOURCES.map(resource => [resource, {
     description: DESCRIPTIONS[resource],

@@ -73,6 +73,8 @@ const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<DrchronoSecret>
 export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings, DrchronoSecret> = {
   name: 'drchrono',
   kind: 'read',
+  title: 'DrChrono',
+  secretHeaders: [],
   description: 'DrChrono EHR bulk lists: each page is generated asynchronously by DrChrono (POST, then poll its uuid).',
   resources: Object.fromEntries(Object.entries(drchronoParams).map(([resource, params]) => [resource, {
     description: DESCRIPTIONS[resource as DrchronoResource],

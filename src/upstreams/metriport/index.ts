@@ -29,6 +29,8 @@ const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<MetriportSecret
 export const metriport: UpstreamDefinition<MetriportEnv, MetriportSettings, MetriportSecret> = {
   name: 'metriport',
   kind: 'read',
+  title: 'Metriport',
+  secretHeaders: ['x-api-key'],
   description: 'Metriport medical API: download URLs of a patient\'s documents, generated asynchronously by Metriport and ' +
     'delivered by its signed webhook (register <public URL>/webhooks/metriport in Metriport). URLs are valid 10 minutes.',
   resources: {

@@ -55,6 +55,8 @@ const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<'token'>> = asy
 export const ocl: UpstreamDefinition<OclEnv, OclSettings, 'token'> = {
   name: 'ocl',
   kind: 'read',
+  title: 'OCL',
+  secretHeaders: [],
   description: 'Open Concept Lab terminology server: source version exports (a zip of export.json) and incremental concept and mapping lists.',
   resources: Object.fromEntries(Object.entries(oclParams).map(([resource, params]) => [resource, {
     description: DESCRIPTIONS[resource as OclResource],
