@@ -1,9 +1,9 @@
 /** The one list of upstreams. Adding an upstream is one line here and a folder beside this file. */
-import { clinia } from './clinia/index.js'
-import { cliniko } from './cliniko/index.js'
-import { drchrono } from './drchrono/index.js'
-import { metriport } from './metriport/index.js'
-import { ocl } from './ocl/index.js'
+import { clinia } from './clinia/definition.js'
+import { cliniko } from './cliniko/definition.js'
+import { drchrono } from './drchrono/definition.js'
+import { metriport } from './metriport/definition.js'
+import { ocl } from './ocl/definition.js'
 import { z } from 'zod'
 import type { UpstreamDefinition } from './types.js'
 

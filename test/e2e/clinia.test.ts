@@ -3,7 +3,7 @@
  * operation order, succeeded/failed progress, a REJECTED chunk whose receipts stay readable, and validation.
  */
 import t, { type Test } from 'tap'
-import { clinia } from '../../src/upstreams/clinia/index.js'
+import { clinia } from '../../src/upstreams/clinia/definition.js'
 import { goJson, startCliniaSimulator, type CliniaSimulatorState } from '../../src/upstreams/clinia/simulator/index.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 

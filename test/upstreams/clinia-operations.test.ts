@@ -1,7 +1,7 @@
 /** The Clinia job body (params and operations) as POST /jobs validates it, the environment, and receipt texts. */
 import t from 'tap'
 import { jobRequestSchema } from '../../src/api/job-request.js'
-import { clinia } from '../../src/upstreams/clinia/index.js'
+import { clinia } from '../../src/upstreams/clinia/definition.js'
 import { MAX_JOB_OPERATIONS, cliniaOperations } from '../../src/upstreams/clinia/operations.js'
 import { notSentReceipt, withIndex } from '../../src/upstreams/clinia/receipts.js'
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/domain/errors.js'
-import { cliniko } from '../../src/upstreams/cliniko/index.js'
+import { cliniko } from '../../src/upstreams/cliniko/definition.js'
 import { CLINIKO_RESOURCES, FILTER_OPERATORS, clinikoParams, parseFilter } from '../../src/upstreams/cliniko/params.js'
 import { keyWithoutShard, shardOfKey } from '../../src/upstreams/cliniko/settings.js'
 

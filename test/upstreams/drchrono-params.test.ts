@@ -1,5 +1,5 @@
 import t from 'tap'
-import { drchrono } from '../../src/upstreams/drchrono/index.js'
+import { drchrono } from '../../src/upstreams/drchrono/definition.js'
 import { DRCHRONO_FILTERS, DRCHRONO_RESOURCES, drchronoParams } from '../../src/upstreams/drchrono/params.js'
 
 const ok = (resource: keyof typeof drchronoParams, params: unknown) => drchronoParams[resource].safeParse(params).success

@@ -3,7 +3,7 @@ import t from 'tap'
 import { z } from 'zod'
 import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/domain/errors.js'
-import { metriport } from '../../src/upstreams/metriport/index.js'
+import { metriport } from '../../src/upstreams/metriport/definition.js'
 import { metriportParams } from '../../src/upstreams/metriport/params.js'
 
 t.test('an API key without a webhook key stops start-up, naming the variable', async t => {

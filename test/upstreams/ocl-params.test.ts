@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ocl } from '../../src/upstreams/ocl/index.js'
+import { ocl } from '../../src/upstreams/ocl/definition.js'
 import { parseInstant } from '../../src/lib/values.js'
 import { oclParams } from '../../src/upstreams/ocl/params.js'
 
