@@ -10,7 +10,7 @@
  * The gateway runs with WORKER_CONCURRENCY=0 (an API replica): this measures the request side; the job's later
  * run, where a worker reads the payload back, is not in this line.
  */
-import { MAX_JOB_OPERATIONS } from '../../src/upstreams/clinia/operations.js'
+import { MAX_JOB_OPERATIONS } from '../../src/upstreams/clinia/params.js'
 import { startGateway } from '../gateway-process.js'
 import { ms, seconds, times, type Line } from '../report.js'
 

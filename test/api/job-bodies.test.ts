@@ -6,7 +6,7 @@
 import net from 'node:net'
 import t from 'tap'
 import { MAX_BODY_DEPTH, READ_BODY_LIMIT } from '../../src/api/job-body.js'
-import { MAX_JOB_OPERATIONS } from '../../src/upstreams/clinia/operations.js'
+import { MAX_JOB_OPERATIONS } from '../../src/upstreams/clinia/params.js'
 import { sql } from '../helpers/database.js'
 import { clientKeys, startGateway, type TestGateway } from '../helpers/gateway.js'
 

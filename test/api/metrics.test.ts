@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { createMetrics, routeOf } from '../../src/metrics/metrics.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
-import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/env.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator } from '../../src/upstreams/metriport/simulator/index.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'

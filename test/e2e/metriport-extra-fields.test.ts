@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { extractArray } from '../../src/upstreams/json-records.js'
-import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/env.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator } from '../../src/upstreams/metriport/simulator/index.js'
 import { startGateway, waitForJob } from '../helpers/gateway.js'
 

@@ -5,7 +5,7 @@
  */
 import pg from 'pg'
 import t from 'tap'
-import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/env.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator } from '../../src/upstreams/metriport/simulator/index.js'
 import { DOCUMENT_URLS_TYPE } from '../../src/upstreams/metriport/webhook.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'

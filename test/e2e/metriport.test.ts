@@ -4,7 +4,7 @@
  */
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/env.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions, type RunningMetriportSimulator } from '../../src/upstreams/metriport/simulator/index.js'
 import { clientKeys, startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'

@@ -10,7 +10,7 @@ import t from 'tap'
 import { renderOpenApi } from '../../src/openapi.js'
 import { upstreams } from '../../src/upstreams/registry.js'
 import { SANDBOX_CREDENTIALS as DRCHRONO } from '../../src/upstreams/drchrono/simulator/index.js'
-import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/env.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
 import { startGateway, waitForJob } from '../helpers/gateway.js'
 

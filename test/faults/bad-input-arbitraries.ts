@@ -3,7 +3,7 @@
  * have broken parsers and databases before, and the check that an answer is a proper problem+json.
  */
 import fc from 'fast-check'
-import { RESOURCE_EXAMPLE } from '../../src/upstreams/clinia/operations.js'
+import { RESOURCE_EXAMPLE } from '../../src/upstreams/clinia/params.js'
 import { sandboxPatientId } from '../../src/upstreams/metriport/simulator/index.js'
 import { upstreams } from '../../src/upstreams/registry.js'
 import type { TestResponse } from '../helpers/gateway.js'

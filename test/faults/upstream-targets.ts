@@ -8,7 +8,7 @@ import { cliniaSimulator, CliniaSimulatorState, goJson, SANDBOX_CREDENTIALS as C
 import { clinikoSimulator, ClinikoSimulatorState, expectedRecords as clinikoRecords, SANDBOX_API_KEY, SANDBOX_USER_AGENT } from '../../src/upstreams/cliniko/simulator/index.js'
 import { drchronoSimulator, DrchronoSimulatorState, expectedRecords as drchronoRecords, SANDBOX_CREDENTIALS as DRCHRONO_CREDENTIALS } from '../../src/upstreams/drchrono/simulator/index.js'
 import { WireFaults } from '../../src/upstreams/simulator-kit/wire-faults.js'
-import { SANDBOX_CREDENTIALS as METRIPORT_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS as METRIPORT_CREDENTIALS } from '../../src/upstreams/metriport/env.js'
 import { metriportSimulator, MetriportSimulatorState, sandboxPatientId } from '../../src/upstreams/metriport/simulator/index.js'
 import { withAddedFields } from '../../src/upstreams/metriport/webhook.js'
 import { expectedChanges, expectedExport, oclSimulator, OclSimulatorState, SANDBOX_OCL_TOKEN, type SimSource } from '../../src/upstreams/ocl/simulator/index.js'

@@ -1,7 +1,7 @@
 import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { cliniaAdapter, type CliniaCheckpoint, type CliniaSettings } from '../../src/upstreams/clinia/adapter.js'
-import type { CliniaResource } from '../../src/upstreams/clinia/operations.js'
+import type { CliniaResource } from '../../src/upstreams/clinia/params.js'
 import {
   SANDBOX_CREDENTIALS, goJson, startCliniaSimulator, type CliniaSimulatorOptions, type CliniaSimulatorState,
 } from '../../src/upstreams/clinia/simulator/index.js'

@@ -2,7 +2,7 @@
 import t from 'tap'
 import { jobRequestSchema } from '../../src/api/job-request.js'
 import { clinia } from '../../src/upstreams/clinia/definition.js'
-import { MAX_JOB_OPERATIONS, cliniaOperations } from '../../src/upstreams/clinia/operations.js'
+import { MAX_JOB_OPERATIONS, cliniaOperations } from '../../src/upstreams/clinia/params.js'
 import { notSentReceipt, withIndex } from '../../src/upstreams/clinia/receipts.js'
 
 const body = jobRequestSchema([clinia])

@@ -3,7 +3,7 @@ import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/domain/errors.js'
 import { cliniko } from '../../src/upstreams/cliniko/definition.js'
 import { CLINIKO_RESOURCES, FILTER_OPERATORS, clinikoParams, parseFilter } from '../../src/upstreams/cliniko/params.js'
-import { keyWithoutShard, shardOfKey } from '../../src/upstreams/cliniko/settings.js'
+import { keyWithoutShard, shardOfKey } from '../../src/upstreams/cliniko/env.js'
 
 const ok = (params: unknown, resource: keyof typeof clinikoParams = 'patients') => clinikoParams[resource].safeParse(params).success
 

@@ -4,7 +4,7 @@
  */
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/env.js'
 import { verifyWebhookSignature } from '../../src/upstreams/metriport/signature.js'
 import { SANDBOX_PATIENT_IDS, patientDocuments, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator/index.js'
 

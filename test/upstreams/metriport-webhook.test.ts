@@ -2,7 +2,7 @@
 import t, { type Test } from 'tap'
 import { WebhookRejected } from '../../src/domain/errors.js'
 import type { WebhookResult } from '../../src/contract/webhook.js'
-import type { MetriportSettings } from '../../src/upstreams/metriport/settings.js'
+import type { MetriportSettings } from '../../src/upstreams/metriport/env.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
 import { DOCUMENT_URLS_TYPE, receiveMetriportWebhook, runKey, withAddedFields } from '../../src/upstreams/metriport/webhook.js'
 

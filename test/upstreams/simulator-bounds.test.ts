@@ -9,7 +9,7 @@ import t from 'tap'
 import { SANDBOX_CREDENTIALS as CLINIA, startCliniaSimulator } from '../../src/upstreams/clinia/simulator/index.js'
 import { SANDBOX_API_KEY, SANDBOX_USER_AGENT, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator/index.js'
 import { SANDBOX_CREDENTIALS as DRCHRONO, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
-import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/settings.js'
+import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/env.js'
 import { sandboxPatientId, startMetriportSimulator } from '../../src/upstreams/metriport/simulator/index.js'
 import { SANDBOX_OCL_TOKEN, startOclSimulator } from '../../src/upstreams/ocl/simulator/index.js'
 

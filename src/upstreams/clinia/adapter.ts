@@ -11,7 +11,7 @@ import type { UpstreamClient } from '../http.js'
 import { UpstreamError } from '../../domain/errors.js'
 import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
 import { CliniaBulkApi, type CliniaConnection } from './bulk-task.js'
-import { cliniaOperations, isCliniaResource, type CliniaOperation, type CliniaResource } from './operations.js'
+import { cliniaOperations, isCliniaResource, type CliniaOperation, type CliniaResource } from './params.js'
 import { indexed, notSentReceipt, tally } from './receipts.js'
 
 /** Where and how the adapter talks to Clinia. */

@@ -8,7 +8,7 @@ import { sleep } from '../../lib/time.js'
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
 import { statusError } from '../status-codes.js'
 import { UpstreamError } from '../../domain/errors.js'
-import type { CliniaOperation, CliniaResource } from './operations.js'
+import type { CliniaOperation, CliniaResource } from './params.js'
 import { readReceipts, type ChunkReceipts } from './receipts.js'
 import { isObject } from '../../lib/values.js'
 

@@ -1,38 +1,10 @@
 /** Clinia: write jobs over its asynchronous bulk API (POST a chunk of operations, poll its task for receipts). */
 import type { FastifyPluginAsync } from 'fastify'
-import { z } from 'zod'
 import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { cliniaAdapter, type CliniaSettings } from './adapter.js'
-import { RELATIONSHIP_EXAMPLE, RESOURCE_EXAMPLE, cliniaOperations, cliniaParams, MAX_JOB_OPERATIONS } from './operations.js'
+import { RELATIONSHIP_EXAMPLE, RESOURCE_EXAMPLE, cliniaOperations, cliniaParams } from './params.js'
 import { cliniaSimulator, SANDBOX_CREDENTIALS } from './simulator/index.js'
-import { optionalEnv } from '../../lib/env.js'
-
-// An empty variable (CLINIA_API_KEY=) means unset, as a shell user expects.
-
-const env = z.object({
-  CLINIA_BASE_URL: optionalEnv(z.url({ protocol: /^https?$/ }))
-    .describe('Your workspace\'s host, https://{workspace}.clinia.cloud'),
-  CLINIA_API_KEY: optionalEnv(z.string().min(1))
-    .describe('Sent as X-Clinia-API-Key; unset = Clinia is not configured'),
-  CLINIA_SOURCE_KEY: optionalEnv(z.string().regex(/^[a-zA-Z0-9-][\w-]{0,61}$/, 'expected a Clinia source key'))
-    .describe('The data source the operations are written to'),
-  CLINIA_MAX_OPERATIONS: z.coerce.number().int().min(1).max(MAX_JOB_OPERATIONS).default(1000)
-    .describe('Operations per bulk request: a job\'s operations are sent in chunks of at most this many'),
-  CLINIA_POLL_INITIAL_MS: z.coerce.number().int().min(1).max(60_000).default(500)
-    .describe('Wait before the first status read of a bulk task; doubled after each PENDING'),
-  CLINIA_POLL_MAX_MS: z.coerce.number().int().min(1).max(300_000).default(10_000)
-    .describe('The longest wait between status reads of a bulk task'),
-  CLINIA_TASK_TIMEOUT_SECONDS: z.coerce.number().int().min(1).default(3600)
-    .describe('How long one bulk task may stay PENDING before the job fails with upstream_timeout'),
-}).superRefine((e, ctx) => {
-  // A key without its workspace and source would only fail at the first job: refuse it at start-up.
-  if (e.CLINIA_API_KEY === undefined) return
-  for (const name of ['CLINIA_BASE_URL', 'CLINIA_SOURCE_KEY'] as const) {
-    if (e[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'required when CLINIA_API_KEY is set' })
-  }
-})
-
-export type CliniaEnv = z.output<typeof env>
+import { cliniaEnv, cliniaSettingsFromEnv, type CliniaEnv } from './env.js'
 
 /**
  * The sandbox simulator: one PENDING read per task, so a newcomer sees a job run, and the two records the
@@ -48,12 +20,6 @@ const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions<'apiKey'>> = as
     ],
   })
 }
-
-const poll = (e: CliniaEnv) => ({
-  pollInitialMs: e.CLINIA_POLL_INITIAL_MS,
-  pollMaxMs: e.CLINIA_POLL_MAX_MS,
-  taskTimeoutMs: e.CLINIA_TASK_TIMEOUT_SECONDS * 1000,
-})
 
 export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings, 'apiKey'> = {
   name: 'clinia',
@@ -76,17 +42,8 @@ export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings, 'apiKey'> = {
       payload: { field: 'operations', schema: cliniaOperations.relationships, example: RELATIONSHIP_EXAMPLE },
     },
   },
-  env,
-  settingsFromEnv (e) {
-    if (e.CLINIA_API_KEY === undefined || e.CLINIA_BASE_URL === undefined || e.CLINIA_SOURCE_KEY === undefined) return null
-    return {
-      baseUrl: e.CLINIA_BASE_URL,
-      apiKey: e.CLINIA_API_KEY,
-      sourceKey: e.CLINIA_SOURCE_KEY,
-      maxOperations: e.CLINIA_MAX_OPERATIONS,
-      ...poll(e),
-    }
-  },
+  env: cliniaEnv,
+  settingsFromEnv: cliniaSettingsFromEnv,
   simulator: {
     credentials: ['apiKey'],
     plugin: sandboxSimulator,

@@ -6,7 +6,7 @@
  */
 import { extractArray } from '../json-records.js'
 import { UpstreamError } from '../../domain/errors.js'
-import { targetOf, type CliniaOperation, type CliniaResource } from './operations.js'
+import { targetOf, type CliniaOperation, type CliniaResource } from './params.js'
 import { isObject } from '../../lib/values.js'
 
 /** A chunk's receipts as Clinia wrote them, with the status of each, in operation order. */

@@ -14,10 +14,10 @@ import { budgetTaker, type UpstreamServices } from '../types.js'
 import { UpstreamError } from '../../domain/errors.js'
 import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
 import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, isClinikoResource, type ClinikoParams } from './params.js'
-import type { ClinikoSettings } from './settings.js'
+import type { ClinikoSettings } from './env.js'
 import { isObject } from '../../lib/values.js'
 
-export type { ClinikoSettings } from './settings.js'
+export type { ClinikoSettings } from './env.js'
 
 /** What a job saves with each page; handed back on resume. */
 export interface ClinikoCheckpoint {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { clinikoAdapter } from './adapter.js'
 import { CLINIKO_RESOURCES, FILTER_EXAMPLES, clinikoParams, type ClinikoResource } from './params.js'
-import { clinikoEnv, settingsFromEnv, type ClinikoEnv, type ClinikoSettings } from './settings.js'
+import { clinikoEnv, settingsFromEnv, type ClinikoEnv, type ClinikoSettings } from './env.js'
 import { SANDBOX_USER_AGENT, clinikoSimulator } from './simulator/index.js'
 
 const DESCRIPTIONS: Record<ClinikoResource, string> = {

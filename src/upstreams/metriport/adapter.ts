@@ -13,7 +13,7 @@ import { statusError } from '../status-codes.js'
 import { UpstreamError } from '../../domain/errors.js'
 import type { JobContext, Parked, UpstreamAdapter } from '../../contract/adapter.js'
 import { METRIPORT_RESOURCE, metriportParams } from './params.js'
-import type { MetriportSettings } from './settings.js'
+import type { MetriportSettings } from './env.js'
 import { runKey } from './webhook.js'
 
 /** What a job saves once Metriport has accepted the start: the run the webhook will name. */

@@ -9,11 +9,11 @@ import { METRIPORT_RESOURCE, metriportParams } from './params.js'
 import {
   DEFAULT_WEBHOOK_TIMEOUT_SECONDS, metriportEnv, metriportSettingsFromEnv,
   type MetriportEnv, type MetriportSettings,
-} from './settings.js'
+} from './env.js'
 import { SANDBOX_PATIENT_IDS, metriportSimulator } from './simulator/index.js'
 import { metriportWebhook } from './webhook.js'
 
-export type { MetriportSettings, MetriportEnv } from './settings.js'
+export type { MetriportSettings, MetriportEnv } from './env.js'
 
 /** The secrets the sandbox simulator checks (the API key) and signs its webhooks with. */
 type MetriportSecret = 'apiKey' | 'webhookKey'

@@ -23,7 +23,7 @@
 import { extractArray } from '../json-records.js'
 import { WebhookRejected } from '../../domain/errors.js'
 import type { WebhookHandler, WebhookResult } from '../../contract/webhook.js'
-import type { MetriportSettings } from './settings.js'
+import type { MetriportSettings } from './env.js'
 import { SIGNATURE_FORMAT, SIGNATURE_HEADER, verifyWebhookSignature } from './signature.js'
 import { isObject } from '../../lib/values.js'
 

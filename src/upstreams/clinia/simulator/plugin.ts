@@ -9,7 +9,7 @@
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
-import { CLINIA_RESOURCES, type CliniaOperation } from '../operations.js'
+import { CLINIA_RESOURCES, type CliniaOperation } from '../params.js'
 import { checkOperation } from './profiles.js'
 import { CliniaSimulatorState, type CliniaSimulatorOptions, type SimReceipt } from './state.js'
 

@@ -3,7 +3,7 @@
  * check Clinia runs on every operation at submit ("well formed and conforms to the source's profiles"). An
  * operation failing it makes the whole request REJECTED. Messages name properties, never values.
  */
-import { cliniaOperation, targetOf, type CliniaOperation, type CliniaResource } from '../operations.js'
+import { cliniaOperation, targetOf, type CliniaOperation, type CliniaResource } from '../params.js'
 
 /** The property types the simulator's profiles use. */
 export type PropertyType = 'string' | 'integer' | 'number' | 'boolean' | 'string[]'

@@ -4,7 +4,7 @@
  * accepted before it, so operations are processed in order within and across requests, as Clinia promises.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { targetOf, type CliniaOperation, type CliniaResource } from '../operations.js'
+import { targetOf, type CliniaOperation, type CliniaResource } from '../params.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder, remember } from '../../simulator-kit/bounds.js'
 import { ADMISSION_STATS, type InjectedStatus } from '../../simulator-kit/admission.js'
 import { byKey, freshStats } from '../../simulator-kit/stats.js'

@@ -6,7 +6,7 @@
 import { MAX_PER_PAGE, SORT, parseFilter, type ClinikoFilter, type ClinikoResource } from '../params.js'
 import { FIELDS, OPERATORS, type FieldType } from './fields.js'
 import { itemAt, recordText, type BaseResource, type ItemState, type SimItem } from './records.js'
-import { shardBaseUrl } from '../settings.js'
+import { shardBaseUrl } from '../env.js'
 import { recentlyComputed, recordCountOf, type SeededRecords } from '../../simulator-kit/lists.js'
 
 /** Which records a list shows: those of `base` in `state`. Main lists also show `liftable` states when filtered on. */

@@ -19,7 +19,7 @@ import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions
 import { CLINIKO_LISTS, CLINIKO_RESOURCES, type ClinikoResource } from '../params.js'
 import { listCache, readPageQuery } from './lists.js'
 import { ClinikoSimulatorState, type ClinikoSimulatorOptions } from './state.js'
-import { USER_AGENT, shardOfKey } from '../settings.js'
+import { USER_AGENT, shardOfKey } from '../env.js'
 
 export type ClinikoSimulatorPluginOptions = SimulatorPluginOptions<ClinikoSimulatorOptions, ClinikoSimulatorState>
 

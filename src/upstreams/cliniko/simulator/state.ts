@@ -3,7 +3,7 @@
  * inject (429s, 5xx, a next link that loops, a page that repeats). Everything a test can steer is a method here.
  */
 import type { DataOptions } from './lists.js'
-import { keyWithoutShard } from '../settings.js'
+import { keyWithoutShard } from '../env.js'
 import { ADMISSION_STATS, type InjectedStatus, type Verdict } from '../../simulator-kit/admission.js'
 import { InjectedFaults } from '../../simulator-kit/injected-faults.js'
 import { COUNTERS_PER_ENTRY, DEFAULT_MAX_ENTRIES, countUnder } from '../../simulator-kit/bounds.js'

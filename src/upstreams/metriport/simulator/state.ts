@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Agent } from 'undici'
-import { SANDBOX_CREDENTIALS } from '../settings.js'
+import { SANDBOX_CREDENTIALS } from '../env.js'
 import { signWebhook } from '../signature.js'
 import { postWebhook, type DeliveryRecord, type WebhookToSend } from './delivery.js'
 import { resultBody } from './bodies.js'
