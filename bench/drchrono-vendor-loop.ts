@@ -12,7 +12,13 @@ async function json (res: Response, what: string): Promise<Record<string, unknow
   return JSON.parse(text) as Record<string, unknown>
 }
 
-export async function drchronoVendorLoop (opts: { baseUrl: string, token: string, resource: string, pageSize: number, pollMs: number }): Promise<VendorLoopResult> {
+export async function drchronoVendorLoop (opts: {
+  baseUrl: string,
+  token: string,
+  resource: string,
+  pageSize: number,
+  pollMs: number,
+}): Promise<VendorLoopResult> {
   const list = `${opts.baseUrl}/api/${opts.resource}_list`
   const headers = { authorization: `Bearer ${opts.token}` }
   const started = performance.now()

@@ -33,7 +33,11 @@ export async function getJob (gw: GatewayProcess, id: string): Promise<JobView> 
  * Polls GET /jobs/{id} every `pollMs` until the job is terminal; returns it with the moment (performance.now())
  * the client first saw it so. A job that did not complete is an error: its figures would mean nothing.
  */
-export async function waitForJob (gw: GatewayProcess, id: string, opts: { pollMs: number, timeoutMs: number, onPoll?: (job: JobView) => void }): Promise<{ job: JobView, seenAt: number }> {
+export async function waitForJob (gw: GatewayProcess, id: string, opts: {
+  pollMs: number,
+  timeoutMs: number,
+  onPoll?: (job: JobView) => void,
+}): Promise<{ job: JobView, seenAt: number }> {
   const deadline = performance.now() + opts.timeoutMs
   for (;;) {
     const job = await getJob(gw, id)

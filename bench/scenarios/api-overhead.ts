@@ -111,7 +111,17 @@ export async function apiOverhead (gw: GatewayProcess, databaseUrl: string, jobI
     ratio: percent(ratio),
     target: '≥ 30% of bare',
     pass: ratio >= 0.3,
-    data: { connections: CONNECTIONS, seconds, bodyBytes: json.length, gatewayRps: gateway.rps, gatewayP99: gateway.p99, ratio, gatewayCpuSeconds: gateway.cpu, gatewayRequests: gateway.requests, ...bareData },
+    data: {
+      connections: CONNECTIONS,
+      seconds,
+      bodyBytes: json.length,
+      gatewayRps: gateway.rps,
+      gatewayP99: gateway.p99,
+      ratio,
+      gatewayCpuSeconds: gateway.cpu,
+      gatewayRequests: gateway.requests,
+      ...bareData,
+    },
     note: cpuNote(gateway),
   }, {
     id: '4b',
@@ -121,7 +131,16 @@ export async function apiOverhead (gw: GatewayProcess, databaseUrl: string, jobI
     ratio: percent(runningRatio),
     target: '-',
     pass: null,
-    data: { connections: CONNECTIONS, seconds, gatewayRps: running.rps, gatewayP99: running.p99, ratio: runningRatio, gatewayCpuSeconds: running.cpu, gatewayRequests: running.requests, ...bareData },
+    data: {
+      connections: CONNECTIONS,
+      seconds,
+      gatewayRps: running.rps,
+      gatewayP99: running.p99,
+      ratio: runningRatio,
+      gatewayCpuSeconds: running.cpu,
+      gatewayRequests: running.requests,
+      ...bareData,
+    },
     note: cpuNote(running),
   }]
 }

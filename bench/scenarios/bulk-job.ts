@@ -119,7 +119,21 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
     const overheadLines = await apiOverhead(gw, databaseUrl, job.id, settings.loadSeconds)
 
     const shape = `${records.toLocaleString('en-US')} records of ${Math.round(recordBytes)} B`
-    const ingestData = { records, pages, pageSize: PAGE_SIZE, resource: RESOURCE, concurrency: settings.concurrency, recordBytes, ingestSeconds, ingestRate, ingestMBps: ingestRate * recordBytes / 1e6, copySeconds: copied.seconds, copyRate, cpuSeconds: ingestCpuSeconds, copyPostgresCpuSeconds: copied.postgresCpu }
+    const ingestData = {
+      records,
+      pages,
+      pageSize: PAGE_SIZE,
+      resource: RESOURCE,
+      concurrency: settings.concurrency,
+      recordBytes,
+      ingestSeconds,
+      ingestRate,
+      ingestMBps: ingestRate * recordBytes / 1e6,
+      copySeconds: copied.seconds,
+      copyRate,
+      cpuSeconds: ingestCpuSeconds,
+      copyPostgresCpuSeconds: copied.postgresCpu,
+    }
     return [
       {
         id: '2a',
@@ -150,7 +164,17 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
         ratio: `${percent(readRatio)} of COPY`,
         target: '≥ 60% of COPY',
         pass: readRatio >= 0.6,
-        data: { records, ndjsonSeconds: ndjson.seconds, ndjsonBytes: ndjson.bytes, copySeconds: copyRead.seconds, copyBytes: copyRead.bytes, copyRows: copyRead.rows, ratio: readRatio, cpuSeconds: readCpuSeconds, copyPostgresCpuSeconds: copyRead.postgresCpu },
+        data: {
+          records,
+          ndjsonSeconds: ndjson.seconds,
+          ndjsonBytes: ndjson.bytes,
+          copySeconds: copyRead.seconds,
+          copyBytes: copyRead.bytes,
+          copyRows: copyRead.rows,
+          ratio: readRatio,
+          cpuSeconds: readCpuSeconds,
+          copyPostgresCpuSeconds: copyRead.postgresCpu,
+        },
         note: cpuNote(readCpuSeconds, records, 'reader', `COPY TO: PostgreSQL ${microsEach(copyRead.postgresCpu, records)}`),
       },
       latencyLine,

@@ -39,7 +39,19 @@ export async function clinikoUnderRateLimit (databaseUrl: string, log: (s: strin
     const requests = served + stats.throttled + stats.serverErrors
     const per1000 = requests === 0 ? 0 : 1000 * stats.rateLimited / requests
     const bound = RECORDS / PER_PAGE / PER_MINUTE * 60
-    const data = { records: RECORDS, perPage: PER_PAGE, perMinute: PER_MINUTE, resource: RESOURCE, seconds: took, serverSeconds: serverSeconds(done), boundSeconds: bound, requests, pagesServed: served, rateLimited: stats.rateLimited, peakInWindow: stats.peakInWindow }
+    const data = {
+      records: RECORDS,
+      perPage: PER_PAGE,
+      perMinute: PER_MINUTE,
+      resource: RESOURCE,
+      seconds: took,
+      serverSeconds: serverSeconds(done),
+      boundSeconds: bound,
+      requests,
+      pagesServed: served,
+      rateLimited: stats.rateLimited,
+      peakInWindow: stats.peakInWindow,
+    }
     return [
       {
         id: '6a',
@@ -73,7 +85,12 @@ export async function clinikoTwoReplicas (databaseUrl: string, log: (s: string) 
   // A key of its own: the budget of 6a's key is still counting its last minute in this database.
   const key = 'bench-two-replicas-au1'
   const resources = ['patients', 'individual_appointments'] as const
-  const sim = await startClinikoSimulator({ seed: 7, rateLimit: PER_MINUTE, apiKeys: [key], recordCount: { patients: 15_000, individual_appointments: 15_000 } })
+  const sim = await startClinikoSimulator({
+    seed: 7,
+    rateLimit: PER_MINUTE,
+    apiKeys: [key],
+    recordCount: { patients: 15_000, individual_appointments: 15_000 },
+  })
   const env = {
     UPSTREAMS: 'cliniko',
     WORKER_CONCURRENCY: '1',

@@ -25,7 +25,11 @@ const SIMULATOR = {
   seed: 7, inProgressPolls: 0, generationMs: GENERATION_MS, recordCount: { [RESOURCE]: PAGES * PAGE_SIZE, [WARM_UP_RESOURCE]: 10 },
 }
 
-async function gatewayJob (databaseUrl: string, simUrl: string, env: Record<string, string>): Promise<{ seconds: number, serverSeconds: number | null, records: number }> {
+async function gatewayJob (databaseUrl: string, simUrl: string, env: Record<string, string>): Promise<{
+  seconds: number,
+  serverSeconds: number | null,
+  records: number,
+}> {
   const gw = await startGateway(databaseUrl, {
     UPSTREAMS: 'drchrono', DRCHRONO_BASE_URL: simUrl, DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken, ...env,
   })
@@ -81,7 +85,15 @@ export async function drchronoEndToEnd (databaseUrl: string, settings: DrchronoS
         ratio: `${times(speedup)} faster`,
         target: '≥ 8× faster',
         pass: speedup >= 8,
-        data: { ...data, gatewaySeconds: gw.seconds, gatewayServerSeconds: gw.serverSeconds, vendorSeconds: vendor.seconds, vendorPolls: vendor.polls, upstreamPosts: posts, speedup },
+        data: {
+          ...data,
+          gatewaySeconds: gw.seconds,
+          gatewayServerSeconds: gw.serverSeconds,
+          vendorSeconds: vendor.seconds,
+          vendorPolls: vendor.polls,
+          upstreamPosts: posts,
+          speedup,
+        },
       },
       {
         id: '1b',
@@ -123,7 +135,15 @@ export async function drchronoEndToEnd (databaseUrl: string, settings: DrchronoS
         ratio: times(defaults.seconds / defaultIdeal),
         target: '≤ 1.3× ideal',
         pass: defaults.seconds / defaultIdeal <= 1.3,
-        data: { ...data, concurrency: DEFAULT_CONCURRENCY, pollMs: 500, gatewaySeconds: defaults.seconds, gatewayServerSeconds: defaults.serverSeconds, idealSeconds: defaultIdeal, ratio: defaults.seconds / defaultIdeal },
+        data: {
+          ...data,
+          concurrency: DEFAULT_CONCURRENCY,
+          pollMs: 500,
+          gatewaySeconds: defaults.seconds,
+          gatewayServerSeconds: defaults.serverSeconds,
+          idealSeconds: defaultIdeal,
+          ratio: defaults.seconds / defaultIdeal,
+        },
       },
     ]
   } finally {

@@ -65,7 +65,21 @@ export async function readLatency (gw: GatewayProcess, databaseUrl: string, job:
     ratio: times(http.p99 / db.p99),
     target: 'p99 < 50 ms',
     pass: http.p99 < 50,
-    data: { readers: READERS, limit: LIMIT, seconds, gatewayP50: http.p50, gatewayP99: http.p99, gatewayRps: http.rps, gatewayRequests: http.requests, databaseP50: db.p50, databaseP99: db.p99, databaseQueries: db.queries, cpuSeconds: cpu, cpuMsPerRequest: cpuMs, latencyFloorMs: floor },
+    data: {
+      readers: READERS,
+      limit: LIMIT,
+      seconds,
+      gatewayP50: http.p50,
+      gatewayP99: http.p99,
+      gatewayRps: http.rps,
+      gatewayRequests: http.requests,
+      databaseP50: db.p50,
+      databaseP99: db.p99,
+      databaseQueries: db.queries,
+      cpuSeconds: cpu,
+      cpuMsPerRequest: cpuMs,
+      latencyFloorMs: floor,
+    },
     note: `CPU per request: gateway ${perRequest(cpu.gateway).toFixed(1)} ms, PostgreSQL ${cpu.postgres === null ? 'n/a' : perRequest(cpu.postgres).toFixed(1)} ms, ` +
       `autocannon ${perRequest(cpu.bench).toFixed(1)} ms; with ${READERS} readers on ${cpus().length} cores the mean latency cannot be below ${floor.toFixed(0)} ms`,
   }

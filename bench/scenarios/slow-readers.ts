@@ -55,7 +55,11 @@ function slowRead (gw: GatewayProcess, jobId: string, rate: number): Promise<num
  * Readers at once, on a gateway of their own (RSS that an earlier phase grew would hide this phase's growth),
  * after a small warm-up read; the largest VmRSS growth sampled meanwhile, over VmRSS just before.
  */
-async function growthDuring (databaseUrl: string, env: Record<string, string>, jobs: { big: string, small: string }, readers: number): Promise<{ before: number, peak: number, bytes: number }> {
+async function growthDuring (databaseUrl: string, env: Record<string, string>, jobs: { big: string, small: string }, readers: number): Promise<{
+  before: number,
+  peak: number,
+  bytes: number,
+}> {
   const gw = await startGateway(databaseUrl, env)
   try {
     await slowRead(gw, jobs.small, 1e9)

@@ -124,7 +124,15 @@ export async function sweepAtScale (serverUrl: string, s: SweepSettings, log: (m
       ratio: times(ratio),
       target: '≤ 1.5× empty history',
       pass: ratio <= 1.5,
-      data: { ...s, dueJobs: DUE_JOBS, rowsPerDueJob: ROWS_PER_DUE_JOB, liveJobs: LIVE_JOBS, withHistorySeconds: withHistory, baselineSeconds: baseline, formerStatementMs: former },
+      data: {
+        ...s,
+        dueJobs: DUE_JOBS,
+        rowsPerDueJob: ROWS_PER_DUE_JOB,
+        liveJobs: LIVE_JOBS,
+        withHistorySeconds: withHistory,
+        baselineSeconds: baseline,
+        formerStatementMs: former,
+      },
       note: `each sweep erased ${DUE_JOBS} jobs and deleted ${(DUE_JOBS * ROWS_PER_DUE_JOB).toLocaleString('en-US')} rows; ` +
         `the former "which jobs still hold rows" statement took ${former.toFixed(0)} ms on this history, once per 100 jobs of every sweep`,
     }]

@@ -35,7 +35,8 @@ export const INLINE_BYTES = 256 * 1024
 /** Large bodies that may wait for the preparing thread at once (each holds up to WRITE_BODY_LIMIT). */
 const MAX_QUEUED_BODIES = 4
 
-const payloadFields: ReadonlySet<string> = new Set(upstreams.flatMap(u => Object.values(u.resources).flatMap(r => r.payload === undefined ? [] : [r.payload.field])))
+const payloadFields: ReadonlySet<string> = new Set(upstreams.flatMap(u =>
+  Object.values(u.resources).flatMap(r => r.payload === undefined ? [] : [r.payload.field])))
 
 /** The body limit of a job for this upstream; an unknown name gets the read limit (it fails validation anyway). */
 export function bodyLimitOf (upstream: string | null): number {

@@ -40,7 +40,10 @@ export const problemSchema = z.object({
 
 export type Problem = z.infer<typeof problemSchema>
 
-export function sendProblem (reply: FastifyReply, code: ProblemCode, detail: string, extra: { errors?: FieldError[], headers?: Record<string, string> } = {}): FastifyReply {
+export function sendProblem (reply: FastifyReply, code: ProblemCode, detail: string, extra: {
+  errors?: FieldError[],
+  headers?: Record<string, string>,
+} = {}): FastifyReply {
   reply.header('content-type', 'application/problem+json; charset=utf-8')
   for (const [name, value] of Object.entries(extra.headers ?? {})) reply.header(name, value)
   return reply.code(PROBLEM_TYPES[code].status).serializer(JSON.stringify).send(problemBody(code, detail, extra.errors))

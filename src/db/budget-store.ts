@@ -121,7 +121,10 @@ export class PgBudgetStore {
         WITH old AS (DELETE FROM upstream_budget_grants WHERE key = ${spec.key} AND sent_at < ${new Date(countedSince(spec, now))}),
           done AS (DELETE FROM upstream_budget_waiters WHERE key = ${spec.key} AND waiter_id = ${waiterId})
         INSERT INTO upstream_budget_grants (key, client_id, sent_at) VALUES (${spec.key}, ${taker?.clientId ?? ''}, ${new Date(now)})`)
-      const remaining = spec.windows.map((w, i) => ({ window: w.name, remaining: windowRemaining(w, { count: (look.uses[i]?.count ?? 0) + 1, limitthNewest: null }) }))
+      const remaining = spec.windows.map((w, i) => ({
+        window: w.name,
+        remaining: windowRemaining(w, { count: (look.uses[i]?.count ?? 0) + 1, limitthNewest: null }),
+      }))
       return { granted: true as const, remaining }
     })
     if (result.granted) {

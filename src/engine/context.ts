@@ -35,7 +35,13 @@ export function createJobContext (deps: {
       throw err
     }
   }
-  const progressOf = (p: ProgressUpdate | undefined) => ({ pagesDone: p?.pagesDone, pagesTotal: p?.pagesTotal, percent: p?.percent, succeeded: p?.succeeded, failed: p?.failed })
+  const progressOf = (p: ProgressUpdate | undefined) => ({
+    pagesDone: p?.pagesDone,
+    pagesTotal: p?.pagesTotal,
+    percent: p?.percent,
+    succeeded: p?.succeeded,
+    failed: p?.failed,
+  })
   const lost = () => new LeaseLostError(`job ${job.id} is no longer held by this worker`)
   // The job's requests that wait for a budget, each with its wait. The job shows the one that ends last, and no
   // note once none waits; notes are written in order, each after the last, and only when what they say changes.

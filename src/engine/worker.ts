@@ -128,7 +128,16 @@ export class Worker {
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
     log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')
     try {
-      const outcome = await adapter.run(createJobContext({ pool: this.pool, job, workerId: this.id, controller, log, endings: this.endings, observe: this.observe, maxRecordBytes: this.options.maxRecordBytes }))
+      const outcome = await adapter.run(createJobContext({
+        pool: this.pool,
+        job,
+        workerId: this.id,
+        controller,
+        log,
+        endings: this.endings,
+        observe: this.observe,
+        maxRecordBytes: this.options.maxRecordBytes,
+      }))
       if (outcome === parked) {
         log.info('job waits for the upstream\'s webhook')
         return

@@ -18,7 +18,12 @@ t.test('openapi/openapi.json is in sync with the code (run `npm run openapi` aft
   t.notOk(Object.keys(doc.paths).some(p => p.startsWith('/sandbox')), 'simulators are not part of the API')
   t.same(Object.keys(doc.paths).filter(p => p.startsWith('/webhooks')), upstreams.filter(u => u.webhook !== undefined).map(u => `/webhooks/${u.name}`),
     'one static webhook path per upstream that receives webhooks')
-  type Op = { tags?: string[], summary?: string, requestBody?: unknown, responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }
+  type Op = {
+    tags?: string[],
+    summary?: string,
+    requestBody?: unknown,
+    responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>,
+  }
   for (const [path, item] of Object.entries<Record<string, Op>>(doc.paths)) {
     for (const [method, op] of Object.entries(item)) {
       const name = `${method.toUpperCase()} ${path}`

@@ -18,7 +18,11 @@ const MiB = 1024 * 1024
  * the connection. With `stopAfter`, only that many chunks are ever sent: a gateway that waits for the whole body
  * answers only when its request timeout ends the wait (408), never the early refusal this file looks for.
  */
-async function rawPost (gw: TestGateway, head: string, chunk: Buffer, chunks: number, stopAfter = chunks): Promise<{ status: number, head: string, body: string }> {
+async function rawPost (gw: TestGateway, head: string, chunk: Buffer, chunks: number, stopAfter = chunks): Promise<{
+  status: number,
+  head: string,
+  body: string,
+}> {
   const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
   const received: Buffer[] = []
   socket.on('data', data => received.push(data))

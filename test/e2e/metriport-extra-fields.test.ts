@@ -33,8 +33,13 @@ for (const extraFields of [false, true]) {
     const body = delivery?.body ?? ''
     const parsed = JSON.parse(body)
     if (extraFields) {
-      t.match(parsed, { version: String, links: { patients: Array }, meta: { attempt: 1, source: Object }, patients: [{ cxId: String, extension: Object, summary: Object }] },
-        'the webhook carried unknown fields at every level')
+      t.match(parsed, {
+        version: String,
+        links: { patients: Array },
+        meta: { attempt: 1, source: Object },
+        patients: [{ cxId: String, extension: Object, summary: Object }],
+      },
+      'the webhook carried unknown fields at every level')
       t.match(body, '"pages":1.50,"retentionDays":1e3', 'in forms a re-serialiser would change')
     } else {
       t.same(Object.keys(parsed), ['meta', 'patients'], 'the documented shape')

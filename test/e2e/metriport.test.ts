@@ -12,7 +12,10 @@ import { clientKeys, startGateway, waitForJob, type TestGateway } from '../helpe
 const [P0, P1] = SANDBOX_PATIENT_IDS as [string, string, string]
 const TEN_MINUTES = 600_000
 
-async function setup (t: Test, options: MetriportSimulatorOptions = {}, env: Record<string, string> = {}): Promise<{ sim: RunningMetriportSimulator, gw: TestGateway }> {
+async function setup (t: Test, options: MetriportSimulatorOptions = {}, env: Record<string, string> = {}): Promise<{
+  sim: RunningMetriportSimulator,
+  gw: TestGateway,
+}> {
   const sim = await startMetriportSimulator({ seed: 7, delayMs: 200, ...options })
   t.teardown(() => sim.close())
   const gw = await startGateway(t, {

@@ -29,7 +29,13 @@ t.test('early deliveries and the run they belong to', async t => {
     if (!(await parkJob(pool, { jobId: id, workerId: 'w1', upstream, key, timeoutSeconds: 60, ttlSeconds: 3600 })).held) throw new Error('the job did not park')
   }
   const job = async (id: string) => (await pool.query('SELECT status, records, waiting_for FROM jobs WHERE id = $1', [id])).rows[0]
-  const deliver = (messageId: string, key: string, records: string[]) => deliverWebhook(pool, { upstream, messageId, key, outcome: { records }, ttlSeconds: 3600 })
+  const deliver = (messageId: string, key: string, records: string[]) => deliverWebhook(pool, {
+    upstream,
+    messageId,
+    key,
+    outcome: { records },
+    ttlSeconds: 3600,
+  })
   /** What a delivery did: the status, with the jobs it finished when it finished any. */
   const delivered = async (messageId: string, key: string, records: string[]) => {
     const result = await deliver(messageId, key, records)

@@ -58,7 +58,17 @@ t.test('from expiresAt on a finished job keeps only what operations need: at onc
     SELECT id, status, params, payload, checkpoint, upstream_info, error_message, request_hash, wait_reason, error_code,
       upstream_status, records, erased_at IS NOT NULL AS erased, purge_pending FROM jobs WHERE id <> $1 ORDER BY id`, [live])
   for (const row of rows) {
-    t.match(row, { params: null, payload: null, checkpoint: null, upstream_info: null, error_message: null, request_hash: null, wait_reason: null, erased: true, purge_pending: false },
+    t.match(row, {
+      params: null,
+      payload: null,
+      checkpoint: null,
+      upstream_info: null,
+      error_message: null,
+      request_hash: null,
+      wait_reason: null,
+      erased: true,
+      purge_pending: false,
+    },
       `job ${row.status}: erased in the row`)
   }
   t.match(rows.find(r => r.id === failed), { error_code: 'upstream_rejected', upstream_status: 400 }, 'code and upstream status stay')

@@ -130,7 +130,9 @@ t.test('bad input never gets a 5xx: 4xx problem+json naming the field, and the g
     }
     if (unstorable !== null && schema.safeParse(JSON.parse(text)).success) {
       // What PostgreSQL cannot store (NUL, a lone surrogate) is refused as the client's error, naming the field.
-      const named = res.status === 400 && (JSON.parse(answer) as { errors?: Array<{ pointer: string }> }).errors?.some(e => e.pointer === jsonPointer(unstorable))
+      const named = res.status === 400 && (JSON.parse(answer) as {
+        errors?: Array<{ pointer: string }>,
+      }).errors?.some(e => e.pointer === jsonPointer(unstorable))
       if (named !== true) throw new Error(`${JSON.stringify(value)} at ${leaf.pointer}: expected 400 naming ${jsonPointer(unstorable)}, got ${res.status}: ${answer.slice(0, 200)}`)
       return
     }

@@ -66,7 +66,11 @@ export class Tally {
     const fresh = readdirSync(dir).filter(f => f.endsWith('.json') && Date.now() - statSync(join(dir, f)).mtimeMs < STALE_MS)
     const done = fresh.map(f => basename(f, '.json')).filter(n => files.includes(n))
     const all = done.map(n => JSON.parse(readFileSync(join(dir, `${n}.json`), 'utf8')) as { tried: number, survived: number, lost: number })
-    const sum = all.reduce((a, b) => ({ tried: a.tried + b.tried, survived: a.survived + b.survived, lost: a.lost + b.lost }), { tried: 0, survived: 0, lost: 0 })
+    const sum = all.reduce((a, b) => ({
+      tried: a.tried + b.tried,
+      survived: a.survived + b.survived,
+      lost: a.lost + b.lost,
+    }), { tried: 0, survived: 0, lost: 0 })
     const line = `faults tried ${sum.tried} / survived ${sum.survived} / data lost ${sum.lost}`
     if (done.length < files.length) {
       t.comment(`campaign so far (${done.length} of ${files.length} files): ${line}`)

@@ -28,7 +28,8 @@ const HANG_AFTER_MS = 90_000
 async function campaignGateway (t: Test, env: Record<string, string>) {
   const gw = await startGateway(t, { env: { ...env, RATE_LIMIT_MAX: '0' }, startWorkers: false, logLevel: 'warn' })
   const client = new UpstreamClient({ timeoutMs: TIMEOUT_MS, baseDelayMs: 20, maxDelayMs: 250 })
-  const adapters = new Map<string, UpstreamAdapter>(upstreams.map(u => [u.name, u.createAdapter(gw.app.upstreams.settingsFor(u.name), client, gw.app.upstreams.services)]))
+  const adapters = new Map<string, UpstreamAdapter>(upstreams.map(u =>
+    [u.name, u.createAdapter(gw.app.upstreams.settingsFor(u.name), client, gw.app.upstreams.services)]))
   const logs: string[] = []
   const log = pino({ level: 'warn' }, { write: (line: string) => { logs.push(line) } })
   const worker = new Worker(gw.app.db.pool, name => adapters.get(name), {

@@ -16,7 +16,11 @@ export function drchronoEnv (sim: RunningDrchronoSimulator, opts: { refresh?: bo
     DRCHRONO_ACCESS_TOKEN: opts.token ?? SANDBOX_CREDENTIALS.accessToken,
     DRCHRONO_POLL_INTERVAL_MS: '50',
     ...(opts.refresh === true
-      ? { DRCHRONO_REFRESH_TOKEN: SANDBOX_CREDENTIALS.refreshToken, DRCHRONO_CLIENT_ID: SANDBOX_CREDENTIALS.clientId, DRCHRONO_CLIENT_SECRET: SANDBOX_CREDENTIALS.clientSecret }
+      ? {
+          DRCHRONO_REFRESH_TOKEN: SANDBOX_CREDENTIALS.refreshToken,
+          DRCHRONO_CLIENT_ID: SANDBOX_CREDENTIALS.clientId,
+          DRCHRONO_CLIENT_SECRET: SANDBOX_CREDENTIALS.clientSecret,
+        }
       : {}),
   }
 }

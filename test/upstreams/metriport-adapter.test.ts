@@ -26,7 +26,11 @@ async function setup (t: Test, sim: MetriportSimulatorOptions = {}, settings: Pa
 /** The engine's side, in memory: what the adapter saved, and the park it asked for. */
 function fakeJob (params: Record<string, unknown>, checkpoint: MetriportCheckpoint | null = null) {
   const calls: string[] = []
-  const saved: { checkpoint: unknown[], info: Array<Record<string, unknown>>, parks: Array<{ key: string, timeoutSeconds: number }> } = { checkpoint: [], info: [], parks: [] }
+  const saved: {
+    checkpoint: unknown[],
+    info: Array<Record<string, unknown>>,
+    parks: Array<{ key: string, timeoutSeconds: number }>,
+  } = { checkpoint: [], info: [], parks: [] }
   const parked: Parked = { parked: true }
   const ctx: JobContext = {
     clientId: 'client-1',

@@ -64,7 +64,9 @@ async function fakeOcl (t: Test, file: Buffer | { flood: number }) {
 }
 
 /** An adapter pointed at `baseUrl`, a temp folder, and an in-memory job whose pages the test reads. */
-async function run (t: Test, baseUrl: string, settings: Partial<OclSettings> = {}, client: UpstreamClientOptions = {}, target: Record<string, string> = TARGET) {
+async function run (
+  t: Test, baseUrl: string, settings: Partial<OclSettings> = {}, client: UpstreamClientOptions = {}, target: Record<string, string> = TARGET
+) {
   const http = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10, ...client })
   const tempDir = await mkdtemp(join(tmpdir(), 'ocl-limits-test-'))
   t.teardown(async () => { await http.close(); await rm(tempDir, { recursive: true, force: true }) })

@@ -142,7 +142,14 @@ export async function mergeUpstreamInfo (db: Queryable, jobId: string, workerId:
  * job parked is applied at once (see webhooks.ts): `finished` then says how the job ended. `held` is false when the
  * lease was lost.
  */
-export async function parkJob (pool: pg.Pool, input: { jobId: string, workerId: string, upstream: string, key: string, timeoutSeconds: number, ttlSeconds: number }): Promise<{ held: boolean, finished: FinishedByDelivery | null }> {
+export async function parkJob (pool: pg.Pool, input: {
+  jobId: string,
+  workerId: string,
+  upstream: string,
+  key: string,
+  timeoutSeconds: number,
+  ttlSeconds: number,
+}): Promise<{ held: boolean, finished: FinishedByDelivery | null }> {
   return transaction(pool, async client => {
     await lockWebhookKey(client, input.upstream, input.key)
     const { rowCount } = await query(client, sql`

@@ -1,7 +1,8 @@
 /**
- * Reading results as bytes (the HTTP bodies built from them are the API's: api/result-bodies.ts). Records are the upstream's JSON text and leave the gateway unchanged, so they are never
- * decoded into JS strings: each batch is read with `COPY (SELECT …) TO STDOUT (FORMAT binary)`, and every record is
- * a slice of the bytes PostgreSQL sent. pg's row parsing, the UTF-8 decode and the encode back for the socket were
+ * Reading results as bytes (the HTTP bodies built from them are the API's: api/result-bodies.ts). Records are the
+ * upstream's JSON text and leave the gateway unchanged, so they are never decoded into JS strings: each batch is
+ * read with `COPY (SELECT …) TO STDOUT (FORMAT binary)`, and every record is a slice of the bytes PostgreSQL sent.
+ * pg's row parsing, the UTF-8 decode and the encode back for the socket were
  * most of the gateway's cost per record.
  *
  * Batches are read by keyset (page, position), so a batch costs the same at any depth. A batch is read whole before

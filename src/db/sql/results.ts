@@ -75,7 +75,9 @@ function takeBuffer (size: number): Buffer {
 }
 
 function giveBack (buf: Buffer): void {
-  if (buf.buffer.byteLength <= SPARE_MAX_BYTES && spare.length < SPARE_MAX_COUNT) spare.push(Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset))
+  if (buf.buffer.byteLength <= SPARE_MAX_BYTES && spare.length < SPARE_MAX_COUNT) {
+    spare.push(Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset))
+  }
 }
 
 /**

@@ -85,7 +85,9 @@ export async function deliverWebhook (pool: pg.Pool, input: {
  * a reused or guessed key, or another run's stale answer (Metriport's URLs die in 10 minutes), and is left alone:
  * the job waits for its own, or times out.
  */
-export async function applyEarlyDelivery (db: pg.PoolClient, upstream: string, key: string, jobId: string, ttlSeconds: number): Promise<FinishedByDelivery | null> {
+export async function applyEarlyDelivery (
+  db: pg.PoolClient, upstream: string, key: string, jobId: string, ttlSeconds: number
+): Promise<FinishedByDelivery | null> {
   const { rows } = await query<{ message_id: string, outcome: DeliveryOutcome }>(db, sql`
     SELECT d.message_id, d.outcome FROM webhook_deliveries d, jobs j
     WHERE d.upstream = ${upstream} AND d.key = ${key} AND j.id = ${jobId}::uuid AND d.received_at >= j.started_at

@@ -48,7 +48,14 @@ export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings, 'apiKey'> = {
     credentials: ['apiKey'],
     plugin: sandboxSimulator,
     // The source key names the simulator's one source; it grants nothing.
-    sandboxSettings: (baseUrl, { apiKey }) => ({ baseUrl, apiKey, sourceKey: SANDBOX_CREDENTIALS.sourceKey, maxOperations: 1000, pollInitialMs: 200, pollMaxMs: 2000 }),
+    sandboxSettings: (baseUrl, { apiKey }) => ({
+      baseUrl,
+      apiKey,
+      sourceKey: SANDBOX_CREDENTIALS.sourceKey,
+      maxOperations: 1000,
+      pollInitialMs: 200,
+      pollMaxMs: 2000,
+    }),
   },
   createAdapter: (settings, client) => cliniaAdapter(settings, client),
 }

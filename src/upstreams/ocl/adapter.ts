@@ -27,7 +27,13 @@ const GiB = 1024 ** 3
  * Exports of big sources (CIEL) take minutes to generate: poll from 5 s, doubling to 1 min, for ~1.5 h.
  * CIEL's export, the largest OCL serves, is ~100 MB zipped: 2 GiB leaves twenty times that.
  */
-export const DEFAULT_EXPORT_WAIT: ExportWaitOptions = { pollInitialMs: 5000, pollMaxMs: 60_000, maxPolls: 90, maxDownloadAttempts: 3, maxDownloadBytes: 2 * GiB }
+export const DEFAULT_EXPORT_WAIT: ExportWaitOptions = {
+  pollInitialMs: 5000,
+  pollMaxMs: 60_000,
+  maxPolls: 90,
+  maxDownloadAttempts: 3,
+  maxDownloadBytes: 2 * GiB,
+}
 
 /**
  * OCL's zip holds one export.json of JSON text, which deflates 5 to 30 times; CIEL's is ~1 GB inflated. A zip

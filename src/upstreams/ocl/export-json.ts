@@ -259,7 +259,10 @@ export class ExportJsonScanner {
       if (depth === 1) this.topKey = this.readTopKey(chunk, i + 1)
       else if (depth === 3 && this.pairKey >= 0) {
         const keyStart = this.pairs[this.pairKey] as number
-        if (this.pos(i + 1) - keyStart > MAX_KEY_BYTES) { this.pairs.length = this.pairKey; this.pairKey = -1 } else this.pairs[this.pairKey + 1] = this.pos(i + 1)
+        if (this.pos(i + 1) - keyStart > MAX_KEY_BYTES) {
+          this.pairs.length = this.pairKey
+          this.pairKey = -1
+        } else this.pairs[this.pairKey + 1] = this.pos(i + 1)
       }
       this.state = COLON_NEXT
       return

@@ -16,7 +16,9 @@ export interface SeededRecords<Resource extends string> {
 }
 
 /** How many records `resource` holds under `recordCount`, `defaults` filling in what it does not say. */
-export function recordCountOf<Resource extends string> (resource: Resource, recordCount: RecordCount<Resource> | undefined, defaults: Record<Resource, number>): number {
+export function recordCountOf<Resource extends string> (
+  resource: Resource, recordCount: RecordCount<Resource> | undefined, defaults: Record<Resource, number>
+): number {
   if (typeof recordCount === 'number') return recordCount
   return recordCount?.[resource] ?? defaults[resource]
 }
@@ -25,7 +27,9 @@ export function recordCountOf<Resource extends string> (resource: Resource, reco
  * `compute`, remembering its last `size` answers by `keyOf` (the least recently used is forgotten first): a few
  * jobs' pages interleave, so more than one list is worth keeping, and each can be large.
  */
-export function recentlyComputed<Args extends unknown[], Value> (compute: (...args: Args) => Value, keyOf: (...args: Args) => string, size = 16): (...args: Args) => Value {
+export function recentlyComputed<Args extends unknown[], Value> (
+  compute: (...args: Args) => Value, keyOf: (...args: Args) => string, size = 16
+): (...args: Args) => Value {
   const cache = new Map<string, Value>()
   return (...args: Args): Value => {
     const key = keyOf(...args)

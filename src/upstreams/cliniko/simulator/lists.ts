@@ -204,7 +204,12 @@ export function selectItems (resource: ClinikoResource, query: ListQuery, option
  * Every record's JSON text a job with these params must end with, in order, computed without HTTP: the bytes
  * the simulator serves. `params` are the job's (`q`, `sort`, `order`; `per_page` does not change the result).
  */
-export function expectedRecords (resource: ClinikoResource, params: { q?: string[], sort?: string, order?: string, per_page?: number }, options: DataOptions = {}): string[] {
+export function expectedRecords (resource: ClinikoResource, params: {
+  q?: string[],
+  sort?: string,
+  order?: string,
+  per_page?: number,
+}, options: DataOptions = {}): string[] {
   const query: Record<string, unknown> = {}
   if (params.q !== undefined) query['q[]'] = params.q
   if (params.sort !== undefined) query.sort = params.sort

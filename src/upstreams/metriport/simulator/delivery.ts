@@ -41,7 +41,17 @@ export async function postWebhook (d: WebhookToSend, to: {
   closing: AbortSignal
 }): Promise<DeliveryRecord> {
   const started = performance.now()
-  const record: DeliveryRecord = { kind: d.kind, messageId: d.messageId, requestId: d.requestId, body: d.body, status: null, answer: null, error: null, durationMs: 0, ok: false }
+  const record: DeliveryRecord = {
+    kind: d.kind,
+    messageId: d.messageId,
+    requestId: d.requestId,
+    body: d.body,
+    status: null,
+    answer: null,
+    error: null,
+    durationMs: 0,
+    ok: false,
+  }
   const timeout = AbortSignal.timeout(to.timeoutMs)
   try {
     if (to.url === undefined) throw new Error('no webhook URL is configured')

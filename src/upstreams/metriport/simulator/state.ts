@@ -282,7 +282,13 @@ export class MetriportSimulatorState {
   async #post (d: WebhookToSend): Promise<DeliveryRecord> {
     this.stats.deliveries++
     const url = typeof this.#webhookUrl === 'function' ? this.#webhookUrl() : this.#webhookUrl
-    const record = await postWebhook(d, { url, webhookKey: this.webhookKey, agent: this.#agent, timeoutMs: this.options.deliveryTimeoutMs ?? 4000, closing: this.#closing.signal })
+    const record = await postWebhook(d, {
+      url,
+      webhookKey: this.webhookKey,
+      agent: this.#agent,
+      timeoutMs: this.options.deliveryTimeoutMs ?? 4000,
+      closing: this.#closing.signal,
+    })
     this.deliveries.push(record)
     keepNewest(this.deliveries, this.maxEntries)
     return record

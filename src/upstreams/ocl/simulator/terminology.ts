@@ -297,7 +297,13 @@ export function listRecords (options: SimDataOptions, s: SimSource, list: 'conce
 }
 
 /** Every record a changes job must store: the concept list, then the mapping list. */
-export function expectedChanges (options: SimDataOptions, t: { ownerType: string, owner: string, source: string, sinceMs: number, includeRetired: boolean }): string[] {
+export function expectedChanges (options: SimDataOptions, t: {
+  ownerType: string,
+  owner: string,
+  source: string,
+  sinceMs: number,
+  includeRetired: boolean,
+}): string[] {
   const s = findSource(options, t.ownerType, t.owner, t.source)
   if (s === undefined) throw new Error(`the simulator has no source ${t.ownerType}/${t.owner}/${t.source}`)
   const filter = { sinceMs: t.sinceMs, includeRetired: t.includeRetired }
