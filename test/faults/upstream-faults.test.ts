@@ -107,6 +107,8 @@ t.test('upstream faults on every upstream: exact records or a stable error, neve
   t.comment(`seed ${CAMPAIGN_SEED} (set FAULT_SEED to replay another)`)
   const started = Date.now()
   const setup = await startTargets(t, CAMPAIGN_SEED)
+  // An upstream without a target would be silently spared: every registered one must be under fire.
+  t.same(setup.targets.map(x => x.name).sort(), upstreams.map(u => u.name).sort(), 'every registered upstream is a target')
   const c = await campaignGateway(t, setup.env)
   setup.connect(c.gw)
   const tally = new Tally('upstream-faults')
