@@ -13,9 +13,10 @@ import { PaginationGuard } from '../pagination.js'
 import { budgetTaker, type UpstreamServices } from '../types.js'
 import { UpstreamError } from '../../domain/errors.js'
 import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
-import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, isClinikoResource, type ClinikoParams } from './params.js'
+import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, type ClinikoParams } from './params.js'
 import type { ClinikoSettings } from './env.js'
 import { isObject } from '../../lib/values.js'
+import { jobParams } from '../job-params.js'
 
 export type { ClinikoSettings } from './env.js'
 
@@ -136,11 +137,7 @@ export function clinikoAdapter (settings: ClinikoSettings, client: UpstreamClien
   return {
     async run (ctx: JobContext): Promise<void> {
       ctx.signal.throwIfAborted()
-      const resource = ctx.resource
-      if (!isClinikoResource(resource)) throw new UpstreamError('internal_error', `cliniko has no resource "${resource}"`)
-      const parsed = clinikoParams[resource].safeParse(ctx.params ?? {})
-      if (!parsed.success) throw new UpstreamError('internal_error', `the job's params are not valid for cliniko ${resource}`)
-      const params = parsed.data
+      const { resource, params } = jobParams('cliniko', clinikoParams, ctx.resource, ctx.params)
       const { key } = CLINIKO_LISTS[resource]
       const perPage = params.per_page ?? DEFAULT_PER_PAGE
       const guard = new PaginationGuard('cliniko')

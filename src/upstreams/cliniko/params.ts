@@ -41,10 +41,6 @@ export type ClinikoResource = keyof typeof CLINIKO_LISTS
 
 export const CLINIKO_RESOURCES = Object.keys(CLINIKO_LISTS) as ClinikoResource[]
 
-export function isClinikoResource (value: string): value is ClinikoResource {
-  return Object.hasOwn(CLINIKO_LISTS, value)
-}
-
 /**
  * The documented operators, longest first so that `~~` is not read as `~` followed by `~`. `?` is "is not
  * null", `!?` "is null", `*` "any value" (datetime only; lists archived or cancelled records a list would hide).

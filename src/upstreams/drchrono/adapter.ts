@@ -12,8 +12,9 @@ import { DrchronoAuth, type DrchronoCredentials } from './auth.js'
 import { fetchListPage, type PageOutcome, type PollOptions } from './bulk-list.js'
 import { GenerationPace } from './pace.js'
 import { PageLedger, PageQueue, readCheckpoint } from './pages.js'
-import { drchronoParams, isDrchronoResource } from './params.js'
+import { drchronoParams } from './params.js'
 import { ByteBudget } from '../response-limits.js'
+import { jobParams } from '../job-params.js'
 
 export { PageQueue, type DrchronoCheckpoint, type ListChange } from './pages.js'
 
@@ -39,11 +40,8 @@ const PAST_END = new Error('the page lies past the end of the list')
 
 /** The query every page of the job shares: the validated params as DrChrono reads them. */
 function listQuery (resource: string, params: unknown): URLSearchParams {
-  if (!isDrchronoResource(resource)) throw new UpstreamError('internal_error', `drchrono has no resource "${resource}"`)
-  const parsed = drchronoParams[resource].safeParse(params ?? {})
-  if (!parsed.success) throw new UpstreamError('internal_error', `the job's params are not valid for drchrono ${resource}`)
   const query = new URLSearchParams()
-  for (const [key, value] of Object.entries(parsed.data)) {
+  for (const [key, value] of Object.entries(jobParams('drchrono', drchronoParams, resource, params).params)) {
     if (value !== undefined) query.set(key, String(value)) // booleans as true/false, as DRF reads them
   }
   return query

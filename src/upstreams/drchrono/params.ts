@@ -15,10 +15,6 @@ export const DRCHRONO_RESOURCES = [
 
 export type DrchronoResource = typeof DRCHRONO_RESOURCES[number]
 
-export function isDrchronoResource (value: string): value is DrchronoResource {
-  return (DRCHRONO_RESOURCES as readonly string[]).includes(value)
-}
-
 /**
  * How a filter's value is typed and compared:
  * - since: updated_at >= value (a date, or a datetime);

@@ -4,14 +4,14 @@
  */
 import { tmpdir } from 'node:os'
 import type { UpstreamClient } from '../http.js'
-import { UpstreamError } from '../../domain/errors.js'
 import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
 import { OclApi, type OclConnection } from './api.js'
 import { runChanges } from './changes-job.js'
 import type { ExportWaitOptions } from './export-download.js'
 import type { ExportFileLimits } from './export-file.js'
 import { runExport, type ExportJobOptions } from './export-job.js'
-import { isOclResource, oclParams, type OclChangesParams, type OclExportParams } from './params.js'
+import { oclParams, type OclChangesParams, type OclExportParams } from './params.js'
+import { jobParams } from '../job-params.js'
 
 /** Where and how the adapter talks to OCL; omitted tuning takes the defaults below. */
 export interface OclSettings extends OclConnection, Partial<ExportWaitOptions> {
@@ -57,13 +57,9 @@ export function oclAdapter (settings: OclSettings, client: UpstreamClient): Upst
   return {
     async run (ctx: JobContext): Promise<void> {
       ctx.signal.throwIfAborted()
-      const resource = ctx.resource
-      if (!isOclResource(resource)) throw new UpstreamError('internal_error', `ocl has no resource "${resource}"`)
-      // Params were validated at POST /jobs; parsing again types them and applies defaults to older rows.
-      const parsed = oclParams[resource].safeParse(ctx.params ?? {})
-      if (!parsed.success) throw new UpstreamError('internal_error', `the job's params are not valid for ocl ${resource}`)
-      if (resource === 'export') await runExport(ctx, api, parsed.data as OclExportParams, exportOptions)
-      else await runChanges(ctx, api, parsed.data as OclChangesParams)
+      const { resource, params } = jobParams('ocl', oclParams, ctx.resource, ctx.params)
+      if (resource === 'export') await runExport(ctx, api, params as OclExportParams, exportOptions)
+      else await runChanges(ctx, api, params as OclChangesParams)
     },
   }
 }

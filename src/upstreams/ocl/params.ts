@@ -10,10 +10,6 @@ export const OCL_RESOURCES = ['export', 'changes'] as const
 /** An OCL resource a job can read. */
 export type OclResource = typeof OCL_RESOURCES[number]
 
-export function isOclResource (value: string): value is OclResource {
-  return (OCL_RESOURCES as readonly string[]).includes(value)
-}
-
 /** OCL's mnemonic pattern for owners, sources and versions (its NAMESPACE_REGEX). */
 export const MNEMONIC = /^[a-zA-Z0-9\-._@]{1,100}$/
 
