@@ -1,12 +1,10 @@
 /** The Clinia adapter against refusals, faults and answers it cannot use: each ends with a stable code. */
 import Fastify from 'fastify'
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { cliniaAdapter, type CliniaSettings } from '../../src/upstreams/clinia/adapter.js'
 import { SANDBOX_CREDENTIALS, startCliniaSimulator, type CliniaSimulatorOptions } from '../../src/upstreams/clinia/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext } from '../../src/contract/adapter.js'
-import { recordTexts } from '../helpers/records.js'
+import { fakeJob } from '../helpers/job-context.js'
 
 async function setup (t: Test, sim: CliniaSimulatorOptions = {}, settings: Partial<CliniaSettings> = {}) {
   const simulator = await startCliniaSimulator({ pendingPolls: 1, ...sim })
@@ -21,27 +19,8 @@ async function setup (t: Test, sim: CliniaSimulatorOptions = {}, settings: Parti
   return { state: simulator.state, adapter, client }
 }
 
-/** A minimal engine side: enough to run a job and see what it stored. */
-function job (operations: unknown[]) {
-  const controller = new AbortController()
-  const pages = new Map<number, readonly string[]>()
-  const ctx: JobContext = {
-    clientId: 'client-1',
-    reportWait () {},
-    jobId: 'job-1',
-    resource: 'resources',
-    params: {},
-    payload: { operations },
-    checkpoint: null,
-    signal: controller.signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records) { controller.signal.throwIfAborted(); if (!pages.has(page)) pages.set(page, recordTexts(records)) },
-    async saveCheckpoint () { controller.signal.throwIfAborted() },
-    async setUpstreamInfo () {},
-    async park () { throw new Error('Clinia jobs never wait for a webhook') },
-  }
-  return { ctx, controller, pages }
-}
+/** A write job on the engine's side, in memory (test/helpers/job-context.ts): enough to run it and see what it stored. */
+const job = (operations: unknown[]) => fakeJob('resources', {}, { payload: { operations } })
 
 const ops = (n: number) => Array.from({ length: n }, (_, i) => ({ action: 'UPSERT', upsert: { id: `p${i}`, type: 'provider', data: { name: `P ${i}` } } }))
 

@@ -1,4 +1,3 @@
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { cliniaAdapter, type CliniaCheckpoint, type CliniaSettings } from '../../src/upstreams/clinia/adapter.js'
 import type { CliniaResource } from '../../src/upstreams/clinia/operations.js'
@@ -6,8 +5,7 @@ import {
   SANDBOX_CREDENTIALS, goJson, startCliniaSimulator, type CliniaSimulatorOptions, type CliniaSimulatorState,
 } from '../../src/upstreams/clinia/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
-import { recordTexts } from '../helpers/records.js'
+import { fakeJob, type FakeJobOptions } from '../helpers/job-context.js'
 
 /** A simulator on a loopback port and an adapter pointed at it (3 operations per chunk, tiny waits). */
 async function setup (t: Test, sim: CliniaSimulatorOptions = {}, settings: Partial<CliniaSettings> = {}) {
@@ -23,48 +21,11 @@ async function setup (t: Test, sim: CliniaSimulatorOptions = {}, settings: Parti
   return { simulator, state: simulator.state, adapter: make(), make }
 }
 
-/** The engine's side, in memory: pages by number (a page saved twice keeps its first copy), checkpoints in order. */
-function fakeJob (resource: CliniaResource, operations: unknown[], options: {
-  checkpoint?: CliniaCheckpoint | null
-  pages?: Map<number, readonly string[]>
-  /** Called after each checkpoint is recorded; may throw to simulate a crash right after it. */
-  onCheckpoint?: (cp: CliniaCheckpoint, n: number) => void
-} = {}) {
-  const controller = new AbortController()
-  const pages = options.pages ?? new Map<number, readonly string[]>()
-  const checkpoints: CliniaCheckpoint[] = []
-  const progress: Array<ProgressUpdate | undefined> = []
-  const upstreamInfo: Record<string, unknown> = {}
-  const ctx: JobContext = {
-    clientId: 'client-1',
-    reportWait () {},
-    jobId: 'job-1',
-    resource,
-    params: {},
-    payload: { operations: structuredClone(operations) },
-    checkpoint: options.checkpoint ?? null,
-    signal: controller.signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records, checkpoint, update) {
-      controller.signal.throwIfAborted()
-      if (!pages.has(page)) pages.set(page, recordTexts(records))
-      checkpoints.push(structuredClone(checkpoint as CliniaCheckpoint))
-      progress.push(update)
-    },
-    async saveCheckpoint (checkpoint, update) {
-      controller.signal.throwIfAborted()
-      const cp = structuredClone(checkpoint as CliniaCheckpoint)
-      checkpoints.push(cp)
-      progress.push(update)
-      options.onCheckpoint?.(cp, checkpoints.length)
-    },
-    async setUpstreamInfo (info) { Object.assign(upstreamInfo, info) },
-    async park () { throw new Error('Clinia jobs never wait for a webhook') },
-  }
-  /** Stored records in result order: page, then position. */
-  const records = () => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? [])
-  const parsed = () => records().map(r => JSON.parse(r) as Record<string, any>)
-  return { ctx, controller, pages, checkpoints, progress, upstreamInfo, records, parsed }
+/** A Clinia write job on the engine's side, in memory (test/helpers/job-context.ts); `parsed` reads its receipts. */
+function cliniaJob (resource: CliniaResource, operations: unknown[], options: Pick<FakeJobOptions<CliniaCheckpoint>, 'checkpoint' | 'pages' | 'afterCheckpoint'> = {}) {
+  const job = fakeJob<CliniaCheckpoint>(resource, {}, { payload: { operations }, ...options })
+  const parsed = () => job.records().map(r => JSON.parse(r) as Record<string, any>)
+  return { ...job, parsed }
 }
 
 /** The texts a job must store: every task's receipts exactly as the simulator sent them, with `"index":N,` spliced in. */
@@ -81,7 +42,7 @@ const chunksOf = <T>(list: T[], size: number): T[][] => Array.from({ length: Mat
 t.test('operations go in ordered chunks, one task each; receipts are stored exactly, with their index', async t => {
   const { state, adapter } = await setup(t, { pendingPolls: 2 })
   const ops = Array.from({ length: 8 }, (_, i) => create(i))
-  const job = fakeJob('resources', ops)
+  const job = cliniaJob('resources', ops)
   await adapter.run(job.ctx)
 
   t.equal(state.stats.tasksCreated, 3, 'ceil(8 / 3) tasks')
@@ -110,7 +71,7 @@ t.test('ALREADY_EXISTS and NOT_FOUND receipts count as failed without failing th
     { action: 'DELETE', delete: { id: 'p2', type: 'provider' } },
     { action: 'UPSERT', upsert: { id: 'p2', type: 'provider', data: { name: 'Two again' } } },
   ]
-  const job = fakeJob('resources', ops)
+  const job = cliniaJob('resources', ops)
   await adapter.run(job.ctx)
   const r = job.parsed()
   t.same(r.map(x => x.status), ['SUCCESS', 'SUCCESS', 'SUCCESS', 'FAILURE', 'FAILURE', 'SUCCESS', 'SUCCESS'])
@@ -125,7 +86,7 @@ t.test('ALREADY_EXISTS and NOT_FOUND receipts count as failed without failing th
 t.test('a REJECTED chunk: earlier receipts kept, its receipts recorded, later operations NOT_SENT and never sent', async t => {
   const { state, adapter } = await setup(t)
   const ops = Array.from({ length: 8 }, (_, i) => create(i, i === 4 ? { practiceNumber: 'secret-value' } : {}))
-  const job = fakeJob('resources', ops)
+  const job = cliniaJob('resources', ops)
   const err = await adapter.run(job.ctx).catch((e: unknown) => e) as Error & { code: string, upstreamStatus: number }
   t.match(err, { name: 'UpstreamError', code: 'upstream_rejected', upstreamStatus: 400 })
   t.match(err.message, /chunk 2 of 3 was REJECTED .* the 2 operation\(s\) after it were not sent/)
@@ -148,7 +109,7 @@ t.test('a REJECTED chunk: earlier receipts kept, its receipts recorded, later op
   t.match(job.progress.findLast(p => p !== undefined), { pagesDone: 2, pagesTotal: 3, succeeded: 3, failed: 3 })
 
   // A resumed attempt (say the worker died while writing NOT_SENT receipts) sends nothing and fails the same way.
-  const again = fakeJob('resources', ops, { checkpoint: job.checkpoints.at(-1)!, pages: new Map([[1, job.pages.get(1)!], [2, job.pages.get(2)!]]) })
+  const again = cliniaJob('resources', ops, { checkpoint: job.checkpoints.at(-1)!, pages: new Map([[1, job.pages.get(1)!], [2, job.pages.get(2)!]]) })
   await t.rejects(adapter.run(again.ctx), { code: 'upstream_rejected', upstreamStatus: 400 })
   t.same(again.pages.get(3), job.pages.get(3), 'NOT_SENT receipts written on resume')
   t.equal(state.stats.submits, 2, 'nothing sent on resume')
@@ -157,7 +118,7 @@ t.test('a REJECTED chunk: earlier receipts kept, its receipts recorded, later op
 t.test('more operations than Clinia takes per request: REJECTED with every receipt CANCELLED', async t => {
   const { state, adapter } = await setup(t, { maxOperations: 2 })
   const ops = Array.from({ length: 4 }, (_, i) => create(i))
-  const job = fakeJob('resources', ops)
+  const job = cliniaJob('resources', ops)
   await t.rejects(adapter.run(job.ctx), { code: 'upstream_rejected' })
   t.same(job.parsed().map(x => x.status), ['CANCELLED', 'CANCELLED', 'CANCELLED', 'NOT_SENT'])
   t.equal(state.stats.tasksCreated, 0)
@@ -168,7 +129,7 @@ t.test('crash right after submitting: the resumed job polls the checkpointed tas
   const ops = Array.from({ length: 7 }, (_, i) => create(i))
   const crash = new Error('worker died')
   // The first attempt dies right after checkpointing chunk 2's task id.
-  const first = fakeJob('resources', ops, { onCheckpoint: cp => { if (cp.chunk === 2 && cp.taskId !== null) throw crash } })
+  const first = cliniaJob('resources', ops, { afterCheckpoint: cp => { if (cp.chunk === 2 && cp.taskId !== null) throw crash } })
   await t.rejects(make().run(first.ctx), crash)
   const cp = first.checkpoints.at(-1)!
   t.match(cp, { chunk: 2, taskId: /^bk_/, chunkSize: 3 })
@@ -176,7 +137,7 @@ t.test('crash right after submitting: the resumed job polls the checkpointed tas
   t.equal(state.tasks.get(cp.taskId!)?.receipts, null, 'chunk 2 is still pending at Clinia')
 
   // The next attempt runs with a different CLINIA_MAX_OPERATIONS: the checkpoint's chunk size must win.
-  const second = fakeJob('resources', ops, { checkpoint: cp, pages: first.pages })
+  const second = cliniaJob('resources', ops, { checkpoint: cp, pages: first.pages })
   await make({ maxOperations: 5 }).run(second.ctx)
   t.equal(state.stats.tasksCreated, 3, 'only chunk 3 was submitted')
   for (const chunk of chunksOf(ops, 3)) t.equal(state.postsOf(chunk), 1, 'every chunk POSTed exactly once')
@@ -199,7 +160,7 @@ t.test('relationships: their own endpoint and shape; missing ends fail per opera
     { action: 'DELETE', delete: { type: 'worksAt', id: 'p1.o1' } },
     { action: 'DELETE', delete: link },
   ]
-  const job = fakeJob('relationships', ops)
+  const job = cliniaJob('relationships', ops)
   await adapter.run(job.ctx)
   t.same(job.parsed().map(r => [r.index, r.status, r.targetType, r.id, r.error?.type]), [
     [0, 'SUCCESS', 'RELATIONSHIP', 'p1.o1', undefined],

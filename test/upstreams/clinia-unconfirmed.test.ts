@@ -3,15 +3,13 @@
  * bulk answer under HTTP 400, 200, 409 or 422, and a 429 with or without Retry-After. Adapter against the
  * simulator on loopback; each job ends as documented: exact receipts, or upstream_rejected with readable receipts.
  */
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { cliniaAdapter, type CliniaCheckpoint } from '../../src/upstreams/clinia/adapter.js'
 import {
   REJECTED_STATUSES, SANDBOX_CREDENTIALS, goJson, startCliniaSimulator, type CliniaSimulatorOptions, type CliniaSimulatorState,
 } from '../../src/upstreams/clinia/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext } from '../../src/contract/adapter.js'
-import { recordTexts } from '../helpers/records.js'
+import { fakeJob } from '../helpers/job-context.js'
 
 async function setup (t: Test, sim: CliniaSimulatorOptions = {}) {
   const simulator = await startCliniaSimulator({ pendingPolls: 1, ...sim })
@@ -24,31 +22,11 @@ async function setup (t: Test, sim: CliniaSimulatorOptions = {}) {
   return { state: simulator.state, adapter }
 }
 
-/** The engine's side, in memory: pages by number (a page saved twice keeps its first copy), checkpoints in order. */
-function fakeJob (operations: unknown[], resume: { checkpoint: CliniaCheckpoint, pages: Map<number, readonly string[]> } | null = null) {
-  const pages = resume?.pages ?? new Map<number, readonly string[]>()
-  const checkpoints: CliniaCheckpoint[] = []
-  const ctx: JobContext = {
-    clientId: 'client-1',
-    reportWait () {},
-    jobId: 'job-1',
-    resource: 'resources',
-    params: {},
-    payload: { operations: structuredClone(operations) },
-    checkpoint: resume?.checkpoint ?? null,
-    signal: new AbortController().signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records, cp) {
-      if (!pages.has(page)) pages.set(page, recordTexts(records))
-      checkpoints.push(structuredClone(cp as CliniaCheckpoint))
-    },
-    async saveCheckpoint (cp) { checkpoints.push(structuredClone(cp as CliniaCheckpoint)) },
-    async setUpstreamInfo () {},
-    async park () { throw new Error('Clinia jobs never wait for a webhook') },
-  }
-  const records = () => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? [])
-  const statuses = () => records().map(r => (JSON.parse(r) as { status: string }).status)
-  return { ctx, pages, checkpoints, records, statuses }
+/** A Clinia write job on the engine's side, in memory (test/helpers/job-context.ts), resuming when given a checkpoint and pages. */
+function cliniaJob (operations: unknown[], resume: { checkpoint: CliniaCheckpoint, pages: Map<number, readonly string[]> } | null = null) {
+  const job = fakeJob<CliniaCheckpoint>('resources', {}, { payload: { operations }, checkpoint: resume?.checkpoint, pages: resume?.pages })
+  const statuses = () => job.records().map(r => (JSON.parse(r) as { status: string }).status)
+  return { ...job, statuses }
 }
 
 const create = (i: number, data: Record<string, unknown> = {}) =>
@@ -76,7 +54,7 @@ t.test('a REJECTED chunk under every HTTP status: upstream_rejected, its receipt
   for (const status of REJECTED_STATUSES) {
     const { state, adapter } = await setup(t, { rejectedStatus: status })
     const ops = Array.from({ length: 8 }, (_, i) => create(i, i === 4 ? { practiceNumber: 'secret-value' } : {}))
-    const job = fakeJob(ops)
+    const job = cliniaJob(ops)
     const err = await adapter.run(job.ctx).catch((e: unknown) => e) as Error
     t.match(err, { name: 'UpstreamError', code: 'upstream_rejected', upstreamStatus: status }, `${status}: upstream_rejected`)
     t.match(err.message, new RegExp(`chunk 2 of 3 was REJECTED by Clinia \\(HTTP ${status}\\)`), `${status}: the message names the chunk and status`)
@@ -90,7 +68,7 @@ t.test('a REJECTED chunk under every HTTP status: upstream_rejected, its receipt
     // A resumed attempt sends nothing and fails the same way, under the same status.
     const last = job.checkpoints.at(-1) as CliniaCheckpoint
     t.same(last.rejected, { chunk: 2, httpStatus: status }, `${status}: the rejection is checkpointed`)
-    const again = fakeJob(ops, { checkpoint: last, pages: new Map([[1, job.pages.get(1)!], [2, job.pages.get(2)!]]) })
+    const again = cliniaJob(ops, { checkpoint: last, pages: new Map([[1, job.pages.get(1)!], [2, job.pages.get(2)!]]) })
     await t.rejects(adapter.run(again.ctx), { code: 'upstream_rejected', upstreamStatus: status }, `${status}: resumed`)
     t.same(again.records(), job.records(), `${status}: the same receipts on resume`)
     t.equal(state.stats.submits, 2, `${status}: nothing sent on resume`)
@@ -100,7 +78,7 @@ t.test('a REJECTED chunk under every HTTP status: upstream_rejected, its receipt
 t.test('more operations than Clinia takes, REJECTED under every HTTP status: every receipt CANCELLED, the rest NOT_SENT', async t => {
   for (const status of REJECTED_STATUSES) {
     const { state, adapter } = await setup(t, { rejectedStatus: status, maxOperations: 2 })
-    const job = fakeJob(Array.from({ length: 4 }, (_, i) => create(i)))
+    const job = cliniaJob(Array.from({ length: 4 }, (_, i) => create(i)))
     await t.rejects(adapter.run(job.ctx), { code: 'upstream_rejected', upstreamStatus: status }, `${status}: upstream_rejected`)
     t.same(job.statuses(), ['CANCELLED', 'CANCELLED', 'CANCELLED', 'NOT_SENT'], `${status}: receipts`)
     t.equal(state.stats.tasksCreated, 0)
@@ -113,7 +91,7 @@ t.test('429s with and without Retry-After, on submit and on poll: the job comple
     state.failNext(2, 429, 'submit', seconds)
     state.failNext(2, 429, 'poll', seconds)
     const ops = Array.from({ length: 5 }, (_, i) => create(i))
-    const job = fakeJob(ops)
+    const job = cliniaJob(ops)
     await adapter.run(job.ctx)
     const name = seconds === null ? 'no Retry-After' : `Retry-After: ${seconds}`
     t.same(job.statuses(), ['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS'], `${name}: every operation applied`)

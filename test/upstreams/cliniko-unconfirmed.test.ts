@@ -3,7 +3,6 @@
  * X-RateLimit-Reset and Retry-After, and a 401 whose body is plain text or JSON. Adapter against the simulator on
  * loopback; each job must end exactly as under the documented behaviour.
  */
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { clinikoAdapter, type ClinikoSettings } from '../../src/upstreams/cliniko/adapter.js'
 import {
@@ -12,8 +11,7 @@ import {
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
 import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
 import { UpstreamError } from '../../src/domain/errors.js'
-import type { JobContext } from '../../src/contract/adapter.js'
-import { recordTexts } from '../helpers/records.js'
+import { fakeJob } from '../helpers/job-context.js'
 import { memoryServices } from '../../src/upstreams/memory-services.js'
 
 const data = { seed: 11, recordCount: 60 }
@@ -36,28 +34,6 @@ async function setup (t: Test, sim: ClinikoSimulatorOptions = {}, settings: Part
     headers: { authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}`, 'user-agent': SANDBOX_USER_AGENT, accept: 'application/json' },
   })
   return { state: simulator.state, adapter, retries, get }
-}
-
-/** The engine's side, in memory: the records of every saved page, in page order. */
-function fakeJob (resource: string, params: Record<string, unknown>) {
-  const pages = new Map<number, readonly string[]>()
-  const ctx: JobContext = {
-    clientId: 'client-1',
-    reportWait () {},
-    jobId: 'job-1',
-    resource,
-    params,
-    payload: null,
-    checkpoint: null,
-    signal: new AbortController().signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records) { if (!pages.has(page)) pages.set(page, recordTexts(records)) },
-    async saveCheckpoint () {},
-    async setUpstreamInfo () {},
-    async park () { throw new Error('a Cliniko job never waits for a webhook') },
-  }
-  const records = () => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? [])
-  return { ctx, records }
 }
 
 const COMBINATIONS: ClinikoThrottleHeaders[] = [

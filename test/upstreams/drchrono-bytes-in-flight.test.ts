@@ -9,7 +9,7 @@ import t, { type Test } from 'tap'
 import { drchronoAdapter } from '../../src/upstreams/drchrono/adapter.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import { memoryServices } from '../../src/upstreams/memory-services.js'
-import { UNMETERED, fakeJob } from '../helpers/drchrono-job.js'
+import { UNMETERED, drchronoJob } from '../helpers/drchrono-job.js'
 
 const PAGES = 12
 const PER_PAGE = 10
@@ -61,7 +61,7 @@ t.test('pages read but not yet saved never hold more than the job\'s bytes in fl
     peak = Math.max(peak, sentUnsaved - saved)
   })
   // Saves are the bottleneck, as a busy database makes them: fetching alone would run far ahead.
-  const job = fakeJob('patients', { page_size: PER_PAGE }, { saveMs: () => 40, onSave: () => { saved++ } })
+  const job = drchronoJob('patients', { page_size: PER_PAGE }, { saveMs: () => 40, onSave: () => { saved++ } })
   await adapter.run(job.ctx)
   t.equal(job.records().length, PAGES * PER_PAGE, 'every record stored')
   t.equal(saved, PAGES)
@@ -72,7 +72,7 @@ t.test('pages read but not yet saved never hold more than the job\'s bytes in fl
 t.test('a page larger than its share of the job\'s bytes fails the job as too large, holding nothing', async t => {
   // Four pages at a time in 512 KiB: 128 KiB each, and a page is ~200 KB.
   const adapter = await pagesOf200kB(t, 4)
-  const job = fakeJob('patients', { page_size: PER_PAGE })
+  const job = drchronoJob('patients', { page_size: PER_PAGE })
   await t.rejects(adapter.run(job.ctx), { code: 'upstream_response_too_large' })
   t.equal(job.records().length, 0, 'nothing stored')
 })

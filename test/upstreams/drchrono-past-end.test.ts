@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { expectedRecords, PAST_END_MODES } from '../../src/upstreams/drchrono/simulator/index.js'
-import { drchronoSetup, fakeJob, stubAccepted, stubDrchrono, stubPage } from '../helpers/drchrono-job.js'
+import { drchronoSetup, drchronoJob, stubAccepted, stubDrchrono, stubPage } from '../helpers/drchrono-job.js'
 
 const CONCURRENCY = 4 // the adapter's default, and so its default count of speculative pages
 
@@ -19,7 +19,7 @@ t.test('lists of 0 to 2500 records complete exactly under every past-the-end beh
     for (const mode of PAST_END_MODES) {
       state.reset()
       state.setPastEnd(mode)
-      const job = fakeJob('patients', { page_size: 1000 })
+      const job = drchronoJob('patients', { page_size: 1000 })
       await adapter.run(job.ctx)
       const what = `${count} records (${pages} page${pages === 1 ? '' : 's'}), ${mode}`
       t.same(job.records(), want, `${what}: exactly the simulator's records`)
@@ -38,7 +38,7 @@ t.test('lists of 0 to 2500 records complete exactly under every past-the-end beh
 t.test('without speculation nothing is asked past the end', async t => {
   const recordCount = { patients: 1500 }
   const { state, adapter } = await drchronoSetup(t, { recordCount }, { speculativePages: 1 })
-  const job = fakeJob('patients', {})
+  const job = drchronoJob('patients', {})
   await adapter.run(job.ctx)
   t.same(job.records(), expectedRecords('patients', {}, { recordCount }).map(r => JSON.stringify(r)))
   t.equal(state.pastEndRequests('patients'), 0)
@@ -51,7 +51,7 @@ t.test('a page past the end still in flight is dropped as soon as the size is kn
     if (r.page > 1 && r.method === 'POST') return { hold: true }
     return r.method === 'POST' ? stubAccepted(r.page) : { status: 200, body: stubPage(1, 1) }
   }, { pageConcurrency: CONCURRENCY })
-  const job = fakeJob('patients', {})
+  const job = drchronoJob('patients', {})
   await adapter.run(job.ctx)
   t.same(job.records(), ['{"id":1}', '{"id":-1}'])
   const held = seen.filter(r => r.page > 1)
@@ -64,13 +64,13 @@ t.test('only "Invalid uuid specified" means an expired uuid; any other 404 is ne
   const expired = await stubDrchrono(t, r => r.method === 'POST'
     ? stubAccepted(r.page)
     : r.nth === 1 ? { status: 404, body: { detail: 'Invalid uuid specified.' } } : { status: 200, body: stubPage(1, 1) })
-  const job = fakeJob('patients', {})
+  const job = drchronoJob('patients', {})
   await expired.adapter.run(job.ctx)
   t.same(job.records(), ['{"id":1}', '{"id":-1}'], 'a uuid that expired is POSTed again (a trailing period is tolerated)')
   t.equal(expired.seen.filter(r => r.method === 'POST' && r.page === 1).length, 2)
 
   const unknown = await stubDrchrono(t, r => r.method === 'POST' ? stubAccepted(r.page) : { status: 404, body: { detail: 'Not found.' } })
-  const unknownErr = await unknown.adapter.run(fakeJob('patients', {}).ctx).catch((e: unknown) => e)
+  const unknownErr = await unknown.adapter.run(drchronoJob('patients', {}).ctx).catch((e: unknown) => e)
   t.match(unknownErr, { code: 'upstream_not_found', upstreamStatus: 404, message: /DrChrono answered 404; DrChrono does not know this list or page/ },
     'an unknown 404 on a page that must exist fails the job with its status')
   t.notMatch(String((unknownErr as Error).message), /Not found\./, 'DrChrono\'s detail is not quoted')
@@ -81,7 +81,7 @@ t.test('only "Invalid uuid specified" means an expired uuid; any other 404 is ne
     if (r.method === 'POST') return stubAccepted(r.page)
     return r.page === 3 ? { status: 404, body: { detail: 'Invalid page.' } } : { status: 200, body: stubPage(r.page, 3) }
   }, { pageConcurrency: 1 })
-  await t.rejects(shrank.adapter.run(fakeJob('patients', {}).ctx), { code: 'invalid_upstream_response', message: /list changed while it was read/ })
+  await t.rejects(shrank.adapter.run(drchronoJob('patients', {}).ctx), { code: 'invalid_upstream_response', message: /list changed while it was read/ })
   t.equal(shrank.seen.filter(r => r.method === 'POST' && r.page === 3).length, 1, 'page 3 was not POSTed again')
 })
 
@@ -90,7 +90,7 @@ t.test('a speculative page refused with an unknown 404 is held, then asked again
     if (r.method === 'POST') return r.page === 2 && r.nth === 1 ? { status: 404, body: '<h1>Not Found</h1>' } : stubAccepted(r.page)
     return { status: 200, body: stubPage(r.page, 2) }
   }, { pageConcurrency: 2 })
-  const job = fakeJob('patients', {})
+  const job = drchronoJob('patients', {})
   await adapter.run(job.ctx)
   t.same(job.records(), ['{"id":1}', '{"id":-1}', '{"id":2}', '{"id":-2}'])
   t.equal(seen.filter(r => r.method === 'POST' && r.page === 2).length, 2, 'refused once, asked once more')
@@ -105,7 +105,7 @@ t.test('a refusal asked before the size was known, answered after, is held too',
     if (r.method === 'POST') return r.page === 2 && r.nth === 1 ? { status: 404, body: { detail: 'Invalid page.' }, after: saved } : stubAccepted(r.page)
     return { status: 200, body: stubPage(r.page, 2) }
   }, { pageConcurrency: 2 })
-  const job = fakeJob('patients', {}, { onSave: page => { if (page === 1) page1Saved() } })
+  const job = drchronoJob('patients', {}, { onSave: page => { if (page === 1) page1Saved() } })
   await adapter.run(job.ctx)
   t.same(job.records(), ['{"id":1}', '{"id":-1}', '{"id":2}', '{"id":-2}'])
   t.equal(seen.filter(r => r.method === 'POST' && r.page === 2).length, 2)
@@ -117,14 +117,14 @@ t.test('a count that moves while the list is read is shown on the job; a page to
     const page = stubPage(r.page, 2)
     return { status: 200, body: r.page === 2 ? { ...page, pagination: { ...page.pagination, count: 3 } } : page }
   }, { pageConcurrency: 1 })
-  const job = fakeJob('patients', {})
+  const job = drchronoJob('patients', {})
   await moved.adapter.run(job.ctx)
   t.equal(job.records().length, 4, 'the job completes')
   t.same(job.upstreamInfo, { listChanged: { firstCount: 4, laterCount: 3, page: 2 } })
   t.same(job.checkpoints.at(-1), { pages: 2, count: 4, done: [1, 2] }, 'the checkpoint keeps the first count')
 
   const drift = await stubDrchrono(t, r => r.method === 'POST' ? stubAccepted(r.page) : { status: 200, body: stubPage(r.page, r.page === 1 ? 3 : 4) }, { pageConcurrency: 1 })
-  await t.rejects(drift.adapter.run(fakeJob('patients', {}).ctx), { code: 'invalid_upstream_response', message: /page 2 reports 4 pages/ })
+  await t.rejects(drift.adapter.run(drchronoJob('patients', {}).ctx), { code: 'invalid_upstream_response', message: /page 2 reports 4 pages/ })
 })
 
 t.test('a failed generation of a page that exists still counts toward maxRegenerations', async t => {
@@ -133,6 +133,6 @@ t.test('a failed generation of a page that exists still counts toward maxRegener
     if (r.method === 'POST') return stubAccepted(r.page)
     return r.page === 2 ? failed : { status: 200, body: stubPage(r.page, 2) }
   }, { pageConcurrency: 2, maxRegenerations: 2 })
-  await t.rejects(adapter.run(fakeJob('patients', {}).ctx), { code: 'upstream_failed', upstreamStatus: 500 })
+  await t.rejects(adapter.run(drchronoJob('patients', {}).ctx), { code: 'upstream_failed', upstreamStatus: 500 })
   t.equal(seen.filter(r => r.method === 'POST' && r.page === 2).length, 3, 'one POST and two regenerations')
 })

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { IN_PROGRESS_BODIES, expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js'
-import { drchronoSetup, fakeJob } from '../helpers/drchrono-job.js'
+import { drchronoSetup, drchronoJob } from '../helpers/drchrono-job.js'
 
 const recordCount = { patients: 2500 }
 const params = { page_size: 1000 }
@@ -14,7 +14,7 @@ const want = expectedRecords('patients', params, { recordCount }).map(r => JSON.
 t.test('every in-progress body is read as "not ready yet", and the Complete page that follows is read', async t => {
   for (const body of IN_PROGRESS_BODIES) {
     const { state, adapter } = await drchronoSetup(t, { recordCount, inProgressPolls: 2, inProgressBody: body })
-    const job = fakeJob('patients', params)
+    const job = drchronoJob('patients', params)
     await adapter.run(job.ctx)
     t.same(job.records(), want, `${body}: exactly the simulator's records`)
     t.ok(state.stats.gets >= 3 * 3, `${body}: each page was polled through its in-progress answers (${state.stats.gets} polls)`)
@@ -27,7 +27,7 @@ t.test('a 429 completes the job whether the wait comes in Retry-After, in the bo
       const { state, adapter } = await drchronoSetup(t, {
         recordCount, faults: { throttleNext: 3, retryAfterSeconds: 1, retryAfterHeader: header }, throttleWaitInBody: inBody,
       })
-      const job = fakeJob('patients', params)
+      const job = drchronoJob('patients', params)
       await adapter.run(job.ctx)
       const what = `Retry-After ${header ? 'sent' : 'absent'}, wait ${inBody ? 'in' : 'not in'} the body`
       t.same(job.records(), want, `${what}: exactly the simulator's records`)

@@ -3,14 +3,14 @@
  * front of Metriport, with or without Retry-After, and a start answer carrying unknown fields. Adapter against the
  * simulator on loopback: the job still starts exactly one run and parks under its requestId (and patient).
  */
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import { metriportAdapter } from '../../src/upstreams/metriport/adapter.js'
 import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/settings.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions } from '../../src/upstreams/metriport/simulator/index.js'
 import { runKey } from '../../src/upstreams/metriport/webhook.js'
-import type { JobContext, Parked } from '../../src/contract/adapter.js'
+import type { Parked } from '../../src/contract/adapter.js'
+import { fakeJob } from '../helpers/job-context.js'
 
 const patientId = SANDBOX_PATIENT_IDS[0] as string
 
@@ -25,26 +25,14 @@ async function setup (t: Test, sim: MetriportSimulatorOptions = {}) {
   return { simulator, state: simulator.state, adapter }
 }
 
-/** The engine's side, in memory: the park the adapter asked for. */
-function fakeJob () {
-  const parks: Array<{ key: string, timeoutSeconds: number }> = []
+/** A Metriport job on the engine's side, in memory (test/helpers/job-context.ts): the park it asked for answers `parked`. */
+function metriportJob () {
   const parked: Parked = { parked: true }
-  const ctx: JobContext = {
-    clientId: 'client-1',
-    reportWait () {},
-    jobId: 'job-1',
-    resource: 'document-download-urls',
-    params: { patientId },
-    payload: null,
-    checkpoint: null,
-    signal: new AbortController().signal,
-    log: pino({ level: 'silent' }),
-    async savePage () { throw new Error('Metriport jobs store records only through the webhook') },
-    async saveCheckpoint () {},
-    async setUpstreamInfo () {},
-    async park (opts) { parks.push(opts); return parked },
-  }
-  return { ctx, parks, parked }
+  const job = fakeJob('document-download-urls', { patientId }, {
+    refusePages: 'Metriport jobs store records only through the webhook',
+    park: () => parked,
+  })
+  return { ...job, parked }
 }
 
 t.test('the simulator\'s 429 is API Gateway\'s: bare JSON, Retry-After only when set', async t => {
@@ -64,7 +52,7 @@ t.test('429s on the start, with and without Retry-After: one run starts and the 
     const name = seconds === null ? 'no Retry-After' : `Retry-After: ${seconds}`
     const { state, adapter } = await setup(t)
     state.throttleNext(2, seconds)
-    const job = fakeJob()
+    const job = metriportJob()
     t.equal(await adapter.run(job.ctx), job.parked, `${name}: parked`)
     const runs = [...state.runs.values()]
     t.equal(runs.length, 1, `${name}: one run`)
@@ -73,14 +61,14 @@ t.test('429s on the start, with and without Retry-After: one run starts and the 
   }
   const { state, adapter } = await setup(t)
   state.throttleNext(4)
-  await t.rejects(adapter.run(fakeJob().ctx), { code: 'upstream_rate_limited', upstreamStatus: 429 }, 'still 429 after the retries: upstream_rate_limited')
+  await t.rejects(adapter.run(metriportJob().ctx), { code: 'upstream_rate_limited', upstreamStatus: 429 }, 'still 429 after the retries: upstream_rate_limited')
 })
 
 t.test('a start answer with unknown fields is read for its status and requestId alone', async t => {
   const { simulator, state, adapter } = await setup(t, { extraFields: true })
   const raw = await fetch(`${simulator.url}/medical/v1/document/download-url/bulk?patientId=${SANDBOX_PATIENT_IDS[1]}`, { method: 'POST', headers: { 'x-api-key': SANDBOX_CREDENTIALS.apiKey } })
   t.match(await raw.json(), { status: 'processing', requestId: String, cxId: String, createdAt: String }, 'the simulator adds them')
-  const job = fakeJob()
+  const job = metriportJob()
   t.equal(await adapter.run(job.ctx), job.parked)
   t.same(job.parks.map(p => p.key), [runKey(state.processingRun(patientId)?.requestId as string, patientId)])
 })

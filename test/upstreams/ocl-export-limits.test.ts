@@ -9,14 +9,12 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import yazl from 'yazl'
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstreams/http.js'
 import { oclAdapter, type OclSettings } from '../../src/upstreams/ocl/adapter.js'
 import { expectedExport, startOclSimulator } from '../../src/upstreams/ocl/simulator/index.js'
-import type { JobContext } from '../../src/contract/adapter.js'
-import { recordTexts } from '../helpers/records.js'
+import { fakeJob } from '../helpers/job-context.js'
 
 const MiB = 1024 * 1024
 const TARGET = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL', version: 'v1' }
@@ -63,30 +61,15 @@ async function fakeOcl (t: Test, file: Buffer | { flood: number }) {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen }
 }
 
-/** An adapter pointed at `baseUrl`, a temp folder, and an in-memory job whose pages the test reads. */
+/** An adapter pointed at `baseUrl`, a temp folder, and a job on the engine's side in memory whose pages the test reads. */
 async function run (t: Test, baseUrl: string, settings: Partial<OclSettings> = {}, client: UpstreamClientOptions = {}, target: Record<string, string> = TARGET) {
   const http = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10, ...client })
   const tempDir = await mkdtemp(join(tmpdir(), 'ocl-limits-test-'))
   t.teardown(async () => { await http.close(); await rm(tempDir, { recursive: true, force: true }) })
   const adapter = oclAdapter({ baseUrl, token: 'test-token', pollInitialMs: 1, pollMaxMs: 4, maxDownloadAttempts: 1, tempDir, ...settings }, http)
-  const pages = new Map<number, string[]>()
-  const ctx: JobContext = {
-    jobId: 'job-1',
-    clientId: 'client-1',
-    resource: 'export',
-    params: target,
-    payload: null,
-    checkpoint: null,
-    signal: new AbortController().signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records) { if (!pages.has(page)) pages.set(page, recordTexts(records)) },
-    async saveCheckpoint () {},
-    async setUpstreamInfo () {},
-    async park () { throw new Error('OCL jobs never park') },
-    reportWait () {},
-  }
-  const outcome = await adapter.run(ctx).then(() => null, (err: unknown) => err)
-  return { outcome, pages, tempDir }
+  const job = fakeJob('export', target)
+  const outcome = await adapter.run(job.ctx).then(() => null, (err: unknown) => err)
+  return { outcome, pages: job.pages, tempDir }
 }
 
 t.test('a zip bomb (export.json inflating ~1000 times) is refused from its directory, before it inflates', async t => {

@@ -3,7 +3,6 @@
  * saying the minute is spent, the day is spent, or absent): export and changes jobs against the simulator over
  * loopback, each ending exactly, or, when only the day's quota is known to be spent, with upstream_rate_limited.
  */
-import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { UpstreamEvent } from '../../src/contract/upstream-events.js'
@@ -13,8 +12,7 @@ import {
 } from '../../src/upstreams/ocl/simulator/index.js'
 import { CLOCK_SKEW_MS, oclThrottleWait } from '../../src/upstreams/ocl/throttle.js'
 import { UpstreamError } from '../../src/domain/errors.js'
-import type { JobContext } from '../../src/contract/adapter.js'
-import { recordTexts } from '../helpers/records.js'
+import { fakeJob } from '../helpers/job-context.js'
 
 const CIEL = { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL' } as const
 const JDOE = { ownerType: 'users', owner: 'jdoe', source: 'ClinicTerms' } as const
@@ -34,27 +32,6 @@ async function setup (t: Test, throttleHeaders: OclThrottleHeaders) {
   })
   const adapter = oclAdapter({ baseUrl: simulator.url, token: SANDBOX_OCL_TOKEN, pollInitialMs: 1, pollMaxMs: 4, now: () => PINNED }, client)
   return { state: simulator.state, adapter, retries }
-}
-
-/** The engine's side, in memory: the records of every saved page, in page order. */
-function fakeJob (resource: 'export' | 'changes', params: Record<string, unknown>) {
-  const pages = new Map<number, readonly string[]>()
-  const ctx: JobContext = {
-    clientId: 'client-1',
-    reportWait () {},
-    jobId: 'job-1',
-    resource,
-    params,
-    payload: null,
-    checkpoint: null,
-    signal: new AbortController().signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records) { if (!pages.has(page)) pages.set(page, recordTexts(records)) },
-    async saveCheckpoint () {},
-    async setUpstreamInfo () {},
-    async park () { throw new Error('OCL jobs never park') },
-  }
-  return { ctx, records: (): string[] => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? []) }
 }
 
 t.test('the wait an OCL 429 implies, from its X-LimitRemaining-* headers alone', async t => {
