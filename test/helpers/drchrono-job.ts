@@ -1,15 +1,13 @@
 /**
- * The DrChrono adapter outside the gateway: an in-memory JobContext, an adapter pointed at a simulator, and a
- * hand-written DrChrono for answers the simulator never gives.
+ * The DrChrono adapter outside the gateway: an adapter pointed at a simulator, a job on the engine's side in memory
+ * (test/helpers/job-context.ts), and a hand-written DrChrono for answers the simulator never gives.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { pino } from 'pino'
 import { drchronoAdapter, type DrchronoCheckpoint, type DrchronoSettings } from '../../src/upstreams/drchrono/adapter.js'
 import type { DrchronoResource } from '../../src/upstreams/drchrono/params.js'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator, type DrchronoSimulatorOptions } from '../../src/upstreams/drchrono/simulator/index.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
-import type { JobContext, ProgressUpdate } from '../../src/contract/adapter.js'
-import { recordTexts } from './records.js'
+import { fakeJob } from './job-context.js'
 import { memoryServices } from '../../src/upstreams/memory-services.js'
 
 interface TestLike { teardown (fn: () => unknown): void }
@@ -35,50 +33,27 @@ export async function drchronoSetup (t: TestLike, sim: DrchronoSimulatorOptions 
 }
 
 /**
- * The engine's side, in memory: pages by number (a page saved twice keeps its first copy), checkpoints in order,
- * and what the adapter told about the job (`upstreamInfo`, merged as the engine merges it).
+ * A DrChrono job on the engine's side in memory (test/helpers/job-context.ts), which also watches the invariant that
+ * makes resuming safe: `unsafe` lists each page a checkpoint named as done before that page's records had landed.
+ * Every save yields to the event loop (after `saveMs`, when given), as a transaction would.
  */
-export function fakeJob (resource: DrchronoResource, params: Record<string, unknown>, options: {
+export function drchronoJob (resource: DrchronoResource, params: Record<string, unknown>, options: {
   checkpoint?: DrchronoCheckpoint
   onSave?: (page: number) => void
   /** How long each page's save takes. */
   saveMs?: (page: number) => number
 } = {}) {
-  const controller = new AbortController()
-  const pages = new Map<number, readonly string[]>()
-  const checkpoints: DrchronoCheckpoint[] = []
   const unsafe: number[] = []
-  const progress: Array<ProgressUpdate | undefined> = []
-  const upstreamInfo: Record<string, unknown> = {}
-  const ctx: JobContext = {
-    jobId: 'job-1',
-    clientId: 'client-1',
-    resource,
-    params,
-    payload: null,
-    checkpoint: options.checkpoint ?? null,
-    signal: controller.signal,
-    log: pino({ level: 'silent' }),
-    async savePage (page, records, checkpoint, update) {
-      controller.signal.throwIfAborted()
-      // A transaction takes a while; checkpoints are recorded in commit order, as the database would keep them.
-      await new Promise(resolve => setTimeout(resolve, options.saveMs?.(page) ?? 0))
-      const cp = structuredClone(checkpoint as DrchronoCheckpoint)
-      // The invariant that makes resuming safe: a checkpoint never names a page whose records have not landed.
-      for (const p of cp.done) if (p !== page && !pages.has(p)) unsafe.push(p)
-      if (!pages.has(page)) pages.set(page, recordTexts(records))
-      checkpoints.push(cp)
-      progress.push(update)
+  const job = fakeJob<DrchronoCheckpoint>(resource, params, {
+    checkpoint: options.checkpoint,
+    saveMs: options.saveMs ?? (() => 0),
+    afterCheckpoint: (cp, { page }) => {
+      if (page === null) return
+      for (const p of cp.done) if (p !== page && !job.pages.has(p)) unsafe.push(p)
       options.onSave?.(page)
     },
-    async saveCheckpoint (checkpoint) { checkpoints.push(checkpoint as DrchronoCheckpoint) },
-    async setUpstreamInfo (info) { Object.assign(upstreamInfo, structuredClone(info)) },
-    async park () { throw new Error('DrChrono jobs never wait for a webhook') },
-    reportWait () {},
-  }
-  /** Stored records in result order: page, then position. */
-  const records = () => [...pages.keys()].sort((a, b) => a - b).flatMap(p => pages.get(p) ?? [])
-  return { ctx, controller, pages, checkpoints, unsafe, progress, upstreamInfo, records }
+  })
+  return { ...job, unsafe }
 }
 
 /** One request to the stub, as its handler sees it: `page` from the POST's query, or the uuid a GET names. */
