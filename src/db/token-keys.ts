@@ -6,6 +6,7 @@
  * survive restarts without any setup. Resolved on first use: a gateway that never stores a credential never
  * creates the file.
  */
+import { randomUUID } from 'node:crypto'
 import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { TokenKey, decodeTokenKey } from './credential-crypto.js'
@@ -55,7 +56,8 @@ export async function developmentKey (dataDir: string, log: DbLogger): Promise<T
   const { key, secret } = TokenKey.generate()
   // Written whole under a temporary name, then linked into place: another process sees no file or a whole one,
   // and link() fails if one appeared meanwhile, in which case that one is used.
-  const temporary = join(dataDir, `.${KEY_FILE_NAME}.${process.pid}.${Date.now()}`)
+  // The name is random: two callers in one process within one millisecond (pid and time alike) once collided here.
+  const temporary = join(dataDir, `.${KEY_FILE_NAME}.${process.pid}.${randomUUID()}`)
   await writeFile(temporary, `${secret.toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
   try {
     await link(temporary, path)
