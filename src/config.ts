@@ -223,7 +223,8 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     }
     if (!config.SANDBOX && config.UPSTREAMS.length === 0) {
       throw new ConfigError('Invalid configuration:\n  no upstream is configured: set the variables of the upstreams you use ' +
-        `(${upstreams.map(u => `${u.name}: ${variablesOf(u).join(', ')}`).join('; ')}). The built-in simulators (SANDBOX=true) run only outside production.`)
+        `(${upstreams.map(u => `${u.name}: ${variablesOf(u).join(', ')}`).join('; ')}); the configured ones are served, or those UPSTREAMS lists. ` +
+        'The built-in simulators (SANDBOX=true) run only outside production.')
     }
     if (!config.SANDBOX) {
       const missing = upstreams.filter(u => config.UPSTREAMS.includes(u.name) && u.settingsFromEnv(upstreamEnv[u.name] ?? {}) === null)

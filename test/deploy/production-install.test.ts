@@ -405,13 +405,17 @@ t.test('the build stage commands and the runtime stage, outside a container', as
     t.same(row, { status: 'queued', lease_owner: null }, 'the running job was released (queued again, no lease) for another replica')
   })
 
-  await t.test('production (no SANDBOX) refuses exposed upstreams without configuration', async t => {
-    const refused = startCmd(t, cmd, app, env({ GATEWAY_API_KEYS: `app:${clientKey}` }))
-    const [code] = await refused.exited
+  await t.test('production (no SANDBOX) refuses to start with no upstream configured, or one exposed without it', async t => {
+    const none = startCmd(t, cmd, app, env({ GATEWAY_API_KEYS: `app:${clientKey}` }))
+    const [code] = await none.exited
     t.not(code, 0, 'exits non-zero')
-    t.match(refused.stderr(), /drchrono: exposed but not configured \(set [^)]*DRCHRONO_ACCESS_TOKEN/, 'names the upstream and its variables')
-    t.match(refused.stderr(), /UPSTREAMS/, 'and says how to expose fewer upstreams')
-    t.equal(refused.logs.length, 0, 'before logging or touching the database')
+    t.match(none.stderr(), /no upstream is configured[^\n]*drchrono: [^;]*DRCHRONO_ACCESS_TOKEN/, 'names each upstream and its variables')
+    t.match(none.stderr(), /UPSTREAMS/, 'and how to choose the upstreams served')
+    t.equal(none.logs.length, 0, 'before logging or touching the database')
+    const unconfigured = startCmd(t, cmd, app, env({ GATEWAY_API_KEYS: `app:${clientKey}`, UPSTREAMS: 'drchrono' }))
+    t.not((await unconfigured.exited)[0], 0, 'an exposed upstream without its configuration: exits non-zero')
+    t.match(unconfigured.stderr(), /drchrono: exposed but not configured \(set [^)]*DRCHRONO_ACCESS_TOKEN/, 'names the upstream and its variables')
+    t.equal(unconfigured.logs.length, 0, 'before logging or touching the database')
   })
 
   await t.test('production with UPSTREAMS=drchrono configured: only drchrono is served', async t => {
