@@ -141,11 +141,14 @@ export class JobService {
   async cancel (clientId: string, id: string): Promise<JobRead | null> {
     const now = new Date()
     const expiresAt = new Date(now.getTime() + this.ttlSeconds * 1000)
-    const cancelled = await this.prisma.job.updateMany({
+    // The row comes back with what the ending reports, so the worker is told before anything else is read.
+    const [cancelled] = await this.prisma.job.updateManyAndReturn({
       where: { id, clientId, status: { in: inFlight } },
       data: { status: 'cancelled', finishedAt: now, expiresAt, leaseOwner: null, leaseExpiresAt: null, purgePending: true },
+      select: { id: true, upstream: true, startedAt: true },
     })
-    if (cancelled.count !== 1 && await expireCompletedJob(this.pool, clientId, id)) {
+    if (cancelled !== undefined) await this.endings.cancelled(cancelled)
+    else if (await expireCompletedJob(this.pool, clientId, id)) {
       // A finished job's view changed: this process forgets it now, other replicas when the notification arrives.
       this.views.invalidate(id)
       await notifyJobsChanged(this.pool, [id])
@@ -153,7 +156,6 @@ export class JobService {
     // The sweeper deletes the rows in batches; cancelled and expired jobs answer 410 from now on.
     this.onResultsDropped()
     const job = await this.get(clientId, id)
-    if (cancelled.count === 1 && job !== null) await this.endings.cancelled(job)
     return job
   }
 
