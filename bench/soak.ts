@@ -11,7 +11,7 @@
 import { writeFile } from 'node:fs/promises'
 import { jobRequestExample } from '../src/api/job-request.js'
 import { withConnection } from '../src/db/sql/sql.js'
-import { upstreams } from '../src/upstreams/registry.js'
+import { registry } from '../src/upstreams/registry.js'
 import { openDatabase } from './database.js'
 import { startGateway, type GatewayProcess } from './gateway-process.js'
 import { flatness, type Series } from './soak-flatness.js'
@@ -37,7 +37,7 @@ const TABLES = ['jobs', 'job_results', 'idempotency_keys', 'webhook_deliveries',
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 /** Every resource of every upstream, as its documented example job: the mix the soak cycles through. */
-const bodies = upstreams.flatMap(u => Object.keys(u.resources).map(resource => jobRequestExample(u, resource)))
+const bodies = registry.upstreams.flatMap(u => Object.keys(u.resources).map(resource => jobRequestExample(u, resource)))
 
 interface Tracked { id: string, upstream: string, submittedAt: number, status: string, records: number | null, read: boolean }
 
@@ -101,7 +101,7 @@ const env = {
   DRCHRONO_REQUESTS_PER_HOUR: String(DRCHRONO_PER_HOUR),
 }
 const replicas = [await startGateway(db.url, env), await startGateway(db.url, env)]
-console.log(`soak: ${minutes} min, ${jobsPerMinute} jobs/min over ${bodies.length} kinds (${upstreams.map(u => u.name).join(', ')}), ` +
+console.log(`soak: ${minutes} min, ${jobsPerMinute} jobs/min over ${bodies.length} kinds (${registry.upstreams.map(u => u.name).join(', ')}), ` +
   `TTL ${ttlSeconds} s, retention ${retentionSeconds} s, warm-up ${warmupMinutes} min, 2 replicas, database ${db.source}`)
 
 const jobs: Tracked[] = []

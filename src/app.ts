@@ -28,7 +28,6 @@ import { openapiInfo } from './api/openapi-info.js'
 import { completeResponses } from './api/openapi-responses.js'
 import { publicBaseUrlOf, trailingSlashRedirect } from './api/public-url.js'
 import { upstreamsPlugin } from './upstreams/plugin.js'
-import { upstreams } from './upstreams/registry.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -78,7 +77,7 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   await app.register(upstreamsPlugin, { config })
   await app.register(enginePlugin, { config, databaseUrl: opts.databaseUrl, startWorkers: opts.startWorkers ?? true })
 
-  const exposed = upstreams.filter(u => config.UPSTREAMS.includes(u.name))
+  const exposed = config.registry.upstreams.filter(u => config.UPSTREAMS.includes(u.name))
   await app.register(swagger, {
     openapi: openapiInfo(exposed),
     transform: jsonSchemaTransform,
@@ -101,8 +100,9 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   })
   await app.register(async api => {
     requireClientKey(api, config.GATEWAY_API_KEYS)
-    await api.register(jobRoutes)
+    await api.register(jobRoutes, { registry: config.registry })
     await api.register(resultRoutes, {
+      registry: config.registry,
       pageMaxBytes: config.RESULT_PAGE_MAX_BYTES,
       batchMaxBytes: config.RESULT_BATCH_MAX_BYTES,
       stallSeconds: config.RESULT_STREAM_STALL_SECONDS,

@@ -6,7 +6,7 @@
 import { z } from 'zod'
 import { TokenKey, decodeTokenKey } from './db/credential-crypto.js'
 import { defaultHost, exposureProblems } from './config-exposure.js'
-import { upstreams, variablesOf, type AnyUpstream } from './upstreams/registry.js'
+import { registry as builtIn, variablesOf, type AnyUpstream, type Registry } from './upstreams/registry.js'
 import {
   DEFAULT_DOWNLOAD_DEADLINE_MS, DEFAULT_MAX_BYTES_IN_FLIGHT, DEFAULT_MAX_RECORD_BYTES, DEFAULT_REQUEST_DEADLINE_MS, type ResponseLimitOptions,
 } from './upstreams/response-limits.js'
@@ -57,12 +57,10 @@ const trustProxy = z.string().optional().transform((value, ctx): boolean | strin
  * never breaks a production deployment that does not use it.
  */
 const exposedUpstreams = z.string().optional().transform((value, ctx): string[] | null => {
-  const all = upstreams.map(u => u.name)
   if (value === undefined || value.trim() === '') return null
   const names = [...new Set(value.split(',').map(s => s.trim()).filter(Boolean))]
-  const unknown = names.filter(n => !all.includes(n))
-  if (unknown.length > 0 || names.length === 0) {
-    ctx.addIssue({ code: 'custom', message: `unknown upstream ${unknown.join(', ') || '(none given)'}; expected some of: ${all.join(', ')}` })
+  if (names.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'no upstream given: list upstream names separated by commas, or leave it unset' })
     return z.NEVER
   }
   return names
@@ -89,7 +87,7 @@ const responseBytesByUpstream = z.string().optional().transform((value, ctx) => 
   const limits: Record<string, number> = {}
   for (const pair of (value ?? '').split(',').map(s => s.trim()).filter(Boolean)) {
     const [name = '', size = ''] = pair.split(':').map(s => s.trim())
-    if (!upstreams.some(u => u.name === name) || !/^\d+$/.test(size) || Number(size) < 1024) {
+    if (name === '' || !/^\d+$/.test(size) || Number(size) < 1024) {
       ctx.addIssue({ code: 'custom', message: `expected upstream:bytes pairs separated by commas (e.g. drchrono:134217728; at least 1024 bytes), got "${pair}"` })
       return z.NEVER
     }
@@ -166,6 +164,8 @@ export interface Config extends Omit<CoreConfig, 'SANDBOX' | 'HOST' | 'UPSTREAMS
   /** The upstreams exposed: UPSTREAMS, or by default the configured ones (production) or every registered one. */
   UPSTREAMS: string[]
   upstreamEnv: Record<string, Record<string, unknown>>
+  /** The upstreams this gateway knows (registry.ts): the app, its routes and its logger read them from here. */
+  registry: Registry
 }
 
 /**
@@ -181,11 +181,27 @@ function describe (issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map(issue => `${issue.path.join('.') || '(environment)'}: ${issue.message}`)
 }
 
-/** Parses the environment (process.env by default). Throws {@link ConfigError} naming every bad variable. */
-export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+/** Upstream names in UPSTREAMS and UPSTREAM_MAX_RESPONSE_BYTES that the registry does not know. */
+function unknownUpstreams (core: CoreConfig, registry: Registry): string[] {
+  const expected = `expected some of: ${registry.names.join(', ')}`
+  const problems: string[] = []
+  const exposed = (core.UPSTREAMS ?? []).filter(name => registry.find(name) === undefined)
+  if (exposed.length > 0) problems.push(`UPSTREAMS: unknown upstream ${exposed.join(', ')}; ${expected}`)
+  const limited = Object.keys(core.UPSTREAM_MAX_RESPONSE_BYTES).filter(name => registry.find(name) === undefined)
+  if (limited.length > 0) problems.push(`UPSTREAM_MAX_RESPONSE_BYTES: unknown upstream ${limited.join(', ')}; ${expected}`)
+  return problems
+}
+
+/**
+ * Parses the environment (process.env by default) for the upstreams of `registry` (the built-in one by default).
+ * Throws {@link ConfigError} naming every bad variable.
+ */
+export function loadConfig (env: Record<string, string | undefined> = process.env, registry: Registry = builtIn): Config {
+  const upstreams = registry.upstreams
   const problems: string[] = []
   const core = coreEnvSchema.safeParse(env)
   if (!core.success) problems.push(...describe(core.error.issues))
+  else problems.push(...unknownUpstreams(core.data, registry))
   const upstreamEnv: Record<string, Record<string, unknown>> = {}
   for (const upstream of upstreams) {
     const parsed = upstream.env.safeParse(env)
@@ -212,6 +228,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     // registered upstream is served (an unconfigured one fails its jobs with upstream_not_configured).
     UPSTREAMS: core.data.UPSTREAMS ?? (core.data.NODE_ENV === 'production' && !sandbox ? configured : upstreams.map(u => u.name)),
     upstreamEnv,
+    registry,
   }
   if (config.NODE_ENV === 'production') {
     const rotating = upstreams.filter(u => config.UPSTREAMS.includes(u.name) && rotatesCredentials(u, upstreamEnv[u.name] ?? {}))

@@ -4,15 +4,15 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino'
 import type { Config } from './config.js'
-import { upstreams, type AnyUpstream } from './upstreams/registry.js'
+import { registry as builtIn, type AnyUpstream } from './upstreams/registry.js'
 
 /**
  * The request headers every log line shows redacted: credentials and cookies, and each upstream's own secret
  * headers and webhook signature header, as its definition declares them (a new upstream's cannot be forgotten here).
  */
-export function redactPaths (registry: readonly AnyUpstream[] = upstreams): string[] {
+export function redactPaths (upstreams: readonly AnyUpstream[] = builtIn.upstreams): string[] {
   const headers = new Set(['authorization', 'cookie'])
-  for (const upstream of registry) {
+  for (const upstream of upstreams) {
     for (const header of upstream.secretHeaders) headers.add(header.toLowerCase())
     if (upstream.webhook !== undefined) headers.add(upstream.webhook.signatureHeader.name.toLowerCase())
   }
@@ -33,8 +33,12 @@ export const serializers = {
     ({ method: request.method, url: pathOf(request.url), host: request.host, ip: request.ip }),
 }
 
-/** The process logger (to stdout, or to `destination`: tests capture the lines). */
-export function createLogger (config: Pick<Config, 'LOG_LEVEL'>, destination?: DestinationStream): Logger {
-  const options = { level: config.LOG_LEVEL, redact: { paths: redactPaths(), censor: '[redacted]' }, serializers }
+/**
+ * The process logger (to stdout, or to `destination`: tests capture the lines), redacting the secret headers of
+ * the configuration's upstreams (of the built-in registry when it names none).
+ */
+export function createLogger (config: Pick<Config, 'LOG_LEVEL'> & Partial<Pick<Config, 'registry'>>, destination?: DestinationStream): Logger {
+  const paths = redactPaths((config.registry ?? builtIn).upstreams)
+  const options = { level: config.LOG_LEVEL, redact: { paths, censor: '[redacted]' }, serializers }
   return destination === undefined ? pino(options) : pino(options, destination)
 }

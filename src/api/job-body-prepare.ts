@@ -9,7 +9,7 @@
 import secureJson from 'secure-json-parse'
 import type { z } from 'zod'
 import { requestHash } from '../engine/canonical.js'
-import { upstreams } from '../upstreams/registry.js'
+import type { Registry } from '../upstreams/registry.js'
 import { jobRequestSchema } from './job-request.js'
 import { validatorCompiler, type ValidationIssue } from './validation.js'
 
@@ -34,11 +34,15 @@ export type PrepareResult =
   | { ok: false, issues: ValidationIssue[] }
 
 type Validate = (data: unknown) => { value?: unknown, error?: unknown }
-let validate: Validate | undefined
+const validators = new WeakMap<Registry, Validate>()
 
-/** The route's own validator over the route's own schema: built once per thread, on first use. */
-function validator (): Validate {
-  validate ??= validatorCompiler({ schema: jobRequestSchema(upstreams) as z.ZodType, httpPart: 'body', method: 'POST', url: '/jobs' }) as unknown as Validate
+/** The route's own validator over the route's own schema: built once per thread and registry, on first use. */
+function validator (registry: Registry): Validate {
+  let validate = validators.get(registry)
+  if (validate === undefined) {
+    validate = validatorCompiler({ schema: jobRequestSchema(registry.upstreams) as z.ZodType, httpPart: 'body', method: 'POST', url: '/jobs' }) as unknown as Validate
+    validators.set(registry, validate)
+  }
   return validate
 }
 
@@ -50,8 +54,11 @@ function jsonb (text: string): Uint8Array {
   return bytes
 }
 
-/** Parses, validates and hashes a body (its UTF-8 bytes, in parts). Never throws for anything a client can send. */
-export function prepareJobBody (parts: readonly Uint8Array[]): PrepareResult {
+/**
+ * Parses, validates (against the upstreams of `registry`) and hashes a body (its UTF-8 bytes, in parts). Never
+ * throws for anything a client can send.
+ */
+export function prepareJobBody (parts: readonly Uint8Array[], registry: Registry): PrepareResult {
   const bytes = Buffer.concat(parts)
   if (bytes.length === 0) return { ok: false, malformed: 'The body is empty: POST /jobs takes a JSON object.' }
   let data: unknown
@@ -64,7 +71,7 @@ export function prepareJobBody (parts: readonly Uint8Array[]): PrepareResult {
       : 'The body is not valid JSON.'
     return { ok: false, malformed: detail }
   }
-  const checked = validator()(data)
+  const checked = validator(registry)(data)
   if (checked.error !== undefined) return { ok: false, issues: checked.error as ValidationIssue[] }
   const { upstream, resource, params, ...rest } = checked.value as { upstream: string, resource: string, params: Record<string, unknown> }
   const payload = Object.keys(rest).length > 0 ? rest : null

@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler } from 'fas
 import type { IncomingMessage } from 'node:http'
 import { Piscina } from 'piscina'
 import type { z } from 'zod'
-import { upstreams } from '../upstreams/registry.js'
+import type { Registry } from '../upstreams/registry.js'
 import { prepareJobBody, type PreparedJob, type PrepareResult } from './job-body-prepare.js'
 import { JobBodyScanner } from './job-body-scan.js'
 import { ProblemError } from './problem.js'
@@ -35,25 +35,26 @@ export const INLINE_BYTES = 256 * 1024
 /** Large bodies that may wait for the preparing thread at once (each holds up to WRITE_BODY_LIMIT). */
 const MAX_QUEUED_BODIES = 4
 
-const payloadFields: ReadonlySet<string> = new Set(upstreams.flatMap(u =>
+/** The body members that carry write payloads (Clinia's `operations`), of every upstream. */
+const payloadFieldsOf = (registry: Registry): ReadonlySet<string> => new Set(registry.upstreams.flatMap(u =>
   Object.values(u.resources).flatMap(r => r.payload === undefined ? [] : [r.payload.field])))
 
 /** The body limit of a job for this upstream; an unknown name gets the read limit (it fails validation anyway). */
-export function bodyLimitOf (upstream: string | null): number {
-  return upstreams.find(u => u.name === upstream)?.kind === 'write' ? WRITE_BODY_LIMIT : READ_BODY_LIMIT
+export function bodyLimitOf (registry: Registry, upstream: string | null): number {
+  return registry.find(upstream)?.kind === 'write' ? WRITE_BODY_LIMIT : READ_BODY_LIMIT
 }
 
 const size = (bytes: number): string => bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`
 
 /** Why the body seen so far (and announced) must be refused, or null. */
-function refusal (scan: JobBodyScanner, declared: number): ProblemError | null {
+function refusal (registry: Registry, scan: JobBodyScanner, declared: number): ProblemError | null {
   if (scan.outsideBytes > READ_BODY_LIMIT) {
     return new ProblemError('body_too_large', `A job's body may hold at most ${size(READ_BODY_LIMIT)} besides its write operations.`)
   }
   const named = scan.upstream !== undefined
-  const limit = named ? bodyLimitOf(scan.upstream ?? null) : WRITE_BODY_LIMIT
+  const limit = named ? bodyLimitOf(registry, scan.upstream ?? null) : WRITE_BODY_LIMIT
   if (Math.max(scan.bytes, named ? declared : 0) <= limit) return null
-  const known = upstreams.find(u => u.name === scan.upstream)
+  const known = registry.find(scan.upstream)
   const whose = known === undefined ? 'A read job\'s' : `A ${known.name} job's`
   return new ProblemError('body_too_large', `${whose} body may be at most ${size(limit)}.`)
 }
@@ -100,15 +101,17 @@ function validationError (issues: unknown[]): Error {
  * Registers, in the jobs routes' scope, the JSON parser above and a validator that accepts its prepared bodies.
  * The worker thread starts with the first large body and ends after a minute idle, and with the app.
  */
-export function registerJobBodyParser (app: FastifyInstance): void {
+export function registerJobBodyParser (app: FastifyInstance, registry: Registry): void {
+  const payloadFields = payloadFieldsOf(registry)
   let pool: Piscina | undefined
   const here = new URL(import.meta.url)
   const workerFile = new URL(`./job-body-worker${here.pathname.endsWith('.ts') ? '.ts' : '.js'}`, here).href
   app.addHook('onClose', async () => { await pool?.destroy() })
 
   const prepare = async (body: ByteBlocks, size: number): Promise<PrepareResult> => {
-    if (size <= INLINE_BYTES) return prepareJobBody(body.parts())
-    pool ??= new Piscina({ filename: workerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000 })
+    if (size <= INLINE_BYTES) return prepareJobBody(body.parts(), registry)
+    // The thread loads the registry from its module (a Registry cannot cross threads; its module can).
+    pool ??= new Piscina({ filename: workerFile, minThreads: 0, maxThreads: 1, idleTimeout: 60_000, workerData: { registryModule: registry.module } })
     // Each waiting body holds up to 64 MiB: a few may wait for the one thread, the rest are refused at once.
     if (pool.queueSize >= MAX_QUEUED_BODIES) {
       throw new ProblemError('large_bodies_busy', `${MAX_QUEUED_BODIES} large job bodies are already waiting on this gateway; retry shortly.`, { headers: { 'Retry-After': '5' } })
@@ -142,7 +145,7 @@ export function registerJobBodyParser (app: FastifyInstance): void {
       }
       const refused = scan.bytes > routeLimit
         ? new ProblemError('body_too_large', `A job's body may be at most ${size(routeLimit)}.`)
-        : refusal(scan, Number.isFinite(declared) ? declared : 0)
+        : refusal(registry, scan, Number.isFinite(declared) ? declared : 0)
       if (refused !== null) finish(refused)
     }
     function onEnd (err?: Error): void {

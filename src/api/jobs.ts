@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { JobRead, JobSummary } from '../domain/job.js'
 import { IdempotencyConflictError, TooManyActiveJobsError } from '../domain/errors.js'
-import { upstreams } from '../upstreams/registry.js'
+import type { Registry } from '../upstreams/registry.js'
 import { MAX_BODY_DEPTH, READ_BODY_LIMIT, WRITE_BODY_LIMIT, preparedJob, registerJobBodyParser } from './job-body.js'
 import { jobRequestSchema } from './job-request.js'
 import { jobListSchema, jobSchema, jobStatusSchema, jobView, jobViewSerializerCompiler, progressText, serializeJobView } from './job-view.js'
@@ -31,12 +31,12 @@ function addPollingHeaders (reply: FastifyReply, job: JobSummary): void {
   reply.header('X-Progress', progressText(job))
 }
 
-export const jobRoutes: FastifyPluginAsyncZod = async app => {
-  const body = jobRequestSchema(upstreams)
+export const jobRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = async (app, { registry }) => {
+  const body = jobRequestSchema(registry.upstreams)
   // This plugin's own scope: job views go through compiled serialisers, problems still through zod's.
   app.setSerializerCompiler(jobViewSerializerCompiler)
   // POST /jobs bodies: limits by upstream while reading, large ones prepared off the event loop (job-body.ts).
-  registerJobBodyParser(app)
+  registerJobBodyParser(app, registry)
 
   app.post('/jobs', {
     // The largest body of any upstream: write jobs carry their operations (up to 100 000 Clinia operations).
@@ -99,7 +99,7 @@ export const jobRoutes: FastifyPluginAsyncZod = async app => {
         status: jobStatusSchema.optional().describe('Jobs that read this status now: a completed job past its `expiresAt` is `expired`'),
         // Every upstream the gateway knows, not only those UPSTREAMS serves now: jobs of one since taken out of
         // UPSTREAMS stay listable. A name no job can have is the client's mistake (400), not an empty page.
-        upstream: z.enum(upstreams.map(u => u.name)).optional(),
+        upstream: z.enum(registry.names).optional(),
       }),
       response: { 200: jobListSchema, ...errors },
     },

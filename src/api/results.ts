@@ -11,7 +11,7 @@ import { z } from 'zod'
 import type { JobRead } from '../domain/job.js'
 import { jsonPage, ndjsonChunk } from './result-bodies.js'
 import type { ResultPosition } from '../domain/results.js'
-import { findUpstream } from '../upstreams/registry.js'
+import type { Registry } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
 import { decodeCursor, encodeCursor } from './cursors.js'
 import { ProblemError, problemSchema } from './problem.js'
@@ -19,6 +19,8 @@ import { StallWatch, StreamSlots } from './result-streams.js'
 
 /** Limits of result reads (configuration: RESULT_PAGE_MAX_BYTES, RESULT_BATCH_MAX_BYTES, RESULT_STREAM_STALL_SECONDS, MAX_RESULT_STREAMS_PER_CLIENT). */
 export interface ResultReadOptions {
+  /** The upstreams the gateway knows: whether a failed job's records are a write upstream's receipts. */
+  registry: Registry
   pageMaxBytes: number
   batchMaxBytes: number
   stallSeconds: number
@@ -60,8 +62,8 @@ export function wantsNdjson (accept: string | undefined): boolean {
  * Expiry is the database's judgement, made with the job's status as read: a job answers 410 exactly when it
  * reads expired (or, failed with receipts, has passed its expiresAt), whatever this process's clock says.
  */
-function assertReadable (job: JobRead): void {
-  const receipts = job.status === 'failed' && job.records > 0 && findUpstream(job.upstream)?.kind === 'write'
+function assertReadable (job: JobRead, registry: Registry): void {
+  const receipts = job.status === 'failed' && job.records > 0 && registry.find(job.upstream)?.kind === 'write'
   const hasResults = job.status === 'completed' || job.status === 'expired' || receipts
   const expired = job.status === 'expired' || (job.msToExpiry !== null && job.msToExpiry <= 0)
   if (job.status === 'cancelled' || (hasResults && expired)) {
@@ -107,7 +109,7 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
     },
   }, async (request, reply) => {
     const job = await findJobOr404(request, request.params.id)
-    assertReadable(job)
+    assertReadable(job, opts.registry)
 
     if (wantsNdjson(request.headers.accept)) {
       const release = slots.take(request.clientId)

@@ -8,7 +8,7 @@ import fp from 'fastify-plugin'
 import { responseLimitOptions, type Config } from '../config.js'
 import { UpstreamClient } from './http.js'
 import { MemoryCredentialStore } from './credential-store.js'
-import { upstreams, variablesOf, type AnyUpstream } from './registry.js'
+import { variablesOf, type AnyUpstream } from './registry.js'
 import { startSandbox } from './sandbox.js'
 import type { UpstreamMode, UpstreamServices } from './types.js'
 import type { UpstreamAdapter } from '../contract/adapter.js'
@@ -60,7 +60,7 @@ export const upstreamsPlugin = fp(async (app: FastifyInstance, opts: { config: C
   const list: ResolvedUpstream[] = []
   const settings = new Map<string, () => unknown>()
   // Only the upstreams this gateway exposes (UPSTREAMS): the others have no routes, no simulator, no jobs.
-  for (const definition of upstreams.filter(u => opts.config.UPSTREAMS.includes(u.name))) {
+  for (const definition of opts.config.registry.upstreams.filter(u => opts.config.UPSTREAMS.includes(u.name))) {
     const live = definition.settingsFromEnv(opts.config.upstreamEnv[definition.name] ?? {})
     if (live !== null) {
       list.push({ definition, mode: 'live' })

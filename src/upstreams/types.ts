@@ -7,6 +7,7 @@ import type { z } from 'zod'
 import type { JobContext, UpstreamAdapter } from '../contract/adapter.js'
 import type { WebhookHandler } from '../contract/webhook.js'
 import type { CredentialStore } from './credential-store.js'
+import type { FaultTargetFactory } from './simulator-kit/fault-target.js'
 import type { UpstreamClient } from './http.js'
 import type { BudgetStore, BudgetTaker } from './request-budget.js'
 
@@ -82,6 +83,8 @@ export interface UpstreamDefinition<Env extends Record<string, unknown> = Record
     plugin: FastifyPluginAsync<SimulatorMountOptions<Secret>>
     /** Settings for an adapter talking to the simulator served at `baseUrl` with these secrets. */
     sandboxSettings (baseUrl: string, credentials: SandboxCredentials<Secret>): Settings
+    /** The simulator served for the fault campaign, which fires at every registered upstream. */
+    faultTarget: FaultTargetFactory
   }
   createAdapter (settings: Settings, client: UpstreamClient, services: UpstreamServices): UpstreamAdapter
   /** Present for webhook-completed upstreams. */

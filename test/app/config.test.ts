@@ -1,7 +1,7 @@
 import t from 'tap'
 import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/domain/errors.js'
-import { upstreams } from '../../src/upstreams/registry.js'
+import { registry } from '../../src/upstreams/registry.js'
 
 /** A client key as production wants it: 32 characters or more. */
 const longKey = (c: string): string => c.repeat(32)
@@ -76,7 +76,7 @@ t.test('keys, proxy and production', async t => {
   t.equal(config.SANDBOX, false, 'sandbox is off by default in production')
   t.equal(config.TRUST_PROXY, '10.0.0.0/8, 127.0.0.1')
   t.equal(loadConfig({ TRUST_PROXY: 'true' }).TRUST_PROXY, true)
-  t.same(loadConfig({}).UPSTREAMS, upstreams.map(u => u.name), 'outside production, every registered upstream by default')
+  t.same(loadConfig({}).UPSTREAMS, registry.upstreams.map(u => u.name), 'outside production, every registered upstream by default')
   t.equal(loadConfig({ NODE_ENV: 'development', GATEWAY_API_KEYS: 'a:12345678', SANDBOX: 'true' }).SANDBOX, true,
     'SANDBOX=true (demos, outside production) starts without upstream configuration')
 })
@@ -134,6 +134,6 @@ t.test('production without UPSTREAMS serves the configured upstreams, so a newly
   t.match(configError(production), /DRCHRONO_ACCESS_TOKEN/)
   t.match(configError({ ...production, UPSTREAMS: 'drchrono,ocl', DRCHRONO_ACCESS_TOKEN: 'token-123' }), /ocl: exposed but not configured/,
     'an explicit UPSTREAMS still needs each one configured')
-  t.same(loadConfig({ ...production, SANDBOX: 'false', NODE_ENV: 'development' }).UPSTREAMS, upstreams.map(u => u.name),
+  t.same(loadConfig({ ...production, SANDBOX: 'false', NODE_ENV: 'development' }).UPSTREAMS, registry.upstreams.map(u => u.name),
     'outside production every registered upstream, configured or not')
 })

@@ -7,7 +7,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
-import { upstreams } from '../../src/upstreams/registry.js'
+import { registry } from '../../src/upstreams/registry.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 
 const MARKER = 'phi-marker-7f3a'
@@ -32,7 +32,7 @@ async function markerUpstream (t: Test, status: number): Promise<string> {
 
 /** A job of the upstream's first resource with its documented example body. */
 async function submit (gw: TestGateway, name: string): Promise<string> {
-  const definition = upstreams.find(u => u.name === name)
+  const definition = registry.upstreams.find(u => u.name === name)
   const [resource, spec] = Object.entries(definition?.resources ?? {})[0] ?? []
   const body: Record<string, unknown> = { upstream: name, resource, params: spec?.example ?? {} }
   if (spec?.payload !== undefined) body[spec.payload.field] = spec.payload.example

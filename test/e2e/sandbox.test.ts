@@ -8,7 +8,7 @@ import { connect } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import t from 'tap'
 import { renderOpenApi } from '../../src/openapi.js'
-import { upstreams } from '../../src/upstreams/registry.js'
+import { registry } from '../../src/upstreams/registry.js'
 import { SANDBOX_CREDENTIALS as DRCHRONO } from '../../src/upstreams/drchrono/simulator/index.js'
 import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/env.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
@@ -26,11 +26,11 @@ function accepts (host: string, port: number): Promise<boolean> {
 t.test('sandbox mode: one example job of each upstream, straight from the OpenAPI document', async t => {
   const gw = await startGateway(t, { env: { SANDBOX: 'true', GATEWAY_API_KEYS: '' } })
   const listed = await (await gw.request('/upstreams', { key: null })).json()
-  t.same(listed.data.map((u: { name: string, mode: string }) => [u.name, u.mode]), upstreams.map(u => [u.name, 'sandbox']))
+  t.same(listed.data.map((u: { name: string, mode: string }) => [u.name, u.mode]), registry.upstreams.map(u => [u.name, 'sandbox']))
   t.ok(gw.logs.some(l => l.includes('drchrono: SANDBOX mode') && l.includes('DRCHRONO_ACCESS_TOKEN')), 'one clear line says how to connect the real upstream')
 
   const doc = JSON.parse(await renderOpenApi())
-  for (const upstream of upstreams) {
+  for (const upstream of registry.upstreams) {
     const schemaName = Object.keys(doc.components.schemas).find(n => n.startsWith(`JobRequest_${upstream.name}_`) && !n.endsWith('Input') && doc.components.schemas[n].examples?.length)
     t.ok(schemaName, `${upstream.name} has a documented example`)
     const example = doc.components.schemas[schemaName!].examples[0]
@@ -45,7 +45,7 @@ t.test('sandbox mode: one example job of each upstream, straight from the OpenAP
 
 t.test('the simulators are not on the public port but on 127.0.0.1 alone, with secrets of this process', async t => {
   const gw = await startGateway(t, { env: { SANDBOX: 'true' }, startWorkers: false })
-  for (const upstream of upstreams) {
+  for (const upstream of registry.upstreams) {
     for (const path of ['/', '/v1/patients', '/api/appointments_list', '/medical/v1/document/download-url/bulk']) {
       const res = await fetch(`${gw.url}/sandbox/${upstream.name}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
       t.equal(res.status, 404, `public port: POST /sandbox/${upstream.name}${path} is 404`)
@@ -77,7 +77,7 @@ t.test('the simulators are not on the public port but on 127.0.0.1 alone, with s
 
   const other = await startGateway(t, { env: { SANDBOX: 'true' }, startWorkers: false })
   t.not(other.app.upstreams.sandboxUrl, sandboxUrl, 'another build, another listener')
-  for (const upstream of upstreams) {
+  for (const upstream of registry.upstreams) {
     const secrets = (settings: unknown) => upstream.simulator.credentials.map(name => (settings as Record<string, string>)[name])
     const mine = secrets(gw.app.upstreams.settingsFor(upstream.name))
     const theirs = secrets(other.app.upstreams.settingsFor(upstream.name))

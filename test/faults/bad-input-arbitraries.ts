@@ -5,7 +5,8 @@
 import fc from 'fast-check'
 import { RESOURCE_EXAMPLE } from '../../src/upstreams/clinia/params.js'
 import { sandboxPatientId } from '../../src/upstreams/metriport/simulator/index.js'
-import { upstreams } from '../../src/upstreams/registry.js'
+import { jobRequestExample } from '../../src/api/job-request.js'
+import type { Registry } from '../../src/upstreams/registry.js'
 import type { TestResponse } from '../helpers/gateway.js'
 
 const PROBLEM = 'application/problem+json'
@@ -13,11 +14,8 @@ const PROBLEM = 'application/problem+json'
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json }
 export interface Problem { type: string, title: string, status: number, detail: string, errors?: Array<{ in: string, pointer: string, detail: string }> }
 
-const upstreamNames = upstreams.map(u => u.name)
-const resourceNames = upstreams.flatMap(u => Object.keys(u.resources))
-
-/** Valid bodies the mutations start from: every upstream, reads and a write. */
-export const BASES: Json[] = [
+/** Valid bodies with more in them than the examples: every optional field of a kind, and a write. */
+const RICH_BASES: Json[] = [
   { upstream: 'drchrono', resource: 'appointments', params: { since: '2024-02-01', page_size: 100, verbose: true } },
   { upstream: 'cliniko', resource: 'patients', params: { q: ['updated_at:>=2024-01-01T00:00:00Z'], per_page: 50 } },
   { upstream: 'ocl', resource: 'changes', params: { ownerType: 'orgs', owner: 'CIEL', source: 'CIEL', updatedSince: '2024-06-01', includeRetired: true } },
@@ -25,6 +23,16 @@ export const BASES: Json[] = [
   { upstream: 'metriport', resource: 'document-download-urls', params: { patientId: sandboxPatientId(0), metadata: { batch: 'b1' } } },
   { upstream: 'clinia', resource: 'resources', operations: RESOURCE_EXAMPLE as unknown as Json },
 ]
+
+/**
+ * The valid bodies mutations start from: the worked example of every resource of every upstream the registry
+ * holds (each definition declares one), and the richer bodies above of those it holds.
+ */
+export function basesOf (registry: Registry): Json[] {
+  const rich = RICH_BASES.filter(b => registry.find((b as { upstream: string }).upstream) !== undefined)
+  const examples = registry.upstreams.flatMap(u => Object.keys(u.resources).map(r => jobRequestExample(u, r) as Json))
+  return [...rich, ...examples]
+}
 
 /** Every node of a JSON value but the root, as [JSON pointer, value]. */
 export function nodes (value: Json, at = ''): Array<[string, Json]> {
@@ -73,22 +81,25 @@ export const junk: fc.Arbitrary<Json> = fc.oneof(
 )
 
 /** A valid base with one thing wrong: a value replaced, a key added, or one removed, at a known pointer. */
-export const mutatedBody = fc.record({ base: fc.nat(BASES.length - 1), at: fc.nat(), how: fc.constantFrom('replace', 'add', 'remove'), key: nastyString, value: junk })
-  .map(({ base, at, how, key, value }) => {
-    const body = BASES[base] as Json
-    const all = nodes(body)
-    const [pointer, old] = all[at % all.length] as [string, Json]
-    // A discriminator replaced by another valid name moves the error elsewhere: keep names out.
-    const discriminator = pointer === '/upstream' || pointer === '/resource'
-    const next = discriminator && typeof value === 'string' && [...upstreamNames, ...resourceNames].includes(value) ? `${value}?` : value
-    if (how === 'remove') return { body: edit(body, pointer, undefined), pointer, how, added: null }
-    if (how === 'add' && old !== null && typeof old === 'object' && !Array.isArray(old) && !(key in old)) {
-      const added = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`
-      return { body: edit(body, added, next), pointer, how, added }
-    }
-    if (how === 'add') return { body: edit(body, '/~0extra', next), pointer: '', how, added: '/~0extra' }
-    return { body: edit(body, pointer, next), pointer, how: 'replace', added: null }
-  })
+export function mutatedBody (bases: Json[], registry: Registry) {
+  const names = [...registry.names, ...registry.upstreams.flatMap(u => Object.keys(u.resources))]
+  return fc.record({ base: fc.nat(bases.length - 1), at: fc.nat(), how: fc.constantFrom('replace', 'add', 'remove'), key: nastyString, value: junk })
+    .map(({ base, at, how, key, value }) => {
+      const body = bases[base] as Json
+      const all = nodes(body)
+      const [pointer, old] = all[at % all.length] as [string, Json]
+      // A discriminator replaced by another valid name moves the error elsewhere: keep names out.
+      const discriminator = pointer === '/upstream' || pointer === '/resource'
+      const next = discriminator && typeof value === 'string' && names.includes(value) ? `${value}?` : value
+      if (how === 'remove') return { body: edit(body, pointer, undefined), pointer, how, added: null }
+      if (how === 'add' && old !== null && typeof old === 'object' && !Array.isArray(old) && !(key in old)) {
+        const added = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`
+        return { body: edit(body, added, next), pointer, how, added }
+      }
+      if (how === 'add') return { body: edit(body, '/~0extra', next), pointer: '', how, added: '/~0extra' }
+      return { body: edit(body, pointer, next), pointer, how: 'replace', added: null }
+    })
+}
 
 /** Whether Fastify's JSON parser refuses the text: a `__proto__` key, or a `constructor` key holding a `prototype`. */
 export function poisoned (text: string): boolean {

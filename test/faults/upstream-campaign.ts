@@ -1,5 +1,6 @@
 /**
- * Fault campaign, upstream half: every upstream's simulator misbehaves on the wire (5xx, 429 bursts, answers
+ * Fault campaign, upstream half (run by upstream-faults.test.ts over the built-in registry, and by
+ * test/upstreams/extra-upstream.test.ts over a test's own): every upstream's simulator misbehaves on the wire (5xx, 429 bursts, answers
  * that never come or stop half-way, connection resets, truncated and invalid JSON, valid JSON of the wrong
  * shape), and every job must end either completed with exactly the simulator's records or failed with a
  * stable error code, never hang, and never serve partial records as a result.
@@ -9,15 +10,15 @@
  * upstream costs seconds here.
  */
 import { pino } from 'pino'
-import t, { type Test } from 'tap'
+import type { Test } from 'tap'
 import { Worker } from '../../src/engine/worker.js'
 import { UpstreamClient } from '../../src/upstreams/http.js'
 import type { WireFaultKind } from '../../src/upstreams/simulator-kit/wire-faults.js'
-import { upstreams } from '../../src/upstreams/registry.js'
+import type { Registry } from '../../src/upstreams/registry.js'
+import type { FaultTarget } from '../../src/upstreams/simulator-kit/fault-target.js'
 import type { UpstreamAdapter } from '../../src/contract/adapter.js'
 import { startGateway } from '../helpers/gateway.js'
 import { CAMPAIGN_SEED, Tally, UPSTREAM_FAULT_CODES, recordsLost, settle, storedRecords, type JobView } from './campaign.js'
-import { startTargets, type Target } from './upstream-targets.js'
 
 /** Per attempt; undici checks about once a second, so a hung answer costs 4–5 s. */
 const TIMEOUT_MS = 4000
@@ -25,10 +26,10 @@ const TIMEOUT_MS = 4000
 const HANG_AFTER_MS = 90_000
 
 /** The gateway's API and database, with the engine's Worker running jobs through a short-timeout client. */
-async function campaignGateway (t: Test, env: Record<string, string>) {
-  const gw = await startGateway(t, { env: { ...env, RATE_LIMIT_MAX: '0' }, startWorkers: false, logLevel: 'warn' })
+async function campaignGateway (t: Test, registry: Registry, only: readonly string[], env: Record<string, string>) {
+  const gw = await startGateway(t, { registry, env: { ...env, RATE_LIMIT_MAX: '0' }, startWorkers: false, logLevel: 'warn' })
   const client = new UpstreamClient({ timeoutMs: TIMEOUT_MS, baseDelayMs: 20, maxDelayMs: 250 })
-  const adapters = new Map<string, UpstreamAdapter>(upstreams.map(u =>
+  const adapters = new Map<string, UpstreamAdapter>(registry.upstreams.filter(u => only.includes(u.name)).map(u =>
     [u.name, u.createAdapter(gw.app.upstreams.settingsFor(u.name), client, gw.app.upstreams.services)]))
   const logs: string[] = []
   const log = pino({ level: 'warn' }, { write: (line: string) => { logs.push(line) } })
@@ -53,7 +54,7 @@ interface Verdict {
   servedPartial: boolean
 }
 
-async function runJob (c: Campaign, target: Target, body: Record<string, unknown>): Promise<Verdict> {
+async function runJob (c: Campaign, target: FaultTarget, body: Record<string, unknown>): Promise<Verdict> {
   const res = await c.gw.request('/jobs', { method: 'POST', body: JSON.stringify(body) })
   if (res.status !== 202) return { job: null, survived: false, lost: 0, note: `POST /jobs answered ${res.status}`, servedPartial: false }
   const { id } = await res.json() as { id: string }
@@ -91,32 +92,49 @@ const MATRIX: Array<{ kind: WireFaultKind, n: number }> = [
 ]
 
 /**
- * Retried faults end in a completed job, answers that make no sense in invalid_upstream_response. Clinia's
- * bulk submit is not idempotent: an answer lost after it was sent fails the job rather than send it twice.
+ * Retried faults end in a completed job, answers that make no sense in invalid_upstream_response, unless the
+ * upstream's protocol says otherwise (its target's `outcomes`: Clinia's bulk submit is not idempotent, so an
+ * answer lost after it was sent fails the job rather than send it twice).
  */
-function predicted (upstream: string, kind: WireFaultKind): string {
-  if (['truncate', 'garble', 'wrongShape'].includes(kind)) return 'failed invalid_upstream_response'
-  if (upstream === 'clinia' && (kind === 'hang' || kind === 'stall')) return 'failed upstream_timeout'
-  if (upstream === 'clinia' && kind === 'reset') return 'failed upstream_unavailable'
-  return 'completed'
+function predicted (target: FaultTarget, kind: WireFaultKind): string {
+  const own = target.outcomes?.[kind]
+  if (own !== undefined) return own
+  return ['truncate', 'garble', 'wrongShape'].includes(kind) ? 'failed invalid_upstream_response' : 'completed'
+}
+
+/** Every upstream of the registry served by its own fault target, each with its own seed; closed at the test's end. */
+async function startTargets (t: Test, registry: Registry, seed: number, only: readonly string[]): Promise<FaultTarget[]> {
+  const targets: FaultTarget[] = []
+  t.teardown(async () => { for (const target of targets) await target.close() })
+  for (const [i, upstream] of registry.upstreams.entries()) {
+    if (only.includes(upstream.name)) targets.push(await upstream.simulator.faultTarget(seed + i + 1))
+  }
+  return targets
 }
 
 const outcomeOf = (v: Verdict): string => v.job === null ? 'none' : v.job.status === 'completed' ? 'completed' : `${v.job.status} ${v.job.error?.code ?? ''}`
 
-t.test('upstream faults on every upstream: exact records or a stable error, never a hang', async t => {
+/**
+ * The campaign over the upstreams of `registry` (or `only` some of them), side by side, counted in `tally` (the
+ * campaign file's own by default).
+ */
+export async function runUpstreamCampaign (
+  t: Test, registry: Registry, opts: { only?: readonly string[], tally?: Tally } = {}
+): Promise<void> {
+  const only = opts.only ?? registry.names
   t.comment(`seed ${CAMPAIGN_SEED} (set FAULT_SEED to replay another)`)
   const started = Date.now()
-  const setup = await startTargets(t, CAMPAIGN_SEED)
-  // An upstream without a target would be silently spared: every registered one must be under fire.
-  t.same(setup.targets.map(x => x.name).sort(), upstreams.map(u => u.name).sort(), 'every registered upstream is a target')
-  const c = await campaignGateway(t, setup.env)
-  setup.connect(c.gw)
-  const tally = new Tally('upstream-faults')
+  const targets = await startTargets(t, registry, CAMPAIGN_SEED, only)
+  t.same(targets.map(x => x.name), only, 'each upstream fired at is a target, under its own name')
+  const c = await campaignGateway(t, registry, only, Object.assign({}, ...targets.map(x => x.env)) as Record<string, string>)
+  for (const target of targets) target.connect?.(c.gw.url)
+  const setup = { targets }
+  const tally = opts.tally ?? new Tally('upstream-faults')
   const servedPartial: string[] = []
   const mispredicted: string[] = []
   // Each upstream numbers its own jobs: job i of an upstream has the same body from run to run.
   const counters = new Map<string, number>()
-  const nextBody = (target: Target, body: (i: number) => Record<string, unknown> = i => target.body(i)) => {
+  const nextBody = (target: FaultTarget, body: (i: number) => Record<string, unknown> = i => target.body(i)) => {
     const i = counters.get(target.name) ?? 0
     counters.set(target.name, i + 1)
     return body(i)
@@ -142,7 +160,7 @@ t.test('upstream faults on every upstream: exact records or a stable error, neve
       const what = `${target.name} ${kind}×${times}`
       if (applied < times) v.survived = false
       judge(what, { ...v, note: applied < times ? `the fault was applied ${applied} of ${times} times` : v.note })
-      if (outcomeOf(v) !== predicted(target.name, kind)) mispredicted.push(`${what}: ${outcomeOf(v)}, expected ${predicted(target.name, kind)} (${v.job?.error?.message ?? ''})`)
+      if (outcomeOf(v) !== predicted(target, kind)) mispredicted.push(`${what}: ${outcomeOf(v)}, expected ${predicted(target, kind)} (${v.job?.error?.message ?? ''})`)
     }
   }))
   // 2. An answer spoiled in the middle of a job, after its first page was stored: failed, and no partial result.
@@ -166,7 +184,7 @@ t.test('upstream faults on every upstream: exact records or a stable error, neve
   const rates = [0.1, 0.3, 0.2, 0.15, 0.25]
   const runs: Array<Promise<void>> = []
   setup.targets.forEach((target, i) => {
-    const rate = rates[i] as number
+    const rate = rates[i % rates.length] as number
     target.wire.clear()
     target.wire.setRatios({ unavailable: rate, reset: 0.03, hang: 0.01, stall: 0.01, truncate: 0.01, garble: 0.01, wrongShape: 0.01 })
     target.throttle(2)
@@ -185,4 +203,4 @@ t.test('upstream faults on every upstream: exact records or a stable error, neve
   const worries = c.logs.filter(l => /"level":(50|60)/.test(l))
   t.same(worries.map(l => JSON.parse(l).msg), [], 'the engine logged no error')
   tally.report(t)
-})
+}

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { createLogger } from '../../src/logger.js'
+import { registry as builtIn, type Registry } from '../../src/upstreams/registry.js'
 import { testDatabase } from './database.js'
 
 interface TestLike { teardown (fn: () => unknown): void }
@@ -39,6 +40,8 @@ export async function startGateway (t: TestLike, opts: {
   startWorkers?: boolean
   databaseUrl?: string
   logLevel?: Config['LOG_LEVEL']
+  /** The upstreams the gateway knows (default: the built-in registry). */
+  registry?: Registry
 } = {}): Promise<TestGateway> {
   const databaseUrl = opts.databaseUrl ?? await testDatabase(t)
   const config = loadConfig({
@@ -54,10 +57,10 @@ export async function startGateway (t: TestLike, opts: {
     RATE_LIMIT_ANONYMOUS_MAX: '0',
     TOKEN_ENCRYPTION_KEY: testTokenKey,
     ...opts.env,
-  })
+  }, opts.registry ?? builtIn)
   const logs: string[] = []
   const sink = new Writable({ write (chunk: Buffer, _enc, done) { logs.push(chunk.toString('utf8')); done() } })
-  const logger = createLogger({ LOG_LEVEL: opts.logLevel ?? 'info' }, sink)
+  const logger = createLogger({ LOG_LEVEL: opts.logLevel ?? 'info', registry: config.registry }, sink)
   const app = await buildApp(config, { databaseUrl, logger, startWorkers: opts.startWorkers ?? true })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())

@@ -5,6 +5,7 @@ import { cliniaAdapter, type CliniaSettings } from './adapter.js'
 import { RELATIONSHIP_EXAMPLE, RESOURCE_EXAMPLE, cliniaOperations, cliniaParams } from './params.js'
 import { cliniaSimulator, SANDBOX_CREDENTIALS } from './simulator/index.js'
 import { cliniaEnv, cliniaSettingsFromEnv, type CliniaEnv } from './env.js'
+import { cliniaFaultTarget } from './simulator/fault-target.js'
 
 /**
  * The sandbox simulator: one PENDING read per task, so a newcomer sees a job run, and the two records the
@@ -47,6 +48,7 @@ export const clinia: UpstreamDefinition<CliniaEnv, CliniaSettings, 'apiKey'> = {
   simulator: {
     credentials: ['apiKey'],
     plugin: sandboxSimulator,
+    faultTarget: cliniaFaultTarget,
     // The source key names the simulator's one source; it grants nothing.
     sandboxSettings: (baseUrl, { apiKey }) => ({
       baseUrl,

@@ -5,6 +5,7 @@ import { clinikoAdapter } from './adapter.js'
 import { CLINIKO_RESOURCES, FILTER_EXAMPLES, clinikoParams, type ClinikoResource } from './params.js'
 import { clinikoEnv, settingsFromEnv, type ClinikoEnv, type ClinikoSettings } from './env.js'
 import { SANDBOX_USER_AGENT, clinikoSimulator } from './simulator/index.js'
+import { clinikoFaultTarget } from './simulator/fault-target.js'
 
 const DESCRIPTIONS: Record<ClinikoResource, string> = {
   patients: 'Patients, without archived and deleted ones (see archived_patients, deleted_patients). Ids are int64 strings.',
@@ -48,6 +49,7 @@ export const cliniko: UpstreamDefinition<ClinikoEnv, ClinikoSettings, 'apiKey'> 
   simulator: {
     credentials: ['apiKey'],
     plugin: sandboxSimulator,
+    faultTarget: clinikoFaultTarget,
     sandboxSettings: (baseUrl, credentials) => ({
       baseUrl: `${baseUrl.replace(/\/+$/, '')}/v1`,
       apiKey: `${credentials.apiKey}-au1`,

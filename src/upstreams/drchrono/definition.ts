@@ -5,6 +5,7 @@ import { drchronoAdapter, type DrchronoSettings } from './adapter.js'
 import { drchronoParams, type DrchronoResource } from './params.js'
 import { drchronoSimulator } from './simulator/index.js'
 import { drchronoEnv, drchronoSettingsFromEnv, type DrchronoEnv } from './env.js'
+import { drchronoFaultTarget } from './simulator/fault-target.js'
 
 const DESCRIPTIONS: Record<DrchronoResource, string> = {
   appointments: 'Appointments (ids are strings), in scheduled order unless order_by=updated_at; archived ones only with show_archived.',
@@ -51,6 +52,7 @@ export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings, Drchron
   simulator: {
     credentials: ['accessToken', 'refreshToken', 'clientId', 'clientSecret'],
     plugin: sandboxSimulator,
+    faultTarget: drchronoFaultTarget,
     // The simulator has no hourly budget: a newcomer's tenth job must not wait for the top of the hour.
     sandboxSettings: (baseUrl, credentials) => ({ baseUrl, ...credentials, pageConcurrency: 4, requestsPerHour: 100_000 }),
   },

@@ -12,6 +12,7 @@ import {
 } from './env.js'
 import { SANDBOX_PATIENT_IDS, metriportSimulator } from './simulator/index.js'
 import { metriportWebhook } from './webhook.js'
+import { metriportFaultTarget } from './simulator/fault-target.js'
 
 export type { MetriportSettings, MetriportEnv } from './env.js'
 
@@ -47,6 +48,7 @@ export const metriport: UpstreamDefinition<MetriportEnv, MetriportSettings, Metr
   simulator: {
     credentials: ['apiKey', 'webhookKey'],
     plugin: sandboxSimulator,
+    faultTarget: metriportFaultTarget,
     sandboxSettings: (baseUrl, credentials) => ({ baseUrl, ...credentials, webhookTimeoutSeconds: DEFAULT_WEBHOOK_TIMEOUT_SECONDS }),
   },
   createAdapter: (settings, client) => metriportAdapter(settings, client),

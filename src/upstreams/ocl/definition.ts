@@ -5,6 +5,7 @@ import { oclAdapter, type OclSettings } from './adapter.js'
 import { oclParams, type OclResource } from './params.js'
 import { oclSimulator } from './simulator/index.js'
 import { oclEnv, oclSettingsFromEnv, type OclEnv } from './env.js'
+import { oclFaultTarget } from './simulator/fault-target.js'
 
 const DESCRIPTIONS: Record<OclResource, string> = {
   export: 'A source version\'s concepts and mappings, from OCL\'s export file (version "latest" = the newest released); records in the file\'s order, concepts then mappings. The job\'s upstreamInfo carries the export\'s lastUpdated, from which a changes job can continue.',
@@ -38,6 +39,7 @@ export const ocl: UpstreamDefinition<OclEnv, OclSettings, 'token'> = {
   simulator: {
     credentials: ['token'],
     plugin: sandboxSimulator,
+    faultTarget: oclFaultTarget,
     sandboxSettings: (baseUrl, { token }) => ({ baseUrl, token, pollInitialMs: 500, pollMaxMs: 2000, maxPolls: 30 }),
   },
   createAdapter: (settings, client) => oclAdapter(settings, client),
