@@ -4,7 +4,9 @@
  * job must end with. Each upstream's definition declares one (`simulator.faultTarget`), so a registered upstream
  * cannot be left out of the campaign.
  */
-import type { WireFaultKind, WireFaults } from './wire-faults.js'
+import type { FastifyPluginAsync } from 'fastify'
+import { serveSimulator } from './server.js'
+import { WireFaults, type WireFaultKind } from './wire-faults.js'
 
 /** As much of a job's view (docs/API.md) as a target reads to know what the job must have stored. */
 export interface FaultJobView {
@@ -46,3 +48,12 @@ export interface FaultTarget {
 
 /** Starts an upstream's fault target; `seed` seeds its wire faults. */
 export type FaultTargetFactory = (seed: number) => Promise<FaultTarget>
+
+/** A simulator served alone on loopback with wire faults seeded by `seed`: what every fault target starts with. */
+export async function serveUnderFire<State, Options extends { state?: State }> (
+  plugin: FastifyPluginAsync<Options>, state: State, seed: number
+): Promise<{ wire: WireFaults, url: string, close (): Promise<void> }> {
+  const wire = new WireFaults({ seed })
+  const server = await serveSimulator(plugin, state, { wireFaults: wire })
+  return { wire, url: server.url, close: () => server.close() }
+}

@@ -2,9 +2,7 @@
  * Clinia under the fault campaign (simulator-kit/fault-target.ts): write jobs of 10 UPSERTs in chunks of 4, whose
  * records are the receipts of the tasks Clinia ran.
  */
-import type { FaultTargetFactory } from '../../simulator-kit/fault-target.js'
-import { serveSimulator } from '../../simulator-kit/server.js'
-import { WireFaults } from '../../simulator-kit/wire-faults.js'
+import { serveUnderFire, type FaultTargetFactory } from '../../simulator-kit/fault-target.js'
 import { CliniaSimulatorState, SANDBOX_CREDENTIALS, cliniaSimulator, goJson } from './index.js'
 
 /** Operations per bulk request (CLINIA_MAX_OPERATIONS): a job of 10 operations is three chunks. */
@@ -18,13 +16,12 @@ const body = (i: number) => ({
 
 export const cliniaFaultTarget: FaultTargetFactory = async seed => {
   const state = new CliniaSimulatorState({ pendingPolls: 1 })
-  const wire = new WireFaults({ seed })
-  const server = await serveSimulator(cliniaSimulator, state, { wireFaults: wire })
+  const { wire, url, close } = await serveUnderFire(cliniaSimulator, state, seed)
   return {
     name: 'clinia',
     wire,
     env: {
-      CLINIA_BASE_URL: server.url,
+      CLINIA_BASE_URL: url,
       CLINIA_API_KEY: SANDBOX_CREDENTIALS.apiKey,
       CLINIA_SOURCE_KEY: SANDBOX_CREDENTIALS.sourceKey,
       CLINIA_MAX_OPERATIONS: String(CHUNK),
@@ -51,6 +48,6 @@ export const cliniaFaultTarget: FaultTargetFactory = async seed => {
     partial: { after: 3, body },
     // The bulk submit is not idempotent: an answer lost after it was sent fails the job rather than send it twice.
     outcomes: { hang: 'failed upstream_timeout', stall: 'failed upstream_timeout', reset: 'failed upstream_unavailable' },
-    close: () => server.close(),
+    close,
   }
 }

@@ -2,22 +2,19 @@
  * Metriport under the fault campaign (simulator-kit/fault-target.ts): one start, then the simulator's signed
  * webhook to the gateway; the job's records are the documents of the webhook that named its run.
  */
-import type { FaultTargetFactory } from '../../simulator-kit/fault-target.js'
-import { serveSimulator } from '../../simulator-kit/server.js'
-import { WireFaults } from '../../simulator-kit/wire-faults.js'
+import { serveUnderFire, type FaultTargetFactory } from '../../simulator-kit/fault-target.js'
 import { SANDBOX_CREDENTIALS } from '../env.js'
 import { withAddedFields } from '../webhook.js'
 import { metriportSimulator, MetriportSimulatorState, sandboxPatientId } from './index.js'
 
 export const metriportFaultTarget: FaultTargetFactory = async seed => {
   const state = new MetriportSimulatorState({ seed: 7, delayMs: 100, patientCount: 100 })
-  const wire = new WireFaults({ seed })
-  const server = await serveSimulator(metriportSimulator, state, { wireFaults: wire })
+  const { wire, url, close } = await serveUnderFire(metriportSimulator, state, seed)
   return {
     name: 'metriport',
     wire,
     env: {
-      METRIPORT_BASE_URL: server.url,
+      METRIPORT_BASE_URL: url,
       METRIPORT_API_KEY: SANDBOX_CREDENTIALS.apiKey,
       METRIPORT_WEBHOOK_KEY: SANDBOX_CREDENTIALS.webhookKey,
       // A job whose webhook never comes fails with upstream_timeout after this: long enough for every retry here.
@@ -41,7 +38,7 @@ export const metriportFaultTarget: FaultTargetFactory = async seed => {
     connect: gatewayUrl => state.setWebhookUrl(`${gatewayUrl}/webhooks/metriport`),
     close: async () => {
       await state.close()
-      await server.close()
+      await close()
     },
   }
 }

@@ -2,9 +2,7 @@
  * OCL under the fault campaign (simulator-kit/fault-target.ts): exports (the version lookup, the export state
  * machine, the signed download) and changes (the paged lists) of one small seeded source, by turns.
  */
-import type { FaultTargetFactory } from '../../simulator-kit/fault-target.js'
-import { serveSimulator } from '../../simulator-kit/server.js'
-import { WireFaults } from '../../simulator-kit/wire-faults.js'
+import { serveUnderFire, type FaultTargetFactory } from '../../simulator-kit/fault-target.js'
 import { SANDBOX_OCL_TOKEN, expectedChanges, expectedExport, oclSimulator, OclSimulatorState, type SimSource } from './index.js'
 
 const SOURCE: SimSource = {
@@ -24,12 +22,11 @@ const AT = { ownerType: 'orgs', owner: 'FAULTS', source: 'Small' }
 export const oclFaultTarget: FaultTargetFactory = async seed => {
   const options = { seed: 7, sources: [SOURCE] }
   const state = new OclSimulatorState({ ...options, exportPolls: 1 })
-  const wire = new WireFaults({ seed })
-  const server = await serveSimulator(oclSimulator, state, { wireFaults: wire })
+  const { wire, url, close } = await serveUnderFire(oclSimulator, state, seed)
   return {
     name: 'ocl',
     wire,
-    env: { OCL_BASE_URL: server.url, OCL_TOKEN: SANDBOX_OCL_TOKEN, OCL_EXPORT_POLL_SECONDS: '0.02' },
+    env: { OCL_BASE_URL: url, OCL_TOKEN: SANDBOX_OCL_TOKEN, OCL_EXPORT_POLL_SECONDS: '0.02' },
     throttle: n => state.throttleNext(n),
     throttled: () => state.stats.throttled,
     // The first answer of both kinds is JSON, for the faults that spoil one.
@@ -44,6 +41,6 @@ export const oclFaultTarget: FaultTargetFactory = async seed => {
     keepsFailedRecords: false,
     // A changes job: concepts page 1 and the mappings total, then the save, then mappings page 1.
     partial: { after: 2, body: i => ({ upstream: 'ocl', resource: 'changes', params: { ...AT, updatedSince: '2000-01-01', includeRetired: i % 2 === 0 } }) },
-    close: () => server.close(),
+    close,
   }
 }
