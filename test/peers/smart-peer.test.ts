@@ -9,7 +9,7 @@
  * requests few and the tests whose access log matters get a peer of their own.
  */
 import t, { type Test } from 'tap'
-import { findUpstream } from '../../src/upstreams/registry.js'
+import { registry } from '../../src/upstreams/registry.js'
 import { backendServicesToken, discoverTokenUrl, kickOff, plainExport } from '../helpers/fhir-plain-client.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 import { requirePeer, startPeer, type SmartPeer } from '../helpers/smart-peer.js'
@@ -181,7 +181,7 @@ if (requirePeer(t)) {
     })
   })
 
-  const notRegistered = findUpstream('fhir') === undefined ? 'the fhir upstream is not registered yet' : false
+  const notRegistered = registry.find('fhir') === undefined ? 'the fhir upstream is not registered yet' : false
 
   /** A gateway whose fhir upstream is the peer at `base`. */
   const gatewayFor = (t: Test, peer: SmartPeer, base: string, env: Record<string, string> = {}) =>
