@@ -2,6 +2,7 @@
 import { clinia } from './clinia/definition.js'
 import { cliniko } from './cliniko/definition.js'
 import { drchrono } from './drchrono/definition.js'
+import { fhir } from './fhir/definition.js'
 import { metriport } from './metriport/definition.js'
 import { ocl } from './ocl/definition.js'
 import { z } from 'zod'
@@ -15,6 +16,7 @@ export const upstreams: readonly AnyUpstream[] = [
   ocl,
   metriport,
   clinia,
+  fhir,
 ]
 
 export function findUpstream (name: string): AnyUpstream | undefined {

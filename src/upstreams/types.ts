@@ -9,6 +9,7 @@ import type { WebhookHandler } from '../contract/webhook.js'
 import type { CredentialStore } from './credential-store.js'
 import type { UpstreamClient } from './http.js'
 import type { BudgetStore, BudgetTaker } from './request-budget.js'
+import type { FaultTargetFactory } from './simulator-kit/fault-target.js'
 
 /** The taker of a budget for one job: its client, and its X-Progress told while it waits. */
 export function budgetTaker (ctx: Pick<JobContext, 'clientId' | 'reportWait'>): BudgetTaker {
@@ -82,6 +83,8 @@ export interface UpstreamDefinition<Env extends Record<string, unknown> = Record
     plugin: FastifyPluginAsync<SimulatorMountOptions<Secret>>
     /** Settings for an adapter talking to the simulator served at `baseUrl` with these secrets. */
     sandboxSettings (baseUrl: string, credentials: SandboxCredentials<Secret>): Settings
+    /** The simulator served alone for the fault campaign (simulator-kit/fault-target.ts). */
+    faultTarget?: FaultTargetFactory
   }
   createAdapter (settings: Settings, client: UpstreamClient, services: UpstreamServices): UpstreamAdapter
   /** Present for webhook-completed upstreams. */

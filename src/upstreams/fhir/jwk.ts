@@ -1,0 +1,54 @@
+/**
+ * FHIR_PRIVATE_KEY: the private JWK that signs SMART Backend Services assertions, checked once at start-up so that a
+ * bad key is a configuration error naming the variable, not a failed job hours later. Pure: no I/O.
+ */
+import { createPrivateKey } from 'node:crypto'
+
+/** The two signing algorithms SMART Backend Services requires servers to support. */
+export type AssertionAlg = 'RS384' | 'ES384'
+
+/** A private JWK ready for jose's importJWK, and the algorithm and key id its assertions carry. */
+export interface SigningKey {
+  jwk: Record<string, unknown>
+  alg: AssertionAlg
+  kid: string
+}
+
+/**
+ * The signing key in `text`, or a sentence saying what is wrong with it (never quoting the key). The algorithm is the
+ * JWK's `alg` when it names RS384 or ES384, else follows from `kty` (RSA → RS384, EC on P-384 → ES384).
+ */
+export function parseSigningKey (text: string): SigningKey | string {
+  let jwk: unknown
+  try {
+    jwk = JSON.parse(text)
+  } catch {
+    return 'is not JSON; expected a private JWK (one key, not a key set)'
+  }
+  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) return 'is not a JWK object'
+  const key = jwk as Record<string, unknown>
+  if (Array.isArray(key.keys)) return 'is a JWK set; give the one private key (the entry with "d")'
+  if (typeof key.d !== 'string') return 'has no private part ("d"): it is a public key'
+  if (typeof key.kid !== 'string' || key.kid === '') return 'has no "kid": SMART servers find the public key by it'
+  let alg: AssertionAlg
+  if (key.alg !== undefined) {
+    if (key.alg !== 'RS384' && key.alg !== 'ES384') return `has "alg" ${JSON.stringify(String(key.alg).slice(0, 10))}; expected RS384 or ES384`
+    alg = key.alg
+  } else if (key.kty === 'RSA') {
+    alg = 'RS384'
+  } else if (key.kty === 'EC') {
+    alg = 'ES384'
+  } else {
+    return 'has a "kty" other than RSA or EC'
+  }
+  if (alg === 'RS384' && key.kty !== 'RSA') return 'says RS384 but is not an RSA key'
+  if (alg === 'ES384' && (key.kty !== 'EC' || key.crv !== 'P-384')) return 'says ES384 but is not an EC key on P-384'
+  try {
+    // Node checks the numbers themselves (a truncated "d", a point off the curve): jose would only find out on first use.
+    createPrivateKey({ key: key as never, format: 'jwk' })
+  } catch {
+    return 'is not a valid private key'
+  }
+  // key_ops ["sign"] is kept: importJWK honours it, and a key meant for signing passes.
+  return { jwk: key, alg, kid: key.kid }
+}
