@@ -41,13 +41,22 @@ export interface FileReaderDeps {
   maxPageBytes: number
 }
 
+/** Drops a body that will not be read further; undici reports a destroyed body as an 'error', which needs a listener. */
+function discard (body: Readable): void {
+  body.on('error', () => {})
+  body.destroy()
+}
+
 function decoded (body: Readable, encoding: string | undefined): Readable {
   const e = (encoding ?? '').trim().toLowerCase()
   if (e === '' || e === 'identity') return body
-  if (e === 'gzip' || e === 'x-gzip') return body.pipe(createGunzip())
-  if (e === 'deflate') return body.pipe(createInflate())
-  body.on('error', () => {})
-  body.destroy()
+  if (e === 'gzip' || e === 'x-gzip' || e === 'deflate') {
+    const inflate = e === 'deflate' ? createInflate() : createGunzip()
+    // pipe() does not pass a broken body on: without this the inflater would wait for bytes that never come.
+    body.on('error', err => inflate.destroy(err))
+    return body.pipe(inflate)
+  }
+  discard(body)
   throw new UpstreamError('invalid_upstream_response', `a FHIR file came with Content-Encoding "${e.slice(0, 20)}", which the gateway did not ask for`)
 }
 
@@ -106,7 +115,8 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
     for await (const chunk of body as AsyncIterable<Buffer>) await take(lines.push(chunk))
     await take(lines.end())
   } catch (err) {
-    opened.stream.body.destroy()
+    discard(opened.stream.body)
+    discard(body)
     if (d.ctx.signal.aborted) throw d.ctx.signal.reason
     const code = errorCode(err)
     if (!(err instanceof UpstreamError) && code !== undefined && BROKEN.has(code)) {
