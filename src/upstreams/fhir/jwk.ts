@@ -2,7 +2,7 @@
  * FHIR_PRIVATE_KEY: the private JWK that signs SMART Backend Services assertions, checked once at start-up so that a
  * bad key is a configuration error naming the variable, not a failed job hours later. Pure: no I/O.
  */
-import { createPrivateKey } from 'node:crypto'
+import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto'
 
 /** The two signing algorithms SMART Backend Services requires servers to support. */
 export type AssertionAlg = 'RS384' | 'ES384'
@@ -44,8 +44,12 @@ export function parseSigningKey (text: string): SigningKey | string {
   if (alg === 'RS384' && key.kty !== 'RSA') return 'says RS384 but is not an RSA key'
   if (alg === 'ES384' && (key.kty !== 'EC' || key.crv !== 'P-384')) return 'says ES384 but is not an EC key on P-384'
   try {
-    // Node checks the numbers themselves (a truncated "d", a point off the curve): jose would only find out on first use.
-    createPrivateKey({ key: key as never, format: 'jwk' })
+    // Node checks the numbers (a point off the curve, a malformed modulus); a signature checked against the public
+    // half proves "d" belongs to them, which Node does not check for EC keys. jose would only find out on first use.
+    const priv = createPrivateKey({ key: key as never, format: 'jwk' })
+    const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicPart } = key
+    const probe = Buffer.from('bulk-gateway FHIR_PRIVATE_KEY check')
+    if (!verify('sha384', probe, createPublicKey({ key: publicPart as never, format: 'jwk' }), sign('sha384', probe, priv))) throw new Error('mismatch')
   } catch {
     return 'is not a valid private key'
   }

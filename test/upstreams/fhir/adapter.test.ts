@@ -15,7 +15,9 @@ t.test('system export: kick-off, a 202 poll, the manifest, every file in order; 
   sameRecords(t, job.records(), want, 'system export')
   t.match(state.stats, { kickOffs: 1, badHeaders: 0, statusPolls: 3, manifests: 1, downloads: 6, cancels: 1, withAuthorization: 0 })
   t.ok(waits.some(w => /^the FHIR server's export \(\d+% complete, Please wait\.\.\.\)$/.test(w)), 'X-Progress shown while waiting')
-  t.match(job.upstreamInfo, { requiresAccessToken: false, files: { output: 6, deleted: 0, error: 0 }, records: { output: 48, deleted: 0, error: 0 }, restarts: 0 })
+  t.match(job.upstreamInfo, {
+    requiresAccessToken: false, files: { output: 6, deleted: 0, error: 0 }, records: { output: 48, deleted: 0, error: 0 }, restarts: 0,
+  })
   t.same(job.progress.at(-1), { pagesDone: 6, pagesTotal: 6, percent: 100 })
   t.equal(state.stats.gzipped, 6, 'files were asked for (and came) gzipped')
 })
