@@ -20,8 +20,8 @@ const MAX_DIAGNOSTICS = 200
 export function safeText (text: string): string {
   return text
     .replace(/\b(https?:\/\/[^\s?#"']+)[?#][^\s"']*/gi, '$1')
-    .replace(/\bBearer\s+\S+/gi, 'Bearer …')
-    .replace(/\beyJ[\w-]*\.[\w-]*\.[\w-]*/g, '…')
+    .replace(/\bBearer\s+\S+/gi, 'Bearer [redacted]')
+    .replace(/\beyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]')
     .replace(/[^\x20-\x7e]+/g, ' ')
     .trim()
     .slice(0, MAX_DIAGNOSTICS)
