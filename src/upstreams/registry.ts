@@ -8,6 +8,7 @@
 import { clinia } from './clinia/definition.js'
 import { cliniko } from './cliniko/definition.js'
 import { drchrono } from './drchrono/definition.js'
+import { fhir } from './fhir/definition.js'
 import { metriport } from './metriport/definition.js'
 import { ocl } from './ocl/definition.js'
 import { z } from 'zod'
@@ -41,6 +42,7 @@ export const registry = new Registry([
   ocl,
   metriport,
   clinia,
+  fhir,
 ], import.meta.url)
 
 /** The registry a worker thread was told about (its module URL). */

@@ -1,0 +1,48 @@
+/** FHIR Bulk Data Access (`$export`): system, Patient and Group exports from any server that implements the IG. */
+import type { FastifyPluginAsync } from 'fastify'
+import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
+import { fhirAdapter, type FhirSettings } from './adapter.js'
+import { fhirEnv, fhirSettingsFromEnv, type FhirEnv } from './env.js'
+import { fhirParams, type FhirResource } from './params.js'
+import { fhirSimulator } from './simulator/index.js'
+import { fhirFaultTarget } from './simulator/fault-target.js'
+
+const DESCRIPTIONS: Record<FhirResource, string> = {
+  system: 'Every resource the server exports (`[base]/$export`). Records: the resources of the manifest\'s `output` files in manifest order, lines in file order; then its `deleted` and `error` entries, each wrapped as `{"manifestArray","type","resource"}`.',
+  patient: 'All patients\' compartments (`[base]/Patient/$export`); records as for `system`.',
+  group: 'The compartments of one Group\'s members (`[base]/Group/{groupId}/$export`); an unknown group exports nothing. Records as for `system`.',
+}
+
+const EXAMPLES: Record<FhirResource, Record<string, unknown>> = {
+  system: { _type: 'Patient,Observation' },
+  patient: { _type: 'Patient,Condition', _since: '2024-01-01T00:00:00Z' },
+  group: { groupId: 'BlueCrossBlueShield', _type: 'Patient' },
+}
+
+/** The sandbox: an open server (no SMART client to configure), two "in progress" polls a second apart, small files. */
+const sandboxSimulator: FastifyPluginAsync<SimulatorMountOptions> = async app => {
+  await fhirSimulator(app, { pollsBeforeReady: 2, retryAfterSeconds: 1, pageSize: 25 })
+}
+
+/** The FHIR Bulk Data upstream's entry in the registry. */
+export const fhir: UpstreamDefinition<FhirEnv, FhirSettings> = {
+  name: 'fhir',
+  kind: 'read',
+  title: 'FHIR Bulk Data',
+  secretHeaders: [],
+  description: 'A FHIR server\'s Bulk Data `$export` (HL7 Bulk Data Access IG v2), with SMART Backend Services authorization when configured.',
+  resources: Object.fromEntries(Object.entries(fhirParams).map(([resource, params]) => [resource, {
+    description: DESCRIPTIONS[resource as FhirResource],
+    params,
+    example: EXAMPLES[resource as FhirResource],
+  }])),
+  env: fhirEnv,
+  settingsFromEnv: fhirSettingsFromEnv,
+  simulator: {
+    credentials: [],
+    plugin: sandboxSimulator,
+    sandboxSettings: baseUrl => ({ baseUrl, auth: null, minWaitMs: 500, maxWaitMs: 2000, maxRestarts: 3, exportTimeoutMs: 600_000 }),
+    faultTarget: fhirFaultTarget,
+  },
+  createAdapter: (settings, client) => fhirAdapter(settings, client),
+}

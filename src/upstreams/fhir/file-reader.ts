@@ -1,0 +1,137 @@
+/**
+ * Reads one manifest file into the job's pages: downloads it as a stream (gunzipped when the server compressed it),
+ * cuts it into NDJSON lines as the bytes arrive, skips the lines an earlier attempt stored, and saves pages of at
+ * most {@link PAGE_RECORDS} records or `maxPageBytes` bytes, each with the checkpoint that says how far the file is
+ * stored. Output lines are stored as they are; lines of `deleted` and `error` files are wrapped so a client can
+ * tell them from the export's resources (docs/API.md, "FHIR Bulk Data").
+ */
+import { Readable } from 'node:stream'
+import { createGunzip, createInflate } from 'node:zlib'
+import type { JobContext } from '../../contract/adapter.js'
+import { UpstreamError } from '../../domain/errors.js'
+import { errorCode } from '../../lib/values.js'
+import type { FhirApi, JobIo } from './api.js'
+import type { FhirCheckpoint } from './checkpoint.js'
+import type { ManifestFile } from './manifest.js'
+import { NdjsonLines } from './ndjson.js'
+import { outcomeError } from './outcome.js'
+
+/** Records per stored page. */
+export const PAGE_RECORDS = 1000
+
+/** How a file read ended: all of it stored, or the server no longer has it (404/410: the export expired). */
+export type FileRead = 'stored' | 'expired'
+
+/** Errors of a body cut off mid-way (the network's, or a gzip stream that ends early): the file is read again. */
+const BROKEN = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'Z_BUF_ERROR', 'Z_DATA_ERROR'])
+
+/** The wrapper of a `deleted` or `error` line: `{"manifestArray":…,"type":…,"resource":<the line>}`. */
+export function wrapEntry (file: Pick<ManifestFile, 'array' | 'type'>, line: Buffer): Buffer {
+  if (file.array === 'output') return line
+  return Buffer.concat([Buffer.from(`{"manifestArray":${JSON.stringify(file.array)},"type":${JSON.stringify(file.type)},"resource":`), line, Buffer.from('}')])
+}
+
+/** What reading files needs besides the file: the job, its api and the limits. */
+export interface FileReaderDeps {
+  ctx: JobContext
+  api: FhirApi
+  io: JobIo
+  maxRecordBytes: number
+  maxPageBytes: number
+}
+
+/** Drops a body that will not be read further; undici reports a destroyed body as an 'error', which needs a listener. */
+function discard (body: Readable): void {
+  body.on('error', () => {})
+  body.destroy()
+}
+
+function decoded (body: Readable, encoding: string | undefined): Readable {
+  const e = (encoding ?? '').trim().toLowerCase()
+  if (e === '' || e === 'identity') return body
+  if (e === 'gzip' || e === 'x-gzip' || e === 'deflate') {
+    const inflate = e === 'deflate' ? createInflate() : createGunzip()
+    // pipe() does not pass a broken body on: without this the inflater would wait for bytes that never come.
+    body.on('error', err => inflate.destroy(err))
+    return body.pipe(inflate)
+  }
+  discard(body)
+  throw new UpstreamError('invalid_upstream_response', `a FHIR file came with Content-Encoding "${e.slice(0, 20)}", which the gateway did not ask for`)
+}
+
+/**
+ * Stores the file at `state.cp.file` from line `state.cp.line` on. `state.cp` follows every save, so that after a
+ * failure it says how far the file got; once the file is stored it points at the next one. `percent` is reported with
+ * the pages.
+ */
+export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }, percent: number): Promise<FileRead> {
+  const cp = state.cp
+  const manifest = cp.manifest
+  const file = manifest?.files[cp.file]
+  if (manifest === null || file === undefined) throw new Error('readFile: no such file in the manifest')
+  const what = `the FHIR ${file.array} file of ${file.type}`
+  const opened = await d.api.open({
+    method: 'GET',
+    url: file.url,
+    headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip, deflate' },
+    // The bearer token goes with the files only when the manifest says so: they may live in object storage.
+    authorize: manifest.requiresAccessToken,
+    suppliedBy: { baseUrl: d.api.baseUrl },
+  }, d.io)
+  if ('refused' in opened) {
+    const status = opened.refused.status
+    if (status === 404 || status === 410) return 'expired'
+    throw outcomeError(`fhir GET ${what}`, status, opened.refused.body)
+  }
+  const lines = new NdjsonLines(what, d.maxRecordBytes)
+  let at = cp
+  let seen = 0
+  let batch: Buffer[] = []
+  let bytes = 0
+  const flush = async (done: boolean): Promise<void> => {
+    const records = { ...at.records, [file.array]: at.records[file.array] + batch.length }
+    const next: FhirCheckpoint = done
+      ? { ...at, file: at.file + 1, line: 0, nextPage: at.nextPage + 1, records }
+      : { ...at, line: seen, nextPage: at.nextPage + 1, records }
+    await d.ctx.savePage(at.nextPage, batch, next, { pagesDone: at.nextPage, pagesTotal: null, percent })
+    at = next
+    state.cp = next
+    batch = []
+    bytes = 0
+  }
+  const take = async (found: Buffer[]): Promise<void> => {
+    for (const line of found) {
+      if (++seen <= cp.line) continue // stored by an earlier attempt
+      const record = wrapEntry(file, line)
+      if (batch.length > 0 && bytes + record.length > d.maxPageBytes) await flush(false)
+      batch.push(record)
+      bytes += record.length
+      if (batch.length === PAGE_RECORDS) await flush(false)
+    }
+  }
+  const body = decoded(opened.stream.body, opened.stream.headers['content-encoding'])
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) await take(lines.push(chunk))
+    await take(lines.end())
+  } catch (err) {
+    discard(opened.stream.body)
+    discard(body)
+    if (d.ctx.signal.aborted) throw d.ctx.signal.reason
+    const code = errorCode(err)
+    if (!(err instanceof UpstreamError) && code !== undefined && BROKEN.has(code)) {
+      throw new UpstreamError(code === 'UND_ERR_BODY_TIMEOUT' ? 'upstream_timeout' : 'upstream_unavailable', `${what} broke off (${code})`)
+    }
+    throw err
+  }
+  if (seen < cp.line) {
+    throw new UpstreamError('invalid_upstream_response', `${what} is shorter than when an earlier attempt stored ${cp.line} of its lines`)
+  }
+  if (batch.length > 0) await flush(true)
+  else {
+    at = { ...at, file: at.file + 1, line: 0 }
+    await d.ctx.saveCheckpoint(at, { pagesDone: at.nextPage - 1, pagesTotal: null, percent })
+    state.cp = at
+  }
+  return 'stored'
+}

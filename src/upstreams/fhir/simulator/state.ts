@@ -1,0 +1,194 @@
+/**
+ * The FHIR simulator's mutable side: exports (building → ready, or cancelled / expired), the tokens it issued,
+ * counters, and a setting for each quirk of the SMART reference server (shared/peers/README.md) so tests can put
+ * the adapter through every one.
+ */
+import { randomBytes } from 'node:crypto'
+import { ADMISSION_STATS, type InjectedStatus, type Verdict } from '../../simulator-kit/admission.js'
+import { DEFAULT_MAX_ENTRIES, remember, COUNTERS_PER_ENTRY, countUnder } from '../../simulator-kit/bounds.js'
+import { Countdown, InjectedFaults } from '../../simulator-kit/injected-faults.js'
+import { byKey, freshStats } from '../../simulator-kit/stats.js'
+import type { ExportRequest, ExportShape, PlannedFile } from './exports.js'
+
+/** How a 202 status answer names its wait. */
+export type RetryAfterMode = 'seconds' | 'date' | 'absurd' | 'none'
+
+export interface FhirSimulatorOptions extends ExportShape {
+  /** Status polls answered 202 before the manifest (default 2). */
+  pollsBeforeReady?: number
+  /** Retry-After of a 202: `seconds` (retryAfterSeconds, default 1, the SMART server's), an HTTP date that far ahead, `absurd` (two hours), or none. */
+  retryAfter?: RetryAfterMode
+  retryAfterSeconds?: number
+  /** The first N polls of each export answer 500 OperationOutcome code `transient` (the SMART server's transient_error: 1, and 2 seen). */
+  transientPolls?: number
+  /** Every download answers 410 (the SMART server's file_expired). */
+  fileExpired?: boolean
+  /** Kick-off, status and downloads need a bearer token from the token endpoint. */
+  secure?: boolean
+  /** SMART clients: client id → public JWK (RS384 or ES384). */
+  clients?: Record<string, Record<string, unknown>>
+  /** Lifetime of issued tokens, in seconds (default 300). */
+  tokenSeconds?: number
+  /** How long a 429 blocks, in ms (the SMART server: 5 minutes). Default 50. */
+  throttleBlockMs?: number
+  /** An export is deleted this long after its kick-off (the SMART server: 60 minutes). Default: never. */
+  exportTtlMs?: number
+  /** Exports kept; beyond it the oldest is forgotten (its status then answers 404). Default 1000. */
+  maxEntries?: number
+}
+
+/** One export, from its kick-off. */
+export interface SimExport {
+  id: string
+  request: ExportRequest
+  files: PlannedFile[]
+  /** The kick-off carried Authorization (the SMART server then requires it everywhere: requiresAccessToken). */
+  secure: boolean
+  polls: number
+  createdAt: number
+  transactionTime: string
+  state: 'building' | 'ready' | 'cancelled'
+}
+
+const STATS = {
+  kickOffs: 0,
+  /** Kick-offs refused for their Accept or Prefer header. */
+  badHeaders: 0,
+  statusPolls: 0,
+  manifests: 0,
+  transientErrors: 0,
+  /** Downloads started, and by `${exportId}:${file}`. */
+  downloads: 0,
+  downloadsByFile: byKey(),
+  gzipped: 0,
+  /** Downloads answered 404/410. */
+  downloadsRefused: 0,
+  /** DELETEs of a status URL that cancelled an export. */
+  cancels: 0,
+  tokenRequests: 0,
+  tokensIssued: 0,
+  tokensRefused: 0,
+  /** Requests carrying Authorization. */
+  withAuthorization: 0,
+  ...ADMISSION_STATS,
+}
+
+export type FhirSimulatorStats = typeof STATS
+
+/** The simulator's state, shared between its handlers and the test that started it. */
+export class FhirSimulatorState {
+  readonly options: Readonly<FhirSimulatorOptions>
+  readonly exports = new Map<string, SimExport>()
+  /** Issued access tokens → expiry (epoch ms). */
+  readonly tokens = new Map<string, number>()
+  /** Assertion ids already used (a replay is refused). */
+  readonly jtis = new Map<string, number>()
+  stats: FhirSimulatorStats = freshStats(STATS)
+  #faults = new InjectedFaults<InjectedStatus>(503)
+  readonly #throttles = new Countdown()
+  #blockedUntil = 0
+  #throttleBurst = 0
+  readonly #expireFiles = new Countdown()
+  readonly #missingFiles = new Countdown()
+  readonly #refuseTokens = new Countdown()
+
+  constructor (options: FhirSimulatorOptions = {}) {
+    this.options = options
+    this.reset()
+  }
+
+  /** Back to the state right after start. */
+  reset (): void {
+    this.exports.clear()
+    this.tokens.clear()
+    this.jtis.clear()
+    this.stats = freshStats(STATS)
+    this.#faults.reset()
+    this.#throttles.arm(0)
+    this.#blockedUntil = 0
+    this.#expireFiles.arm(0)
+    this.#missingFiles.arm(0)
+    this.#refuseTokens.arm(0)
+  }
+
+  get maxEntries (): number { return this.options.maxEntries ?? DEFAULT_MAX_ENTRIES }
+
+  /** The next `n` kick-off and status requests answer 429 with the SMART server's absolute-epoch Retry-After. */
+  throttleNext (n: number): void { this.#throttles.arm(n) }
+
+  /** The next `n` kick-off, status and download requests answer `status` (502/503 as a proxy; 500 as the server). */
+  failNext (n: number, status: InjectedStatus = 503): void { this.#faults.failNext(n, status) }
+
+  /** The next `n` downloads answer 410 (the file expired), or 404 with `missing`. */
+  expireFilesNext (n: number): void { this.#expireFiles.arm(n) }
+  missingFilesNext (n: number): void { this.#missingFiles.arm(n) }
+
+  /** The next `n` token requests are refused (401 invalid_client). */
+  refuseTokensNext (n: number): void { this.#refuseTokens.arm(n) }
+
+  /** Deletes every export now, as the SMART server's sweeper does after an hour. */
+  expireExports (): void { this.exports.clear() }
+
+  /** The injected fault for an API request; a 429 carries its Retry-After value. */
+  verdict (): Verdict<{ retryAfter: string }> {
+    const now = Date.now()
+    if (this.#throttles.take() || now < this.#blockedUntil) {
+      this.stats.throttled++
+      // The SMART limiter: epoch ms on the request that trips it, epoch seconds on the ones after, while blocked.
+      if (now >= this.#blockedUntil) {
+        this.#blockedUntil = now + (this.options.throttleBlockMs ?? 50)
+        this.#throttleBurst = 0
+      }
+      const first = this.#throttleBurst++ === 0
+      return { kind: 'throttle', retryAfter: String(first ? Math.ceil(this.#blockedUntil) : Math.ceil(this.#blockedUntil / 1000)) }
+    }
+    return this.#faults.verdict(this.stats, () => ({ retryAfter: '1' }))
+  }
+
+  takeExpiredFile (): boolean { return this.options.fileExpired === true || this.#expireFiles.take() }
+  takeMissingFile (): boolean { return this.#missingFiles.take() }
+  takeTokenRefusal (): boolean { return this.#refuseTokens.take() }
+
+  /** Registers a new export. */
+  addExport (request: ExportRequest, files: PlannedFile[], secure: boolean): SimExport {
+    const now = Date.now()
+    const e: SimExport = {
+      id: randomBytes(12).toString('hex'), request, files, secure, polls: 0, createdAt: now, transactionTime: new Date(now).toISOString(), state: 'building',
+    }
+    remember(this.exports, e.id, e, this.maxEntries)
+    return e
+  }
+
+  /** The export under `id` unless it is unknown, cancelled or expired. */
+  liveExport (id: string): SimExport | undefined {
+    const e = this.exports.get(id)
+    if (e === undefined || e.state === 'cancelled') return undefined
+    if (this.options.exportTtlMs !== undefined && Date.now() - e.createdAt > this.options.exportTtlMs) {
+      this.exports.delete(id)
+      return undefined
+    }
+    return e
+  }
+
+  /** Counts a download of one file. */
+  countDownload (exportId: string, file: number): void {
+    this.stats.downloads++
+    countUnder(this.stats.downloadsByFile, `${exportId}:${file}`, this.maxEntries * COUNTERS_PER_ENTRY)
+  }
+
+  /** A new access token valid for tokenSeconds. */
+  issueToken (): { token: string, seconds: number } {
+    const seconds = this.options.tokenSeconds ?? 300
+    const token = randomBytes(24).toString('base64url')
+    remember(this.tokens, token, Date.now() + seconds * 1000, this.maxEntries)
+    this.stats.tokensIssued++
+    return { token, seconds }
+  }
+
+  /** Whether `authorization` carries a token this simulator issued that has not expired. */
+  validBearer (authorization: string | undefined): boolean {
+    const m = /^Bearer (\S+)$/.exec(authorization ?? '')
+    const expires = m === null ? undefined : this.tokens.get(m[1] as string)
+    return expires !== undefined && Date.now() < expires
+  }
+}

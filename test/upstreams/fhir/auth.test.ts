@@ -1,0 +1,81 @@
+/** SMART Backend Services against the simulator's token endpoint: keys, token caching across jobs, refusals. */
+import { generateKeyPair, exportJWK } from 'jose'
+import t from 'tap'
+import { parseSigningKey, type SigningKey } from '../../../src/upstreams/fhir/jwk.js'
+import { expectedRecords } from '../../../src/upstreams/fhir/simulator/index.js'
+import { fhirEnv } from '../../../src/upstreams/fhir/env.js'
+import { fakeJob } from '../../helpers/job-context.js'
+import { SIM, sameRecords, setup } from './setup.js'
+
+async function keyPair (alg: 'RS384' | 'ES384', kid: string) {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true })
+  const pub = { ...await exportJWK(publicKey), kid, alg }
+  const priv = { ...await exportJWK(privateKey), kid, alg }
+  return { pub, priv }
+}
+
+for (const alg of ['RS384', 'ES384'] as const) {
+  t.test(`${alg}: a secure server; one token serves two jobs, files get the bearer (requiresAccessToken)`, async t => {
+    const { pub, priv } = await keyPair(alg, `k-${alg}`)
+    const key = parseSigningKey(JSON.stringify(priv)) as SigningKey
+    t.equal(key.alg, alg)
+    const smart = { clientId: 'client-a', key, scope: 'system/*.read' }
+    const { state, adapter } = await setup(t, { secure: true, clients: { 'client-a': pub } }, { auth: smart })
+    const one = fakeJob('system', { _type: 'Patient' })
+    const two = fakeJob('patient', { _type: 'Condition' })
+    await Promise.all([adapter.run(one.ctx), adapter.run(two.ctx)])
+    sameRecords(t, one.records(), expectedRecords(SIM, { level: 'system', _type: 'Patient' }), 'job one')
+    sameRecords(t, two.records(), expectedRecords(SIM, { level: 'patient', _type: 'Condition' }), 'job two')
+    t.match(state.stats, { tokenRequests: 1, tokensIssued: 1, tokensRefused: 0, unauthorized: 0 })
+    t.match(one.upstreamInfo, { requiresAccessToken: true })
+  })
+}
+
+t.test('a token the server stopped accepting is dropped and fetched again, once', async t => {
+  const { pub, priv } = await keyPair('ES384', 'k1')
+  const smart = { clientId: 'c', key: parseSigningKey(JSON.stringify(priv)) as SigningKey, scope: 'system/*.read' }
+  const { state, adapter } = await setup(t, { secure: true, clients: { c: pub } }, { auth: smart })
+  await adapter.run(fakeJob('system', { _type: 'Patient' }).ctx)
+  state.tokens.clear() // revoked server-side
+  const job = fakeJob('system', { _type: 'Patient' })
+  await adapter.run(job.ctx)
+  t.equal(job.records().length, 12)
+  t.match(state.stats, { tokenRequests: 2, unauthorized: 1 })
+})
+
+t.test('a token endpoint refusing the client fails the job with upstream_unauthorized', async t => {
+  const { pub, priv } = await keyPair('RS384', 'k2')
+  const smart = { clientId: 'c', key: parseSigningKey(JSON.stringify(priv)) as SigningKey, scope: 'system/*.read' }
+  const { state, adapter } = await setup(t, { secure: true, clients: { c: pub } }, { auth: smart })
+  state.refuseTokensNext(1)
+  await t.rejects(adapter.run(fakeJob('system').ctx), { code: 'upstream_unauthorized', upstreamStatus: 401, message: /refused the client \(401 \(invalid_client\)\)/ })
+  const other = await keyPair('RS384', 'k2') // the right kid, another key: the signature fails
+  const wrong = { ...smart, key: parseSigningKey(JSON.stringify(other.priv)) as SigningKey }
+  const { adapter: wrongAdapter } = await setup(t, { secure: true, clients: { c: pub } }, { auth: wrong })
+  await t.rejects(wrongAdapter.run(fakeJob('system').ctx), { code: 'upstream_unauthorized' })
+})
+
+t.test('an open server gets no Authorization header', async t => {
+  const { state, adapter } = await setup(t)
+  await adapter.run(fakeJob('system', { _type: 'Patient' }).ctx)
+  t.equal(state.stats.withAuthorization, 0)
+  t.equal(state.stats.tokenRequests, 0)
+})
+
+t.test('FHIR_PRIVATE_KEY is checked at start-up', async t => {
+  const { pub, priv } = await keyPair('ES384', 'k3')
+  const env = (extra: Record<string, string>) => fhirEnv.safeParse({ FHIR_BASE_URL: 'https://fhir.example.org/r4', ...extra })
+  t.ok(env({ FHIR_CLIENT_ID: 'c', FHIR_PRIVATE_KEY: JSON.stringify(priv) }).success)
+  const refused = (key: string, why: RegExp) => {
+    const r = env({ FHIR_CLIENT_ID: 'c', FHIR_PRIVATE_KEY: key })
+    t.notOk(r.success)
+    t.match(JSON.stringify(r.error?.issues), why)
+  }
+  refused('not json', /not JSON/)
+  refused(JSON.stringify(pub), /no private part/)
+  refused(JSON.stringify({ keys: [priv] }), /JWK set/)
+  refused(JSON.stringify({ ...priv, kid: undefined }), /no \\"kid\\"/)
+  refused(JSON.stringify({ ...priv, d: 'AAAA' }), /not a valid private key/)
+  refused(JSON.stringify({ ...priv, alg: 'HS256' }), /expected RS384 or ES384/)
+  t.notOk(env({ FHIR_CLIENT_ID: 'c' }).success, 'a client id without a key')
+})

@@ -1,0 +1,142 @@
+/**
+ * The FHIR adapter under each quirk of the SMART reference server (shared/peers/README.md), as simulator settings:
+ * transient 500s, expired and missing files, vanished exports, 429s with an absolute epoch, absurd or dated
+ * Retry-After, deleted and error entries, resume from a checkpoint, and cancel.
+ */
+import t from 'tap'
+import { pino } from 'pino'
+import { JobCancelledError } from '../../../src/domain/errors.js'
+import type { FhirCheckpoint } from '../../../src/upstreams/fhir/checkpoint.js'
+import { expectedRecords } from '../../../src/upstreams/fhir/simulator/index.js'
+import { fakeJob } from '../../helpers/job-context.js'
+import { SIM, sameRecords, setup } from './setup.js'
+
+const OBS = { level: 'system' as const, _type: 'Observation' }
+const want = (o = {}) => expectedRecords({ ...SIM, ...o }, OBS)
+
+t.test('a transient 500 on the first polls (twice, as the SMART server can) is asked again', async t => {
+  const { state, adapter } = await setup(t, { transientPolls: 2 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want(), 'after transient errors')
+  t.match(state.stats, { transientErrors: 2, kickOffs: 1 })
+})
+
+t.test('files answering 410 (expired) start a new export; the job ends with each record once', async t => {
+  const { state, adapter } = await setup(t)
+  state.expireFilesNext(1)
+  const job = fakeJob('system', { _type: 'Observation' })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want(), 'after one restart')
+  t.match(state.stats, { kickOffs: 2, downloadsRefused: 1, downloads: 4 })
+  t.match(job.upstreamInfo, { restarts: 1 })
+})
+
+t.test('a file expiring mid-export starts a new export that goes on from the file being read', async t => {
+  const { state, adapter } = await setup(t)
+  let saved = 0
+  // After the first file's page, the second file's download answers 410.
+  const job = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' }, { afterCheckpoint: (_cp, at) => { if (at.page === 1 && ++saved === 1) state.expireFilesNext(1) } })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want(), 'no record twice, none lost')
+  t.equal(state.stats.kickOffs, 2)
+  t.equal(state.stats.downloads, 4, 'the stored file was not downloaded again')
+})
+
+t.test('every download expiring (file_expired) fails after FHIR_MAX_EXPORT_RESTARTS restarts with upstream_failed', async t => {
+  const { state, adapter } = await setup(t, { fileExpired: true }, { maxRestarts: 2 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', message: /files expired .*3 time\(s\).*2 time\(s\)/ })
+  t.equal(state.stats.kickOffs, 3)
+})
+
+t.test('a status URL answering 404 (the export vanished) starts a new export, bounded', async t => {
+  const { state, adapter } = await setup(t, { exportTtlMs: 0 }, { maxRestarts: 1 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', message: /vanished/ })
+  t.equal(state.stats.kickOffs, 2)
+})
+
+t.test('404 on one file download restarts once, then completes', async t => {
+  const { state, adapter } = await setup(t)
+  state.missingFilesNext(1)
+  const job = fakeJob('system', { _type: 'Observation' })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want(), 'after a 404 file')
+  t.equal(state.stats.kickOffs, 2)
+})
+
+t.test('429 with an absolute epoch in ms, then in seconds, is waited out (clamped), not failed', async t => {
+  const { state, adapter } = await setup(t, { throttleBlockMs: 40 }, { maxWaitMs: 15 })
+  state.throttleNext(1)
+  const lines: string[] = []
+  const job = fakeJob('system', { _type: 'Observation' })
+  const ctx = { ...job.ctx, log: pino({ level: 'info' }, { write: (l: string) => { lines.push(l) } }) }
+  await adapter.run(ctx)
+  sameRecords(t, job.records(), want(), 'after 429s')
+  t.ok(state.stats.throttled >= 2, `the block lasted several requests (${state.stats.throttled})`)
+  const clamps = lines.filter(l => l.includes('clamped'))
+  t.equal(clamps.length, 1, 'the clamp is logged once per job')
+  t.match(clamps[0], /"form":"epoch-(ms|s)"/)
+})
+
+t.test('an absurd Retry-After (hours) is clamped to the maximum; an HTTP date is honoured', async t => {
+  for (const retryAfter of ['absurd', 'date', 'none'] as const) {
+    const { state, adapter } = await setup(t, { retryAfter, pollsBeforeReady: 3 }, { maxWaitMs: 10 })
+    const job = fakeJob('system', { _type: 'Observation' })
+    const started = Date.now()
+    await adapter.run(job.ctx)
+    sameRecords(t, job.records(), want(), retryAfter)
+    t.equal(state.stats.statusPolls, 4, `${retryAfter}: three 202s and the manifest`)
+    t.ok(Date.now() - started < 30_000, `${retryAfter}: no wait of hours`)
+  }
+})
+
+t.test('deleted and error entries are kept after the output, wrapped, and counted', async t => {
+  const o = { deletedPercent: 30, someFilesFail: true }
+  const { adapter } = await setup(t, o)
+  const params = { _type: 'Observation,Patient', _since: '2019-06-01T00:00:00Z' }
+  const job = fakeJob('system', params)
+  await adapter.run(job.ctx)
+  const expected = expectedRecords({ ...SIM, ...o }, { level: 'system', ...params })
+  sameRecords(t, job.records(), expected, 'output, then deleted, then error')
+  const kinds = job.records().map(r => (JSON.parse(r) as { manifestArray?: string }).manifestArray ?? 'output')
+  t.same(kinds, [...kinds].sort((a, b) => ['output', 'deleted', 'error'].indexOf(a) - ['output', 'deleted', 'error'].indexOf(b)), 'in array order')
+  const counts = { output: kinds.filter(k => k === 'output').length, deleted: kinds.filter(k => k === 'deleted').length, error: kinds.filter(k => k === 'error').length }
+  t.ok(counts.deleted > 0 && counts.error > 0)
+  t.match(job.upstreamInfo, { records: counts })
+  const deleted = JSON.parse(job.records()[counts.output] as string)
+  t.match(deleted, { manifestArray: 'deleted', type: 'Bundle', resource: { resourceType: 'Bundle', entry: [{ request: { method: 'DELETE' } }] } })
+})
+
+t.test('a resumed job downloads no file it already stored', async t => {
+  const { state, adapter } = await setup(t)
+  const pages = new Map<number, readonly string[]>()
+  const first = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' }, { pages, afterCheckpoint: (_cp, at) => { if (at.page === 2) throw new Error('crash') } })
+  await t.rejects(adapter.run(first.ctx), /crash/)
+  t.equal(state.stats.downloads, 2)
+  const second = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' }, { pages, checkpoint: first.checkpoints.at(-1) as FhirCheckpoint })
+  await adapter.run(second.ctx)
+  sameRecords(t, second.records(), want(), 'resumed')
+  t.equal(state.stats.downloads, 4, 'files 1 and 2 were not read again')
+  t.same(Object.values(state.stats.downloadsByFile), [1, 1, 1, 1], 'each file downloaded once')
+  t.equal(state.stats.kickOffs, 1)
+})
+
+t.test('a cancelled job DELETEs its export', async t => {
+  const { state, adapter } = await setup(t, { pollsBeforeReady: 1000, retryAfterSeconds: 0.01 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  const run = adapter.run(job.ctx)
+  while (state.stats.statusPolls < 2) await new Promise(resolve => setTimeout(resolve, 5))
+  job.controller.abort(new JobCancelledError('cancelled'))
+  await t.rejects(run, JobCancelledError)
+  t.equal(state.stats.cancels, 1)
+  t.equal([...state.exports.values()][0]?.state, 'cancelled')
+})
+
+t.test('an export in progress past FHIR_EXPORT_TIMEOUT_SECONDS fails with upstream_timeout and is deleted', async t => {
+  const { state, adapter } = await setup(t, { pollsBeforeReady: 1000 }, { exportTimeoutMs: 60 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  await t.rejects(adapter.run(job.ctx), { code: 'upstream_timeout' })
+  t.equal(state.stats.cancels, 1)
+})

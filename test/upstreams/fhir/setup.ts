@@ -1,0 +1,26 @@
+/** What the FHIR adapter tests share: a simulator, a client with tiny backoffs, and an adapter with tiny waits. */
+import type { Test } from 'tap'
+import { UpstreamClient } from '../../../src/upstreams/http.js'
+import { fhirAdapter, type FhirSettings } from '../../../src/upstreams/fhir/adapter.js'
+import { startFhirSimulator, type FhirSimulatorOptions } from '../../../src/upstreams/fhir/simulator/index.js'
+
+/** Small data: 12 patients, files of 10 resources, one "in progress" poll. */
+export const SIM: FhirSimulatorOptions = { seed: 3, pollsBeforeReady: 1, pageSize: 10, throttleBlockMs: 30 }
+
+export async function setup (t: Test, sim: FhirSimulatorOptions = {}, settings: Partial<FhirSettings> = {}) {
+  const simulator = await startFhirSimulator({ ...SIM, ...sim })
+  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
+  t.teardown(async () => {
+    await client.close()
+    await simulator.close()
+  })
+  const base: FhirSettings = { baseUrl: simulator.url, auth: null, minWaitMs: 2, maxWaitMs: 20, maxRestarts: 3, exportTimeoutMs: 60_000 }
+  const adapter = fhirAdapter({ ...base, ...settings }, client)
+  return { simulator, state: simulator.state, adapter, client, settings: { ...base, ...settings } }
+}
+
+/** Exact text equality of two record lists, without a slow deep diff. */
+export function sameRecords (t: Test, got: readonly string[], want: readonly string[], message: string): void {
+  t.equal(got.length, want.length, `${message}: ${want.length} records`)
+  t.equal(got.findIndex((r, i) => r !== want[i]), -1, `${message}: same text, same order`)
+}
