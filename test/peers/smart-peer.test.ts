@@ -285,8 +285,9 @@ if (requirePeer(t)) {
     const job = await submit(gw, 'system', { _type: 'Patient' })
     const done = await waitForJob(gw, job.id, { timeoutMs: 300_000 })
     t.equal(done.status, 'failed')
-    // docs/API.md, job error codes: a final 404 or 410 is upstream_not_found, whichever upstream sent it.
-    t.match(done.error, { code: 'upstream_not_found', upstreamStatus: 410 })
+    // docs/API.md (fhir): files that keep expiring fail the job with upstream_failed once the restarts are spent,
+    // with the status that said so.
+    t.match(done.error, { code: 'upstream_failed', upstreamStatus: 410, message: /files expired \(410\)/ })
     const kickOffs = peer.accessLog.filter(line => kickOffLine.test(line))
     const expired = peer.accessLog.filter(line => expiredLine.test(line))
     t.ok(kickOffs.length >= 2, `the export was started again (${kickOffs.length} kick-offs)`)

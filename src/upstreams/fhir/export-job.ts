@@ -74,10 +74,12 @@ async function exportLoop (
     state.cp = cp
     await ctx.saveCheckpoint(cp)
   }
-  const restart = async (why: string): Promise<void> => {
+  /** The export is gone (`status`: the 404 or 410 that said so): run it again, or fail once that is exhausted. */
+  const restart = async (why: string, status: number): Promise<void> => {
     const cp = state.cp
     if (cp.restarts >= o.maxRestarts) {
-      throw new UpstreamError('upstream_failed', `the FHIR export ${why} ${cp.restarts + 1} time(s); the gateway started it again ${cp.restarts} time(s) (FHIR_MAX_EXPORT_RESTARTS)`)
+      const message = `the FHIR export ${why} ${cp.restarts + 1} time(s); the gateway started it again ${cp.restarts} time(s) (FHIR_MAX_EXPORT_RESTARTS)`
+      throw new UpstreamError('upstream_failed', message, status)
     }
     io.log.info({ restarts: cp.restarts + 1, why }, 'fhir export started again')
     await save({ ...cp, statusUrl: null, kickedOffAt: null, restarts: cp.restarts + 1 })
@@ -91,7 +93,7 @@ async function exportLoop (
     }
     if (cp.manifestOf !== cp.statusUrl || cp.manifest === null) {
       const manifest = await waitForManifest(api, io, cp, o)
-      if (manifest === 'gone') { await restart('vanished (its status URL answered 404)'); continue }
+      if (manifest === 'gone') { await restart('vanished (its status URL answered 404)', 404); continue }
       const old = cp.manifest
       const started = cp.file > 0 || cp.line > 0
       if (old !== null && started && !sameLayout(old, manifest, cp.file)) {
@@ -104,12 +106,13 @@ async function exportLoop (
       cp = state.cp
     }
     const files = (cp.manifest as Manifest).files
-    let expired = false
-    while (state.cp.file < files.length && !expired) {
+    let expired: 404 | 410 | null = null
+    while (state.cp.file < files.length && expired === null) {
       const percent = Math.min(99, Math.floor(100 * state.cp.file / files.length))
       for (let attempt = 1; ; attempt++) {
         try {
-          expired = await readFile({ ctx, api, io, maxRecordBytes: o.maxRecordBytes, maxPageBytes: o.maxPageBytes }, state, percent) === 'expired'
+          const read = await readFile({ ctx, api, io, maxRecordBytes: o.maxRecordBytes, maxPageBytes: o.maxPageBytes }, state, percent)
+          if (read !== 'stored') expired = read.expired
           break
         } catch (err) {
           const broken = err instanceof UpstreamError && (err.code === 'upstream_unavailable' || err.code === 'upstream_timeout')
@@ -118,7 +121,7 @@ async function exportLoop (
         }
       }
     }
-    if (expired) { await restart('files expired (404/410)'); continue }
+    if (expired !== null) { await restart(`files expired (${expired})`, expired); continue }
     break
   }
   const cp = state.cp

@@ -19,8 +19,8 @@ import { outcomeError } from './outcome.js'
 /** Records per stored page. */
 export const PAGE_RECORDS = 1000
 
-/** How a file read ended: all of it stored, or the server no longer has it (404/410: the export expired). */
-export type FileRead = 'stored' | 'expired'
+/** How a file read ended: all of it stored, or the server no longer has it (its 404 or 410: the export expired). */
+export type FileRead = 'stored' | { expired: 404 | 410 }
 
 /** Errors of a body cut off mid-way (the network's, or a gzip stream that ends early): the file is read again. */
 const BROKEN = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT',
@@ -81,7 +81,7 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
   }, d.io)
   if ('refused' in opened) {
     const status = opened.refused.status
-    if (status === 404 || status === 410) return 'expired'
+    if (status === 404 || status === 410) return { expired: status }
     throw outcomeError(`fhir GET ${what}`, status, opened.refused.body)
   }
   const lines = new NdjsonLines(what, d.maxRecordBytes)

@@ -46,14 +46,14 @@ t.test('a file expiring mid-export starts a new export that goes on from the fil
 t.test('every download expiring (file_expired) fails after FHIR_MAX_EXPORT_RESTARTS restarts with upstream_failed', async t => {
   const { state, adapter } = await setup(t, { fileExpired: true }, { maxRestarts: 2 })
   const job = fakeJob('system', { _type: 'Observation' })
-  await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', message: /files expired .*3 time\(s\).*2 time\(s\)/ })
+  await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', upstreamStatus: 410, message: /files expired \(410\) 3 time\(s\).*2 time\(s\)/ })
   t.equal(state.stats.kickOffs, 3)
 })
 
 t.test('a status URL answering 404 (the export vanished) starts a new export, bounded', async t => {
   const { state, adapter } = await setup(t, { exportTtlMs: 0 }, { maxRestarts: 1 })
   const job = fakeJob('system', { _type: 'Observation' })
-  await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', message: /vanished/ })
+  await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', upstreamStatus: 404, message: /vanished/ })
   t.equal(state.stats.kickOffs, 2)
 })
 
