@@ -10,7 +10,7 @@
  * - page: a numbered batch of results that an adapter saves at once. Saving a page again is harmless.
  * - checkpoint: the adapter's own JSON state, saved with each page and handed back when a job resumes.
  * - result: one record of a job, kept as the upstream's JSON text, ordered by (page, position).
- * - upstream: a remote system the gateway talks to (drchrono, cliniko, clinia, ocl, metriport).
+ * - upstream: a remote system the gateway talks to (drchrono, cliniko, clinia, ocl, metriport, fhir).
  * - adapter: the module that maps a job onto one upstream's protocol. It never touches the database,
  *   Fastify or another adapter: it talks to its upstream through the shared client and to the engine
  *   through its {@link JobContext}.

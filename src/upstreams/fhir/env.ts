@@ -6,6 +6,9 @@ import { parseSigningKey } from './jwk.js'
 
 const optionalSecret = optionalEnv(z.string().min(1))
 
+/** The scope asked for when FHIR_SCOPE is unset: read access to every resource type, SMART v1 syntax. */
+export const DEFAULT_SCOPE = 'system/*.read'
+
 export const fhirEnv = z.object({
   FHIR_BASE_URL: optionalEnv(z.url({ protocol: /^https?$/ }))
     .describe('FHIR server base URL (the [base] of [base]/$export); unset = the FHIR upstream is not configured'),
@@ -15,7 +18,7 @@ export const fhirEnv = z.object({
     .describe('The private JWK (JSON, RS384 or ES384, with "kid") that signs the client assertions; required with FHIR_CLIENT_ID'),
   FHIR_TOKEN_URL: optionalEnv(z.url({ protocol: /^https?$/ }))
     .describe('The token endpoint; unset = discovered from [base]/.well-known/smart-configuration'),
-  FHIR_SCOPE: z.string().min(1).default('system/*.read')
+  FHIR_SCOPE: z.string().min(1).default(DEFAULT_SCOPE)
     .describe('The scope asked for with each token'),
   FHIR_MIN_RETRY_AFTER_SECONDS: z.coerce.number().positive().max(60).default(DEFAULT_FHIR_TUNING.minWaitMs / 1000)
     .describe('Shortest wait between status polls, whatever Retry-After says'),

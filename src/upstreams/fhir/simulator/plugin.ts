@@ -1,5 +1,5 @@
 /**
- * A strict FHIR Bulk Data server over real HTTP, after the SMART reference server (shared/peers/README.md): the
+ * A strict FHIR Bulk Data server over real HTTP, after the SMART reference server (docs/UPSTREAMS.md, FHIR Bulk Data): the
  * gateway serves it in sandbox mode, tests start it alone with {@link startFhirSimulator}. Kick-off wants exactly
  * `Accept: application/fhir+json` and `Prefer: respond-async`; status answers 202 with X-Progress and Retry-After,
  * then the manifest; files are NDJSON (gzip when asked); DELETE cancels. Every quirk is a setting (state.ts).

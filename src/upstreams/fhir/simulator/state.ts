@@ -1,6 +1,6 @@
 /**
  * The FHIR simulator's mutable side: exports (building → ready, or cancelled / expired), the tokens it issued,
- * counters, and a setting for each quirk of the SMART reference server (shared/peers/README.md) so tests can put
+ * counters, and a setting for each quirk of the SMART reference server (docs/UPSTREAMS.md, FHIR Bulk Data) so tests can put
  * the adapter through every one.
  */
 import { randomBytes } from 'node:crypto'
