@@ -1,7 +1,8 @@
 /**
  * Swagger UI in a real browser: Debian's Chromium, headless, opens the gateway's /docs in sandbox mode,
  * authorizes with a client key through the "Authorize" dialog, runs "Try it out" on POST /jobs with the
- * document's worked example, and the job it starts exists for that client and completes. The browser may only
+ * document's worked example, and the job it starts exists for that client and completes; then a newcomer's FHIR
+ * export (the fhir example edited to `_type=Patient`) runs to completion the same way. The browser may only
  * talk to the gateway on loopback: Swagger UI's assets and the OpenAPI document are served under /docs.
  */
 import { stat } from 'node:fs/promises'
@@ -99,6 +100,27 @@ t.test('Swagger UI authorizes, tries out POST /jobs with the worked example, and
   t.equal((await gw.request(`/jobs/${job.id}`, { key: clientKeys.beta })).status, 404, 'another client cannot see it')
   const done = await waitForJob(gw, job.id, { timeoutMs: waitMs })
   t.equal(done.status, 'completed', `the job completes${done.error != null ? `: ${JSON.stringify(done.error)}` : ''}`)
+
+  // A newcomer's FHIR export (issue 12): the fhir system example picked, its params edited to one type, executed;
+  // the job runs the sandbox's SMART Backend Services flow and export against the built-in simulator.
+  await picker.selectOption('fhir_system')
+  const fhirBody = { upstream: 'fhir', resource: 'system', params: { _type: 'Patient' } }
+  await body.fill(JSON.stringify(fhirBody, null, 2))
+  await operation.locator('.btn.execute').click()
+  await t.resolves(async () => {
+    for (;;) {
+      const text = await live.locator('.response-col_description .microlight, .response-col_description pre').first().innerText()
+      try { if (JSON.parse(text).upstream === 'fhir') return } catch {}
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }, 'the panel shows the FHIR job')
+  t.equal((await status.first().innerText()).trim(), '202', 'POST /jobs answered 202 for the FHIR export')
+  const fhirJob = JSON.parse((await live.locator('.response-col_description .microlight, .response-col_description pre').first().innerText()).trim())
+  t.match(fhirJob, fhirBody, 'the job is the edited body')
+  const fhirDone = await waitForJob(gw, fhirJob.id, { timeoutMs: waitMs })
+  t.equal(fhirDone.status, 'completed', `the FHIR export completes${fhirDone.error != null ? `: ${JSON.stringify(fhirDone.error)}` : ''}`)
+  t.ok(fhirDone.progress.records > 0, `with the simulator's patients (${fhirDone.progress.records})`)
+  await page.screenshot({ path: join(t.testdir(), 'swagger-ui-fhir-export.png'), fullPage: true })
 
   t.same(offLoopback, [], 'the browser made no request off loopback')
   t.same(failed, [], 'no request failed')
