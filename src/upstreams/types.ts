@@ -42,6 +42,18 @@ export interface ResourceSpec {
 }
 
 /**
+ * The resources of an upstream whose every resource is a read described by its params schema, a sentence and an
+ * example (DrChrono, OCL, FHIR): one entry per schema.
+ */
+export function readResources<R extends string> (
+  params: Record<R, z.ZodObject>, descriptions: Record<R, string>, examples: Partial<Record<R, Record<string, unknown>>>
+): Record<R, ResourceSpec> {
+  const entries = (Object.entries(params) as Array<[R, z.ZodObject]>).map(([resource, schema]) =>
+    [resource, { description: descriptions[resource], params: schema, example: examples[resource] ?? {} }])
+  return Object.fromEntries(entries) as Record<R, ResourceSpec>
+}
+
+/**
  * A sandbox simulator's secrets (API keys, tokens, webhook keys) by the names its upstream gives them: drawn at
  * random for each process, given to the simulator and to the adapter's sandbox settings, and to nobody else.
  */

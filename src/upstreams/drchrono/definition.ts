@@ -1,6 +1,6 @@
 /** DrChrono: read jobs over its asynchronous bulk-list endpoints (POST a page, poll its uuid). */
 import type { FastifyPluginAsync } from 'fastify'
-import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
+import { readResources, type SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { drchronoAdapter, type DrchronoSettings } from './adapter.js'
 import { drchronoParams, type DrchronoResource } from './params.js'
 import { drchronoSimulator } from './simulator/index.js'
@@ -42,11 +42,7 @@ export const drchrono: UpstreamDefinition<DrchronoEnv, DrchronoSettings, Drchron
   title: 'DrChrono',
   secretHeaders: [],
   description: 'DrChrono EHR bulk lists: each page is generated asynchronously by DrChrono (POST, then poll its uuid).',
-  resources: Object.fromEntries(Object.entries(drchronoParams).map(([resource, params]) => [resource, {
-    description: DESCRIPTIONS[resource as DrchronoResource],
-    params,
-    example: EXAMPLES[resource as DrchronoResource] ?? {},
-  }])),
+  resources: readResources(drchronoParams, DESCRIPTIONS, EXAMPLES),
   env: drchronoEnv,
   settingsFromEnv: drchronoSettingsFromEnv,
   simulator: {

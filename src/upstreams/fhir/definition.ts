@@ -1,6 +1,6 @@
 /** FHIR Bulk Data Access (`$export`): system, Patient and Group exports from any server that implements the IG. */
 import type { FastifyPluginAsync } from 'fastify'
-import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
+import { readResources, type SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { fhirAdapter, type FhirSettings } from './adapter.js'
 import { DEFAULT_SCOPE, fhirEnv, fhirSettingsFromEnv, type FhirEnv } from './env.js'
 import { parseSigningKey } from './jwk.js'
@@ -47,11 +47,7 @@ export const fhir: UpstreamDefinition<FhirEnv, FhirSettings, FhirSecret> = {
   title: 'FHIR Bulk Data',
   secretHeaders: [],
   description: 'A FHIR server\'s Bulk Data `$export` (HL7 Bulk Data Access IG v2), with SMART Backend Services authorization when configured.',
-  resources: Object.fromEntries(Object.entries(fhirParams).map(([resource, params]) => [resource, {
-    description: DESCRIPTIONS[resource as FhirResource],
-    params,
-    example: EXAMPLES[resource as FhirResource],
-  }])),
+  resources: readResources(fhirParams, DESCRIPTIONS, EXAMPLES),
   env: fhirEnv,
   settingsFromEnv: fhirSettingsFromEnv,
   simulator: {

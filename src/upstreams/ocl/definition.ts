@@ -1,6 +1,6 @@
 /** OCL (Open Concept Lab): source version exports and incremental concept/mapping lists. */
 import type { FastifyPluginAsync } from 'fastify'
-import type { SimulatorMountOptions, UpstreamDefinition } from '../types.js'
+import { readResources, type SimulatorMountOptions, UpstreamDefinition } from '../types.js'
 import { oclAdapter, type OclSettings } from './adapter.js'
 import { oclParams, type OclResource } from './params.js'
 import { oclSimulator } from './simulator/index.js'
@@ -29,11 +29,7 @@ export const ocl: UpstreamDefinition<OclEnv, OclSettings, 'token'> = {
   title: 'OCL',
   secretHeaders: [],
   description: 'Open Concept Lab terminology server: source version exports (a zip of export.json) and incremental concept and mapping lists.',
-  resources: Object.fromEntries(Object.entries(oclParams).map(([resource, params]) => [resource, {
-    description: DESCRIPTIONS[resource as OclResource],
-    params,
-    example: EXAMPLES[resource as OclResource],
-  }])),
+  resources: readResources(oclParams, DESCRIPTIONS, EXAMPLES),
   env: oclEnv,
   settingsFromEnv: oclSettingsFromEnv,
   simulator: {
