@@ -4,7 +4,8 @@
  * Prints the table and writes bench/results.json. The README's "Performance" section says what each line means.
  *
  * Settings (environment): BENCH_DRCHRONO_CONCURRENCY (10), BENCH_RECORDS (1000000), BENCH_LOAD_SECONDS (8),
- * BENCH_ONLY (comma-separated: drchrono, cliniko, bulk, readers, sweep, post; or api: target 4 alone, on a small job, not part of the default).
+ * BENCH_ONLY (comma-separated: drchrono, cliniko, bulk, readers, sweep, post, fhir; or api: target 4 alone, on a small job, not part of the default).
+ * fhir needs the shared peers/ folder (test/helpers/smart-peer-process.ts says where); without it line 10 reads "not measured".
  */
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -15,6 +16,7 @@ import { apiOverheadAlone } from './scenarios/api-overhead.js'
 import { bulkJob } from './scenarios/bulk-job.js'
 import { clinikoTwoReplicas, clinikoUnderRateLimit } from './scenarios/cliniko-rate-limit.js'
 import { drchronoEndToEnd } from './scenarios/drchrono-end-to-end.js'
+import { fhirExport } from './scenarios/fhir-export.js'
 import { maxPost } from './scenarios/max-post.js'
 import { slowReaders } from './scenarios/slow-readers.js'
 import { sweepAtScale } from './scenarios/sweep.js'
@@ -32,7 +34,7 @@ const settings = {
   records: integer('BENCH_RECORDS', 1_000_000, 1000, 1_000_000),
   loadSeconds: integer('BENCH_LOAD_SECONDS', 8, 1, 120),
 }
-const only = new Set((process.env.BENCH_ONLY ?? 'drchrono,cliniko,bulk,readers,sweep,post').split(',').map(s => s.trim()).filter(Boolean))
+const only = new Set((process.env.BENCH_ONLY ?? 'drchrono,cliniko,bulk,readers,sweep,post,fhir').split(',').map(s => s.trim()).filter(Boolean))
 const started = performance.now()
 const log = (message: string): void => {
   process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${message}\n`)
@@ -60,6 +62,7 @@ try {
     ['readers', () => slowReaders(db.url, log), [['7', 'Memory, slow NDJSON readers', '≤ 6 × 4 × (batch cap + record) + 32 MB']]],
     ['sweep', () => sweepAtScale(db.url, { historicJobs: 1_000_000, liveRows: 1_000_000 }, log), [['8', 'Sweep with 1M historic jobs, 1M live rows', '≤ 1.5× empty history']]],
     ['post', () => maxPost(db.url, log), [['9a', 'GET /health/live during the max POST /jobs', 'p99 ≤ 10× idle, loop delay ≤ 200 ms'], ['9b', 'max POST /jobs (100,000 Clinia operations)', '202']]],
+    ['fhir', () => fhirExport(db.url, log), [['10', 'FHIR system export of the SMART server (m=70)', '≤ 1.2× plain client; peak RSS < 250 MB']]],
     // Line 4 alone, for work on it (bulk measures it too, on its million-record job).
     ['api', () => apiOverheadAlone(db.url, { loadSeconds: settings.loadSeconds }, log), [['4', 'API overhead', '≥ 30%']]],
   ]

@@ -88,8 +88,8 @@ export function retryAfterMs (value: string | null, now = Date.now()): number | 
   return Number.isNaN(date) ? undefined : date - now
 }
 
-/** Runs an export to its end and downloads every file. */
-export async function plainExport (req: PlainExportRequest): Promise<PlainExportResult> {
+/** Kick-off, then status polls at the server's Retry-After until the manifest; counts the polls. */
+async function runToManifest (req: PlainExportRequest): Promise<{ statusUrl: string, manifest: PlainManifest, polls: number }> {
   const auth: Record<string, string> = req.token === undefined ? {} : { authorization: `Bearer ${req.token}` }
   const kicked = await kickOff(req)
   const kickedBody = await kicked.text()
@@ -97,20 +97,23 @@ export async function plainExport (req: PlainExportRequest): Promise<PlainExport
   if (kicked.status !== 202 || statusUrl === null) throw new PlainClientError(`kick-off ${kickOffUrl(req)}`, kicked.status, kickedBody)
 
   const deadline = Date.now() + (req.timeoutMs ?? 120_000)
-  let manifest: PlainManifest | undefined
-  while (manifest === undefined) {
+  let polls = 0
+  for (;;) {
     const res = await fetch(statusUrl, { headers: { accept: FHIR_JSON, ...auth } })
+    polls++
     const body = await res.text()
-    if (res.status === 200) {
-      manifest = JSON.parse(body) as PlainManifest
-    } else if (res.status === 202) {
-      if (Date.now() > deadline) throw new PlainClientError(`status ${statusUrl} still in progress after the deadline`, res.status, body)
-      const wait = retryAfterMs(res.headers.get('retry-after')) ?? 1000
-      await new Promise(resolve => setTimeout(resolve, Math.min(Math.max(wait, 100), req.maxPollMs ?? 2000)))
-    } else {
-      throw new PlainClientError(`status ${statusUrl}`, res.status, body)
-    }
+    if (res.status === 200) return { statusUrl, manifest: JSON.parse(body) as PlainManifest, polls }
+    if (res.status !== 202) throw new PlainClientError(`status ${statusUrl}`, res.status, body)
+    if (Date.now() > deadline) throw new PlainClientError(`status ${statusUrl} still in progress after the deadline`, res.status, body)
+    const wait = retryAfterMs(res.headers.get('retry-after')) ?? 1000
+    await new Promise(resolve => setTimeout(resolve, Math.min(Math.max(wait, 100), req.maxPollMs ?? 2000)))
   }
+}
+
+/** Runs an export to its end and downloads every file. */
+export async function plainExport (req: PlainExportRequest): Promise<PlainExportResult> {
+  const auth: Record<string, string> = req.token === undefined ? {} : { authorization: `Bearer ${req.token}` }
+  const { statusUrl, manifest } = await runToManifest(req)
 
   const download = async (entries: PlainManifest['output'] | undefined): Promise<string[]> => {
     const lines: string[] = []
@@ -130,6 +133,53 @@ export async function plainExport (req: PlainExportRequest): Promise<PlainExport
     deleted: await download(manifest.deleted),
     error: await download(manifest.error),
   }
+}
+
+/** What {@link plainExportCounted} saw: the manifest and how much the `output` files held. */
+export interface PlainCountedResult {
+  statusUrl: string
+  manifest: PlainManifest
+  /** Status requests sent, the last (200) included. */
+  polls: number
+  /** performance.now() when the manifest was in hand, and when the last byte of the last file was. */
+  manifestAt: number
+  doneAt: number
+  /** Records (non-empty lines) and decoded bytes of every `output` file. */
+  records: number
+  bytes: number
+}
+
+/**
+ * The same export as {@link plainExport}, for a large one: every `output` file is downloaded to its end, one
+ * after another, as a stream whose lines are counted and dropped. It asks for `gzip, deflate`, as a client that
+ * cares about transfer would (fetch decodes the body).
+ */
+export async function plainExportCounted (req: PlainExportRequest): Promise<PlainCountedResult> {
+  const auth: Record<string, string> = req.token === undefined ? {} : { authorization: `Bearer ${req.token}` }
+  const { statusUrl, manifest, polls } = await runToManifest(req)
+  const manifestAt = performance.now()
+  let records = 0
+  let bytes = 0
+  for (const entry of manifest.output) {
+    const headers = { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip, deflate', ...(manifest.requiresAccessToken ? auth : {}) }
+    const res = await fetch(entry.url, { headers })
+    if (res.status !== 200 || res.body === null) throw new PlainClientError(`download ${entry.url}`, res.status, await res.text())
+    // A record is a non-empty line (NDJSON has no blank lines but a trailing newline may be missing); it may span chunks.
+    let open = 0
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+      bytes += buf.length
+      let from = 0
+      for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, from)) {
+        if (open + nl - from > 0) records++
+        open = 0
+        from = nl + 1
+      }
+      open += buf.length - from
+    }
+    if (open > 0) records++
+  }
+  return { statusUrl, manifest, polls, manifestAt, doneAt: performance.now(), records, bytes }
 }
 
 /** The token endpoint a FHIR server advertises in `[base]/.well-known/smart-configuration`. */

@@ -6,52 +6,16 @@
  *
  * Where the peers folder is missing the tests skip with one line saying where to put it; under `.ci/run`
  * (BULK_GATEWAY_CI=1) they fail instead, as the Chromium and nginx tests do (programs.ts).
+ *
+ * The process itself (start, stop, access log) is `smart-peer-process.ts`, which the bench uses too.
  */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { launchPeer, peerAvailable, peersDir, type SmartPeer } from './smart-peer-process.js'
 
-/** The shared peers folder: SMART_PEER_DIR, or `../shared/peers` beside the repository. */
-export const peersDir = process.env.SMART_PEER_DIR !== undefined && process.env.SMART_PEER_DIR !== ''
-  ? resolve(process.env.SMART_PEER_DIR)
-  : fileURLToPath(new URL('../../../shared/peers', import.meta.url))
-
-const script = join(peersDir, 'smart-bulk-data-server.sh')
-
-/** The sample keys' algorithms (static/keys/<alg>.{public,private}.json in the server's folder). */
-export type PeerKeyAlg = 'RS384' | 'ES384'
-
-/** A private JWK as the peer ships it: the public members plus `d` (and the RSA CRT members). */
-export type PrivateJwk = Record<string, unknown> & { kty: string, kid: string, alg: string, d: string }
-
-export interface SmartPeer {
-  /** `http://127.0.0.1:N/fhir`: the open base. */
-  baseUrl: string
-  /** `http://127.0.0.1:N`. */
-  origin: string
-  /** Every stdout line but the ready line: the server's own start-up lines, then its access log (Apache combined). */
-  accessLog: string[]
-  /** The base with simulation options: `http://127.0.0.1:N/<base64url JSON>/fhir`. */
-  simBase (options: Record<string, unknown>): string
-  /** Registers a public JWK set at /auth/register (SMART Backend Services) and returns the client_id. */
-  register (jwks: { keys: unknown[] }, opts?: { dur?: number, err?: string }): Promise<string>
-  /** The sample public JWK set for `alg` (what `register` takes). */
-  publicKeySet (alg: PeerKeyAlg): Promise<{ keys: unknown[] }>
-  /** The sample private JWK for `alg` (the entry with `d`). */
-  privateKey (alg: PeerKeyAlg): Promise<PrivateJwk>
-  /** The access-log lines that match, waiting (up to `timeoutMs`, a hang detector) until at least `count` have come. */
-  waitForLog (pattern: RegExp, opts?: { count?: number, timeoutMs?: number }): Promise<string[]>
-}
-
-/** Whether the peers folder (its start script) is where the tests look for it. */
-export function peerAvailable (): boolean {
-  return existsSync(script)
-}
+export {
+  peerAvailable, peersDir, privateKey, publicKeySet, simSegment,
+  type PeerKeyAlg, type PrivateJwk, type SmartPeer,
+} from './smart-peer-process.js'
 
 /**
  * True when the peer can be started. Otherwise fails `t` under CI (BULK_GATEWAY_CI=1) or skips it with one line
@@ -65,110 +29,10 @@ export function requirePeer (t: Test): boolean {
   return false
 }
 
-/** base64url of the JSON of `options`: the path segment the peer reads simulation options from. */
-export function simSegment (options: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify(options)).toString('base64url')
-}
-
-/** The sample public JWK set the peer ships for `alg`: what a client registers. */
-export async function publicKeySet (alg: PeerKeyAlg): Promise<{ keys: unknown[] }> {
-  return JSON.parse(await readFile(join(peersDir, 'smart-bulk-data-server', 'static', 'keys', `${alg}.public.json`), 'utf8'))
-}
-
-/** The private half of the sample key for `alg`: the entry of `<alg>.private.json` that carries `d`. */
-export async function privateKey (alg: PeerKeyAlg): Promise<PrivateJwk> {
-  const set = JSON.parse(await readFile(join(peersDir, 'smart-bulk-data-server', 'static', 'keys', `${alg}.private.json`), 'utf8')) as { keys: Array<Record<string, unknown>> }
-  const key = set.keys.find(k => typeof k.d === 'string')
-  if (key === undefined) throw new Error(`${alg}.private.json holds no private key`)
-  return key as PrivateJwk
-}
-
 /**
- * Starts the peer (`smart-bulk-data-server.sh start`, which installs it first when needed: minutes) and stops it
- * with SIGTERM at `t`'s teardown. `readyTimeoutMs` only detects a hang; the default allows a first install.
+ * Starts the peer and stops it with SIGTERM at `t`'s teardown (registered as soon as the process exists).
+ * `readyTimeoutMs` only detects a hang; the default allows a first install.
  */
 export async function startPeer (t: Test, opts: { readyTimeoutMs?: number } = {}): Promise<SmartPeer> {
-  // Without NODE_OPTIONS: tap's process-tracking hooks put their --import there for every child (even when the env
-  // given to spawn has none), and the server's node would load its TypeScript through them, and fail. env(1) and
-  // the script exec, so the pid spawned is the server's.
-  const child = spawn('env', ['-u', 'NODE_OPTIONS', 'bash', script, 'start'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-    await exited.catch(() => {})
-    clearTimeout(killer)
-  })
-
-  // stderr is the install's progress and the server's warnings: kept for the error if it never gets ready.
-  const stderr: string[] = []
-  createInterface({ input: child.stderr! }).on('line', line => {
-    stderr.push(line)
-    if (stderr.length > 50) stderr.shift()
-  })
-  const accessLog: string[] = []
-  const waiters = new Set<() => void>()
-  const baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM')
-      reject(new Error(`the peer was not ready after ${opts.readyTimeoutMs ?? 600_000} ms:\n${stderr.join('\n')}`))
-    }, opts.readyTimeoutMs ?? 600_000)
-    // Read stdout to its end for the life of the server: it is the access log, and a full pipe would stall it.
-    createInterface({ input: child.stdout! }).on('line', line => {
-      const ready = /^ready (http\S+)$/.exec(line)
-      if (ready !== null) {
-        clearTimeout(timer)
-        resolve(ready[1]!)
-        return
-      }
-      accessLog.push(line)
-      for (const wake of waiters) wake()
-    })
-    exited.then(([code, signal]) => {
-      clearTimeout(timer)
-      reject(new Error(`the peer exited (${code ?? signal}) before it was ready:\n${stderr.join('\n')}`))
-    }, (err: unknown) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-  })
-  const origin = new URL(baseUrl).origin
-
-  return {
-    baseUrl,
-    origin,
-    accessLog,
-    simBase: options => `${origin}/${simSegment(options)}/fhir`,
-    async register (jwks, registerOpts = {}) {
-      const form = new URLSearchParams({ jwks: JSON.stringify(jwks) })
-      if (registerOpts.dur !== undefined) form.set('dur', String(registerOpts.dur))
-      if (registerOpts.err !== undefined) form.set('err', registerOpts.err)
-      const res = await fetch(`${origin}/auth/register`, { method: 'POST', body: form })
-      const text = await res.text()
-      if (res.status !== 200) throw new Error(`POST /auth/register answered ${res.status}: ${text}`)
-      return text.trim()
-    },
-    publicKeySet,
-    privateKey,
-    async waitForLog (pattern, waitOpts = {}) {
-      const count = waitOpts.count ?? 1
-      const matching = () => accessLog.filter(line => pattern.test(line))
-      if (matching().length >= count) return matching()
-      return new Promise<string[]>((resolve, reject) => {
-        const wake = () => {
-          const found = matching()
-          if (found.length < count) return
-          clearTimeout(timer)
-          waiters.delete(wake)
-          resolve(found)
-        }
-        const timer = setTimeout(() => {
-          waiters.delete(wake)
-          reject(new Error(`the peer's access log has ${matching().length} of ${count} lines matching ${pattern}`))
-        }, waitOpts.timeoutMs ?? 60_000)
-        waiters.add(wake)
-      })
-    },
-  }
+  return launchPeer({ ...opts, onSpawn: stop => t.teardown(stop) })
 }
