@@ -27,7 +27,8 @@ const HANG_AFTER_MS = 90_000
 
 /** The gateway's API and database, with the engine's Worker running jobs through a short-timeout client. */
 async function campaignGateway (t: Test, registry: Registry, only: readonly string[], env: Record<string, string>) {
-  const gw = await startGateway(t, { registry, env: { ...env, RATE_LIMIT_MAX: '0' }, startWorkers: false, logLevel: 'warn' })
+  // Every upstream's jobs at once, for one client: more than MAX_ACTIVE_JOBS_PER_CLIENT's default allows.
+  const gw = await startGateway(t, { registry, env: { ...env, RATE_LIMIT_MAX: '0', MAX_ACTIVE_JOBS_PER_CLIENT: '0' }, startWorkers: false, logLevel: 'warn' })
   const client = new UpstreamClient({ timeoutMs: TIMEOUT_MS, baseDelayMs: 20, maxDelayMs: 250 })
   const adapters = new Map<string, UpstreamAdapter>(registry.upstreams.filter(u => only.includes(u.name)).map(u =>
     [u.name, u.createAdapter(gw.app.upstreams.settingsFor(u.name), client, gw.app.upstreams.services)]))
