@@ -86,6 +86,7 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
   }
   const lines = new NdjsonLines(what, d.maxRecordBytes)
   let at = cp
+  /** Lines of the file skipped or put in a batch: a flush saves it as the lines stored, so it never counts a line not yet in the batch. */
   let seen = 0
   let batch: Buffer[] = []
   let bytes = 0
@@ -102,11 +103,16 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
   }
   const take = async (found: Buffer[]): Promise<void> => {
     for (const line of found) {
-      if (++seen <= cp.line) continue // stored by an earlier attempt
+      if (seen < cp.line) { // stored by an earlier attempt
+        seen++
+        continue
+      }
       const record = wrapEntry(file, line)
+      // The page is full without this line: it is saved first, and the line opens the next one.
       if (batch.length > 0 && bytes + record.length > d.maxPageBytes) await flush(false)
       batch.push(record)
       bytes += record.length
+      seen++
       if (batch.length === PAGE_RECORDS) await flush(false)
     }
   }

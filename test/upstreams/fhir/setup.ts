@@ -1,15 +1,15 @@
 /** What the FHIR adapter tests share: a simulator, a client with tiny backoffs, and an adapter with tiny waits. */
 import type { Test } from 'tap'
-import { UpstreamClient } from '../../../src/upstreams/http.js'
+import { UpstreamClient, type UpstreamClientOptions } from '../../../src/upstreams/http.js'
 import { fhirAdapter, type FhirSettings } from '../../../src/upstreams/fhir/adapter.js'
 import { startFhirSimulator, type FhirSimulatorOptions } from '../../../src/upstreams/fhir/simulator/index.js'
 
 /** Small data: 12 patients, files of 10 resources, one "in progress" poll. */
 export const SIM: FhirSimulatorOptions = { seed: 3, pollsBeforeReady: 1, pageSize: 10, throttleBlockMs: 30 }
 
-export async function setup (t: Test, sim: FhirSimulatorOptions = {}, settings: Partial<FhirSettings> = {}) {
+export async function setup (t: Test, sim: FhirSimulatorOptions = {}, settings: Partial<FhirSettings> = {}, clientOptions: UpstreamClientOptions = {}) {
   const simulator = await startFhirSimulator({ ...SIM, ...sim })
-  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
+  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10, ...clientOptions })
   t.teardown(async () => {
     await client.close()
     await simulator.close()
