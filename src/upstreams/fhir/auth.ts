@@ -62,7 +62,15 @@ export class SmartAuth {
   async header (signal: AbortSignal): Promise<string> {
     const cached = this.#token
     if (cached !== null && this.now() < cached.renewAt) return cached.header
-    this.#pending ??= this.#fetch().finally(() => { this.#pending = null })
+    // A job that has already given up starts nothing.
+    signal.throwIfAborted()
+    if (this.#pending === null) {
+      const pending = this.#fetch().finally(() => { this.#pending = null })
+      // Observed here, whoever waits for it: a job that stops waiting (aborted) must not leave its failure unhandled,
+      // which would end the process. The jobs still waiting get the rejection from `pending` itself.
+      pending.catch(() => {})
+      this.#pending = pending
+    }
     return (await untilAborted(this.#pending, signal)).header
   }
 

@@ -1,6 +1,7 @@
 /** SMART Backend Services against the simulator's token endpoint: keys, token caching across jobs, refusals. */
 import { generateKeyPair, exportJWK } from 'jose'
 import t from 'tap'
+import { SmartAuth } from '../../../src/upstreams/fhir/auth.js'
 import { parseSigningKey, type SigningKey } from '../../../src/upstreams/fhir/jwk.js'
 import { expectedRecords } from '../../../src/upstreams/fhir/simulator/index.js'
 import { fhirEnv } from '../../../src/upstreams/fhir/env.js'
@@ -78,4 +79,31 @@ t.test('FHIR_PRIVATE_KEY is checked at start-up', async t => {
   refused(JSON.stringify({ ...priv, d: 'AAAA' }), /not a valid private key/)
   refused(JSON.stringify({ ...priv, alg: 'HS256' }), /expected RS384 or ES384/)
   t.notOk(env({ FHIR_CLIENT_ID: 'c' }).success, 'a client id without a key')
+})
+
+t.test('a token asked for with an aborted signal starts no request, and a failing shared one is never an unhandled rejection', async t => {
+  const { pub, priv } = await keyPair('ES384', 'k4')
+  const smart = { clientId: 'c', key: parseSigningKey(JSON.stringify(priv)) as SigningKey, scope: 'system/*.read' }
+  const { state, client, settings } = await setup(t, { secure: true, clients: { c: pub } })
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+  const auth = new SmartAuth({ ...smart, tokenUrl: `${settings.baseUrl}/auth/token` }, settings.baseUrl, client)
+  state.refuseTokensNext(2)
+  const aborted = AbortSignal.abort(new Error('job cancelled'))
+  await t.rejects(auth.header(aborted), /job cancelled/)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(state.stats.tokenRequests, 0, 'the aborted ask sent nothing')
+  // A job still waiting gets the shared request's failure; one that gave up does not leave it unobserved.
+  const controller = new AbortController()
+  const waiting = auth.header(controller.signal)
+  const gaveUp = new AbortController()
+  const leaving = auth.header(gaveUp.signal)
+  gaveUp.abort(new Error('gave up'))
+  await t.rejects(leaving, /gave up/)
+  await t.rejects(waiting, { code: 'upstream_unauthorized' })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(unhandled, [], 'no unhandled rejection')
+  t.equal(state.stats.tokenRequests, 1, 'one request, shared')
 })
