@@ -74,6 +74,11 @@ export class SmartAuth {
     return (await untilAborted(this.#pending, signal)).header
   }
 
+  /** The token endpoint's origin, once configured or discovered: it may see the token it issued. */
+  get tokenOrigin (): string | null {
+    return this.#tokenUrl === null ? null : new URL(this.#tokenUrl).origin
+  }
+
   /** The server refused `header` (a 401): it is dropped, so the next request fetches a new token. */
   invalidate (header: string): void {
     if (this.#token?.header === header) this.#token = null

@@ -60,7 +60,7 @@ export async function runExport (ctx: JobContext, api: FhirApi, resource: FhirRe
 export async function cancelExport (api: FhirApi, io: JobIo, statusUrl: string): Promise<void> {
   const own: JobIo = { ...io, signal: AbortSignal.timeout(CANCEL_MS), reportWait: () => {} }
   try {
-    const res = await api.send({ method: 'DELETE', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, suppliedBy: { baseUrl: api.baseUrl }, maxAttempts: 2 }, own)
+    const res = await api.send({ method: 'DELETE', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, what: 'the FHIR export\'s status URL', suppliedBy: { baseUrl: api.baseUrl }, maxAttempts: 2 }, own)
     io.log.info({ status: res.status }, 'fhir export deleted')
   } catch (err) {
     io.log.info({ code: (err as { code?: unknown }).code }, 'fhir export could not be deleted')
@@ -160,7 +160,7 @@ async function waitForManifest (api: FhirApi, io: JobIo, cp: FhirCheckpoint, o: 
   const since = cp.kickedOffAt ?? Date.now()
   try {
     for (;;) {
-      const res = await api.send({ method: 'GET', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, suppliedBy: { baseUrl: api.baseUrl } }, io)
+      const res = await api.send({ method: 'GET', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, what: 'the FHIR export\'s status URL', suppliedBy: { baseUrl: api.baseUrl } }, io)
       if (res.status === 200) return parseManifest(res.text(), res.status)
       if (res.status === 404 || res.status === 410) return 'gone'
       if (res.status !== 202) {

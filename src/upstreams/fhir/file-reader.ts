@@ -77,6 +77,7 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
     headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip, deflate' },
     // The bearer token goes with the files only when the manifest says so: they may live in object storage.
     authorize: manifest.requiresAccessToken,
+    what: 'a file of the FHIR export',
     suppliedBy: { baseUrl: d.api.baseUrl },
   }, d.io)
   if ('refused' in opened) {

@@ -1,4 +1,6 @@
 /** What the FHIR adapter tests share: a simulator, a client with tiny backoffs, and an adapter with tiny waits. */
+import { createServer, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
 import { UpstreamClient, type UpstreamClientOptions } from '../../../src/upstreams/http.js'
 import { fhirAdapter, type FhirSettings } from '../../../src/upstreams/fhir/adapter.js'
@@ -23,4 +25,28 @@ export async function setup (t: Test, sim: FhirSimulatorOptions = {}, settings: 
 export function sameRecords (t: Test, got: readonly string[], want: readonly string[], message: string): void {
   t.equal(got.length, want.length, `${message}: ${want.length} records`)
   t.equal(got.findIndex((r, i) => r !== want[i]), -1, `${message}: same text, same order`)
+}
+
+/**
+ * A plain HTTP proxy on another loopback port (so another origin) in front of `target`: it forwards every request
+ * as it came and notes each one's path and Authorization header. `target` may be set later (a simulator that needs
+ * the proxy's URL in its settings).
+ */
+export async function startProxy (t: Test, target = '') {
+  const seen: Array<{ path: string, authorization: string | undefined }> = []
+  const server = createServer((req, res) => {
+    seen.push({ path: req.url ?? '', authorization: req.headers.authorization })
+    const to = new URL(req.url ?? '/', proxy.target)
+    const out = httpRequest(to, { method: req.method, headers: { ...req.headers, host: to.host } }, answer => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    out.on('error', () => res.destroy())
+    req.pipe(out)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address() as AddressInfo
+  t.teardown(() => new Promise<void>(resolve => { server.closeAllConnections(); server.close(() => resolve()) }))
+  const proxy = { url: `http://127.0.0.1:${address.port}`, seen, target }
+  return proxy
 }

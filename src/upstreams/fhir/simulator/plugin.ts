@@ -60,6 +60,8 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
   const state = stateOf(opts, options => new FhirSimulatorState(options))
   const prefix = app.prefix
   const base = (request: FastifyRequest): string => `${request.protocol}://${request.host}${prefix}`
+  /** The simulator's base, on another origin when a setting names one (filesAt, statusAt). */
+  const elsewhere = (request: FastifyRequest, origin: string | undefined): string => origin === undefined ? base(request) : `${origin}${prefix}`
 
   app.setNotFoundHandler((_request, reply) => outcome(reply, 404, 'Not found', 'not-found'))
   tokenEndpoint(app, state, prefix)
@@ -95,7 +97,7 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
     if (!Array.isArray(files)) return outcome(reply, 400, files.error, 'invalid')
     // The SMART server's quirk: any Authorization at kick-off makes the export secure.
     const e = state.addExport(req, files, state.options.secure === true || request.headers.authorization !== undefined)
-    return reply.code(202).header('content-location', `${base(request)}/bulkstatus/${e.id}`).send()
+    return reply.code(202).header('content-location', `${elsewhere(request, state.options.statusAt)}/bulkstatus/${e.id}`).send()
   }
   app.get('/$export', kickOff('system'))
   app.get('/Patient/$export', kickOff('patient'))
@@ -127,7 +129,7 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
     }
     e.state = 'ready'
     state.stats.manifests++
-    const byType = e.files.map((f, i) => ({ f, url: `${base(request)}/bulkfiles/${e.id}/${(i + 1) * 2}.${f.type}.ndjson` }))
+    const byType = e.files.map((f, i) => ({ f, url: `${elsewhere(request, state.options.filesAt)}/bulkfiles/${e.id}/${(i + 1) * 2}.${f.type}.ndjson` }))
     const entries = (array: string) => byType.filter(({ f }) => f.array === array).map(({ f, url }) => array === 'output' ? { type: f.type, url, count: f.lines.length } : { type: f.type, url })
     const ttl = state.options.exportTtlMs ?? 3_600_000
     return reply.code(200).header('expires', new Date(e.createdAt + ttl).toUTCString()).type('application/json').send({

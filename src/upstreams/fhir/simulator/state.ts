@@ -33,6 +33,10 @@ export interface FhirSimulatorOptions extends ExportShape {
   throttleBlockMs?: number
   /** An export is deleted this long after its kick-off (the SMART server: 60 minutes). Default: never. */
   exportTtlMs?: number
+  /** An origin (`http://127.0.0.1:N`) the manifest's file URLs name instead of the simulator's own: a test's proxy, as a file host elsewhere. */
+  filesAt?: string
+  /** The same for the kick-off's Content-Location (the status URL). */
+  statusAt?: string
   /** Exports kept; beyond it the oldest is forgotten (its status then answers 404). Default 1000. */
   maxEntries?: number
 }
