@@ -27,6 +27,18 @@ export interface ExportJobOptions {
 const FILE_ATTEMPTS = 3
 /** The wait between polls when a 202 names none. */
 const POLL_FALLBACK_MS = 5000
+/**
+ * A poll waits at least the export's age divided by this (within the bounds), whatever Retry-After says: a short
+ * export is polled as often as the server asks, a long one less and less (after 10 s at 1 s a poll, about 28 polls
+ * in the first minute, then every 6 s, …, up to FHIR_MAX_RETRY_AFTER_SECONDS). The SMART server blocks a client
+ * for 5 minutes after 60 kick-off and status requests in a minute, and its `Retry-After: 1` would make 60.
+ */
+const POLL_BACKOFF_DIVISOR = 10
+
+/** The wait before the next poll: the server's (clamped) or the export's age / 10, whichever is longer. */
+export function pollWaitMs (askedMs: number, ageMs: number, bounds: { minMs: number, maxMs: number }): number {
+  return Math.max(askedMs, Math.min(bounds.maxMs, Math.max(bounds.minMs, Math.floor(ageMs / POLL_BACKOFF_DIVISOR))))
+}
 /** A DELETE sent for a job that is ending gets this long: the job's own signal is already aborted. */
 const CANCEL_MS = 10_000
 
@@ -169,14 +181,16 @@ async function waitForManifest (api: FhirApi, io: JobIo, cp: FhirCheckpoint, o: 
         throw outcomeError('fhir export status', res.status, res.body, code)
       }
       const asked = res.headers['retry-after']
-      const wait = retryWait(asked, Date.now(), api.bounds, POLL_FALLBACK_MS)
+      const now = Date.now()
+      const wait = retryWait(asked, now, api.bounds, POLL_FALLBACK_MS)
       noteClamp(io, wait, 'status poll', asked)
-      if (Date.now() + wait.ms - since > o.exportTimeoutMs) {
+      const waitMs = pollWaitMs(wait.ms, now - since, api.bounds)
+      if (now + waitMs - since > o.exportTimeoutMs) {
         throw new UpstreamError('upstream_timeout', `the FHIR export was still in progress after ${Math.round(o.exportTimeoutMs / 1000)} s (FHIR_EXPORT_TIMEOUT_SECONDS)`, 202)
       }
       const note = progressNote(res.headers['x-progress'])
-      io.reportWait('fhir-export', { reason: `the FHIR server's export${note === null ? '' : ` (${note})`}`, until: new Date(Date.now() + wait.ms) })
-      await sleep(wait.ms, io.signal)
+      io.reportWait('fhir-export', { reason: `the FHIR server's export${note === null ? '' : ` (${note})`}`, until: new Date(now + waitMs) })
+      await sleep(waitMs, io.signal)
     }
   } finally {
     io.reportWait('fhir-export', null)

@@ -4,6 +4,7 @@ import { parseManifest, sameLayout } from '../../../src/upstreams/fhir/manifest.
 import { NdjsonLines } from '../../../src/upstreams/fhir/ndjson.js'
 import { isTransient, outcomeError, readOutcome } from '../../../src/upstreams/fhir/outcome.js'
 import { progressNote, retryWait } from '../../../src/upstreams/fhir/waits.js'
+import { pollWaitMs } from '../../../src/upstreams/fhir/export-job.js'
 
 const NOW = Date.parse('2026-12-07T12:00:00Z')
 const B = { minMs: 1000, maxMs: 60_000 }
@@ -82,4 +83,16 @@ t.test('OperationOutcome: diagnostics made safe, transient recognised, status ma
   t.match(outcomeError('x', 401, ''), { code: 'upstream_unauthorized', message: 'x answered 401' })
   t.match(outcomeError('x', 500, body), { code: 'upstream_failed' })
   t.match(outcomeError('x', 400, body, 'upstream_failed'), { code: 'upstream_failed' })
+})
+
+t.test('poll waits grow with the export\'s age: under 60 polls in any minute at the SMART server\'s Retry-After: 1', async t => {
+  t.equal(pollWaitMs(1000, 5000, B), 1000, 'a young export: as the server asks')
+  t.equal(pollWaitMs(1000, 60_000, B), 6000, 'a minute old: a tenth of its age')
+  t.equal(pollWaitMs(1000, 3_600_000, B), 60_000, 'never past the maximum')
+  t.equal(pollWaitMs(30_000, 60_000, B), 30_000, 'a longer Retry-After stands')
+  const polls: number[] = []
+  for (let at = 0; at < 3_600_000; at += pollWaitMs(1000, at, B)) polls.push(at)
+  const perMinute = (from: number) => polls.filter(p => p >= from && p < from + 60_000).length
+  t.ok(Math.max(...polls.map(perMinute)) < 40, `at most ${Math.max(...polls.map(perMinute))} polls in any minute`)
+  t.ok(polls.length < 150, `${polls.length} polls in an hour`)
 })

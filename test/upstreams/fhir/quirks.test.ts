@@ -140,3 +140,32 @@ t.test('an export in progress past FHIR_EXPORT_TIMEOUT_SECONDS fails with upstre
   await t.rejects(adapter.run(job.ctx), { code: 'upstream_timeout' })
   t.equal(state.stats.cancels, 1)
 })
+
+t.test('status polls back off as an export runs long: a low request limit on kick-off and status is never tripped', async t => {
+  // The SMART limiter (60 requests a minute, then a block with an epoch Retry-After), at a sixtieth of the time:
+  // 30 requests per second against an export that takes 3 s, polled at an advertised Retry-After of 20 ms.
+  const limiter = { requestsPerMinute: 30, limiterWindowMs: 1000, limiterBlockMs: 500 }
+  const { state, adapter } = await setup(t, { ...limiter, buildMs: 3000, pollsBeforeReady: 1, retryAfterSeconds: 0.02 }, { minWaitMs: 20, maxWaitMs: 2000 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want(), 'after a long export')
+  t.equal(state.stats.throttled, 0, `the limit was never reached (${state.stats.statusPolls} polls)`)
+  t.ok(state.stats.statusPolls < 60, 'far fewer polls than the advertised Retry-After asks for')
+})
+
+t.test('the simulator\'s request limit answers 429 with an epoch in ms, then in s, until its block ends', async t => {
+  const { simulator, state } = await setup(t, { requestsPerMinute: 2, limiterBlockMs: 60_000 })
+  const kickOff = () => fetch(`${simulator.url}/$export?_type=Patient`, { headers: { accept: 'application/fhir+json', prefer: 'respond-async' } })
+  t.equal((await kickOff()).status, 202)
+  t.equal((await kickOff()).status, 202)
+  const tripped = await kickOff()
+  t.equal(tripped.status, 429)
+  const ms = Number(tripped.headers.get('retry-after'))
+  t.ok(ms > Date.now() + 50_000 && ms < Date.now() + 61_000, 'epoch ms, the block\'s end')
+  const after = await kickOff()
+  t.equal(after.status, 429)
+  t.equal(Number(after.headers.get('retry-after')), Math.ceil(ms / 1000), 'then epoch seconds')
+  t.equal(state.stats.kickOffs, 2)
+  const file = await fetch(`${simulator.url}/bulkfiles/x/2.Patient.ndjson`)
+  t.equal(file.status, 404, 'downloads are not limited')
+})

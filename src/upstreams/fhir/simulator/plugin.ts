@@ -28,10 +28,10 @@ function outcome (reply: FastifyReply, status: number, diagnostics: string, code
 }
 
 /** Rate limit and injected faults, then the token when one is needed; false when the reply has been sent. */
-function admit (state: FhirSimulatorState, request: FastifyRequest, reply: FastifyReply, needsToken: boolean): boolean {
+function admit (state: FhirSimulatorState, request: FastifyRequest, reply: FastifyReply, needsToken: boolean, limited = false): boolean {
   const auth = request.headers.authorization
   if (auth !== undefined) state.stats.withAuthorization++
-  const through = passes(state.verdict(), {
+  const through = passes(state.verdict(limited), {
     throttle: ({ retryAfter }) => reply.code(429).header('retry-after', retryAfter).type('text/html; charset=utf-8').send('Too Many Requests. Try again later.'),
     error: status => status === 500 ? outcome(reply, 500, 'Internal server error', 'exception') : sendProxyError(reply, status),
   })
@@ -76,7 +76,7 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
   }))
 
   const kickOff = (level: ExportRequest['level']) => async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!admit(state, request, reply, state.options.secure === true)) return reply
+    if (!admit(state, request, reply, state.options.secure === true, true)) return reply
     state.stats.kickOffs++
     if (request.headers.accept !== 'application/fhir+json') {
       state.stats.badHeaders++
@@ -111,7 +111,7 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
 
   app.get('/bulkstatus/:id', async (request, reply) => {
     const e = state.liveExport((request.params as { id: string }).id)
-    if (!admit(state, request, reply, e?.secure === true)) return reply
+    if (!admit(state, request, reply, e?.secure === true, true)) return reply
     state.stats.statusPolls++
     if (found(request, reply) === undefined || e === undefined) return reply
     e.polls++
@@ -121,10 +121,10 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
       return outcome(reply, 500, 'An unknown error occurred (transient_error). Please try again.', 'transient')
     }
     const ready = state.options.pollsBeforeReady ?? 2
-    if (e.polls - transient <= ready) {
+    if (e.polls - transient <= ready || Date.now() - e.createdAt < (state.options.buildMs ?? 0)) {
       const after = retryAfter(state)
       if (after !== null) void reply.header('retry-after', after)
-      const percent = Math.floor(100 * (e.polls - transient - 1) / Math.max(1, ready))
+      const percent = Math.min(99, Math.floor(100 * (e.polls - transient - 1) / Math.max(1, ready)))
       return reply.code(202).header('x-progress', `${percent}% complete, Please wait...`).send()
     }
     e.state = 'ready'

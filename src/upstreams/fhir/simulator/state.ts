@@ -31,6 +31,16 @@ export interface FhirSimulatorOptions extends ExportShape {
   tokenSeconds?: number
   /** How long a 429 blocks, in ms (the SMART server: 5 minutes). Default 50. */
   throttleBlockMs?: number
+  /**
+   * The SMART server's limiter: more than this many kick-off and status requests within `limiterWindowMs` (default a
+   * minute) answer 429, with an absolute epoch Retry-After (ms on the request that trips it, then s), for
+   * `limiterBlockMs` (default 5 minutes). Downloads are not limited. Default: no limit.
+   */
+  requestsPerMinute?: number
+  limiterWindowMs?: number
+  limiterBlockMs?: number
+  /** An export stays "in progress" at least this long after its kick-off, however often it is polled. Default 0. */
+  buildMs?: number
   /** An export is deleted this long after its kick-off (the SMART server: 60 minutes). Default: never. */
   exportTtlMs?: number
   /** An origin (`http://127.0.0.1:N`) the manifest's file URLs name instead of the simulator's own: a test's proxy, as a file host elsewhere. */
@@ -92,6 +102,10 @@ export class FhirSimulatorState {
   readonly #throttles = new Countdown()
   #blockedUntil = 0
   #throttleBurst = 0
+  /** The limiter's requests within its window (epoch ms), and its block. */
+  #recent: number[] = []
+  #limitedUntil = 0
+  #limitedBurst = 0
   readonly #expireFiles = new Countdown()
   readonly #missingFiles = new Countdown()
   readonly #refuseTokens = new Countdown()
@@ -110,6 +124,8 @@ export class FhirSimulatorState {
     this.#faults.reset()
     this.#throttles.arm(0)
     this.#blockedUntil = 0
+    this.#recent = []
+    this.#limitedUntil = 0
     this.#expireFiles.arm(0)
     this.#missingFiles.arm(0)
     this.#refuseTokens.arm(0)
@@ -133,9 +149,30 @@ export class FhirSimulatorState {
   /** Deletes every export now, as the SMART server's sweeper does after an hour. */
   expireExports (): void { this.exports.clear() }
 
-  /** The injected fault for an API request; a 429 carries its Retry-After value. */
-  verdict (): Verdict<{ retryAfter: string }> {
+  /**
+   * The injected fault for an API request, or the limiter's 429 for a kick-off or status request (`limited`); a 429
+   * carries its Retry-After value.
+   */
+  verdict (limited = false): Verdict<{ retryAfter: string }> {
     const now = Date.now()
+    const limit = this.options.requestsPerMinute
+    if (limited && limit !== undefined) {
+      if (now >= this.#limitedUntil) {
+        const windowMs = this.options.limiterWindowMs ?? 60_000
+        this.#recent = this.#recent.filter(at => at > now - windowMs)
+        this.#recent.push(now)
+        if (this.#recent.length > limit) {
+          this.#limitedUntil = now + (this.options.limiterBlockMs ?? 300_000)
+          this.#limitedBurst = 0
+          this.#recent = []
+        }
+      }
+      if (now < this.#limitedUntil) {
+        this.stats.throttled++
+        const first = this.#limitedBurst++ === 0
+        return { kind: 'throttle', retryAfter: String(first ? this.#limitedUntil : Math.ceil(this.#limitedUntil / 1000)) }
+      }
+    }
     if (this.#throttles.take() || now < this.#blockedUntil) {
       this.stats.throttled++
       // The SMART limiter: epoch ms on the request that trips it, epoch seconds on the ones after, while blocked.
