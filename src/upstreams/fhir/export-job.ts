@@ -118,7 +118,7 @@ async function exportLoop (
       cp = state.cp
     }
     const files = (cp.manifest as Manifest).files
-    let expired: 404 | 410 | null = null
+    let expired: 403 | 404 | 410 | null = null
     while (state.cp.file < files.length && expired === null) {
       const percent = Math.min(99, Math.floor(100 * state.cp.file / files.length))
       for (let attempt = 1; ; attempt++) {

@@ -19,8 +19,11 @@ import { outcomeError } from './outcome.js'
 /** Records per stored page. */
 export const PAGE_RECORDS = 1000
 
-/** How a file read ended: all of it stored, or the server no longer has it (its 404 or 410: the export expired). */
-export type FileRead = 'stored' | { expired: 404 | 410 }
+/**
+ * How a file read ended: all of it stored, or the server no longer has it (the export expired): its 404 or 410, or
+ * the 403 with which object stores (S3, GCS, Azure) answer a signed link past its expiry.
+ */
+export type FileRead = 'stored' | { expired: 403 | 404 | 410 }
 
 /** Errors of a body cut off mid-way (the network's, or a gzip stream that ends early): the file is read again. */
 const BROKEN = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT',
@@ -83,6 +86,10 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
   if ('refused' in opened) {
     const status = opened.refused.status
     if (status === 404 || status === 410) return { expired: status }
+    // A 403 where the token plays no part (no token asked for, or a file host elsewhere) is a link that expired; on
+    // the server's own origin with its token it is a refusal of the client (upstream_unauthorized).
+    const elsewhere = new URL(file.url).origin !== new URL(d.api.baseUrl).origin
+    if (status === 403 && (elsewhere || !manifest.requiresAccessToken)) return { expired: status }
     throw outcomeError(`fhir GET ${what}`, status, opened.refused.body)
   }
   const lines = new NdjsonLines(what, d.maxRecordBytes)

@@ -169,3 +169,28 @@ t.test('the simulator\'s request limit answers 429 with an epoch in ms, then in 
   const file = await fetch(`${simulator.url}/bulkfiles/x/2.Patient.ndjson`)
   t.equal(file.status, 404, 'downloads are not limited')
 })
+
+t.test('a file answering 403 where the token plays no part (an expired signed link) starts a new export, like 410', async t => {
+  const { state, adapter } = await setup(t)
+  state.forbidFilesNext(1)
+  const job = fakeJob('system', { _type: 'Observation' })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want(), 'after one restart')
+  t.match(state.stats, { kickOffs: 2, downloadsRefused: 1 })
+  t.match(job.upstreamInfo, { restarts: 1 })
+  const { state: always, adapter: bounded } = await setup(t, {}, { maxRestarts: 1 })
+  always.forbidFilesNext(100)
+  await t.rejects(bounded.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_failed', upstreamStatus: 403, message: /files expired \(403\)/ })
+})
+
+t.test('a file answering 403 on the server\'s own origin with the token is a refusal, not an expiry', async t => {
+  const { generateKeyPair, exportJWK } = await import('jose')
+  const { parseSigningKey } = await import('../../../src/upstreams/fhir/jwk.js')
+  const { publicKey, privateKey } = await generateKeyPair('ES384', { extractable: true })
+  const key = parseSigningKey(JSON.stringify({ ...await exportJWK(privateKey), kid: 'k', alg: 'ES384' }))
+  if (typeof key === 'string') throw new Error(key)
+  const { state, adapter } = await setup(t, { secure: true, clients: { c: { ...await exportJWK(publicKey), kid: 'k', alg: 'ES384' } } }, { auth: { clientId: 'c', key, scope: 'system/*.read' } })
+  state.forbidFilesNext(1)
+  await t.rejects(adapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_unauthorized', upstreamStatus: 403 })
+  t.equal(state.stats.kickOffs, 1)
+})

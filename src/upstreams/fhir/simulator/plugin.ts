@@ -165,6 +165,10 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
       state.stats.downloadsRefused++
       return outcome(reply, 410, 'The requested file has expired; the file expired', 'expired')
     }
+    if (state.takeForbiddenFile()) {
+      state.stats.downloadsRefused++
+      return reply.code(403).type('application/xml').send('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>')
+    }
     state.countDownload(id, e.files.indexOf(f))
     const body = Readable.from(f.lines.map(line => Buffer.from(`${line}\n`)))
     void reply.code(200).type('application/fhir+ndjson')

@@ -75,7 +75,7 @@ const STATS = {
   downloads: 0,
   downloadsByFile: byKey(),
   gzipped: 0,
-  /** Downloads answered 404/410. */
+  /** Downloads answered 403/404/410. */
   downloadsRefused: 0,
   /** DELETEs of a status URL that cancelled an export. */
   cancels: 0,
@@ -108,6 +108,7 @@ export class FhirSimulatorState {
   #limitedBurst = 0
   readonly #expireFiles = new Countdown()
   readonly #missingFiles = new Countdown()
+  readonly #forbiddenFiles = new Countdown()
   readonly #refuseTokens = new Countdown()
 
   constructor (options: FhirSimulatorOptions = {}) {
@@ -128,6 +129,7 @@ export class FhirSimulatorState {
     this.#limitedUntil = 0
     this.#expireFiles.arm(0)
     this.#missingFiles.arm(0)
+    this.#forbiddenFiles.arm(0)
     this.#refuseTokens.arm(0)
   }
 
@@ -142,6 +144,8 @@ export class FhirSimulatorState {
   /** The next `n` downloads answer 410 (the file expired), or 404 with `missing`. */
   expireFilesNext (n: number): void { this.#expireFiles.arm(n) }
   missingFilesNext (n: number): void { this.#missingFiles.arm(n) }
+  /** The next `n` downloads answer 403, as an object store (S3, GCS, Azure) answers a signed link that expired. */
+  forbidFilesNext (n: number): void { this.#forbiddenFiles.arm(n) }
 
   /** The next `n` token requests are refused (401 invalid_client). */
   refuseTokensNext (n: number): void { this.#refuseTokens.arm(n) }
@@ -188,6 +192,7 @@ export class FhirSimulatorState {
 
   takeExpiredFile (): boolean { return this.options.fileExpired === true || this.#expireFiles.take() }
   takeMissingFile (): boolean { return this.#missingFiles.take() }
+  takeForbiddenFile (): boolean { return this.#forbiddenFiles.take() }
   takeTokenRefusal (): boolean { return this.#refuseTokens.take() }
 
   /** Registers a new export. */
