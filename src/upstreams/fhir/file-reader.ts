@@ -5,6 +5,7 @@
  * stored. Output lines are stored as they are; lines of `deleted` and `error` files are wrapped so a client can
  * tell them from the export's resources (docs/API.md, "FHIR Bulk Data").
  */
+import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { createGunzip, createInflate } from 'node:zlib'
 import type { JobContext } from '../../contract/adapter.js'
@@ -15,6 +16,8 @@ import type { FhirCheckpoint } from './checkpoint.js'
 import type { ManifestFile } from './manifest.js'
 import { NdjsonLines } from './ndjson.js'
 import { outcomeError } from './outcome.js'
+
+const NEWLINE = Buffer.from('\n')
 
 /** Records per stored page. */
 export const PAGE_RECORDS = 1000
@@ -96,23 +99,31 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
   let at = cp
   /** Lines of the file skipped or put in a batch: a flush saves it as the lines stored, so it never counts a line not yet in the batch. */
   let seen = 0
+  /** Of every line of the file read so far, skipped or stored: what `lineHash` is. */
+  const hash = createHash('sha256')
   let batch: Buffer[] = []
   let bytes = 0
   const flush = async (done: boolean): Promise<void> => {
     const records = { ...at.records, [file.array]: at.records[file.array] + batch.length }
     const next: FhirCheckpoint = done
-      ? { ...at, file: at.file + 1, line: 0, nextPage: at.nextPage + 1, records }
-      : { ...at, line: seen, nextPage: at.nextPage + 1, records }
+      ? { ...at, file: at.file + 1, line: 0, lineHash: null, nextPage: at.nextPage + 1, records }
+      : { ...at, line: seen, lineHash: hash.copy().digest('hex'), nextPage: at.nextPage + 1, records }
     await d.ctx.savePage(at.nextPage, batch, next, { pagesDone: at.nextPage, pagesTotal: null, percent })
     at = next
     state.cp = next
     batch = []
     bytes = 0
   }
+  /** The skipped lines must be the ones stored: a server may export other lines, or another order, when asked again. */
+  const checkStored = (): void => {
+    if (cp.lineHash === null || hash.copy().digest('hex') === cp.lineHash) return
+    throw new UpstreamError('upstream_failed', `${what} no longer starts with the ${cp.line} lines an earlier attempt stored (the export was started again, or the server changed the file); submit the job again`)
+  }
   const take = async (found: Buffer[]): Promise<void> => {
     for (const line of found) {
+      hash.update(line).update(NEWLINE)
       if (seen < cp.line) { // stored by an earlier attempt
-        seen++
+        if (++seen === cp.line) checkStored()
         continue
       }
       const record = wrapEntry(file, line)
@@ -143,7 +154,7 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
   }
   if (batch.length > 0) await flush(true)
   else {
-    at = { ...at, file: at.file + 1, line: 0 }
+    at = { ...at, file: at.file + 1, line: 0, lineHash: null }
     await d.ctx.saveCheckpoint(at, { pagesDone: at.nextPage - 1, pagesTotal: null, percent })
     state.cp = at
   }

@@ -194,3 +194,25 @@ t.test('a file answering 403 on the server\'s own origin with the token is a ref
   await t.rejects(adapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_unauthorized', upstreamStatus: 403 })
   t.equal(state.stats.kickOffs, 1)
 })
+
+t.test('a restarted export whose file being read has other lines than the ones stored fails with upstream_failed', async t => {
+  const big = { patients: 400, pageSize: 2500 }
+  for (const reorderReexports of [false, true]) {
+    const { state, adapter } = await setup(t, { ...big, reorderReexports })
+    const pages = new Map<number, readonly string[]>()
+    // The first attempt stores 1000 lines of the one file and dies; the file has expired when the next one reads it.
+    const first = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' }, { pages, afterCheckpoint: (_cp, at) => { if (at.page === 1) throw new Error('crash') } })
+    await t.rejects(adapter.run(first.ctx), /crash/)
+    const cp = first.checkpoints.at(-1) as FhirCheckpoint
+    t.match(cp, { file: 0, line: 1000, lineHash: /^[0-9a-f]{64}$/ })
+    state.expireFilesNext(1)
+    const second = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' }, { pages, checkpoint: cp })
+    if (reorderReexports) {
+      await t.rejects(adapter.run(second.ctx), { code: 'upstream_failed', message: /no longer starts with the 1000 lines/ }, 'the new export\'s lines differ')
+    } else {
+      await adapter.run(second.ctx)
+      sameRecords(t, second.records(), expectedRecords({ ...SIM, ...big }, OBS), 'the same lines: the job goes on')
+    }
+    t.equal(state.stats.kickOffs, 2)
+  }
+})

@@ -93,8 +93,9 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
     if (query._outputFormat !== undefined && !NDJSON_FORMATS.has(query._outputFormat as string)) return outcome(reply, 400, 'Only NDJSON output is supported', 'invalid')
     const one = (name: string): string | undefined => query[name] as string | undefined
     const req: ExportRequest = { level, groupId: (request.params as { groupId?: string }).groupId, _type: one('_type'), _since: one('_since'), _typeFilter: one('_typeFilter') }
-    const files = planExport(state.options, req)
-    if (!Array.isArray(files)) return outcome(reply, 400, files.error, 'invalid')
+    const planned = planExport(state.options, req)
+    if (!Array.isArray(planned)) return outcome(reply, 400, planned.error, 'invalid')
+    const files = state.options.reorderReexports === true && state.stats.kickOffs > 1 ? planned.map(f => ({ ...f, lines: [...f.lines].reverse() })) : planned
     // The SMART server's quirk: any Authorization at kick-off makes the export secure.
     const e = state.addExport(req, files, state.options.secure === true || request.headers.authorization !== undefined)
     return reply.code(202).header('content-location', `${elsewhere(request, state.options.statusAt)}/bulkstatus/${e.id}`).send()

@@ -39,6 +39,8 @@ export interface FhirSimulatorOptions extends ExportShape {
   requestsPerMinute?: number
   limiterWindowMs?: number
   limiterBlockMs?: number
+  /** Every export after the first has each file's lines in reverse order: a server whose re-export differs. */
+  reorderReexports?: boolean
   /** An export stays "in progress" at least this long after its kick-off, however often it is polled. Default 0. */
   buildMs?: number
   /** An export is deleted this long after its kick-off (the SMART server: 60 minutes). Default: never. */
