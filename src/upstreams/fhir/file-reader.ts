@@ -121,8 +121,8 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
   }
   const take = async (found: Buffer[]): Promise<void> => {
     for (const line of found) {
-      hash.update(line).update(NEWLINE)
       if (seen < cp.line) { // stored by an earlier attempt
+        hash.update(line).update(NEWLINE)
         if (++seen === cp.line) checkStored()
         continue
       }
@@ -131,6 +131,8 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
       if (batch.length > 0 && bytes + record.length > d.maxPageBytes) await flush(false)
       batch.push(record)
       bytes += record.length
+      // Counted and hashed once in the batch, never before: a flush saves both as what is stored.
+      hash.update(line).update(NEWLINE)
       seen++
       if (batch.length === PAGE_RECORDS) await flush(false)
     }
