@@ -23,7 +23,10 @@ export interface ExportJobOptions {
   maxPageBytes: number
 }
 
-/** A broken download is read again (its stored lines skipped) this many times before the job fails. */
+/**
+ * A broken download is read again (its stored lines skipped) until it breaks this many times in a row without
+ * storing a page: a long file that breaks off now and then but gets further each time is read to its end.
+ */
 const FILE_ATTEMPTS = 3
 /** The wait between polls when a 202 names none. */
 const POLL_FALLBACK_MS = 5000
@@ -122,14 +125,17 @@ async function exportLoop (
     while (state.cp.file < files.length && expired === null) {
       const percent = Math.min(99, Math.floor(100 * state.cp.file / files.length))
       for (let attempt = 1; ; attempt++) {
+        const from = state.cp
         try {
           const read = await readFile({ ctx, api, io, maxRecordBytes: o.maxRecordBytes, maxPageBytes: o.maxPageBytes }, state, percent)
           if (read !== 'stored') expired = read.expired
           break
         } catch (err) {
           const broken = err instanceof UpstreamError && (err.code === 'upstream_unavailable' || err.code === 'upstream_timeout')
+          // This try stored lines: it does not count, the next one is the first of a new series.
+          if (state.cp.file === from.file && state.cp.line > from.line) attempt = 0
           if (!broken || attempt >= FILE_ATTEMPTS || ctx.signal.aborted) throw err
-          io.log.info({ attempt, code: err.code }, 'fhir file download broke off; reading it again')
+          io.log.info({ attempt, code: err.code, line: state.cp.line }, 'fhir file download broke off; reading it again')
         }
       }
     }

@@ -216,3 +216,18 @@ t.test('a restarted export whose file being read has other lines than the ones s
     t.equal(state.stats.kickOffs, 2)
   }
 })
+
+t.test('a file that keeps breaking off but gets further each time is read to its end: only attempts without progress count', async t => {
+  // Pages of ~2 records (a 600-byte bound), and the k-th download of a file cut after 5·k lines.
+  const { state, adapter } = await setup(t, { pageSize: 100, breakEveryLines: 5 }, {}, { limits: { maxBytesInFlight: 1600, maxRecordBytes: 1000 } })
+  const job = fakeJob('system', { _type: 'Observation' })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want({ pageSize: 100 }), 'every line once')
+  t.ok(state.stats.downloads > 3, `more downloads (${state.stats.downloads}) than FHIR_ATTEMPTS, each one further`)
+  t.equal(state.stats.kickOffs, 1)
+  // Without progress the third break still fails the job.
+  const { state: stuck, adapter: stuckAdapter } = await setup(t, { pageSize: 100, breakEveryLines: 1000 }, {}, { limits: { maxBytesInFlight: 1600, maxRecordBytes: 1000 } })
+  stuck.breakDownloadsAt(1)
+  await t.rejects(stuckAdapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_unavailable' })
+  t.equal(stuck.stats.downloads, 3)
+})

@@ -9,7 +9,7 @@
  * informational only), so a wire fault meant for a JSON answer strikes the manifest, which matters.
  */
 import { Readable } from 'node:stream'
-import { createGzip } from 'node:zlib'
+import { constants, createGzip } from 'node:zlib'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { passes, sendProxyError } from '../../simulator-kit/admission.js'
 import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
@@ -171,11 +171,23 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
       return reply.code(403).type('application/xml').send('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>')
     }
     state.countDownload(id, e.files.indexOf(f))
-    const body = Readable.from(f.lines.map(line => Buffer.from(`${line}\n`)))
+    const cut = state.breakAfter(id, e.files.indexOf(f))
+    const body = Readable.from((async function * () {
+      for (const [i, line] of f.lines.entries()) {
+        if (cut !== null && i === cut) {
+          // The connection drops mid-body, once what came before it has gone out.
+          await new Promise(resolve => setTimeout(resolve, 20))
+          reply.raw.destroy()
+          return
+        }
+        yield Buffer.from(`${line}\n`)
+      }
+    })())
     void reply.code(200).type('application/fhir+ndjson')
     if (!/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) return reply.send(body)
     state.stats.gzipped++
-    return reply.header('content-encoding', 'gzip').send(body.pipe(createGzip()))
+    // A download that breaks off sends each line as it goes (flushed), so the lines before the break arrive.
+    return reply.header('content-encoding', 'gzip').send(body.pipe(createGzip(cut === null ? {} : { flush: constants.Z_SYNC_FLUSH })))
   })
 }
 

@@ -39,6 +39,8 @@ export interface FhirSimulatorOptions extends ExportShape {
   requestsPerMinute?: number
   limiterWindowMs?: number
   limiterBlockMs?: number
+  /** The k-th download of a file breaks off (the connection dropped mid-body) after k × this many lines. Default: never. */
+  breakEveryLines?: number
   /** Every export after the first has each file's lines in reverse order: a server whose re-export differs. */
   reorderReexports?: boolean
   /** An export stays "in progress" at least this long after its kick-off, however often it is polled. Default 0. */
@@ -132,6 +134,7 @@ export class FhirSimulatorState {
     this.#expireFiles.arm(0)
     this.#missingFiles.arm(0)
     this.#forbiddenFiles.arm(0)
+    this.#breakAt = null
     this.#refuseTokens.arm(0)
   }
 
@@ -222,6 +225,17 @@ export class FhirSimulatorState {
   countDownload (exportId: string, file: number): void {
     this.stats.downloads++
     countUnder(this.stats.downloadsByFile, `${exportId}:${file}`, this.maxEntries * COUNTERS_PER_ENTRY)
+  }
+
+  /** Every download from now on breaks off after `lines` lines, however often it was downloaded (no progress). */
+  breakDownloadsAt (lines: number): void { this.#breakAt = lines }
+  #breakAt: number | null = null
+
+  /** After how many lines this download of a file breaks off; null: it does not. */
+  breakAfter (exportId: string, file: number): number | null {
+    if (this.#breakAt !== null) return this.#breakAt
+    const every = this.options.breakEveryLines
+    return every === undefined ? null : every * (this.stats.downloadsByFile[`${exportId}:${file}`] ?? 1)
   }
 
   /** A new access token valid for tokenSeconds. */
