@@ -10,6 +10,7 @@ import { importJWK, SignJWT, type CryptoKey } from 'jose'
 import { untilAborted } from '../../lib/abort.js'
 import { UpstreamError } from '../../domain/errors.js'
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
+import { statusError } from '../status-codes.js'
 import type { SigningKey } from './jwk.js'
 
 /** What a SMART client is: its id and key, and what it asks for. */
@@ -115,7 +116,8 @@ export class SmartAuth {
     if (res.status === 400 || res.status === 401 || res.status === 403) {
       throw unauthorized(`the FHIR token endpoint refused the client (${res.status}${oauthError(res)}); check FHIR_CLIENT_ID, FHIR_PRIVATE_KEY and the key registered with the server`, res.status)
     }
-    if (res.status !== 200) throw unauthorized(`the FHIR token endpoint answered ${res.status}`, res.status)
+    // Not a refusal of the client but the endpoint failing or missing: the status's own code (a 404 is a wrong URL).
+    if (res.status !== 200) throw statusError(res.status, `the FHIR token endpoint answered ${res.status}`)
     let answer: { access_token?: unknown, expires_in?: unknown, token_type?: unknown }
     try {
       answer = JSON.parse(res.text()) as typeof answer

@@ -148,3 +148,15 @@ t.test('the bearer token goes only to the FHIR server\'s origin, its token endpo
     t.equal(state.stats.statusPolls, 0)
   })
 })
+
+t.test('a token endpoint failing (not refusing the client) maps by its status, not to upstream_unauthorized', async t => {
+  const { pub, priv } = await keyPair('ES384', 'k6')
+  const smart = { clientId: 'c', key: parseSigningKey(JSON.stringify(priv)) as SigningKey, scope: 'system/*.read' }
+  const { state, adapter } = await setup(t, { secure: true, clients: { c: pub } }, { auth: smart })
+  for (const [status, code] of [[501, 'upstream_failed'], [404, 'upstream_not_found'], [400, 'upstream_unauthorized'], [403, 'upstream_unauthorized']] as const) {
+    state.refuseTokensNext(1, status)
+    await t.rejects(adapter.run(fakeJob('system', { _type: 'Patient' }).ctx), { code, upstreamStatus: status, message: new RegExp(`token endpoint.*${status}`) }, String(status))
+  }
+  state.refuseTokensNext(100, 503)
+  await t.rejects(adapter.run(fakeJob('system', { _type: 'Patient' }).ctx), { code: 'upstream_unavailable', upstreamStatus: 503 }, '503 through the retries')
+})

@@ -152,8 +152,13 @@ export class FhirSimulatorState {
   /** The next `n` downloads answer 403, as an object store (S3, GCS, Azure) answers a signed link that expired. */
   forbidFilesNext (n: number): void { this.#forbiddenFiles.arm(n) }
 
-  /** The next `n` token requests are refused (401 invalid_client). */
-  refuseTokensNext (n: number): void { this.#refuseTokens.arm(n) }
+  /** The next `n` token requests are refused: 401 invalid_client, or `status` (a 5xx: server_error, as the endpoint failing). */
+  refuseTokensNext (n: number, status = 401): void {
+    this.#refuseTokens.arm(n)
+    this.#tokenRefusal = status
+  }
+
+  #tokenRefusal = 401
 
   /** Deletes every export now, as the SMART server's sweeper does after an hour. */
   expireExports (): void { this.exports.clear() }
@@ -198,7 +203,8 @@ export class FhirSimulatorState {
   takeExpiredFile (): boolean { return this.options.fileExpired === true || this.#expireFiles.take() }
   takeMissingFile (): boolean { return this.#missingFiles.take() }
   takeForbiddenFile (): boolean { return this.#forbiddenFiles.take() }
-  takeTokenRefusal (): boolean { return this.#refuseTokens.take() }
+  /** The status of the next refused token request, or null when it is not refused. */
+  takeTokenRefusal (): number | null { return this.#refuseTokens.take() ? this.#tokenRefusal : null }
 
   /** Registers a new export. */
   addExport (request: ExportRequest, files: PlannedFile[], secure: boolean): SimExport {
