@@ -108,7 +108,7 @@ async function exportLoop (
     }
     if (cp.manifestOf !== cp.statusUrl || cp.manifest === null) {
       const manifest = await waitForManifest(api, io, cp, o)
-      if (manifest === 'gone') { await restart('vanished (its status URL answered 404)', 404); continue }
+      if ('gone' in manifest) { await restart(`vanished (its status URL answered ${manifest.gone})`, manifest.gone); continue }
       const old = cp.manifest
       const started = cp.file > 0 || cp.line > 0
       if (old !== null && started && !sameLayout(old, manifest, cp.file)) {
@@ -172,15 +172,15 @@ async function kickOff (api: FhirApi, io: JobIo, resource: FhirResource, params:
   return statusUrl.toString()
 }
 
-/** Polls the status URL until the manifest comes, or the export is gone ('gone': start it again). */
-async function waitForManifest (api: FhirApi, io: JobIo, cp: FhirCheckpoint, o: ExportJobOptions): Promise<Manifest | 'gone'> {
+/** Polls the status URL until the manifest comes, or the export is gone (`gone`: the 404 or 410 that said so; start it again). */
+async function waitForManifest (api: FhirApi, io: JobIo, cp: FhirCheckpoint, o: ExportJobOptions): Promise<Manifest | { gone: 404 | 410 }> {
   const statusUrl = cp.statusUrl as string
   const since = cp.kickedOffAt ?? Date.now()
   try {
     for (;;) {
       const res = await api.send({ method: 'GET', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, what: 'the FHIR export\'s status URL', suppliedBy: { baseUrl: api.baseUrl } }, io)
       if (res.status === 200) return parseManifest(res.text(), res.status)
-      if (res.status === 404 || res.status === 410) return 'gone'
+      if (res.status === 404 || res.status === 410) return { gone: res.status }
       if (res.status !== 202) {
         // A failed export is a 4xx/5xx OperationOutcome (IG: "Status Request — Error Status").
         const code = res.status === 401 || res.status === 403 ? 'upstream_unauthorized' : res.status < 400 ? 'invalid_upstream_response' : 'upstream_failed'

@@ -231,3 +231,10 @@ t.test('a file that keeps breaking off but gets further each time is read to its
   await t.rejects(stuckAdapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_unavailable' })
   t.equal(stuck.stats.downloads, 3)
 })
+
+t.test('a status URL answering 410 is reported as 410, not 404', async t => {
+  const { state, adapter } = await setup(t, { exportTtlMs: 0, goneStatus: 410 }, { maxRestarts: 1 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', upstreamStatus: 410, message: /vanished \(its status URL answered 410\)/ })
+  t.equal(state.stats.kickOffs, 2)
+})

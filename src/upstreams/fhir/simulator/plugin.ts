@@ -106,7 +106,7 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
 
   const found = (request: FastifyRequest, reply: FastifyReply): SimExport | undefined => {
     const e = state.liveExport((request.params as { id: string }).id)
-    if (e === undefined) void outcome(reply, 404, 'The requested export was not found (it may have been cancelled or expired)', 'not-found')
+    if (e === undefined) void outcome(reply, state.options.goneStatus ?? 404, 'The requested export was not found (it may have been cancelled or expired)', 'not-found')
     return e
   }
 

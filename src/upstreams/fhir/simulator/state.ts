@@ -45,6 +45,8 @@ export interface FhirSimulatorOptions extends ExportShape {
   reorderReexports?: boolean
   /** An export stays "in progress" at least this long after its kick-off, however often it is polled. Default 0. */
   buildMs?: number
+  /** What the status URL of an unknown, cancelled or expired export answers: 404 (the SMART server's, default) or 410. */
+  goneStatus?: 404 | 410
   /** An export is deleted this long after its kick-off (the SMART server: 60 minutes). Default: never. */
   exportTtlMs?: number
   /** An origin (`http://127.0.0.1:N`) the manifest's file URLs name instead of the simulator's own: a test's proxy, as a file host elsewhere. */
