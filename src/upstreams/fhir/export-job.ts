@@ -154,7 +154,10 @@ async function kickOff (api: FhirApi, io: JobIo, resource: FhirResource, params:
   const url = kickOffUrl(api, resource, params)
   const what = `fhir GET ${url.pathname}`
   // Accept exactly application/fhir+json: the SMART reference server refuses anything else, a list included.
-  const res = await api.send({ method: 'GET', url, headers: { accept: 'application/fhir+json', prefer: 'respond-async' }, authorize: true }, io)
+  // Not idempotent, GET as it is: each kick-off starts an export. A connection lost after sending is not retried (the
+  // server may have started one already, and a second would be built for nobody): the job fails with
+  // upstream_unavailable. A failure before sending (connection refused, DNS) is still retried.
+  const res = await api.send({ method: 'GET', url, headers: { accept: 'application/fhir+json', prefer: 'respond-async' }, authorize: true, idempotent: false }, io)
   if (res.status !== 202) {
     if (res.status >= 400) throw outcomeError(what, res.status, res.body)
     throw new UpstreamError('invalid_upstream_response', `${what} answered ${res.status}, not 202 Accepted`, res.status)

@@ -7,7 +7,11 @@ import t from 'tap'
 import { pino } from 'pino'
 import { JobCancelledError } from '../../../src/domain/errors.js'
 import type { FhirCheckpoint } from '../../../src/upstreams/fhir/checkpoint.js'
-import { expectedRecords } from '../../../src/upstreams/fhir/simulator/index.js'
+import { expectedRecords, fhirSimulator, FhirSimulatorState } from '../../../src/upstreams/fhir/simulator/index.js'
+import { fhirAdapter } from '../../../src/upstreams/fhir/adapter.js'
+import { UpstreamClient } from '../../../src/upstreams/http.js'
+import { serveSimulator } from '../../../src/upstreams/simulator-kit/server.js'
+import { WireFaults } from '../../../src/upstreams/simulator-kit/wire-faults.js'
 import { fakeJob } from '../../helpers/job-context.js'
 import { SIM, sameRecords, setup } from './setup.js'
 
@@ -237,4 +241,17 @@ t.test('a status URL answering 410 is reported as 410, not 404', async t => {
   const job = fakeJob('system', { _type: 'Observation' })
   await t.rejects(adapter.run(job.ctx), { code: 'upstream_failed', upstreamStatus: 410, message: /vanished \(its status URL answered 410\)/ })
   t.equal(state.stats.kickOffs, 2)
+})
+
+t.test('a kick-off whose connection resets after it was sent is not sent again: no second export', async t => {
+  const wire = new WireFaults({ seed: 1 })
+  const state = new FhirSimulatorState(SIM)
+  const server = await serveSimulator(fhirSimulator, state, { wireFaults: wire })
+  const client = new UpstreamClient({ baseDelayMs: 2, maxDelayMs: 10 })
+  t.teardown(async () => { await client.close(); await server.close() })
+  const adapter = fhirAdapter({ baseUrl: server.url, auth: null, minWaitMs: 2, maxWaitMs: 20, maxRestarts: 3, exportTimeoutMs: 60_000 }, client)
+  wire.arm('reset', 1)
+  await t.rejects(adapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_unavailable' })
+  t.equal(state.stats.kickOffs, 1, 'one export started, not two')
+  t.equal(wire.applied.reset, 1)
 })
