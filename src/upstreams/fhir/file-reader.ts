@@ -30,7 +30,9 @@ export type FileRead = 'stored' | { expired: 403 | 404 | 410 }
 
 /** Errors of a body cut off mid-way (the network's, or a gzip stream that ends early): the file is read again. */
 const BROKEN = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'Z_BUF_ERROR', 'Z_DATA_ERROR'])
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'Z_BUF_ERROR'])
+/** Errors of bytes that are not the gzip or deflate they claim to be: reading them again gives the same bytes. */
+const CORRUPT = new Set(['Z_DATA_ERROR', 'Z_STREAM_ERROR', 'Z_NEED_DICT'])
 
 /** The wrapper of a `deleted` or `error` line: `{"manifestArray":…,"type":…,"resource":<the line>}`. */
 export function wrapEntry (file: Pick<ManifestFile, 'array' | 'type'>, line: Buffer): Buffer {
@@ -146,6 +148,9 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
     discard(body)
     if (d.ctx.signal.aborted) throw d.ctx.signal.reason
     const code = errorCode(err)
+    if (!(err instanceof UpstreamError) && code !== undefined && CORRUPT.has(code)) {
+      throw new UpstreamError('invalid_upstream_response', `${what} is not valid gzip or deflate data (${code})`)
+    }
     if (!(err instanceof UpstreamError) && code !== undefined && BROKEN.has(code)) {
       throw new UpstreamError(code === 'UND_ERR_BODY_TIMEOUT' ? 'upstream_timeout' : 'upstream_unavailable', `${what} broke off (${code})`)
     }

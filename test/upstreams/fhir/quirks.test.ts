@@ -255,3 +255,9 @@ t.test('a kick-off whose connection resets after it was sent is not sent again: 
   t.equal(state.stats.kickOffs, 1, 'one export started, not two')
   t.equal(wire.applied.reset, 1)
 })
+
+t.test('a corrupt gzip body is invalid_upstream_response at once, not a broken connection read again', async t => {
+  const { state, adapter } = await setup(t, { corruptGzip: true })
+  await t.rejects(adapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'invalid_upstream_response', message: /not valid gzip/ })
+  t.equal(state.stats.downloads, 1, 'not downloaded again')
+})

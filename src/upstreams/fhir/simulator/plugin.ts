@@ -186,6 +186,9 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
     void reply.code(200).type('application/fhir+ndjson')
     if (!/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) return reply.send(body)
     state.stats.gzipped++
+    if (state.options.corruptGzip === true) {
+      return reply.header('content-encoding', 'gzip').send(Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03]), Buffer.alloc(64, 0xff)]))
+    }
     // A download that breaks off sends each line as it goes (flushed), so the lines before the break arrive.
     return reply.header('content-encoding', 'gzip').send(body.pipe(createGzip(cut === null ? {} : { flush: constants.Z_SYNC_FLUSH })))
   })

@@ -39,6 +39,8 @@ export interface FhirSimulatorOptions extends ExportShape {
   requestsPerMinute?: number
   limiterWindowMs?: number
   limiterBlockMs?: number
+  /** Gzipped downloads send bytes that are not gzip (a gzip header, then garbage) under `Content-Encoding: gzip`. */
+  corruptGzip?: boolean
   /** The k-th download of a file breaks off (the connection dropped mid-body) after k × this many lines. Default: never. */
   breakEveryLines?: number
   /** Every export after the first has each file's lines in reverse order: a server whose re-export differs. */
