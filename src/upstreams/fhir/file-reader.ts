@@ -97,7 +97,8 @@ export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }
     if (status === 403 && (elsewhere || !manifest.requiresAccessToken)) return { expired: status }
     throw outcomeError(`fhir GET ${what}`, status, opened.refused.body)
   }
-  const lines = new NdjsonLines(what, d.maxRecordBytes)
+  // A stored record is the wrapped line: the line gets what the wrapper leaves of the record limit.
+  const lines = new NdjsonLines(what, Math.max(1, d.maxRecordBytes - wrapEntry(file, Buffer.alloc(0)).length))
   let at = cp
   /** Lines of the file skipped or put in a batch: a flush saves it as the lines stored, so it never counts a line not yet in the batch. */
   let seen = 0

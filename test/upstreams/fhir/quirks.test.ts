@@ -7,8 +7,9 @@ import t from 'tap'
 import { pino } from 'pino'
 import { JobCancelledError } from '../../../src/domain/errors.js'
 import type { FhirCheckpoint } from '../../../src/upstreams/fhir/checkpoint.js'
-import { expectedRecords, fhirSimulator, FhirSimulatorState } from '../../../src/upstreams/fhir/simulator/index.js'
+import { expectedRecords, fhirSimulator, FhirSimulatorState, planExport } from '../../../src/upstreams/fhir/simulator/index.js'
 import { fhirAdapter } from '../../../src/upstreams/fhir/adapter.js'
+import { wrapEntry } from '../../../src/upstreams/fhir/file-reader.js'
 import { UpstreamClient } from '../../../src/upstreams/http.js'
 import { serveSimulator } from '../../../src/upstreams/simulator-kit/server.js'
 import { WireFaults } from '../../../src/upstreams/simulator-kit/wire-faults.js'
@@ -260,4 +261,19 @@ t.test('a corrupt gzip body is invalid_upstream_response at once, not a broken c
   const { state, adapter } = await setup(t, { corruptGzip: true })
   await t.rejects(adapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'invalid_upstream_response', message: /not valid gzip/ })
   t.equal(state.stats.downloads, 1, 'not downloaded again')
+})
+
+t.test('a deleted or error line whose wrapper takes it past UPSTREAM_MAX_RECORD_BYTES is refused like any record too large', async t => {
+  const o = { deletedPercent: 100 } // every resource listed as deleted: the job stores wrapped lines only
+  const params = { _type: 'Patient', _since: '2019-06-01T00:00:00Z' }
+  const files = planExport({ ...SIM, ...o }, { level: 'system', ...params })
+  if (!Array.isArray(files)) throw new Error(files.error)
+  const longest = Math.max(...files.flatMap(f => f.lines.map(l => Buffer.byteLength(l))))
+  const overhead = wrapEntry({ array: 'deleted', type: 'Bundle' }, Buffer.alloc(0)).length
+  const fits = await setup(t, o, {}, { limits: { maxRecordBytes: longest + overhead } })
+  const job = fakeJob('system', params)
+  await fits.adapter.run(job.ctx)
+  t.ok(job.records().length > 0 && job.records().every(r => Buffer.byteLength(r) <= longest + overhead), 'wrapped records within the limit')
+  const tight = await setup(t, o, {}, { limits: { maxRecordBytes: longest + overhead - 1 } })
+  await t.rejects(tight.adapter.run(fakeJob('system', params).ctx), { code: 'upstream_response_too_large' })
 })
