@@ -89,8 +89,11 @@ async function exportLoop (
     state.cp = cp
     await ctx.saveCheckpoint(cp)
   }
-  /** The export is gone (`status`: the 404 or 410 that said so): run it again, or fail once that is exhausted. */
-  const restart = async (why: string, status: number): Promise<void> => {
+  /**
+   * The export is gone (`status`: the 403, 404 or 410 that said so): run it again, or fail once that is exhausted.
+   * An export whose status URL still answers (its files expired) is DELETEd first, best effort: nobody reads it.
+   */
+  const restart = async (why: string, status: number, release: boolean): Promise<void> => {
     const cp = state.cp
     if (cp.restarts >= o.maxRestarts) {
       const message = `the FHIR export ${why} ${cp.restarts + 1} time(s); the gateway started it again ${cp.restarts} time(s) (FHIR_MAX_EXPORT_RESTARTS)`
@@ -98,6 +101,8 @@ async function exportLoop (
     }
     io.log.info({ restarts: cp.restarts + 1, why }, 'fhir export started again')
     await save({ ...cp, statusUrl: null, kickedOffAt: null, restarts: cp.restarts + 1 })
+    // After the save: a job stopped during the DELETE resumes with a new kick-off, not with the released export.
+    if (release && cp.statusUrl !== null) await cancelExport(api, io, cp.statusUrl)
   }
   for (;;) {
     let cp = state.cp
@@ -108,7 +113,7 @@ async function exportLoop (
     }
     if (cp.manifestOf !== cp.statusUrl || cp.manifest === null) {
       const manifest = await waitForManifest(api, io, cp, o)
-      if ('gone' in manifest) { await restart(`vanished (its status URL answered ${manifest.gone})`, manifest.gone); continue }
+      if ('gone' in manifest) { await restart(`vanished (its status URL answered ${manifest.gone})`, manifest.gone, false); continue }
       const old = cp.manifest
       const started = cp.file > 0 || cp.line > 0
       if (old !== null && started && !sameLayout(old, manifest, cp.file)) {
@@ -139,7 +144,7 @@ async function exportLoop (
         }
       }
     }
-    if (expired !== null) { await restart(`files expired (${expired})`, expired); continue }
+    if (expired !== null) { await restart(`files expired (${expired})`, expired, true); continue }
     break
   }
   const cp = state.cp

@@ -277,3 +277,18 @@ t.test('a deleted or error line whose wrapper takes it past UPSTREAM_MAX_RECORD_
   const tight = await setup(t, o, {}, { limits: { maxRecordBytes: longest + overhead - 1 } })
   await t.rejects(tight.adapter.run(fakeJob('system', params).ctx), { code: 'upstream_response_too_large' })
 })
+
+t.test('an export replaced after its files expired is DELETEd (best effort); a vanished one is not asked again', async t => {
+  const { state, adapter } = await setup(t)
+  state.expireFilesNext(1)
+  const job = fakeJob('system', { _type: 'Observation' })
+  await adapter.run(job.ctx)
+  sameRecords(t, job.records(), want(), 'after one restart')
+  const [old, replacement] = [...state.exports.values()]
+  t.equal(old?.state, 'cancelled', 'the replaced export was released')
+  t.equal(replacement?.state, 'cancelled', 'the one read, once done')
+  t.equal(state.stats.cancels, 2)
+  const vanished = await setup(t, { exportTtlMs: 0 }, { maxRestarts: 1 })
+  await t.rejects(vanished.adapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_failed' })
+  t.equal(vanished.state.stats.cancels, 0, 'no DELETE of a status URL that answered 404')
+})
