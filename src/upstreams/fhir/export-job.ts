@@ -147,7 +147,11 @@ async function exportLoop (
     if (expired !== null) { await restart(`files expired (${expired})`, expired, true); continue }
     break
   }
-  const cp = state.cp
+  // Every file is stored: the files' URLs (signed links, credentials until they expire) are no longer needed, and the
+  // checkpoint outlives the export. A resume from here reads no file.
+  const m = state.cp.manifest
+  const cp: FhirCheckpoint = { ...state.cp, manifest: m === null ? null : { ...m, files: m.files.map(f => ({ ...f, url: '' })) } }
+  state.cp = cp
   await ctx.setUpstreamInfo({ records: cp.records, restarts: cp.restarts })
   await ctx.saveCheckpoint(cp, { pagesDone: cp.nextPage - 1, pagesTotal: cp.nextPage - 1, percent: 100 })
   // "Done with the files": the server may delete them now (the Bulk Data IG's DELETE after completion).

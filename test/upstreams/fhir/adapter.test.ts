@@ -96,3 +96,14 @@ t.test('pages cut by size: a resume after any page loses and repeats no record',
     sameRecords(t, second.records(), want, `resumed after page ${crashAt}`)
   }
 })
+
+t.test('the final checkpoint keeps no file URL (signed links are credentials)', async t => {
+  const { adapter } = await setup(t)
+  const job = fakeJob<FhirCheckpoint>('system', { _type: 'Patient' })
+  await adapter.run(job.ctx)
+  const last = job.checkpoints.at(-1) as FhirCheckpoint
+  t.equal(last.manifest?.files.length, 2)
+  t.notMatch(JSON.stringify(last), /bulkfiles/, 'no file URL')
+  t.match(last, { file: 2 })
+  t.match(job.checkpoints.at(-2), { manifest: { files: [{ url: /bulkfiles/ }] } }, 'kept while files were read')
+})
