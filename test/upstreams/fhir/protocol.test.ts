@@ -2,7 +2,7 @@
 import t from 'tap'
 import { parseManifest, sameLayout } from '../../../src/upstreams/fhir/manifest.js'
 import { NdjsonLines } from '../../../src/upstreams/fhir/ndjson.js'
-import { isTransient, outcomeError, readOutcome } from '../../../src/upstreams/fhir/outcome.js'
+import { isTransient, outcomeError, readOutcome, safeText } from '../../../src/upstreams/fhir/outcome.js'
 import { progressNote, retryWait } from '../../../src/upstreams/fhir/waits.js'
 import { pollWaitMs } from '../../../src/upstreams/fhir/export-job.js'
 
@@ -74,12 +74,13 @@ t.test('OperationOutcome: diagnostics made safe, transient recognised, status ma
   })
   const o = readOutcome(body)
   t.same(o?.codes, ['processing'])
-  t.equal(o?.diagnostics, 'See https://s3.example/f.ndjson with Bearer [redacted] and [redacted]')
+  t.equal(o?.diagnostics, 'See /f.ndjson with Bearer [redacted] and [redacted]', 'a URL cut to its path: no host, no query')
+  t.equal(safeText('at https://admin:s3cret@db.internal:5432/x?y=1 and http://user@files.internal and HTTPS://h/'), 'at /x and / and /', 'credentials and hosts dropped')
   t.ok(isTransient(500, JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ code: 'transient' }] })))
   t.notOk(isTransient(500, body))
   t.notOk(isTransient(503, JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ code: 'transient' }] })))
   t.equal(readOutcome('not json'), null)
-  t.match(outcomeError('fhir GET /$export', 400, body), { code: 'upstream_rejected', upstreamStatus: 400, message: 'fhir GET /$export answered 400: See https://s3.example/f.ndjson with Bearer [redacted] and [redacted]' })
+  t.match(outcomeError('fhir GET /$export', 400, body), { code: 'upstream_rejected', upstreamStatus: 400, message: 'fhir GET /$export answered 400: See /f.ndjson with Bearer [redacted] and [redacted]' })
   t.match(outcomeError('x', 401, ''), { code: 'upstream_unauthorized', message: 'x answered 401' })
   t.match(outcomeError('x', 500, body), { code: 'upstream_failed' })
   t.match(outcomeError('x', 400, body, 'upstream_failed'), { code: 'upstream_failed' })
