@@ -292,3 +292,10 @@ t.test('an export replaced after its files expired is DELETEd (best effort); a v
   await t.rejects(vanished.adapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_failed' })
   t.equal(vanished.state.stats.cancels, 0, 'no DELETE of a status URL that answered 404')
 })
+
+t.test('simulator: a bad % escape in _typeFilter is a 400 OperationOutcome, not a 500', async t => {
+  const { simulator } = await setup(t)
+  const res = await fetch(`${simulator.url}/$export?_typeFilter=${encodeURIComponent('Observation?code=%E0%A4%A')}`, { headers: { accept: 'application/fhir+json', prefer: 'respond-async' } })
+  t.equal(res.status, 400)
+  t.match(await res.json(), { resourceType: 'OperationOutcome', issue: [{ code: 'invalid' }] })
+})
