@@ -86,14 +86,26 @@ t.test('429 with an absolute epoch in ms, then in seconds, is waited out (clampe
 })
 
 t.test('an absurd Retry-After (hours) is clamped to the maximum; an HTTP date is honoured', async t => {
-  for (const retryAfter of ['absurd', 'date', 'none'] as const) {
-    const { state, adapter } = await setup(t, { retryAfter, pollsBeforeReady: 3 }, { maxWaitMs: 10 })
-    const job = fakeJob('system', { _type: 'Observation' })
-    const started = Date.now()
-    await adapter.run(job.ctx)
-    sameRecords(t, job.records(), want(), retryAfter)
-    t.equal(state.stats.statusPolls, 4, `${retryAfter}: three 202s and the manifest`)
-    t.ok(Date.now() - started < 30_000, `${retryAfter}: no wait of hours`)
+  // What each poll waits, as the job reports it, and the clamp's one log line: a date of 1–2 s ahead is waited for
+  // whole under a maximum of 3 s; seven hours are cut to 30 ms; no header at all falls back (clamped, not logged).
+  const cases = [
+    { retryAfter: 'absurd', retryAfterSeconds: 1, maxWaitMs: 30, waits: [25, 35], clamp: { form: 'seconds', clamped: 'down', waitMs: 30 } },
+    { retryAfter: 'date', retryAfterSeconds: 2, maxWaitMs: 3000, waits: [900, 2100], clamp: null },
+    { retryAfter: 'none', retryAfterSeconds: 1, maxWaitMs: 30, waits: [25, 35], clamp: null },
+  ] as const
+  for (const c of cases) {
+    const { state, adapter } = await setup(t, { retryAfter: c.retryAfter, retryAfterSeconds: c.retryAfterSeconds, pollsBeforeReady: c.retryAfter === 'date' ? 1 : 3 }, { maxWaitMs: c.maxWaitMs })
+    const waits: number[] = []
+    const lines: string[] = []
+    const job = fakeJob('system', { _type: 'Observation' }, { reportWait: (w, wait) => { if (w === 'fhir-export' && wait !== null) waits.push(wait.until.getTime() - Date.now()) } })
+    const ctx = { ...job.ctx, log: pino({ level: 'info' }, { write: (l: string) => { lines.push(l) } }) }
+    await adapter.run(ctx)
+    sameRecords(t, job.records(), want(), c.retryAfter)
+    t.ok(waits.length > 0 && waits.every(ms => ms >= c.waits[0] && ms <= c.waits[1]), `${c.retryAfter}: waits ${waits.join(', ')} ms within ${c.waits.join('–')}`)
+    const clamps = lines.filter(l => l.includes('clamped')).map(l => JSON.parse(l) as Record<string, unknown>)
+    if (c.clamp === null) t.same(clamps, [], `${c.retryAfter}: no clamp logged`)
+    else t.match(clamps, [c.clamp], `${c.retryAfter}: the clamp logged once, with the form read`)
+    t.equal(state.stats.throttled, 0)
   }
 })
 
