@@ -9,7 +9,7 @@ import { JobCancelledError, UpstreamError } from '../../domain/errors.js'
 import { sleep } from '../../lib/time.js'
 import { noteClamp, type FhirApi, type JobIo } from './api.js'
 import { freshCheckpoint, readCheckpoint, type FhirCheckpoint } from './checkpoint.js'
-import { readFile } from './file-reader.js'
+import { storeFile } from './file-reader.js'
 import { fileCounts, parseManifest, sameLayout, type Manifest } from './manifest.js'
 import { outcomeError } from './outcome.js'
 import { kickOffPath, typeList, type FhirParams, type FhirResource } from './params.js'
@@ -132,7 +132,7 @@ async function exportLoop (
       for (let attempt = 1; ; attempt++) {
         const from = state.cp
         try {
-          const read = await readFile({ ctx, api, io, maxRecordBytes: o.maxRecordBytes, maxPageBytes: o.maxPageBytes }, state, percent)
+          const read = await storeFile({ ctx, api, io, maxRecordBytes: o.maxRecordBytes, maxPageBytes: o.maxPageBytes }, state, percent)
           if (read !== 'stored') expired = read.expired
           break
         } catch (err) {

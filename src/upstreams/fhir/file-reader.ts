@@ -73,11 +73,11 @@ function decoded (body: Readable, encoding: string | undefined): Readable {
  * failure it says how far the file got; once the file is stored it points at the next one. `percent` is reported with
  * the pages.
  */
-export async function readFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }, percent: number): Promise<FileRead> {
+export async function storeFile (d: FileReaderDeps, state: { cp: FhirCheckpoint }, percent: number): Promise<FileRead> {
   const cp = state.cp
   const manifest = cp.manifest
   const file = manifest?.files[cp.file]
-  if (manifest === null || file === undefined) throw new Error('readFile: no such file in the manifest')
+  if (manifest === null || file === undefined) throw new Error('storeFile: no such file in the manifest')
   const what = `the FHIR ${file.array} file of ${file.type}`
   const opened = await d.api.open({
     method: 'GET',
