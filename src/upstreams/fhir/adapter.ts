@@ -16,6 +16,11 @@ export interface FhirSettings {
   baseUrl: string
   /** SMART Backend Services; null: an open server, no Authorization header. */
   auth: SmartClient | null
+  /**
+   * Origins (`URL.origin`) besides the base URL's and the token endpoint's that may receive the bearer token: file
+   * hosts or status URLs elsewhere that need it (FHIR_TOKEN_ORIGINS). Default none.
+   */
+  tokenOrigins?: readonly string[] | undefined
   /** Every wait between requests (Retry-After) is clamped to [minWaitMs, maxWaitMs]. */
   minWaitMs: number
   maxWaitMs: number
@@ -40,7 +45,7 @@ const MAX_PAGE_BYTES = 16 * 1024 * 1024
 /** The FHIR adapter: one per gateway; its token cache is shared by every job. */
 export function fhirAdapter (settings: FhirSettings, client: UpstreamClient): UpstreamAdapter {
   const auth = settings.auth === null ? null : new SmartAuth(settings.auth, settings.baseUrl, client)
-  const api = new FhirApi(settings.baseUrl, client, auth, { minMs: settings.minWaitMs, maxMs: settings.maxWaitMs })
+  const api = new FhirApi(settings.baseUrl, client, auth, { minMs: settings.minWaitMs, maxMs: settings.maxWaitMs }, settings.tokenOrigins ?? [])
   const options = {
     maxRestarts: settings.maxRestarts,
     exportTimeoutMs: settings.exportTimeoutMs,

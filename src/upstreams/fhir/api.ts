@@ -35,8 +35,12 @@ function retryable (res: UpstreamResponse): boolean {
   return isTransient(res.status, res.body)
 }
 
-/** One request to send: the shared client's, without what the api adds. */
-export type FhirRequest = Omit<UpstreamRequest, 'upstream' | 'signal' | 'retryable'> & { authorize: boolean }
+/**
+ * One request to send: the shared client's, without what the api adds. `authorize`: it needs the bearer token, which
+ * goes only to the origins that may have it ({@link FhirApi.mayCarryToken}); `what` names the URL in the error
+ * when it is elsewhere (`a file of the FHIR export`).
+ */
+export type FhirRequest = Omit<UpstreamRequest, 'upstream' | 'signal' | 'retryable'> & { authorize: boolean, what?: string }
 
 /** Logs a clamped wait the first time it happens in a job. */
 export function noteClamp (j: JobIo, wait: Wait, what: string, asked: string | undefined): void {
@@ -51,8 +55,20 @@ export class FhirApi {
     readonly baseUrl: string,
     private readonly client: UpstreamClient,
     private readonly auth: SmartAuth | null,
-    readonly bounds: WaitBounds
+    readonly bounds: WaitBounds,
+    /** Origins besides the FHIR server's and its token endpoint's that may receive the bearer token (FHIR_TOKEN_ORIGINS). */
+    private readonly tokenOrigins: readonly string[] = []
   ) {}
+
+  /**
+   * Whether the bearer token may go to `url`: the FHIR server's own origin, its token endpoint's (known once a
+   * token was fetched), or one listed in FHIR_TOKEN_ORIGINS. Anywhere else (a file host the manifest names, a
+   * status URL elsewhere) the token would be handed to a third party.
+   */
+  mayCarryToken (url: string | URL): boolean {
+    const origin = new URL(url).origin
+    return origin === new URL(this.baseUrl).origin || origin === this.auth?.tokenOrigin || this.tokenOrigins.includes(origin)
+  }
 
   /** `[base]/<path>`; the base keeps its path. */
   url (path: string): URL {
@@ -75,8 +91,12 @@ export class FhirApi {
     let renewed = false
     for (let throttles = 0; ;) {
       const header = req.authorize && this.auth !== null ? await this.auth.header(j.signal) : null
+      if (header !== null && !this.mayCarryToken(req.url)) {
+        // Never sent there, and never sent without it either: the request would fail, or the server is not the one meant.
+        throw new UpstreamError('upstream_url_refused', `${req.what ?? 'a URL the FHIR server sent'} is on another origin than FHIR_BASE_URL and needs the access token, which the gateway sends only to the FHIR server, its token endpoint and the origins in FHIR_TOKEN_ORIGINS`)
+      }
       const headers = { ...req.headers, ...(header === null ? {} : { authorization: header }) }
-      const { authorize: _, ...rest } = req
+      const { authorize: _, what: __, ...rest } = req
       const res = await this.#once({ ...rest, headers, signal: j.signal, upstream: UPSTREAM, retryable }, streaming)
       if ('text' in res) {
         if (res.status === 401 && header !== null && !renewed && this.auth !== null) {

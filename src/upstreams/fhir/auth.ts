@@ -10,6 +10,7 @@ import { importJWK, SignJWT, type CryptoKey } from 'jose'
 import { untilAborted } from '../../lib/abort.js'
 import { UpstreamError } from '../../domain/errors.js'
 import type { UpstreamClient, UpstreamResponse } from '../http.js'
+import { statusError } from '../status-codes.js'
 import type { SigningKey } from './jwk.js'
 
 /** What a SMART client is: its id and key, and what it asks for. */
@@ -62,8 +63,21 @@ export class SmartAuth {
   async header (signal: AbortSignal): Promise<string> {
     const cached = this.#token
     if (cached !== null && this.now() < cached.renewAt) return cached.header
-    this.#pending ??= this.#fetch().finally(() => { this.#pending = null })
+    // A job that has already given up starts nothing.
+    signal.throwIfAborted()
+    if (this.#pending === null) {
+      const pending = this.#fetch().finally(() => { this.#pending = null })
+      // Observed here, whoever waits for it: a job that stops waiting (aborted) must not leave its failure unhandled,
+      // which would end the process. The jobs still waiting get the rejection from `pending` itself.
+      pending.catch(() => {})
+      this.#pending = pending
+    }
     return (await untilAborted(this.#pending, signal)).header
+  }
+
+  /** The token endpoint's origin, once configured or discovered: it may see the token it issued. */
+  get tokenOrigin (): string | null {
+    return this.#tokenUrl === null ? null : new URL(this.#tokenUrl).origin
   }
 
   /** The server refused `header` (a 401): it is dropped, so the next request fetches a new token. */
@@ -102,7 +116,8 @@ export class SmartAuth {
     if (res.status === 400 || res.status === 401 || res.status === 403) {
       throw unauthorized(`the FHIR token endpoint refused the client (${res.status}${oauthError(res)}); check FHIR_CLIENT_ID, FHIR_PRIVATE_KEY and the key registered with the server`, res.status)
     }
-    if (res.status !== 200) throw unauthorized(`the FHIR token endpoint answered ${res.status}`, res.status)
+    // Not a refusal of the client but the endpoint failing or missing: the status's own code (a 404 is a wrong URL).
+    if (res.status !== 200) throw statusError(res.status, `the FHIR token endpoint answered ${res.status}`)
     let answer: { access_token?: unknown, expires_in?: unknown, token_type?: unknown }
     try {
       answer = JSON.parse(res.text()) as typeof answer

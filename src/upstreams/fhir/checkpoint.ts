@@ -2,7 +2,8 @@
  * What a FHIR job saves with each page and hands back on resume: the export it reads (status URL, and its manifest
  * once complete), the file it is in and how many of that file's lines are stored, the next page number, and how often
  * the export was started again. Files before `file` are never read again; the file at `file` is read again from its
- * start and its first `line` lines skipped (they are stored, with this checkpoint, in the same transaction).
+ * start and its first `line` lines skipped (they are stored, with this checkpoint, in the same transaction), once
+ * their hash matches `lineHash`.
  */
 import type { Manifest, ManifestArray } from './manifest.js'
 
@@ -18,6 +19,11 @@ export interface FhirCheckpoint {
   /** Index into manifest.files of the file being read, and its lines already stored. */
   file: number
   line: number
+  /**
+   * SHA-256 (hex) of the file's first `line` lines (each line's bytes and a newline), null at its start: a later
+   * download, of the same export or of one started again, must begin with the very lines stored.
+   */
+  lineHash: string | null
   /** The page the next save uses, from 1. */
   nextPage: number
   /** New kick-offs after an export vanished or its files expired. */
@@ -36,6 +42,7 @@ export function freshCheckpoint (): FhirCheckpoint {
     manifestOf: null,
     file: 0,
     line: 0,
+    lineHash: null,
     nextPage: 1,
     restarts: 0,
     records: { output: 0, deleted: 0, error: 0 },
@@ -58,6 +65,8 @@ export function readCheckpoint (raw: unknown): FhirCheckpoint | null {
     manifestOf: manifest !== null && typeof cp.manifestOf === 'string' ? cp.manifestOf : null,
     file: count(cp.file),
     line: count(cp.line),
+    // A checkpoint written before the hash existed has none: its lines are skipped unchecked, as they were then.
+    lineHash: typeof cp.lineHash === 'string' && /^[0-9a-f]{64}$/.test(cp.lineHash) ? cp.lineHash : null,
     nextPage: Math.max(1, count(cp.nextPage)),
     restarts: count(cp.restarts),
     records: { output: count(records.output), deleted: count(records.deleted), error: count(records.error) },

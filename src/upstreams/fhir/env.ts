@@ -1,6 +1,7 @@
 /** The FHIR Bulk Data upstream's environment variables, and the adapter settings they give. */
 import { z } from 'zod'
 import { optionalEnv } from '../../lib/env.js'
+import { parseAllowedOrigins } from '../url-guard.js'
 import { DEFAULT_FHIR_TUNING, type FhirSettings } from './adapter.js'
 import { parseSigningKey } from './jwk.js'
 
@@ -18,6 +19,8 @@ export const fhirEnv = z.object({
     .describe('The private JWK (JSON, RS384 or ES384, with "kid") that signs the client assertions; required with FHIR_CLIENT_ID'),
   FHIR_TOKEN_URL: optionalEnv(z.url({ protocol: /^https?$/ }))
     .describe('The token endpoint; unset = discovered from [base]/.well-known/smart-configuration'),
+  FHIR_TOKEN_ORIGINS: z.string().default('')
+    .describe('Origins (scheme://host:port, comma-separated) besides FHIR_BASE_URL\'s and the token endpoint\'s that may receive the bearer token: file hosts or status URLs elsewhere that need it; default none'),
   FHIR_SCOPE: z.string().min(1).default(DEFAULT_SCOPE)
     .describe('The scope asked for with each token'),
   FHIR_MIN_RETRY_AFTER_SECONDS: z.coerce.number().positive().max(60).default(DEFAULT_FHIR_TUNING.minWaitMs / 1000)
@@ -36,6 +39,8 @@ export const fhirEnv = z.object({
     const key = parseSigningKey(e.FHIR_PRIVATE_KEY)
     if (typeof key === 'string') ctx.addIssue({ code: 'custom', path: ['FHIR_PRIVATE_KEY'], message: key })
   }
+  const origins = parseAllowedOrigins(e.FHIR_TOKEN_ORIGINS)
+  if ('problem' in origins) ctx.addIssue({ code: 'custom', path: ['FHIR_TOKEN_ORIGINS'], message: origins.problem })
   if (e.FHIR_MIN_RETRY_AFTER_SECONDS > e.FHIR_MAX_RETRY_AFTER_SECONDS) {
     ctx.addIssue({ code: 'custom', path: ['FHIR_MIN_RETRY_AFTER_SECONDS'], message: 'must not be above FHIR_MAX_RETRY_AFTER_SECONDS' })
   }
@@ -43,6 +48,12 @@ export const fhirEnv = z.object({
 
 /** The parsed FHIR_* variables. */
 export type FhirEnv = z.output<typeof fhirEnv>
+
+/** FHIR_TOKEN_ORIGINS as origins (checked by the schema: a wrong one stops the gateway at start-up). */
+function originsOf (value: string): string[] {
+  const parsed = parseAllowedOrigins(value)
+  return 'origins' in parsed ? parsed.origins : []
+}
 
 /** The settings these variables give, or null when the FHIR upstream is not configured. */
 export function fhirSettingsFromEnv (e: FhirEnv): FhirSettings | null {
@@ -53,6 +64,7 @@ export function fhirSettingsFromEnv (e: FhirEnv): FhirSettings | null {
     auth: e.FHIR_CLIENT_ID === undefined || key === null || typeof key === 'string'
       ? null
       : { clientId: e.FHIR_CLIENT_ID, key, tokenUrl: e.FHIR_TOKEN_URL, scope: e.FHIR_SCOPE },
+    tokenOrigins: originsOf(e.FHIR_TOKEN_ORIGINS),
     minWaitMs: Math.round(e.FHIR_MIN_RETRY_AFTER_SECONDS * 1000),
     maxWaitMs: Math.round(e.FHIR_MAX_RETRY_AFTER_SECONDS * 1000),
     maxRestarts: e.FHIR_MAX_EXPORT_RESTARTS,

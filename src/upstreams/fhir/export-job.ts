@@ -9,7 +9,7 @@ import { JobCancelledError, UpstreamError } from '../../domain/errors.js'
 import { sleep } from '../../lib/time.js'
 import { noteClamp, type FhirApi, type JobIo } from './api.js'
 import { freshCheckpoint, readCheckpoint, type FhirCheckpoint } from './checkpoint.js'
-import { readFile } from './file-reader.js'
+import { storeFile } from './file-reader.js'
 import { fileCounts, parseManifest, sameLayout, type Manifest } from './manifest.js'
 import { outcomeError } from './outcome.js'
 import { kickOffPath, typeList, type FhirParams, type FhirResource } from './params.js'
@@ -23,10 +23,25 @@ export interface ExportJobOptions {
   maxPageBytes: number
 }
 
-/** A broken download is read again (its stored lines skipped) this many times before the job fails. */
+/**
+ * A broken download is read again (its stored lines skipped) until it breaks this many times in a row without
+ * storing a page: a long file that breaks off now and then but gets further each time is read to its end.
+ */
 const FILE_ATTEMPTS = 3
 /** The wait between polls when a 202 names none. */
 const POLL_FALLBACK_MS = 5000
+/**
+ * A poll waits at least the export's age divided by this (within the bounds), whatever Retry-After says: a short
+ * export is polled as often as the server asks, a long one less and less (after 10 s at 1 s a poll, about 28 polls
+ * in the first minute, then every 6 s, …, up to FHIR_MAX_RETRY_AFTER_SECONDS). The SMART server blocks a client
+ * for 5 minutes after 60 kick-off and status requests in a minute, and its `Retry-After: 1` would make 60.
+ */
+const POLL_BACKOFF_DIVISOR = 10
+
+/** The wait before the next poll: the server's (clamped) or the export's age / 10, whichever is longer. */
+export function pollWaitMs (askedMs: number, ageMs: number, bounds: { minMs: number, maxMs: number }): number {
+  return Math.max(askedMs, Math.min(bounds.maxMs, Math.max(bounds.minMs, Math.floor(ageMs / POLL_BACKOFF_DIVISOR))))
+}
 /** A DELETE sent for a job that is ending gets this long: the job's own signal is already aborted. */
 const CANCEL_MS = 10_000
 
@@ -60,7 +75,7 @@ export async function runExport (ctx: JobContext, api: FhirApi, resource: FhirRe
 export async function cancelExport (api: FhirApi, io: JobIo, statusUrl: string): Promise<void> {
   const own: JobIo = { ...io, signal: AbortSignal.timeout(CANCEL_MS), reportWait: () => {} }
   try {
-    const res = await api.send({ method: 'DELETE', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, suppliedBy: { baseUrl: api.baseUrl }, maxAttempts: 2 }, own)
+    const res = await api.send({ method: 'DELETE', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, what: 'the FHIR export\'s status URL', suppliedBy: { baseUrl: api.baseUrl }, maxAttempts: 2 }, own)
     io.log.info({ status: res.status }, 'fhir export deleted')
   } catch (err) {
     io.log.info({ code: (err as { code?: unknown }).code }, 'fhir export could not be deleted')
@@ -74,8 +89,11 @@ async function exportLoop (
     state.cp = cp
     await ctx.saveCheckpoint(cp)
   }
-  /** The export is gone (`status`: the 404 or 410 that said so): run it again, or fail once that is exhausted. */
-  const restart = async (why: string, status: number): Promise<void> => {
+  /**
+   * The export is gone (`status`: the 403, 404 or 410 that said so): run it again, or fail once that is exhausted.
+   * An export whose status URL still answers (its files expired) is DELETEd first, best effort: nobody reads it.
+   */
+  const restart = async (why: string, status: number, release: boolean): Promise<void> => {
     const cp = state.cp
     if (cp.restarts >= o.maxRestarts) {
       const message = `the FHIR export ${why} ${cp.restarts + 1} time(s); the gateway started it again ${cp.restarts} time(s) (FHIR_MAX_EXPORT_RESTARTS)`
@@ -83,6 +101,8 @@ async function exportLoop (
     }
     io.log.info({ restarts: cp.restarts + 1, why }, 'fhir export started again')
     await save({ ...cp, statusUrl: null, kickedOffAt: null, restarts: cp.restarts + 1 })
+    // After the save: a job stopped during the DELETE resumes with a new kick-off, not with the released export.
+    if (release && cp.statusUrl !== null) await cancelExport(api, io, cp.statusUrl)
   }
   for (;;) {
     let cp = state.cp
@@ -93,7 +113,7 @@ async function exportLoop (
     }
     if (cp.manifestOf !== cp.statusUrl || cp.manifest === null) {
       const manifest = await waitForManifest(api, io, cp, o)
-      if (manifest === 'gone') { await restart('vanished (its status URL answered 404)', 404); continue }
+      if ('gone' in manifest) { await restart(`vanished (its status URL answered ${manifest.gone})`, manifest.gone, false); continue }
       const old = cp.manifest
       const started = cp.file > 0 || cp.line > 0
       if (old !== null && started && !sameLayout(old, manifest, cp.file)) {
@@ -106,25 +126,32 @@ async function exportLoop (
       cp = state.cp
     }
     const files = (cp.manifest as Manifest).files
-    let expired: 404 | 410 | null = null
+    let expired: 403 | 404 | 410 | null = null
     while (state.cp.file < files.length && expired === null) {
       const percent = Math.min(99, Math.floor(100 * state.cp.file / files.length))
       for (let attempt = 1; ; attempt++) {
+        const from = state.cp
         try {
-          const read = await readFile({ ctx, api, io, maxRecordBytes: o.maxRecordBytes, maxPageBytes: o.maxPageBytes }, state, percent)
+          const read = await storeFile({ ctx, api, io, maxRecordBytes: o.maxRecordBytes, maxPageBytes: o.maxPageBytes }, state, percent)
           if (read !== 'stored') expired = read.expired
           break
         } catch (err) {
           const broken = err instanceof UpstreamError && (err.code === 'upstream_unavailable' || err.code === 'upstream_timeout')
+          // This try stored lines: it does not count, the next one is the first of a new series.
+          if (state.cp.file === from.file && state.cp.line > from.line) attempt = 0
           if (!broken || attempt >= FILE_ATTEMPTS || ctx.signal.aborted) throw err
-          io.log.info({ attempt, code: err.code }, 'fhir file download broke off; reading it again')
+          io.log.info({ attempt, code: err.code, line: state.cp.line }, 'fhir file download broke off; reading it again')
         }
       }
     }
-    if (expired !== null) { await restart(`files expired (${expired})`, expired); continue }
+    if (expired !== null) { await restart(`files expired (${expired})`, expired, true); continue }
     break
   }
-  const cp = state.cp
+  // Every file is stored: the files' URLs (signed links, credentials until they expire) are no longer needed, and the
+  // checkpoint outlives the export. A resume from here reads no file.
+  const m = state.cp.manifest
+  const cp: FhirCheckpoint = { ...state.cp, manifest: m === null ? null : { ...m, files: m.files.map(f => ({ ...f, url: '' })) } }
+  state.cp = cp
   await ctx.setUpstreamInfo({ records: cp.records, restarts: cp.restarts })
   await ctx.saveCheckpoint(cp, { pagesDone: cp.nextPage - 1, pagesTotal: cp.nextPage - 1, percent: 100 })
   // "Done with the files": the server may delete them now (the Bulk Data IG's DELETE after completion).
@@ -136,7 +163,10 @@ async function kickOff (api: FhirApi, io: JobIo, resource: FhirResource, params:
   const url = kickOffUrl(api, resource, params)
   const what = `fhir GET ${url.pathname}`
   // Accept exactly application/fhir+json: the SMART reference server refuses anything else, a list included.
-  const res = await api.send({ method: 'GET', url, headers: { accept: 'application/fhir+json', prefer: 'respond-async' }, authorize: true }, io)
+  // Not idempotent, GET as it is: each kick-off starts an export. A connection lost after sending is not retried (the
+  // server may have started one already, and a second would be built for nobody): the job fails with
+  // upstream_unavailable. A failure before sending (connection refused, DNS) is still retried.
+  const res = await api.send({ method: 'GET', url, headers: { accept: 'application/fhir+json', prefer: 'respond-async' }, authorize: true, idempotent: false }, io)
   if (res.status !== 202) {
     if (res.status >= 400) throw outcomeError(what, res.status, res.body)
     throw new UpstreamError('invalid_upstream_response', `${what} answered ${res.status}, not 202 Accepted`, res.status)
@@ -154,29 +184,31 @@ async function kickOff (api: FhirApi, io: JobIo, resource: FhirResource, params:
   return statusUrl.toString()
 }
 
-/** Polls the status URL until the manifest comes, or the export is gone ('gone': start it again). */
-async function waitForManifest (api: FhirApi, io: JobIo, cp: FhirCheckpoint, o: ExportJobOptions): Promise<Manifest | 'gone'> {
+/** Polls the status URL until the manifest comes, or the export is gone (`gone`: the 404 or 410 that said so; start it again). */
+async function waitForManifest (api: FhirApi, io: JobIo, cp: FhirCheckpoint, o: ExportJobOptions): Promise<Manifest | { gone: 404 | 410 }> {
   const statusUrl = cp.statusUrl as string
   const since = cp.kickedOffAt ?? Date.now()
   try {
     for (;;) {
-      const res = await api.send({ method: 'GET', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, suppliedBy: { baseUrl: api.baseUrl } }, io)
+      const res = await api.send({ method: 'GET', url: statusUrl, headers: { accept: 'application/json' }, authorize: true, what: 'the FHIR export\'s status URL', suppliedBy: { baseUrl: api.baseUrl } }, io)
       if (res.status === 200) return parseManifest(res.text(), res.status)
-      if (res.status === 404 || res.status === 410) return 'gone'
+      if (res.status === 404 || res.status === 410) return { gone: res.status }
       if (res.status !== 202) {
         // A failed export is a 4xx/5xx OperationOutcome (IG: "Status Request — Error Status").
         const code = res.status === 401 || res.status === 403 ? 'upstream_unauthorized' : res.status < 400 ? 'invalid_upstream_response' : 'upstream_failed'
         throw outcomeError('fhir export status', res.status, res.body, code)
       }
       const asked = res.headers['retry-after']
-      const wait = retryWait(asked, Date.now(), api.bounds, POLL_FALLBACK_MS)
+      const now = Date.now()
+      const wait = retryWait(asked, now, api.bounds, POLL_FALLBACK_MS)
       noteClamp(io, wait, 'status poll', asked)
-      if (Date.now() + wait.ms - since > o.exportTimeoutMs) {
+      const waitMs = pollWaitMs(wait.ms, now - since, api.bounds)
+      if (now + waitMs - since > o.exportTimeoutMs) {
         throw new UpstreamError('upstream_timeout', `the FHIR export was still in progress after ${Math.round(o.exportTimeoutMs / 1000)} s (FHIR_EXPORT_TIMEOUT_SECONDS)`, 202)
       }
       const note = progressNote(res.headers['x-progress'])
-      io.reportWait('fhir-export', { reason: `the FHIR server's export${note === null ? '' : ` (${note})`}`, until: new Date(Date.now() + wait.ms) })
-      await sleep(wait.ms, io.signal)
+      io.reportWait('fhir-export', { reason: `the FHIR server's export${note === null ? '' : ` (${note})`}`, until: new Date(now + waitMs) })
+      await sleep(waitMs, io.signal)
     }
   } finally {
     io.reportWait('fhir-export', null)

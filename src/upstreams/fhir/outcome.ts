@@ -1,7 +1,7 @@
 /**
  * FHIR servers explain a refusal in an OperationOutcome. Its `diagnostics` (or `details.text`) goes into the job's
- * error message, made safe first: printable ASCII, URLs cut to origin and path (a signed link's query is a
- * credential), bearer tokens and JWTs removed, cut short. Pure.
+ * error message, made safe first: printable ASCII, URLs cut to their path (the host may be internal, user info and a
+ * signed link's query are credentials), bearer tokens and JWTs removed, cut short. Pure.
  */
 import { UpstreamError, type JobErrorCode } from '../../domain/errors.js'
 import { codeForStatus } from '../status-codes.js'
@@ -19,7 +19,8 @@ const MAX_DIAGNOSTICS = 200
 /** Text from a server, safe for a job's message and logs. */
 export function safeText (text: string): string {
   return text
-    .replace(/\b(https?:\/\/[^\s?#"']+)[?#][^\s"']*/gi, '$1')
+    // A URL keeps its path only: its host may be internal, its user info and query credentials.
+    .replace(/\bhttps?:\/\/[^\s/?#"']*([^\s?#"']*)(?:[?#][^\s"']*)?/gi, (_url, path: string) => path === '' ? '/' : path)
     .replace(/\bBearer\s+\S+/gi, 'Bearer [redacted]')
     .replace(/\beyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]')
     .replace(/[^\x20-\x7e]+/g, ' ')

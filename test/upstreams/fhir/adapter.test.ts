@@ -76,3 +76,34 @@ t.test('pages are cut at 1000 records within a file, and resume mid-file skips t
   t.same([...pages].map(([p, r]) => [p, r.length]), [[1, 1000], [2, 200]])
   t.equal(state.stats.kickOffs, 1, 'the resumed job went on with the same export')
 })
+
+t.test('pages cut by size: a resume after any page loses and repeats no record', async t => {
+  // maxPageBytes = 1600 - 1000 = 600: a few Observations per page, every page cut by its size.
+  const limits = { limits: { maxBytesInFlight: 1600, maxRecordBytes: 1000 } }
+  const want = expectedRecords(SIM, { level: 'system', _type: 'Observation' })
+  const { adapter } = await setup(t, {}, {}, limits)
+  const whole = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' })
+  await adapter.run(whole.ctx)
+  sameRecords(t, whole.records(), want, 'one attempt')
+  const pageCount = whole.pages.size
+  t.ok(pageCount > 6, `pages were cut by size (${pageCount} pages for 36 records)`)
+  for (let crashAt = 1; crashAt < pageCount; crashAt++) {
+    const pages = new Map<number, readonly string[]>()
+    const first = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' }, { pages, afterCheckpoint: (_cp, at) => { if (at.page === crashAt) throw new Error('crash') } })
+    await t.rejects(adapter.run(first.ctx), /crash/)
+    const second = fakeJob<FhirCheckpoint>('system', { _type: 'Observation' }, { pages, checkpoint: first.checkpoints.at(-1) as FhirCheckpoint })
+    await adapter.run(second.ctx)
+    sameRecords(t, second.records(), want, `resumed after page ${crashAt}`)
+  }
+})
+
+t.test('the final checkpoint keeps no file URL (signed links are credentials)', async t => {
+  const { adapter } = await setup(t)
+  const job = fakeJob<FhirCheckpoint>('system', { _type: 'Patient' })
+  await adapter.run(job.ctx)
+  const last = job.checkpoints.at(-1) as FhirCheckpoint
+  t.equal(last.manifest?.files.length, 2)
+  t.notMatch(JSON.stringify(last), /bulkfiles/, 'no file URL')
+  t.match(last, { file: 2 })
+  t.match(job.checkpoints.at(-2), { manifest: { files: [{ url: /bulkfiles/ }] } }, 'kept while files were read')
+})

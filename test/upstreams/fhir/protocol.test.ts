@@ -2,8 +2,9 @@
 import t from 'tap'
 import { parseManifest, sameLayout } from '../../../src/upstreams/fhir/manifest.js'
 import { NdjsonLines } from '../../../src/upstreams/fhir/ndjson.js'
-import { isTransient, outcomeError, readOutcome } from '../../../src/upstreams/fhir/outcome.js'
+import { isTransient, outcomeError, readOutcome, safeText } from '../../../src/upstreams/fhir/outcome.js'
 import { progressNote, retryWait } from '../../../src/upstreams/fhir/waits.js'
+import { pollWaitMs } from '../../../src/upstreams/fhir/export-job.js'
 
 const NOW = Date.parse('2026-12-07T12:00:00Z')
 const B = { minMs: 1000, maxMs: 60_000 }
@@ -73,13 +74,26 @@ t.test('OperationOutcome: diagnostics made safe, transient recognised, status ma
   })
   const o = readOutcome(body)
   t.same(o?.codes, ['processing'])
-  t.equal(o?.diagnostics, 'See https://s3.example/f.ndjson with Bearer [redacted] and [redacted]')
+  t.equal(o?.diagnostics, 'See /f.ndjson with Bearer [redacted] and [redacted]', 'a URL cut to its path: no host, no query')
+  t.equal(safeText('at https://admin:s3cret@db.internal:5432/x?y=1 and http://user@files.internal and HTTPS://h/'), 'at /x and / and /', 'credentials and hosts dropped')
   t.ok(isTransient(500, JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ code: 'transient' }] })))
   t.notOk(isTransient(500, body))
   t.notOk(isTransient(503, JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ code: 'transient' }] })))
   t.equal(readOutcome('not json'), null)
-  t.match(outcomeError('fhir GET /$export', 400, body), { code: 'upstream_rejected', upstreamStatus: 400, message: 'fhir GET /$export answered 400: See https://s3.example/f.ndjson with Bearer [redacted] and [redacted]' })
+  t.match(outcomeError('fhir GET /$export', 400, body), { code: 'upstream_rejected', upstreamStatus: 400, message: 'fhir GET /$export answered 400: See /f.ndjson with Bearer [redacted] and [redacted]' })
   t.match(outcomeError('x', 401, ''), { code: 'upstream_unauthorized', message: 'x answered 401' })
   t.match(outcomeError('x', 500, body), { code: 'upstream_failed' })
   t.match(outcomeError('x', 400, body, 'upstream_failed'), { code: 'upstream_failed' })
+})
+
+t.test('poll waits grow with the export\'s age: under 60 polls in any minute at the SMART server\'s Retry-After: 1', async t => {
+  t.equal(pollWaitMs(1000, 5000, B), 1000, 'a young export: as the server asks')
+  t.equal(pollWaitMs(1000, 60_000, B), 6000, 'a minute old: a tenth of its age')
+  t.equal(pollWaitMs(1000, 3_600_000, B), 60_000, 'never past the maximum')
+  t.equal(pollWaitMs(30_000, 60_000, B), 30_000, 'a longer Retry-After stands')
+  const polls: number[] = []
+  for (let at = 0; at < 3_600_000; at += pollWaitMs(1000, at, B)) polls.push(at)
+  const perMinute = (from: number) => polls.filter(p => p >= from && p < from + 60_000).length
+  t.ok(Math.max(...polls.map(perMinute)) < 40, `at most ${Math.max(...polls.map(perMinute))} polls in any minute`)
+  t.ok(polls.length < 150, `${polls.length} polls in an hour`)
 })

@@ -41,7 +41,11 @@ function parseTypeFilter (value: string): Filter[] | null {
     if (m === null) return null
     const pairs = (m[2] as string).split('&').map(kv => kv.split('=')) as Array<[string, string]>
     if (pairs.some(p => p.length !== 2 || p[0] === '' || p[1] === '')) return null
-    out.push({ type: m[1] as string, pairs: pairs.map(([k, v]) => [k, decodeURIComponent(v)]) })
+    try {
+      out.push({ type: m[1] as string, pairs: pairs.map(([k, v]) => [k, decodeURIComponent(v)]) })
+    } catch {
+      return null // a bad % escape: the request's fault, a 400
+    }
   }
   return out
 }

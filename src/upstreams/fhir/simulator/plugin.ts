@@ -9,7 +9,7 @@
  * informational only), so a wire fault meant for a JSON answer strikes the manifest, which matters.
  */
 import { Readable } from 'node:stream'
-import { createGzip } from 'node:zlib'
+import { constants, createGzip } from 'node:zlib'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { passes, sendProxyError } from '../../simulator-kit/admission.js'
 import { startAlone, stateOf, type RunningSimulator, type SimulatorPluginOptions } from '../../simulator-kit/server.js'
@@ -28,10 +28,10 @@ function outcome (reply: FastifyReply, status: number, diagnostics: string, code
 }
 
 /** Rate limit and injected faults, then the token when one is needed; false when the reply has been sent. */
-function admit (state: FhirSimulatorState, request: FastifyRequest, reply: FastifyReply, needsToken: boolean): boolean {
+function admit (state: FhirSimulatorState, request: FastifyRequest, reply: FastifyReply, needsToken: boolean, limited = false): boolean {
   const auth = request.headers.authorization
   if (auth !== undefined) state.stats.withAuthorization++
-  const through = passes(state.verdict(), {
+  const through = passes(state.verdict(limited), {
     throttle: ({ retryAfter }) => reply.code(429).header('retry-after', retryAfter).type('text/html; charset=utf-8').send('Too Many Requests. Try again later.'),
     error: status => status === 500 ? outcome(reply, 500, 'Internal server error', 'exception') : sendProxyError(reply, status),
   })
@@ -60,6 +60,8 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
   const state = stateOf(opts, options => new FhirSimulatorState(options))
   const prefix = app.prefix
   const base = (request: FastifyRequest): string => `${request.protocol}://${request.host}${prefix}`
+  /** The simulator's base, on another origin when a setting names one (filesAt, statusAt). */
+  const elsewhere = (request: FastifyRequest, origin: string | undefined): string => origin === undefined ? base(request) : `${origin}${prefix}`
 
   app.setNotFoundHandler((_request, reply) => outcome(reply, 404, 'Not found', 'not-found'))
   tokenEndpoint(app, state, prefix)
@@ -74,7 +76,7 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
   }))
 
   const kickOff = (level: ExportRequest['level']) => async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!admit(state, request, reply, state.options.secure === true)) return reply
+    if (!admit(state, request, reply, state.options.secure === true, true)) return reply
     state.stats.kickOffs++
     if (request.headers.accept !== 'application/fhir+json') {
       state.stats.badHeaders++
@@ -91,11 +93,12 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
     if (query._outputFormat !== undefined && !NDJSON_FORMATS.has(query._outputFormat as string)) return outcome(reply, 400, 'Only NDJSON output is supported', 'invalid')
     const one = (name: string): string | undefined => query[name] as string | undefined
     const req: ExportRequest = { level, groupId: (request.params as { groupId?: string }).groupId, _type: one('_type'), _since: one('_since'), _typeFilter: one('_typeFilter') }
-    const files = planExport(state.options, req)
-    if (!Array.isArray(files)) return outcome(reply, 400, files.error, 'invalid')
+    const planned = planExport(state.options, req)
+    if (!Array.isArray(planned)) return outcome(reply, 400, planned.error, 'invalid')
+    const files = state.options.reorderReexports === true && state.stats.kickOffs > 1 ? planned.map(f => ({ ...f, lines: [...f.lines].reverse() })) : planned
     // The SMART server's quirk: any Authorization at kick-off makes the export secure.
     const e = state.addExport(req, files, state.options.secure === true || request.headers.authorization !== undefined)
-    return reply.code(202).header('content-location', `${base(request)}/bulkstatus/${e.id}`).send()
+    return reply.code(202).header('content-location', `${elsewhere(request, state.options.statusAt)}/bulkstatus/${e.id}`).send()
   }
   app.get('/$export', kickOff('system'))
   app.get('/Patient/$export', kickOff('patient'))
@@ -103,13 +106,13 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
 
   const found = (request: FastifyRequest, reply: FastifyReply): SimExport | undefined => {
     const e = state.liveExport((request.params as { id: string }).id)
-    if (e === undefined) void outcome(reply, 404, 'The requested export was not found (it may have been cancelled or expired)', 'not-found')
+    if (e === undefined) void outcome(reply, state.options.goneStatus ?? 404, 'The requested export was not found (it may have been cancelled or expired)', 'not-found')
     return e
   }
 
   app.get('/bulkstatus/:id', async (request, reply) => {
     const e = state.liveExport((request.params as { id: string }).id)
-    if (!admit(state, request, reply, e?.secure === true)) return reply
+    if (!admit(state, request, reply, e?.secure === true, true)) return reply
     state.stats.statusPolls++
     if (found(request, reply) === undefined || e === undefined) return reply
     e.polls++
@@ -119,15 +122,15 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
       return outcome(reply, 500, 'An unknown error occurred (transient_error). Please try again.', 'transient')
     }
     const ready = state.options.pollsBeforeReady ?? 2
-    if (e.polls - transient <= ready) {
+    if (e.polls - transient <= ready || Date.now() - e.createdAt < (state.options.buildMs ?? 0)) {
       const after = retryAfter(state)
       if (after !== null) void reply.header('retry-after', after)
-      const percent = Math.floor(100 * (e.polls - transient - 1) / Math.max(1, ready))
+      const percent = Math.min(99, Math.floor(100 * (e.polls - transient - 1) / Math.max(1, ready)))
       return reply.code(202).header('x-progress', `${percent}% complete, Please wait...`).send()
     }
     e.state = 'ready'
     state.stats.manifests++
-    const byType = e.files.map((f, i) => ({ f, url: `${base(request)}/bulkfiles/${e.id}/${(i + 1) * 2}.${f.type}.ndjson` }))
+    const byType = e.files.map((f, i) => ({ f, url: `${elsewhere(request, state.options.filesAt)}/bulkfiles/${e.id}/${(i + 1) * 2}.${f.type}.ndjson` }))
     const entries = (array: string) => byType.filter(({ f }) => f.array === array).map(({ f, url }) => array === 'output' ? { type: f.type, url, count: f.lines.length } : { type: f.type, url })
     const ttl = state.options.exportTtlMs ?? 3_600_000
     return reply.code(200).header('expires', new Date(e.createdAt + ttl).toUTCString()).type('application/json').send({
@@ -163,12 +166,31 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
       state.stats.downloadsRefused++
       return outcome(reply, 410, 'The requested file has expired; the file expired', 'expired')
     }
+    if (state.takeForbiddenFile()) {
+      state.stats.downloadsRefused++
+      return reply.code(403).type('application/xml').send('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>')
+    }
     state.countDownload(id, e.files.indexOf(f))
-    const body = Readable.from(f.lines.map(line => Buffer.from(`${line}\n`)))
+    const cut = state.breakAfter(id, e.files.indexOf(f))
+    const body = Readable.from((async function * () {
+      for (const [i, line] of f.lines.entries()) {
+        if (cut !== null && i === cut) {
+          // The connection drops mid-body, once what came before it has gone out.
+          await new Promise(resolve => setTimeout(resolve, 20))
+          reply.raw.destroy()
+          return
+        }
+        yield Buffer.from(`${line}\n`)
+      }
+    })())
     void reply.code(200).type('application/fhir+ndjson')
     if (!/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) return reply.send(body)
     state.stats.gzipped++
-    return reply.header('content-encoding', 'gzip').send(body.pipe(createGzip()))
+    if (state.options.corruptGzip === true) {
+      return reply.header('content-encoding', 'gzip').send(Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03]), Buffer.alloc(64, 0xff)]))
+    }
+    // A download that breaks off sends each line as it goes (flushed), so the lines before the break arrive.
+    return reply.header('content-encoding', 'gzip').send(body.pipe(createGzip(cut === null ? {} : { flush: constants.Z_SYNC_FLUSH })))
   })
 }
 

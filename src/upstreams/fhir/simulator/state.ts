@@ -31,8 +31,30 @@ export interface FhirSimulatorOptions extends ExportShape {
   tokenSeconds?: number
   /** How long a 429 blocks, in ms (the SMART server: 5 minutes). Default 50. */
   throttleBlockMs?: number
+  /**
+   * The SMART server's limiter: more than this many kick-off and status requests within `limiterWindowMs` (default a
+   * minute) answer 429, with an absolute epoch Retry-After (ms on the request that trips it, then s), for
+   * `limiterBlockMs` (default 5 minutes). Downloads are not limited. Default: no limit.
+   */
+  requestsPerMinute?: number
+  limiterWindowMs?: number
+  limiterBlockMs?: number
+  /** Gzipped downloads send bytes that are not gzip (a gzip header, then garbage) under `Content-Encoding: gzip`. */
+  corruptGzip?: boolean
+  /** The k-th download of a file breaks off (the connection dropped mid-body) after k × this many lines. Default: never. */
+  breakEveryLines?: number
+  /** Every export after the first has each file's lines in reverse order: a server whose re-export differs. */
+  reorderReexports?: boolean
+  /** An export stays "in progress" at least this long after its kick-off, however often it is polled. Default 0. */
+  buildMs?: number
+  /** What the status URL of an unknown, cancelled or expired export answers: 404 (the SMART server's, default) or 410. */
+  goneStatus?: 404 | 410
   /** An export is deleted this long after its kick-off (the SMART server: 60 minutes). Default: never. */
   exportTtlMs?: number
+  /** An origin (`http://127.0.0.1:N`) the manifest's file URLs name instead of the simulator's own: a test's proxy, as a file host elsewhere. */
+  filesAt?: string
+  /** The same for the kick-off's Content-Location (the status URL). */
+  statusAt?: string
   /** Exports kept; beyond it the oldest is forgotten (its status then answers 404). Default 1000. */
   maxEntries?: number
 }
@@ -61,7 +83,7 @@ const STATS = {
   downloads: 0,
   downloadsByFile: byKey(),
   gzipped: 0,
-  /** Downloads answered 404/410. */
+  /** Downloads answered 403/404/410. */
   downloadsRefused: 0,
   /** DELETEs of a status URL that cancelled an export. */
   cancels: 0,
@@ -88,8 +110,13 @@ export class FhirSimulatorState {
   readonly #throttles = new Countdown()
   #blockedUntil = 0
   #throttleBurst = 0
+  /** The limiter's requests within its window (epoch ms), and its block. */
+  #recent: number[] = []
+  #limitedUntil = 0
+  #limitedBurst = 0
   readonly #expireFiles = new Countdown()
   readonly #missingFiles = new Countdown()
+  readonly #forbiddenFiles = new Countdown()
   readonly #refuseTokens = new Countdown()
 
   constructor (options: FhirSimulatorOptions = {}) {
@@ -106,8 +133,12 @@ export class FhirSimulatorState {
     this.#faults.reset()
     this.#throttles.arm(0)
     this.#blockedUntil = 0
+    this.#recent = []
+    this.#limitedUntil = 0
     this.#expireFiles.arm(0)
     this.#missingFiles.arm(0)
+    this.#forbiddenFiles.arm(0)
+    this.#breakAt = null
     this.#refuseTokens.arm(0)
   }
 
@@ -122,16 +153,44 @@ export class FhirSimulatorState {
   /** The next `n` downloads answer 410 (the file expired), or 404 with `missing`. */
   expireFilesNext (n: number): void { this.#expireFiles.arm(n) }
   missingFilesNext (n: number): void { this.#missingFiles.arm(n) }
+  /** The next `n` downloads answer 403, as an object store (S3, GCS, Azure) answers a signed link that expired. */
+  forbidFilesNext (n: number): void { this.#forbiddenFiles.arm(n) }
 
-  /** The next `n` token requests are refused (401 invalid_client). */
-  refuseTokensNext (n: number): void { this.#refuseTokens.arm(n) }
+  /** The next `n` token requests are refused: 401 invalid_client, or `status` (a 5xx: server_error, as the endpoint failing). */
+  refuseTokensNext (n: number, status = 401): void {
+    this.#refuseTokens.arm(n)
+    this.#tokenRefusal = status
+  }
+
+  #tokenRefusal = 401
 
   /** Deletes every export now, as the SMART server's sweeper does after an hour. */
   expireExports (): void { this.exports.clear() }
 
-  /** The injected fault for an API request; a 429 carries its Retry-After value. */
-  verdict (): Verdict<{ retryAfter: string }> {
+  /**
+   * The injected fault for an API request, or the limiter's 429 for a kick-off or status request (`limited`); a 429
+   * carries its Retry-After value.
+   */
+  verdict (limited = false): Verdict<{ retryAfter: string }> {
     const now = Date.now()
+    const limit = this.options.requestsPerMinute
+    if (limited && limit !== undefined) {
+      if (now >= this.#limitedUntil) {
+        const windowMs = this.options.limiterWindowMs ?? 60_000
+        this.#recent = this.#recent.filter(at => at > now - windowMs)
+        this.#recent.push(now)
+        if (this.#recent.length > limit) {
+          this.#limitedUntil = now + (this.options.limiterBlockMs ?? 300_000)
+          this.#limitedBurst = 0
+          this.#recent = []
+        }
+      }
+      if (now < this.#limitedUntil) {
+        this.stats.throttled++
+        const first = this.#limitedBurst++ === 0
+        return { kind: 'throttle', retryAfter: String(first ? this.#limitedUntil : Math.ceil(this.#limitedUntil / 1000)) }
+      }
+    }
     if (this.#throttles.take() || now < this.#blockedUntil) {
       this.stats.throttled++
       // The SMART limiter: epoch ms on the request that trips it, epoch seconds on the ones after, while blocked.
@@ -147,7 +206,9 @@ export class FhirSimulatorState {
 
   takeExpiredFile (): boolean { return this.options.fileExpired === true || this.#expireFiles.take() }
   takeMissingFile (): boolean { return this.#missingFiles.take() }
-  takeTokenRefusal (): boolean { return this.#refuseTokens.take() }
+  takeForbiddenFile (): boolean { return this.#forbiddenFiles.take() }
+  /** The status of the next refused token request, or null when it is not refused. */
+  takeTokenRefusal (): number | null { return this.#refuseTokens.take() ? this.#tokenRefusal : null }
 
   /** Registers a new export. */
   addExport (request: ExportRequest, files: PlannedFile[], secure: boolean): SimExport {
@@ -174,6 +235,17 @@ export class FhirSimulatorState {
   countDownload (exportId: string, file: number): void {
     this.stats.downloads++
     countUnder(this.stats.downloadsByFile, `${exportId}:${file}`, this.maxEntries * COUNTERS_PER_ENTRY)
+  }
+
+  /** Every download from now on breaks off after `lines` lines, however often it was downloaded (no progress). */
+  breakDownloadsAt (lines: number): void { this.#breakAt = lines }
+  #breakAt: number | null = null
+
+  /** After how many lines this download of a file breaks off; null: it does not. */
+  breakAfter (exportId: string, file: number): number | null {
+    if (this.#breakAt !== null) return this.#breakAt
+    const every = this.options.breakEveryLines
+    return every === undefined ? null : every * (this.stats.downloadsByFile[`${exportId}:${file}`] ?? 1)
   }
 
   /** A new access token valid for tokenSeconds. */

@@ -25,7 +25,12 @@ export function tokenEndpoint (app: FastifyInstance, state: FhirSimulatorState, 
   app.post('/auth/token', async (request, reply) => {
     state.stats.tokenRequests++
     const form = (request.body ?? {}) as Record<string, string>
-    if (state.takeTokenRefusal()) return refuse(state, reply, 401, 'invalid_client', 'Invalid client details')
+    const refusal = state.takeTokenRefusal()
+    if (refusal !== null) {
+      return refusal >= 500
+        ? refuse(state, reply, refusal, 'server_error', 'The server failed')
+        : refuse(state, reply, refusal, refusal === 401 ? 'invalid_client' : 'invalid_request', refusal === 401 ? 'Invalid client details' : 'Refused')
+    }
     if (form.grant_type !== 'client_credentials') return refuse(state, reply, 400, 'unsupported_grant_type', 'The grant_type parameter should equal "client_credentials"')
     if (form.client_assertion_type !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
       return refuse(state, reply, 400, 'invalid_request', 'Invalid client_assertion_type parameter')
