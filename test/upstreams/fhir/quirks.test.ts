@@ -243,7 +243,8 @@ t.test('a file that keeps breaking off but gets further each time is read to its
   t.ok(state.stats.downloads > 3, `more downloads (${state.stats.downloads}) than FHIR_ATTEMPTS, each one further`)
   t.equal(state.stats.kickOffs, 1)
   // Without progress the third break still fails the job.
-  const { state: stuck, adapter: stuckAdapter } = await setup(t, { pageSize: 100, breakEveryLines: 1000 }, {}, { limits: { maxBytesInFlight: 1600, maxRecordBytes: 1000 } })
+  const limits = { maxBytesInFlight: 1600, maxRecordBytes: 1000 }
+  const { state: stuck, adapter: stuckAdapter } = await setup(t, { pageSize: 100, breakEveryLines: 1000 }, {}, { limits })
   stuck.breakDownloadsAt(1)
   await t.rejects(stuckAdapter.run(fakeJob('system', { _type: 'Observation' }).ctx), { code: 'upstream_unavailable' })
   t.equal(stuck.stats.downloads, 3)
