@@ -3,9 +3,7 @@
  * wire faults, one "in progress" poll per export, files of 20 resources, and waits of a few ms, so that a job takes
  * a handful of requests and the campaign's faults land in all of its steps.
  */
-import type { FaultTarget, FaultTargetFactory } from '../../simulator-kit/fault-target.js'
-import { serveSimulator } from '../../simulator-kit/server.js'
-import { WireFaults } from '../../simulator-kit/wire-faults.js'
+import { serveUnderFire, type FaultTarget, type FaultTargetFactory } from '../../simulator-kit/fault-target.js'
 import { expectedRecords, type ExportRequest } from './exports.js'
 import { fhirSimulator } from './plugin.js'
 import { FhirSimulatorState, type FhirSimulatorOptions } from './state.js'
@@ -25,14 +23,13 @@ function body (i: number): Record<string, unknown> {
 }
 
 export const fhirFaultTarget: FaultTargetFactory = async seed => {
-  const wire = new WireFaults({ seed })
   const state = new FhirSimulatorState(OPTIONS)
-  const server = await serveSimulator(fhirSimulator, state, { wireFaults: wire })
+  const { wire, url, close } = await serveUnderFire(fhirSimulator, state, seed)
   const target: FaultTarget = {
     name: 'fhir',
     wire,
     env: {
-      FHIR_BASE_URL: server.url,
+      FHIR_BASE_URL: url,
       FHIR_MIN_RETRY_AFTER_SECONDS: '0.01',
       FHIR_MAX_RETRY_AFTER_SECONDS: '0.05',
     },
@@ -44,9 +41,14 @@ export const fhirFaultTarget: FaultTargetFactory = async seed => {
       return expectedRecords(OPTIONS, { level: b.resource as ExportRequest['level'], ...params })
     },
     keepsFailedRecords: false,
-    // Kick-off, one 202 poll, the manifest, then the first file's page is saved: the fault strikes the next file.
-    partial: { after: 4, body: i => ({ upstream: 'fhir', resource: 'system', params: { _type: 'Observation,Patient', _since: since(i) } }) },
-    close: () => server.close(),
+    // No JSON answer comes after the first page is stored: the files are streamed NDJSON (gzip), which the body
+    // faults do not spoil, and the DELETE after the last file is best effort. Faults in the files' middle are the
+    // campaign's resets and hangs, and the adapter tests' broken downloads (test/upstreams/fhir/quirks.test.ts).
+    partial: null,
+    // The kick-off starts an export: it is not retried once sent (a second export would be left running for
+    // nobody), so an answer lost after sending fails the job.
+    outcomes: { hang: 'failed upstream_timeout', reset: 'failed upstream_unavailable' },
+    close,
   }
   return target
 }
