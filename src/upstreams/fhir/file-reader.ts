@@ -106,16 +106,28 @@ export async function storeFile (d: FileReaderDeps, state: { cp: FhirCheckpoint 
   const hash = createHash('sha256')
   let batch: Buffer[] = []
   let bytes = 0
+  /**
+   * The page being saved while the next one fills: the download goes on during a save (a paused reader costs the
+   * file's transfer about a tenth), and at most one save is in flight, so memory holds two pages at most. `at` is
+   * the checkpoint of what has been handed to be saved; `state.cp` moves only once a save has committed.
+   */
+  let saving: Promise<void> = Promise.resolve()
   const flush = async (done: boolean): Promise<void> => {
-    const records = { ...at.records, [file.array]: at.records[file.array] + batch.length }
+    const page = batch
+    const records = { ...at.records, [file.array]: at.records[file.array] + page.length }
     const next: FhirCheckpoint = done
       ? { ...at, file: at.file + 1, line: 0, lineHash: null, nextPage: at.nextPage + 1, records }
       : { ...at, line: seen, lineHash: hash.copy().digest('hex'), nextPage: at.nextPage + 1, records }
-    await d.ctx.savePage(at.nextPage, batch, next, { pagesDone: at.nextPage, pagesTotal: null, percent })
+    const number = at.nextPage
     at = next
-    state.cp = next
     batch = []
     bytes = 0
+    const previous = saving
+    await previous
+    saving = d.ctx.savePage(number, page, next, { pagesDone: number, pagesTotal: null, percent }).then(() => { state.cp = next })
+    // Observed now, awaited by the next flush or at the end: a failed save never goes unhandled meanwhile.
+    saving.catch(() => {})
+    if (done) await saving
   }
   /** The skipped lines must be the ones stored: a server may export other lines, or another order, when asked again. */
   const checkStored = (): void => {
@@ -147,6 +159,8 @@ export async function storeFile (d: FileReaderDeps, state: { cp: FhirCheckpoint 
   } catch (err) {
     discard(opened.stream.body)
     discard(body)
+    // The save in flight settles first: `state.cp` then says how far the file really got.
+    await saving.catch(() => {})
     if (d.ctx.signal.aborted) throw d.ctx.signal.reason
     const code = errorCode(err)
     if (!(err instanceof UpstreamError) && code !== undefined && CORRUPT.has(code)) {
@@ -157,6 +171,7 @@ export async function storeFile (d: FileReaderDeps, state: { cp: FhirCheckpoint 
     }
     throw err
   }
+  await saving
   if (seen < cp.line) {
     throw new UpstreamError('invalid_upstream_response', `${what} is shorter than when an earlier attempt stored ${cp.line} of its lines`)
   }
