@@ -227,6 +227,17 @@ export function scanObject (body: Buffer | string, arrayKey: string): ScannedObj
   return { members, elements }
 }
 
+/**
+ * Checks that `body` (UTF-8) is exactly one JSON object, in one pass over its bytes that builds nothing: no member is
+ * decoded, as {@link scanObject} decodes them. For records that are stored as they are (a FHIR NDJSON line).
+ */
+export function checkObject (body: Buffer): void {
+  let i = start(body)
+  if (body[i] !== OPEN_BRACE) throw new UpstreamError('invalid_upstream_response', 'Upstream body is not a JSON object')
+  i = skipValue(body, i)
+  expectEnd(body, i)
+}
+
 /** A scanned member's value, parsed; undefined when absent. Members other than the array are small. */
 export function memberValue (body: ScannedObject, key: string): unknown {
   const raw = body.members.get(key)

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { UpstreamError } from '../../src/domain/errors.js'
-import { extractArray, scanObject, splitArray } from '../../src/upstreams/json-records.js'
+import { checkObject, extractArray, scanObject, splitArray } from '../../src/upstreams/json-records.js'
 
 const invalid = { name: 'UpstreamError', code: 'invalid_upstream_response' }
 
@@ -137,4 +137,13 @@ t.test('a 1 MB body scans quickly', async t => {
   for (let i = 0; i < 10; i++) t.equal(extractArray(body, 'results').length, 12_000)
   // Generous: about 10 ms per MB is expected; this only catches an accidentally quadratic scanner.
   t.ok(performance.now() - started < 5000, `10 scans took ${Math.round(performance.now() - started)} ms`)
+})
+
+t.test('checkObject accepts exactly what JSON.parse reads as one object, and builds nothing to say so', async t => {
+  for (const text of ['{}', ' {"a":[1,{"b":"\\u00e9"}],"c":null} ', '\ufeff{"resourceType":"Patient","id":"1"}', '{"k":{"k":{"k":[[]]}}}']) {
+    t.doesNotThrow(() => checkObject(Buffer.from(text)), `accepts ${JSON.stringify(text)}`)
+  }
+  for (const text of [...malformed, '[1]', '"s"', '1', 'null', '{"a":1} {}', '{"a":1}x', '', '{"a":1']) {
+    t.throws(() => checkObject(Buffer.from(text)), invalid, `refuses ${JSON.stringify(text)}`)
+  }
 })

@@ -6,7 +6,7 @@
 import { isUtf8 } from 'node:buffer'
 import { UpstreamError } from '../../domain/errors.js'
 import { tooLarge } from '../../contract/record-limits.js'
-import { scanObject } from '../json-records.js'
+import { checkObject } from '../json-records.js'
 
 const NEWLINE = 0x0a
 const CR = 0x0d
@@ -63,8 +63,8 @@ export class NdjsonLines {
     if (line.length > this.maxLineBytes) throw tooLarge(`A line of ${this.what}`, this.maxLineBytes, 'UPSTREAM_MAX_RECORD_BYTES')
     if (!isUtf8(line)) line = Buffer.from(line.toString('utf8'), 'utf8')
     try {
-      // One validating pass over the bytes; the object is not built.
-      scanObject(line, '\u0000')
+      // One validating pass over the bytes; nothing is built or decoded.
+      checkObject(line)
     } catch {
       // The line number only: the line itself may be patient data.
       throw new UpstreamError('invalid_upstream_response', `${this.what}: line ${this.lines + 1} is not one JSON object`)
