@@ -20,7 +20,7 @@
  * peer.
  */
 import { plainExportCounted } from '../../test/helpers/fhir-plain-client.js'
-import { launchPeer, peerAvailable, peersDir, type PeerProcess } from '../../test/helpers/smart-peer-process.js'
+import { PEER_MISSING, launchPeer, peerAvailable, type PeerProcess } from '../../test/helpers/smart-peer-process.js'
 import { cpuMeter, processCpu } from '../cpu.js'
 import { startGateway } from '../gateway-process.js'
 import { submitJob, waitForJob, warmUpJob } from '../jobs.js'
@@ -126,7 +126,7 @@ async function gatewaySide (databaseUrl: string, sim: Record<string, unknown>, l
   const peer = await launchPeer({ readyTimeoutMs: 600_000 })
   try {
     // FHIR_MIN_RETRY_AFTER_SECONDS stays at its default (1 s): the gateway polls as the peer's Retry-After: 1 asks.
-    const gw = await startGateway(databaseUrl, { UPSTREAMS: 'fhir', FHIR_BASE_URL: peer.simBase(sim), UPSTREAM_ALLOWED_ORIGINS: peer.origin })
+    const gw = await startGateway(databaseUrl, { UPSTREAMS: 'fhir', FHIR_BASE_URL: peer.simBase(sim) })
     try {
       const idleRss = gw.memory().rss
       await warmUpJob(gw, { upstream: 'fhir', resource: 'system', params: { _type: WARM_UP_TYPE } })
@@ -168,7 +168,7 @@ async function gatewaySide (databaseUrl: string, sim: Record<string, unknown>, l
 }
 
 export async function fhirExport (databaseUrl: string, log: (s: string) => void): Promise<Line[]> {
-  if (!peerAvailable()) throw new Error(`no SMART bulk-data-server peer at ${peersDir}: put the shared peers/ folder at ../shared/peers beside the repository, or set SMART_PEER_DIR`)
+  if (!peerAvailable()) throw new Error(PEER_MISSING)
   const sim = { m: M, page: PAGE }
   log('fhir: starting the SMART bulk-data-server peer (installs it first if needed: minutes)')
   const plain = await plainSide(sim, log)

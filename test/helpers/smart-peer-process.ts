@@ -18,6 +18,9 @@ export const peersDir = process.env.SMART_PEER_DIR !== undefined && process.env.
 
 const script = join(peersDir, 'smart-bulk-data-server.sh')
 
+/** What to say when the peer is missing: where it was looked for and how to provide it. */
+export const PEER_MISSING = `no SMART bulk-data-server peer at ${peersDir}: put the shared peers/ folder at ../shared/peers beside the repository, or set SMART_PEER_DIR`
+
 /** The sample keys' algorithms (static/keys/<alg>.{public,private}.json in the server's folder). */
 export type PeerKeyAlg = 'RS384' | 'ES384'
 

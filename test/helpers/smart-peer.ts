@@ -10,7 +10,7 @@
  * The process itself (start, stop, access log) is `smart-peer-process.ts`, which the bench uses too.
  */
 import type { Test } from 'tap'
-import { launchPeer, peerAvailable, peersDir, type SmartPeer } from './smart-peer-process.js'
+import { PEER_MISSING, launchPeer, peerAvailable, type SmartPeer } from './smart-peer-process.js'
 
 export {
   peerAvailable, peersDir, privateKey, publicKeySet, simSegment,
@@ -23,7 +23,7 @@ export {
  */
 export function requirePeer (t: Test): boolean {
   if (peerAvailable()) return true
-  const message = `no SMART bulk-data-server peer at ${peersDir}: put the shared peers/ folder at ../shared/peers beside the repository, or set SMART_PEER_DIR`
+  const message = PEER_MISSING
   if (process.env.BULK_GATEWAY_CI === '1') t.fail(message)
   else t.pass('the tests against the SMART bulk-data-server peer', { skip: message })
   return false
