@@ -40,7 +40,15 @@ function retryable (res: UpstreamResponse): boolean {
  * goes only to the origins that may have it ({@link FhirApi.mayCarryToken}); `what` names the URL in the error
  * when it is elsewhere (`a file of the FHIR export`).
  */
-export type FhirRequest = Omit<UpstreamRequest, 'upstream' | 'signal' | 'retryable'> & { authorize: boolean, what?: string }
+export type FhirRequest = Omit<UpstreamRequest, 'upstream' | 'signal' | 'retryable'> & {
+  authorize: boolean
+  what?: string
+  /**
+   * Once sent, the exchange is not abandoned when the job's signal aborts: it runs to its answer within this many ms.
+   * For a request whose answer the job needs even when it is stopping (the kick-off's status URL, to DELETE it).
+   */
+  finishOnAbortMs?: number
+}
 
 /** Logs a clamped wait the first time it happens in a job. */
 export function noteClamp (j: JobIo, wait: Wait, what: string, asked: string | undefined): void {
@@ -96,8 +104,10 @@ export class FhirApi {
         throw new UpstreamError('upstream_url_refused', `${req.what ?? 'a URL the FHIR server sent'} is on another origin than FHIR_BASE_URL and needs the access token, which the gateway sends only to the FHIR server, its token endpoint and the origins in FHIR_TOKEN_ORIGINS`)
       }
       const headers = { ...req.headers, ...(header === null ? {} : { authorization: header }) }
-      const { authorize: _, what: __, ...rest } = req
-      const res = await this.#once({ ...rest, headers, signal: j.signal, upstream: UPSTREAM, retryable }, streaming)
+      const { authorize: _, what: __, finishOnAbortMs, ...rest } = req
+      j.signal.throwIfAborted()
+      const signal = finishOnAbortMs === undefined ? j.signal : AbortSignal.timeout(finishOnAbortMs)
+      const res = await this.#once({ ...rest, headers, signal, upstream: UPSTREAM, retryable }, streaming)
       if ('text' in res) {
         if (res.status === 401 && header !== null && !renewed && this.auth !== null) {
           // The token may have been revoked or expired early: one more try with a new one, then the 401 stands.

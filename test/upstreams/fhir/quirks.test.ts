@@ -108,6 +108,28 @@ t.test('a cancelled job DELETEs its export', async t => {
   t.equal([...state.exports.values()][0]?.state, 'cancelled')
 })
 
+t.test('a job cancelled while its kick-off is under way reads the answer and DELETEs the export it started', async t => {
+  const { state, adapter } = await setup(t, { kickOffDelayMs: 300, pollsBeforeReady: 1000 })
+  const job = fakeJob('system', { _type: 'Observation' })
+  const run = adapter.run(job.ctx)
+  while (state.exports.size === 0) await new Promise(resolve => setTimeout(resolve, 5))
+  job.controller.abort(new JobCancelledError('cancelled'))
+  await t.rejects(run, JobCancelledError)
+  t.equal(state.stats.kickOffs, 1)
+  t.equal(state.stats.statusPolls, 0, 'never polled')
+  t.equal(state.stats.cancels, 1, 'the export started by the kick-off was released')
+  t.equal([...state.exports.values()][0]?.state, 'cancelled')
+})
+
+t.test('a job cancelled before its kick-off is sent starts no export', async t => {
+  const { state, adapter } = await setup(t)
+  const job = fakeJob('system', { _type: 'Observation' })
+  job.controller.abort(new JobCancelledError('cancelled'))
+  await t.rejects(adapter.run(job.ctx), JobCancelledError)
+  t.equal(state.stats.kickOffs, 0)
+  t.equal(state.stats.cancels, 0)
+})
+
 t.test('an export in progress past FHIR_EXPORT_TIMEOUT_SECONDS fails with upstream_timeout and is deleted', async t => {
   const { state, adapter } = await setup(t, { pollsBeforeReady: 1000 }, { exportTimeoutMs: 60 })
   const job = fakeJob('system', { _type: 'Observation' })

@@ -98,6 +98,7 @@ export const fhirSimulator: FastifyPluginAsync<FhirSimulatorPluginOptions> = asy
     const files = state.options.reorderReexports === true && state.stats.kickOffs > 1 ? planned.map(f => ({ ...f, lines: [...f.lines].reverse() })) : planned
     // The SMART server's quirk: any Authorization at kick-off makes the export secure.
     const e = state.addExport(req, files, state.options.secure === true || request.headers.authorization !== undefined)
+    if (state.options.kickOffDelayMs !== undefined) await new Promise(resolve => setTimeout(resolve, state.options.kickOffDelayMs))
     return reply.code(202).header('content-location', `${elsewhere(request, state.options.statusAt)}/bulkstatus/${e.id}`).send()
   }
   app.get('/$export', kickOff('system'))

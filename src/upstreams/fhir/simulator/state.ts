@@ -45,6 +45,8 @@ export interface FhirSimulatorOptions extends ExportShape {
   breakEveryLines?: number
   /** Every export after the first has each file's lines in reverse order: a server whose re-export differs. */
   reorderReexports?: boolean
+  /** The kick-off's 202 is sent this long after the export was created: a slow server, or a slow network. Default 0. */
+  kickOffDelayMs?: number
   /** An export stays "in progress" at least this long after its kick-off, however often it is polled. Default 0. */
   buildMs?: number
   /** What the status URL of an unknown, cancelled or expired export answers: 404 (the SMART server's, default) or 410. */
