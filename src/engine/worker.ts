@@ -80,6 +80,11 @@ export class Worker {
         while (this.state === 'active' && this.running.size < this.options.concurrency) {
           const job = await claimNextJob(this.pool, this.id, this.options.leaseSeconds)
           if (job === null) break
+          if (this.state !== 'active') {
+            // Claimed while the shutdown began: not among the jobs it aborts, so handed back here, as they are.
+            await this.handBack(job)
+            break
+          }
           this.begin(job)
         }
         failures = 0
@@ -154,9 +159,7 @@ export class Worker {
   /** Decides what an interrupted or failed run means for the job. */
   private async settle (job: Job, reason: unknown, log: Logger): Promise<void> {
     if (reason instanceof ShutdownError) {
-      await releaseJob(this.pool, job.id, this.id, { countAttempt: false, delaySeconds: 0 })
-      // Wake the other replicas now rather than at their next poll: a rolling deploy hands the job over at once.
-      await notifyNewJob(this.pool).catch(() => {})
+      await this.handBack(job)
       log.info('job released for another worker (shutdown)')
     } else if (reason instanceof JobCancelledError) {
       log.info('job cancelled') // and counted by the job service, which cancelled it
@@ -174,6 +177,13 @@ export class Worker {
       log.warn({ err: (reason as Error)?.message, delaySeconds }, 'job interrupted; it will resume from its checkpoint')
       await releaseJob(this.pool, job.id, this.id, { countAttempt: true, delaySeconds }).catch(() => {})
     }
+  }
+
+  /** Releases a job at shutdown for another worker (the attempt does not count). */
+  private async handBack (job: Job): Promise<void> {
+    await releaseJob(this.pool, job.id, this.id, { countAttempt: false, delaySeconds: 0 })
+    // Wake the other replicas now rather than at their next poll: a rolling deploy hands the job over at once.
+    await notifyNewJob(this.pool).catch(() => {})
   }
 
   /** Fails the job with a stable code. A lost lease changes nothing, so nothing is reported either. */
