@@ -1,5 +1,5 @@
 /**
- * The HTTP bodies of results, defined once: an NDJSON chunk and the JSON page envelope, each built in the bytes of
+ * The HTTP bodies of results, defined once: NDJSON chunks and the JSON page envelope, each built in the bytes of
  * a batch read from the database (db/sql/result-stream.ts), records spliced in as stored, never parsed.
  */
 import type { RecordBatch } from '../domain/results.js'
@@ -10,47 +10,48 @@ const SPACE = 32
 const COMMA = 0x2c
 
 /**
- * Moves the batch's records to the front of its own buffer, `head` before them, `separator` after each (or between
- * them when `between`), and returns where the last one ended. Every record's header in the COPY data is 22 bytes
- * (field count and three lengths, page, position) and the COPY header 19 before the first, so each record lands
- * no later than where it was read from. Compacting in place allocates nothing: every megabyte of Buffers a batch
- * allocates brings the next scavenge nearer, and in the bench's NDJSON stream garbage collection was the largest
- * cost after the socket.
+ * Moves the batch's records to the front of its own buffer, `head` before them and `separator` between them, and
+ * returns where the last one ended. Records lie in the COPY data with a line feed after each, behind the COPY
+ * header (19 bytes) and each row's fields before its body (more than 40 bytes), so each record lands no later than
+ * where it was read from. Compacting in place allocates nothing: every megabyte of Buffers a batch allocates brings
+ * the next scavenge nearer.
  */
-function compact (batch: RecordBatch, head: Buffer | null, separator: number, between: boolean): number {
+function compact (batch: RecordBatch, head: Buffer, separator: number): number {
   const { data, starts, ends } = batch
-  let at = head === null ? 0 : head.copy(data, 0)
+  let at = head.copy(data, 0)
   for (let i = 0; i < starts.length; i++) {
-    if (between && i > 0) data[at++] = separator
+    if (i > 0) data[at++] = separator
     const start = starts[i] as number
     const end = ends[i] as number
     if (at !== start) data.copyWithin(at, start, end)
     at += end - start
-    if (!between) data[at++] = separator
   }
   return at
 }
 
 /**
- * The batch as NDJSON: each record's bytes and a newline. A newline inside a JSON value can only be whitespace
- * between tokens (strings escape theirs), so a pretty-printed upstream record is folded onto one line, CR and LF
- * becoming spaces, without changing what it says. Built in the batch's own buffer, so a batch makes one response.
+ * The batch as NDJSON: each record's bytes and a newline, as slices of the batch's data. Records are stored side by
+ * side with a line feed after each (RecordBatch.runs), so a run is NDJSON as it lies, unless a record in it holds a
+ * line break. A newline inside a JSON value can only be whitespace between tokens (strings escape theirs), so such a
+ * pretty-printed record is folded onto its line in place, CR and LF becoming spaces, without changing what it says.
  */
-export function ndjsonChunk (batch: RecordBatch): Buffer {
-  const { starts, ends } = batch
-  const out = batch.data.subarray(0, compact(batch, null, LF, false))
-  // No CR is ours: every one found is a record's.
-  for (let i = out.indexOf(CR); i !== -1; i = out.indexOf(CR, i + 1)) out[i] = SPACE
-  // LFs come back in order, so each is either the next record's terminator or inside that record.
-  let record = 0
-  let terminator = (ends[0] as number) - (starts[0] as number)
-  for (let i = out.indexOf(LF); i !== -1; i = out.indexOf(LF, i + 1)) {
-    if (i !== terminator) {
-      out[i] = SPACE
-      continue
+export function ndjsonChunks (batch: RecordBatch): Buffer[] {
+  const { data, starts, ends } = batch
+  const out: Buffer[] = []
+  for (const run of batch.runs) {
+    const from = starts[run.first] as number
+    const last = run.first + run.count - 1
+    const bytes = data.subarray(from, (ends[last] as number) + 1)
+    if (!run.plain) {
+      for (let i = bytes.indexOf(CR); i !== -1; i = bytes.indexOf(CR, i + 1)) bytes[i] = SPACE
+      // LFs come in order, so each is either the current record's terminator or inside that record.
+      let record = run.first
+      for (let i = bytes.indexOf(LF); i !== -1; i = bytes.indexOf(LF, i + 1)) {
+        if (from + i === ends[record]) record++
+        else bytes[i] = SPACE
+      }
     }
-    record++
-    if (record < starts.length) terminator += (ends[record] as number) - (starts[record] as number) + 1
+    out.push(bytes)
   }
   return out
 }
@@ -70,6 +71,6 @@ export function jsonPage (batch: RecordBatch, count: number, nextCursor: string 
     // A page of one or two short records: the envelope is longer than the COPY framing it replaces.
     page.data = Buffer.concat([batch.data, Buffer.alloc(size - batch.data.length)])
   }
-  const at = compact(page, head, COMMA, true)
+  const at = compact(page, head, COMMA)
   return page.data.subarray(0, at + tail.copy(page.data, at))
 }

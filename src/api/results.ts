@@ -9,7 +9,7 @@ import type { FastifyReply } from 'fastify'
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { JobRead } from '../domain/job.js'
-import { jsonPage, ndjsonChunk } from './result-bodies.js'
+import { jsonPage, ndjsonChunks } from './result-bodies.js'
 import type { ResultPosition } from '../domain/results.js'
 import type { Registry } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
@@ -27,8 +27,11 @@ export interface ResultReadOptions {
   maxStreamsPerClient: number
 }
 
-/** Records per NDJSON batch at most: one COPY round trip carries many small records. */
-const BATCH_RECORDS = 2000
+/**
+ * Records per NDJSON batch at most. Batches are sized by bytes (RESULT_BATCH_MAX_BYTES): this only bounds the
+ * per-record arrays of a batch of tiny records.
+ */
+const BATCH_RECORDS = 50_000
 /**
  * NDJSON goes to the socket in slices of this: the stall watch sees a client take data slice by slice, so one that
  * reads slowly but steadily (64 KiB per stall period) is never mistaken for one that stopped.
@@ -128,12 +131,13 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
       // Records stay bytes from PostgreSQL to the socket (see result-stream.ts), one database batch at a time.
       const chunks = async function * () {
         for await (const batch of app.jobs.resultBatches(job.id, { limit: BATCH_RECORDS, maxBytes: opts.batchMaxBytes })) {
-          const data = ndjsonChunk(batch)
-          for (let at = 0; at < data.length; at += SLICE_BYTES) {
-            // Suspended here exactly while the client is not taking what was sent (backpressure): that is a stall.
-            stall.arm()
-            yield data.subarray(at, at + SLICE_BYTES)
-            stall.disarm()
+          for (const data of ndjsonChunks(batch)) {
+            for (let at = 0; at < data.length; at += SLICE_BYTES) {
+              // Suspended here exactly while the client is not taking what was sent (backpressure): that is a stall.
+              stall.arm()
+              yield data.subarray(at, at + SLICE_BYTES)
+              stall.disarm()
+            }
           }
         }
         // The last slices still wait on the client until the response has finished ('close' stops the watch).

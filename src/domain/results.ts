@@ -14,8 +14,16 @@ export interface RecordBatch {
   ends: number[]
   pages: number[]
   positions: number[]
+  /**
+   * The batch's records as stored side by side: records `first` to `first + count - 1` are one after the other in
+   * `data`, each followed by a line feed (the next starts one past it). `plain`: none of them holds a CR or LF.
+   */
+  runs: RecordRun[]
   more: boolean
 }
+
+/** Records of a batch that lie side by side in its data, each followed by a line feed (see {@link RecordBatch.runs}). */
+export interface RecordRun { first: number, count: number, plain: boolean }
 
 /** How much one batch holds at most: `limit` records or `maxBytes` bytes of records, but always one record. */
 export interface BatchSize { limit: number, maxBytes: number }

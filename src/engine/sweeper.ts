@@ -35,6 +35,7 @@ export interface SweepReport {
   expired: number
   /** Finished jobs whose patient data was erased. */
   erased: number
+  /** Result records deleted (with the pages that held them). */
   rowsDeleted: number
   jobsDeleted: number
   keysDeleted: number
@@ -42,10 +43,10 @@ export interface SweepReport {
   seconds: number
 }
 
-/** Batch sizes: each statement changes at most this many rows (jobs erased, rows or jobs deleted). */
+/** Batch sizes: each statement changes at most this many rows (jobs erased, stored pages or jobs deleted). */
 export interface SweepBatches { erase: number, results: number, jobs: number, keys: number, deliveries: number }
 
-const defaultBatches: SweepBatches = { erase: 500, results: 5000, jobs: 1000, keys: 1000, deliveries: 1000 }
+const defaultBatches: SweepBatches = { erase: 500, results: 200, jobs: 1000, keys: 1000, deliveries: 1000 }
 
 export class Sweeper {
   private readonly stopped = new AbortController()
@@ -114,7 +115,10 @@ export class Sweeper {
     return report
   }
 
-  /** Deletes the rows of every job due for it, a batch at a time; a job leaves the index once its rows are gone. */
+  /**
+   * Deletes the stored pages of every job due for it, a batch of pages at a time; a job leaves the index once its
+   * pages are gone. Returns the records deleted.
+   */
   private async purgeResults (): Promise<number> {
     let deleted = 0
     let after: string | null = null
@@ -123,11 +127,11 @@ export class Sweeper {
       if (jobs.length === 0) break
       for (const jobId of jobs) {
         while (!this.stopping) {
-          const n = await deleteResultsBatch(this.pool, jobId, this.batches.results)
-          deleted += n
+          const { pages, records } = await deleteResultsBatch(this.pool, jobId, this.batches.results)
+          deleted += records
           // Reported per batch: a sweep that fails halfway has still deleted these.
-          this.observe.resultRowsDeleted(n)
-          if (n < this.batches.results) break
+          this.observe.resultRowsDeleted(records)
+          if (pages < this.batches.results) break
         }
         if (this.stopping) break
         await purgeFinished(this.pool, jobId)

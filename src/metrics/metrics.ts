@@ -142,7 +142,7 @@ export function createMetrics (sources: MetricsSources): Metrics {
   })
   const rowsDeleted = new Counter({
     name: 'bulk_gateway_result_rows_deleted_total',
-    help: 'Result rows deleted by the sweeper (expired, cancelled and dropped jobs).',
+    help: 'Result records deleted by the sweeper (expired, cancelled and dropped jobs).',
     registers,
   })
   const sweepDuration = new Histogram({

@@ -20,7 +20,7 @@ export interface Observe {
   recordsStored (upstream: string, count: number): void
   /** Completed jobs the sweeper marked expired. */
   jobsExpired (count: number): void
-  /** Result rows the sweeper deleted. */
+  /** Result records the sweeper deleted (in the stored pages it deleted). */
   resultRowsDeleted (count: number): void
   /** One sweeper pass ended (done or failed), after this many seconds. */
   sweepFinished (seconds: number): void

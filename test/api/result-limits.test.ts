@@ -9,6 +9,7 @@ import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import pg from 'pg'
 import { clientKeys, startGateway, type TestGateway } from '../helpers/gateway.js'
+import { paddedRecords, storePage } from '../helpers/stored-results.js'
 
 /** Far more than loopback's socket buffers hold for a client that stopped reading early. */
 const BIG = { count: 128, bytes: 512 * 1024 }
@@ -18,13 +19,7 @@ async function insertJob (admin: pg.Client, rs: string[] | { count: number, byte
   const count = Array.isArray(rs) ? rs.length : rs.count
   await admin.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
     VALUES ($1, $4, 'drchrono', 'patients', '{}', $2, 'completed', $3, now(), now() + interval '1 hour')`, [id, randomUUID(), count, client])
-  if (Array.isArray(rs)) {
-    await admin.query(`INSERT INTO job_results (job_id, page, position, record)
-      SELECT $1, 1, i - 1, r FROM unnest($2::text[]) WITH ORDINALITY AS u(r, i)`, [id, rs])
-  } else {
-    await admin.query(`INSERT INTO job_results (job_id, page, position, record)
-      SELECT $1, 1, i, json_build_object('i', i, 'pad', repeat('x', $3::int))::text FROM generate_series(0, $2::int - 1) AS i`, [id, rs.count, rs.bytes])
-  }
+  await storePage(admin, id, 1, Array.isArray(rs) ? rs : paddedRecords(rs.count, rs.bytes))
   return id
 }
 

@@ -8,6 +8,7 @@ import t from 'tap'
 import pg from 'pg'
 import { request as undiciRequest } from 'undici'
 import { clientKeys, startGateway } from '../helpers/gateway.js'
+import { paddedRecords, storePages } from '../helpers/stored-results.js'
 
 const records = [
   '{"id":1,"name":"Zoë Ångström","city":"東京","emoji":"🩺"}',
@@ -32,14 +33,7 @@ t.test('results', async t => {
     const count = Array.isArray(rs) ? rs.length : rs.count
     await admin.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
       VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'completed', $3, now(), now() + interval '1 hour')`, [id, randomUUID(), count])
-    if (Array.isArray(rs)) {
-      await admin.query(`INSERT INTO job_results (job_id, page, position, record)
-        SELECT $1, (i - 1) / $3::int + 1, (i - 1) % $3::int, r FROM unnest($2::text[]) WITH ORDINALITY AS u(r, i)`, [id, rs, perPage])
-    } else {
-      await admin.query(`INSERT INTO job_results (job_id, page, position, record)
-        SELECT $1, i / $3::int + 1, i % $3::int, json_build_object('i', i, 'pad', repeat('x', $4::int))::text
-        FROM generate_series(0, $2::int - 1) AS i`, [id, rs.count, perPage, rs.bytes])
-    }
+    await storePages(admin, id, Array.isArray(rs) ? rs : paddedRecords(rs.count, rs.bytes), perPage)
     return id
   }
   const settled = async (): Promise<void> => {
@@ -122,13 +116,13 @@ t.test('results', async t => {
 
   t.test('a database connection lost mid-read: 500 problem for a page, the pool replaces it', async t => {
     await admin.query('BEGIN')
-    await admin.query('LOCK TABLE job_results IN ACCESS EXCLUSIVE MODE')
+    await admin.query('LOCK TABLE result_pages IN ACCESS EXCLUSIVE MODE')
     const pending = gw.request(`/jobs/${jobId}/results?limit=10`)
     const ndjsonPending = gw.request(`/jobs/${jobId}/results`, { headers: { accept: 'application/x-ndjson' } })
     let killed = 0
     for (let i = 0; i < 250 && killed < 2; i++) {
       const { rows } = await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_locks
-        WHERE relation = 'job_results'::regclass AND NOT granted`)
+        WHERE relation = 'result_pages'::regclass AND NOT granted`)
       killed += rows.length
       if (killed < 2) await new Promise(resolve => setTimeout(resolve, 20))
     }

@@ -56,7 +56,7 @@ t.test('applies the migrations once, as prisma migrate deploy records them', asy
 
   t.same(await applyMigrations(url, log), onDisk)
   const tables = await sql<{ table_name: string }>(url, 'SELECT table_name FROM information_schema.tables WHERE table_schema = \'public\' ORDER BY 1')
-  t.same(tables.map((r) => r.table_name), ['_prisma_migrations', 'idempotency_keys', 'job_results', 'jobs',
+  t.same(tables.map((r) => r.table_name), ['_prisma_migrations', 'idempotency_keys', 'jobs', 'result_pages',
     'upstream_budget_grants', 'upstream_budget_pauses', 'upstream_budget_waiters', 'upstream_credentials', 'webhook_deliveries'])
   const [index] = await sql<{ indexdef: string }>(url, 'SELECT indexdef FROM pg_indexes WHERE indexname = \'jobs_inflight_dedupe\'')
   t.match(index?.indexdef, /UNIQUE INDEX .* WHERE .*payload IS NULL/, 'the hand-written partial index is there')
@@ -143,9 +143,9 @@ t.test('the Prisma client works through adapter-pg on the migrated schema', asyn
   const read = { clientId: 'alpha', upstream: 'ocl', resource: 'concepts', params: { q: 'x' }, requestHash: 'h1' }
   const job = await prisma.job.create({ data: read })
   t.equal(job.status, 'queued')
-  await prisma.jobResult.createMany({ data: [0, 1].map((position) => ({ jobId: job.id, page: 0, position, record: `{"n":${position}}` })) })
-  const found = await prisma.job.findUniqueOrThrow({ where: { id: job.id }, include: { results: { orderBy: { position: 'asc' } } } })
-  t.same(found.results.map((r) => r.record), ['{"n":0}', '{"n":1}'])
+  await prisma.resultPage.create({ data: { jobId: job.id, page: 0, first: 0, count: 2, plain: true, ends: [7, 15], body: '{"n":0}\n{"n":1}\n' } })
+  const found = await prisma.job.findUniqueOrThrow({ where: { id: job.id }, include: { results: { orderBy: { first: 'asc' } } } })
+  t.same(found.results.map((r) => [r.count, r.ends, r.body]), [[2, [7, 15], '{"n":0}\n{"n":1}\n']])
 
   const duplicate = await prisma.job.create({ data: read }).catch((err: unknown) => err)
   t.ok(duplicate instanceof Prisma.PrismaClientKnownRequestError && duplicate.code === 'P2002', 'a second in-flight read job is refused')

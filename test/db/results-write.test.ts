@@ -1,39 +1,47 @@
 /**
- * Storing a page of records: binary COPY keeps every record byte for byte (multi-byte UTF-8, escapes, int64
- * numbers, empty objects, a 1 MB record), a replayed page adds nothing, and a write without the job's lease is
- * refused without storing anything.
+ * Storing a page of records: one row per page (parts for a large one), every record byte for byte (multi-byte
+ * UTF-8, escapes, int64 numbers, empty objects, a record over 1 MiB), a replayed page adds nothing, and a write without
+ * the job's lease is refused without storing anything.
  */
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
-import { copyRows, insertRecords, savePage } from '../../src/db/sql/results.js'
+import { insertRecords, pageParts, PART_MAX_BYTES, savePage } from '../../src/db/sql/results.js'
 import { LeaseLostError } from '../../src/domain/errors.js'
 import { transaction } from '../../src/db/sql/sql.js'
 import { testDatabase } from '../helpers/database.js'
+import { storedRows } from '../helpers/stored-results.js'
 
-t.test('binary COPY rows: header, one tuple per record, trailer', async t => {
-  const id = '0f8fad5b-d9cb-469f-a165-70867728950e'
-  const buf = copyRows(id, 7, ['{"a":"é"}', '{}'])
-  t.equal(buf.subarray(0, 11).toString('latin1'), 'PGCOPY\n\xff\r\n\0')
-  t.equal(buf.readInt32BE(11), 0, 'flags')
-  t.equal(buf.readInt32BE(15), 0, 'header extension')
-  let at = 19
-  for (const [position, record] of ['{"a":"é"}', '{}'].entries()) {
-    t.equal(buf.readInt16BE(at), 4, 'four fields')
-    t.equal(buf.readInt32BE(at + 2), 16)
-    t.equal(buf.subarray(at + 6, at + 22).toString('hex'), id.replaceAll('-', ''))
-    t.equal(buf.readInt32BE(at + 26), 7, 'page')
-    t.equal(buf.readInt32BE(at + 34), position, 'position')
-    const length = buf.readInt32BE(at + 38)
-    t.equal(buf.subarray(at + 42, at + 42 + length).toString('utf8'), record)
-    at += 42 + length
-  }
-  t.equal(buf.readInt16BE(at), -1, 'trailer')
-  t.equal(at + 2, buf.length, 'sized exactly')
-  t.throws(() => copyRows("x'; DROP TABLE jobs; --", 1, []), /not a UUID/)
+/** A part's ends, decoded from PostgreSQL's binary int4[]. */
+function endsOf (ends: Buffer): number[] {
+  t.equal(ends.readInt32BE(0), 1, 'one dimension')
+  t.equal(ends.readInt32BE(4), 0, 'no NULLs')
+  t.equal(ends.readInt32BE(8), 23, 'of int4')
+  t.equal(ends.readInt32BE(16), 1, 'from index 1')
+  const n = ends.readInt32BE(12)
+  t.equal(ends.length, 20 + 8 * n, 'sized exactly')
+  return Array.from({ length: n }, (_, i) => { t.equal(ends.readInt32BE(20 + 8 * i), 4); return ends.readInt32BE(24 + 8 * i) })
+}
+
+t.test('pageParts: records side by side, a line feed after each, where each ends, split at the byte bound', async t => {
+  const [part, ...more] = pageParts(['{"a":"é"}', '{}', ''])
+  t.same(more, [])
+  t.equal(part!.body.toString('utf8'), '{"a":"é"}\n{}\n\n')
+  t.same(endsOf(part!.ends), [10, 13, 14], 'byte offsets, not characters')
+  t.same([part!.first, part!.count, part!.plain], [0, 3, true])
+  t.equal(pageParts(['{"a":\n1}'])[0]!.plain, false, 'a record with a line feed')
+  t.equal(pageParts(['{"a":1}', '{"a":\r1}'])[0]!.plain, false, 'a record with a carriage return')
+  t.equal(pageParts([Buffer.from('{"b":2}\n')])[0]!.plain, false, 'a record given as bytes, ending in a line feed')
+
+  const split = pageParts(['aaaa', 'bbbb', 'cccc', 'dddddddddddd', 'e'], 10)
+  t.same(split.map(p => [p.first, p.count, p.body.toString()]), [[0, 2, 'aaaa\nbbbb\n'], [2, 1, 'cccc\n'], [3, 1, 'dddddddddddd\n'], [4, 1, 'e\n']],
+    'no part over the bound, a larger record alone')
+  t.same(split.map(p => endsOf(p.ends)), [[4, 9], [4], [12], [1]], 'ends count from the part\'s start')
+  t.same(pageParts([]), [])
+  t.equal(PART_MAX_BYTES, 1024 * 1024)
 })
 
-t.test('pages stored through COPY', async t => {
+t.test('pages stored as rows of result_pages', async t => {
   const pool = new pg.Pool({ connectionString: await testDatabase(t) })
   t.teardown(() => pool.end())
   const newJob = async () => {
@@ -42,8 +50,7 @@ t.test('pages stored through COPY', async t => {
       VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'running', 'w1')`, [id, randomUUID()])
     return id
   }
-  const stored = async (id: string) =>
-    (await pool.query('SELECT page, position, record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])).rows
+  const stored = async (id: string) => await storedRows(pool, id)
 
   const records = [
     '{"name":"Zoë Ñúñez","city":"Łódź","note":"患者 🩺"}',
@@ -51,7 +58,7 @@ t.test('pages stored through COPY', async t => {
     '{"escaped":"tab\\there \\"quoted\\" back\\\\slash \\u0000 \\ud83d"}',
     '{}',
     '{\n  "pretty": [1,\n 2]\r\n}',
-    JSON.stringify({ big: 'x'.repeat(1_000_000) }),
+    JSON.stringify({ big: 'x'.repeat(PART_MAX_BYTES) }),
   ]
 
   t.test('every byte survives, positions count from 0, the job counts what landed', async t => {
@@ -61,6 +68,8 @@ t.test('pages stored through COPY', async t => {
     const rows = await stored(id)
     t.same(rows.map(r => r.record), records)
     t.same(rows.map(r => [r.page, r.position]), records.map((_, i) => [3, i]))
+    const parts = (await pool.query('SELECT first, count FROM result_pages WHERE job_id = $1 ORDER BY first', [id])).rows
+    t.same(parts, [{ first: 0, count: 5 }, { first: 5, count: 1 }], 'the record over PART_MAX_BYTES has a part of its own')
     const job = (await pool.query('SELECT records, pages_done, checkpoint FROM jobs WHERE id = $1', [id])).rows[0]
     t.same(job, { records: records.length, pages_done: 1, checkpoint: { done: [3] } })
   })
@@ -89,8 +98,14 @@ t.test('pages stored through COPY', async t => {
     t.equal(await transaction(pool, client => insertRecords(client, id, 2, [])), 0, 'an empty page stores nothing')
   })
 
+  t.test('bodies are compressed with lz4 when the server has it', async t => {
+    const { rows: [lz4] } = await pool.query("SELECT count(*)::int AS n FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")
+    const { rows } = await pool.query("SELECT attname, attcompression FROM pg_attribute WHERE attrelid = 'result_pages'::regclass AND attname IN ('body', 'ends') ORDER BY 1")
+    t.same(rows, [{ attname: 'body', attcompression: lz4.n === 1 ? 'l' : '' }, { attname: 'ends', attcompression: lz4.n === 1 ? 'l' : '' }])
+  })
+
   t.test('no vacuum is triggered by inserts alone: results are deleted within the hour anyway', async t => {
-    const { rows } = await pool.query("SELECT reloptions FROM pg_class WHERE relname = 'job_results'")
+    const { rows } = await pool.query("SELECT reloptions FROM pg_class WHERE relname = 'result_pages'")
     t.same(rows[0]?.reloptions, ['autovacuum_vacuum_insert_threshold=-1'])
   })
 
@@ -102,8 +117,12 @@ t.test('pages stored through COPY', async t => {
 
   t.test('a record PostgreSQL refuses rolls the whole page back', async t => {
     const id = await newJob()
-    // A NUL byte cannot be stored in text; the upstream scanners never pass one, but if one came, no half page lands.
+    // A NUL byte cannot be stored in text, nor can bytes that are not UTF-8; the upstream scanners never pass one,
+    // but if one came, no half page lands.
     await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', '{"a":"\0"}'], checkpoint: { done: [1] }, progress: {} }))
+    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', Buffer.from([0x22, 0xff, 0x22])], checkpoint: { done: [1] }, progress: {} }))
+    const big = JSON.stringify({ big: 'x'.repeat(PART_MAX_BYTES) })
+    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', big, '{"a":"\0"}'], checkpoint: { done: [1] }, progress: {} }), 'a refused record in a later part')
     t.same(await stored(id), [])
     t.equal((await pool.query('SELECT records FROM jobs WHERE id = $1', [id])).rows[0].records, 0)
   })

@@ -2,7 +2,7 @@
  * A sweep costs what it deletes, not the history the tables hold: with a long history (finished, swept jobs),
  * many live result rows and fresh statistics, no sweeper statement reads more than its work. Checked on
  * PostgreSQL's own account (EXPLAIN ANALYZE, in a transaction rolled back) of the very statements the sweeper
- * sends, captured as it would send them: no sequential scan of jobs, job_results, idempotency_keys or
+ * sends, captured as it would send them: no sequential scan of jobs, result_pages, idempotency_keys or
  * webhook_deliveries, and the rows every scan of them read (kept or filtered out) counted, against a bound far
  * below the history. An index that walks the history (the former "which jobs still hold rows") fails the count.
  */
@@ -15,7 +15,7 @@ import { deleteResultsBatch } from '../../src/db/sql/results.js'
 import type { Queryable } from '../../src/db/sql/sql.js'
 import { testDatabase } from '../helpers/database.js'
 
-const TABLES = ['jobs', 'job_results', 'idempotency_keys', 'webhook_deliveries']
+const TABLES = ['jobs', 'result_pages', 'idempotency_keys', 'webhook_deliveries']
 
 /** Records the statements a sweep step sends instead of running them (each answers "nothing more to do"). */
 function recorder (): { db: Queryable, sent: Array<{ text: string, values: unknown[] }> } {
@@ -51,7 +51,7 @@ t.test('every sweeper statement finds its work through an index', async t => {
   const url = await testDatabase(t)
   const pool = new pg.Pool({ connectionString: url, max: 2 })
   t.teardown(() => pool.end())
-  // History: 200,000 swept jobs (erased, no rows). Live: 2,000 completed jobs with 100 rows each. Due: 20 jobs
+  // History: 200,000 swept jobs (erased, no rows). Live: 2,000 completed jobs with 10 stored pages each. Due: 20 jobs
   // past expiry with rows, 20 past retention, and old idempotency keys and deliveries among many fresh ones.
   await pool.query(`
     INSERT INTO jobs (id, client_id, upstream, resource, params, status, records, finished_at, expires_at, erased_at)
@@ -63,8 +63,10 @@ t.test('every sweeper statement finds its work through an index', async t => {
     SELECT gen_random_uuid(), 'alpha', 'drchrono', 'appointments', '{}', 'h' || g, 'completed', 100, now(), now() + interval '1 hour'
     FROM generate_series(1, 2020) g`)
   await pool.query('UPDATE jobs SET expires_at = now() - interval \'1 minute\' WHERE id IN (SELECT id FROM jobs WHERE status = \'completed\' LIMIT 20)')
-  await pool.query(`INSERT INTO job_results (job_id, page, position, record)
-    SELECT id, 1, g, '{"id":1}' FROM jobs, generate_series(0, 99) g WHERE status = 'completed'`)
+  // 10 pages of 10 records per completed job, as the gateway stores them: each record and a line feed, where each ends.
+  await pool.query(`INSERT INTO result_pages (job_id, page, first, count, plain, ends, body)
+    SELECT id, p, 0, 10, true, ARRAY(SELECT g * 9 - 1 FROM generate_series(1, 10) g), repeat('{"id":1}' || E'\\n', 10)
+    FROM jobs, generate_series(1, 10) p WHERE status = 'completed'`)
   await pool.query('UPDATE jobs SET finished_at = now() - interval \'40 days\' WHERE id IN (SELECT id FROM jobs WHERE erased_at IS NOT NULL LIMIT 20)')
   await pool.query(`INSERT INTO idempotency_keys (client_id, key, request_hash, job_id, created_at)
     SELECT 'alpha', 'k' || g, 'h', (SELECT id FROM jobs LIMIT 1), now() - CASE WHEN g <= 20 THEN interval '2 days' ELSE interval '1 minute' END
@@ -97,7 +99,7 @@ t.test('every sweeper statement finds its work through an index', async t => {
     await client.query('ROLLBACK')
     const plan = rows[0]!['QUERY PLAN'][0]!.Plan
     t.same(seqScans(plan).filter(r => TABLES.includes(r)), [], `no sequential scan: ${name}…`)
-    // The work is 20 of each kind (100 rows for the results of one job); the history is 200,000 jobs and rows.
+    // The work is 20 of each kind (10 pages for the results of one job); the history is 200,000 jobs and rows.
     const read = rowsRead(plan)
     t.ok(read <= 2000, `${read} rows read: ${name}…`)
   }

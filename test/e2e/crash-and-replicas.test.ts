@@ -7,6 +7,7 @@ import { expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js
 import { sql, testDatabase } from '../helpers/database.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js'
+import { storedRecords } from '../helpers/stored-results.js'
 
 type Job = { id: string, status: string, progress: { pagesDone: number, pagesTotal: number | null, records: number }, error: unknown }
 
@@ -49,7 +50,7 @@ t.test('a job whose gateway is SIGKILLed mid-run completes after restart with ex
   t.equal(done.status, 'completed', JSON.stringify(done.error))
   t.equal(done.progress.records, expected.length)
 
-  const rows = await sql<{ record: string }>(databaseUrl, 'SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])
+  const rows = (await storedRecords(databaseUrl, id)).map(record => ({ record }))
   t.same(rows.map(r => JSON.parse(r.record)), expected, 'exactly the simulator\'s records, in order, none twice')
   const refetched = Array.from({ length: pages }, (_, i) => i + 1).filter(page => sim.state.postsFor('appointments', page) > 1)
   t.ok(refetched.length <= pages - before.progress.pagesDone, 'pages saved before the kill were not fetched again')
@@ -85,7 +86,7 @@ t.test('two gateway processes on one database: 10 jobs, each run once, all exact
     t.equal(done.status, 'completed', JSON.stringify(done.error))
     const expected = expectedRecords('patients', { since, page_size: 300 }, { seed: 7, recordCount })
     expectedPosts += Math.max(1, Math.ceil(expected.length / 300))
-    const rows = await sql<{ record: string }>(databaseUrl, 'SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])
+    const rows = (await storedRecords(databaseUrl, id)).map(record => ({ record }))
     t.same(rows.map(r => JSON.parse(r.record)), expected, `job since ${since}: exact records`)
   }
   const attempts = await sql<{ attempts: number }>(databaseUrl, 'SELECT attempts FROM jobs')
@@ -119,6 +120,6 @@ t.test('SIGTERM releases a running job at once (the attempt does not count); the
   const second = await spawnGateway(t, env)
   const done = await waitUntil(second, id, terminal, 30_000)
   t.equal(done.status, 'completed', JSON.stringify(done.error))
-  const rows = await sql<{ record: string }>(databaseUrl, 'SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])
+  const rows = (await storedRecords(databaseUrl, id)).map(record => ({ record }))
   t.same(rows.map(r => JSON.parse(r.record)), expectedRecords('appointments', params, { seed: 7, recordCount }))
 })

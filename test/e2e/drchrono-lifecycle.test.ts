@@ -36,7 +36,7 @@ async function countRows (gw: TestGateway, jobId: string): Promise<number> {
   const client = new pg.Client({ connectionString: gw.databaseUrl })
   await client.connect()
   try {
-    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM job_results WHERE job_id = $1', [jobId])
+    const { rows } = await client.query<{ n: string }>('SELECT coalesce(sum(count), 0) AS n FROM result_pages WHERE job_id = $1', [jobId])
     return Number(rows[0]?.n)
   } finally {
     await client.end()

@@ -112,7 +112,7 @@ t.test('a message delivered twice stores its records once', async t => {
   t.equal(sim.state.deliveries[0]?.body, sim.state.deliveries[1]?.body, 'the same message, twice')
   t.ok(sim.state.deliveries.every(d => d.status === 200), 'both acknowledged: a duplicate is not an error')
   const documents = JSON.parse(sim.state.deliveries[0]?.body ?? '{}').patients[0].documents as unknown[]
-  const [count] = await db<{ n: string }>(gw, 'SELECT count(*) AS n FROM job_results WHERE job_id = $1', [job.id])
+  const [count] = await db<{ n: string }>(gw, 'SELECT coalesce(sum(count), 0) AS n FROM result_pages WHERE job_id = $1', [job.id])
   t.equal(Number(count?.n), documents.length)
   t.equal((await (await gw.request(`/jobs/${job.id}/results`)).json()).total, documents.length)
   t.match(gw.logs.join(''), /"delivery":"duplicate"/)

@@ -97,7 +97,7 @@ t.test('after expiry and a sweep, no table holds a planted patient marker', asyn
   t.ok(finished.some(j => j.status === 'completed' && j.progress.records > 0), 'some jobs stored results')
   t.ok(finished.some(j => j.status === 'failed'), 'some failed (an unknown patient or version), with error messages')
   const before = await dumpDatabase(gw.databaseUrl)
-  t.ok(holding(before, MARK).includes('jobs') && holding(before, MARK).includes('job_results') && holding(before, NUMERIC_MARK).includes('jobs'),
+  t.ok(holding(before, MARK).includes('jobs') && holding(before, MARK).includes('result_pages') && holding(before, NUMERIC_MARK).includes('jobs'),
     'the markers were planted (found in jobs and results before expiry)')
   t.comment(`before expiry the marker is in: ${holding(before, MARK).join(', ')}; the numeric one in: ${holding(before, NUMERIC_MARK).join(', ')}`)
 
@@ -107,7 +107,7 @@ t.test('after expiry and a sweep, no table holds a planted patient marker', asyn
   t.ok(report.erased >= ids.length - 1, `the sweep erased the jobs (${JSON.stringify(report)})`)
 
   const after = await dumpDatabase(gw.databaseUrl)
-  t.ok(after.has('jobs') && after.has('idempotency_keys') && after.has('webhook_deliveries') && after.has('job_results'), `every table dumped: ${[...after.keys()].join(', ')}`)
+  t.ok(after.has('jobs') && after.has('idempotency_keys') && after.has('webhook_deliveries') && after.has('result_pages'), `every table dumped: ${[...after.keys()].join(', ')}`)
   t.equal(after.get('jobs')?.split('\n').length, ids.length, 'the jobs are still there (retention is 30 days)')
   t.same(holding(after, MARK), [], 'no table holds the marker')
   t.same(holding(after, NUMERIC_MARK), [], 'nor the numeric one')

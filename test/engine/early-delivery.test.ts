@@ -9,6 +9,7 @@ import pg from 'pg'
 import { claimNextJob, parkJob } from '../../src/db/sql/jobs.js'
 import { deliverWebhook } from '../../src/db/sql/webhooks.js'
 import { testDatabase } from '../helpers/database.js'
+import { storedRecords } from '../helpers/stored-results.js'
 
 const upstream = 'metriport'
 
@@ -49,7 +50,7 @@ t.test('early deliveries and the run they belong to', async t => {
     await park(id, 'run-1')
     t.match(await job(id), { status: 'running', records: 0, waiting_for: 'run-1' }, 'the stored delivery did not finish it')
     t.same(await delivered('m-new', 'run-1', ['{"id":"fresh"}']), { status: 'applied', jobIds: [id] }, 'its own run\'s delivery does')
-    t.same((await pool.query('SELECT record FROM job_results WHERE job_id = $1', [id])).rows.map(r => r.record), ['{"id":"fresh"}'])
+    t.same(await storedRecords(pool, id), ['{"id":"fresh"}'])
   })
 
   t.test('a delivery received after the job started and before it parked is applied when it parks', async t => {

@@ -13,6 +13,7 @@ import { JobEndings } from '../../src/engine/job-endings.js'
 import { Worker } from '../../src/engine/worker.js'
 import { noObserve, type Observe } from '../../src/metrics/observe.js'
 import { testDatabase } from '../helpers/database.js'
+import { storedRecords } from '../helpers/stored-results.js'
 
 const upstream = 'metriport'
 
@@ -34,7 +35,7 @@ t.test('parking and webhook deliveries', async t => {
     return id
   }
   const job = async (id: string) => (await pool.query('SELECT status, records, waiting_for, lease_owner, error_code, expires_at FROM jobs WHERE id = $1', [id])).rows[0]
-  const records = async (id: string) => (await pool.query('SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [id])).rows.map(r => r.record)
+  const records = async (id: string) => await storedRecords(pool, id)
   const park = async (key: string, timeoutSeconds = 60) => {
     const claimed = await claimNextJob(pool, 'w1', 30)
     if (claimed === null) throw new Error('nothing to claim')

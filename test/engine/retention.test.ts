@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { sql } from '../helpers/database.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { STORED_COUNT, storePage } from '../helpers/stored-results.js'
 
 const MARK = `phi-${randomUUID()}`
 
@@ -25,8 +26,7 @@ async function insertJob (gw: TestGateway, row: JobRow): Promise<string> {
       now() - $7::interval, now() + $8::interval)`,
   [id, JSON.stringify({ last_name: MARK }), `hash-${MARK}`, row.status, row.records ?? 0, `upstream said ${MARK}`, row.finishedAgo, row.expiresIn])
   if ((row.records ?? 0) > 0) {
-    await sql(gw.databaseUrl, `INSERT INTO job_results (job_id, page, position, record)
-      SELECT $1, 1, g, $2 FROM generate_series(0, $3 - 1) g`, [id, JSON.stringify({ last_name: MARK }), row.records])
+    await storePage(gw.databaseUrl, id, 1, Array(row.records).fill(JSON.stringify({ last_name: MARK })))
   }
   return id
 }
@@ -73,8 +73,8 @@ t.test('from expiresAt on a finished job keeps only what operations need: at onc
   }
   t.match(rows.find(r => r.id === failed), { error_code: 'upstream_rejected', upstream_status: 400 }, 'code and upstream status stay')
   t.match(rows.find(r => r.id === completed), { status: 'expired', records: 30 }, 'the completed job is expired, its counts stay')
-  t.equal(await count(gw, 'SELECT count(*) AS n FROM job_results WHERE job_id <> $1', [live]), 0, 'their results are gone')
-  t.equal(await count(gw, 'SELECT count(*) AS n FROM job_results WHERE job_id = $1', [live]), 7, 'the live job keeps its results')
+  t.equal(await count(gw, `${STORED_COUNT} WHERE job_id <> $1`, [live]), 0, 'their results are gone')
+  t.equal(await count(gw, `${STORED_COUNT} WHERE job_id = $1`, [live]), 7, 'the live job keeps its results')
   t.match(await view(live), { params: { last_name: MARK } }, 'and its params')
   t.match(await gw.app.sweeper.sweep(), { erased: 0, expired: 0, rowsDeleted: 0 }, 'a second sweep finds nothing to do')
 })
@@ -95,7 +95,7 @@ t.test('job rows go JOB_RETENTION_SECONDS (the test knob for JOB_RETENTION_DAYS)
   t.equal((await gw.request(`/jobs/${old}`)).status, 404)
   t.equal(await count(gw, 'SELECT count(*) AS n FROM idempotency_keys WHERE job_id = $1', [old]), 0, 'its idempotency key went with it')
   t.equal(await count(gw, 'SELECT count(*) AS n FROM idempotency_keys WHERE job_id = $1', [recent]), 1)
-  t.equal(await count(gw, 'SELECT count(*) AS n FROM job_results', []), 0)
+  t.equal(await count(gw, STORED_COUNT, []), 0)
 })
 
 t.test('an Idempotency-Key lives IDEMPOTENCY_KEY_TTL_HOURS: then the same key starts a new job, and the sweeper deletes it', async t => {

@@ -10,7 +10,6 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import type { Test } from 'tap'
-import { sql } from '../helpers/database.js'
 import { JOB_ERROR_CODES } from '../../src/domain/errors.js'
 
 /**
@@ -141,10 +140,7 @@ export async function settle (read: (id: string) => Promise<JobView>, id: string
 }
 
 /** A job's stored records, in order, as the upstream's text. */
-export async function storedRecords (databaseUrl: string, jobId: string): Promise<string[]> {
-  const rows = await sql<{ record: string }>(databaseUrl, 'SELECT record FROM job_results WHERE job_id = $1 ORDER BY page, position', [jobId])
-  return rows.map(r => r.record)
-}
+export { storedRecords } from '../helpers/stored-results.js'
 
 /**
  * Records that differ between what a job stored and what the upstream holds: missing, extra (duplicates

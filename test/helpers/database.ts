@@ -79,3 +79,12 @@ export async function testDatabase (t: Teardown): Promise<string> {
   t.teardown(() => withConnection(url, client => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)))
   return withDatabase(url, name)
 }
+
+/** A new database without any migration (for migration tests); dropped at teardown. Returns its URL. */
+export async function emptyDatabase (t: Teardown): Promise<string> {
+  const url = await serverUrl()
+  const name = `bg_empty_${randomBytes(6).toString('hex')}`
+  await withConnection(url, client => client.query(`CREATE DATABASE "${name}"`))
+  t.teardown(() => withConnection(url, client => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)))
+  return withDatabase(url, name)
+}

@@ -60,7 +60,9 @@ export async function eraseExpiredJobs (db: Queryable, limit: number): Promise<E
       params = NULL, payload = NULL, checkpoint = NULL, upstream_info = NULL, error_message = NULL,
       request_hash = NULL, waiting_for = NULL, wait_reason = NULL, wait_until = NULL,
       erased_at = now(),
-      purge_pending = j.purge_pending OR EXISTS (SELECT 1 FROM job_results r WHERE r.job_id = j.id)
+      -- A job that stored records has pages to delete (records is counted in the transaction that stores them). Asking
+      -- result_pages instead let the planner hash the whole table, or scan it per job until a row turned up.
+      purge_pending = j.purge_pending OR j.records > 0
     FROM due WHERE j.id = due.id
     RETURNING j.id, due.status = 'completed' AS expired`)
   return { erased: rows.map(r => r.id), expired: rows.filter(r => r.expired).map(r => r.id) }
@@ -78,7 +80,7 @@ export async function jobsToPurge (db: Queryable, after: string | null, limit: n
 export async function purgeFinished (db: Queryable, jobId: string): Promise<void> {
   await query(db, sql`
     UPDATE jobs SET purge_pending = false
-    WHERE id = ${jobId} AND purge_pending AND NOT EXISTS (SELECT 1 FROM job_results WHERE job_id = ${jobId})`)
+    WHERE id = ${jobId} AND purge_pending AND NOT EXISTS (SELECT 1 FROM result_pages WHERE job_id = ${jobId})`)
 }
 
 /**

@@ -1,14 +1,13 @@
 /**
  * Reading results as bytes (the HTTP bodies built from them are the API's: api/result-bodies.ts). Records are the
  * upstream's JSON text and leave the gateway unchanged, so they are never decoded into JS strings: each batch is
- * read with `COPY (SELECT …) TO STDOUT (FORMAT binary)`, and every record is a slice of the bytes PostgreSQL sent.
- * pg's row parsing, the UTF-8 decode and the encode back for the socket were
- * most of the gateway's cost per record.
+ * read with `COPY (SELECT …) TO STDOUT (FORMAT binary)` from result_pages, and every record is a slice of the bytes
+ * PostgreSQL sent. A stored page is one row (a large one a few), so a batch is one or a few rows whatever its depth.
  *
- * Batches are read by keyset (page, position), so a batch costs the same at any depth. A batch is read whole before
+ * Batches are read by keyset (page, first), so a batch costs the same at any depth. A batch is read whole before
  * anything is written to a client: a pooled connection is held only for the COPY itself, never while a slow client
- * reads. A batch ends at a number of records or of bytes, whichever comes first (PostgreSQL sums the records'
- * lengths), so memory per batch is bounded however large the records: 2000 records of 1 MB would be 2 GB.
+ * reads. A batch ends at a number of records or of bytes, whichever comes first; PostgreSQL picks the rows that hold
+ * them (from the rows' record counts and lengths, read without decompressing a body), the gateway cuts the records.
  */
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
@@ -18,44 +17,63 @@ import type { BatchSize, RecordBatch, ResultPosition } from '../../domain/result
 
 const isInt4 = (n: number): boolean => Number.isInteger(n) && n >= -2_147_483_648 && n <= 2_147_483_647
 
+/** Rows a first read asks for (pages of a few records need more: the read is repeated with four times as many). */
+const FIRST_ROWS = 4
+const LF = 10
+
 /**
- * The COPY statement of one batch. COPY takes no bind parameters, so the values are written into the text: the job
- * id only after it is checked to be a UUID, the numbers only when they are integers in range. Nothing else is
- * interpolated.
+ * The COPY statement of one batch: at most `rows` + 1 rows of result_pages after `after`. COPY takes no bind
+ * parameters, so the values are written into the text: the job id only after it is checked to be a UUID, the numbers
+ * only when they are integers in range. Nothing else is interpolated.
  *
- * Row n is a record when n <= limit and the bytes up to it fit in maxBytes (row 1 always: a record larger than the
- * cap is served alone). The first row that does not fit comes too, with a NULL record: it says that more follows
- * without costing its bytes. `octet_length` of a stored text reads its length from the TOAST header, no detoast.
+ * A row is kept (its records and body sent) while the records and bytes before it, counted from the cursor, are
+ * under `limit` and `maxBytes` (the first always). The first row that is not kept comes too, with NULL
+ * `plain`, `ends` and `body`: it says that more follows without costing its bytes. `skip` is how many records of the
+ * first row the cursor is past. `octet_length` of a stored text reads its length from the TOAST header, no detoast.
  */
-export function batchStatement (jobId: string, after: ResultPosition | null, size: BatchSize): string {
+export function batchStatement (jobId: string, after: ResultPosition | null, size: BatchSize, rows: number): string {
   assertUuid(jobId)
   const from = after ?? { page: -1, position: -1 }
   const { limit, maxBytes } = size
-  if (!isInt4(from.page) || !isInt4(from.position)) throw new Error('result position is not a pair of int4')
+  if (!isInt4(from.page) || !isInt4(from.position) || from.position === 2_147_483_647) throw new Error('result position is not a pair of int4')
   if (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000) throw new Error('batch limit out of range')
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new Error('batch byte cap out of range')
-  // One tuple per record. One tuple of arrays per batch (array_agg) was measured too: on a pooled connection it cost
-  // PostgreSQL about 9 µs a record, against 1 µs for this, and saved the gateway nothing.
-  return `COPY (SELECT page, position, CASE WHEN n <= ${limit} AND (n = 1 OR upto <= ${maxBytes}) THEN record END
-    FROM (SELECT page, position, record, row_number() OVER w AS n, sum(octet_length(record)) OVER w AS upto
-      FROM job_results
-      WHERE job_id = '${jobId}'::uuid AND (page, position) > (${from.page}::int, ${from.position}::int)
-      WINDOW w AS (ORDER BY page, position ROWS UNBOUNDED PRECEDING)
-      ORDER BY page, position LIMIT ${limit + 1}) AS batch
-    WHERE n <= 2 OR upto - octet_length(record) <= ${maxBytes}
-    ORDER BY page, position) TO STDOUT (FORMAT binary)`
+  if (!Number.isInteger(rows) || rows < 1 || rows > 1_000_000) throw new Error('batch rows out of range')
+  const next = from.position + 1
+  return `COPY (SELECT page, first, skip, CASE WHEN keep THEN plain END, CASE WHEN keep THEN ends END, CASE WHEN keep THEN body END
+    FROM (SELECT *, lag(keep, 1, true) OVER (ORDER BY page, first) AS kept_before
+      FROM (SELECT page, first, skip, plain, ends, body,
+          sum(n) OVER w - n < ${limit} AND (sum(n) OVER w = n OR sum(b) OVER w - b < ${maxBytes}) AS keep
+        FROM (SELECT page, first, skip, plain, ends, body, count - skip AS n,
+            octet_length(body) - count - CASE WHEN skip > 0 THEN ends[skip] + 1 - skip ELSE 0 END AS b
+          FROM (SELECT page, first, count, plain, ends, body,
+              CASE WHEN page = ${from.page} THEN greatest(0, ${next} - first) ELSE 0 END AS skip
+            FROM result_pages
+            WHERE job_id = '${jobId}'::uuid AND page >= ${from.page} AND (page > ${from.page} OR first + count > ${next})
+            ORDER BY page, first LIMIT ${rows + 1}) AS s) AS t
+        WINDOW w AS (ORDER BY page, first ROWS UNBOUNDED PRECEDING)) AS k) AS o
+    WHERE keep OR kept_before
+    ORDER BY page, first) TO STDOUT (FORMAT binary)`
 }
 
+/** A batch as read, before it is cut: `rows` came back, `complete` when no row beyond them was left out by `rows`. */
+export interface ParsedBatch { batch: RecordBatch, rows: number, cut: boolean }
+
 /**
- * Parses PostgreSQL's binary COPY output of (page int4, position int4, record text) rows: the 11-byte signature,
- * int32 flags and int32 header-extension length; per tuple an int16 field count, then per field an int32 length
- * (-1 = NULL) and that many bytes; an int16 -1 as trailer. Text in binary COPY is the column's bytes in the server
- * encoding (UTF-8 here), unescaped, so a record's slice is exactly what was stored. A NULL record may only be the
- * last tuple: the row after the batch (see {@link batchStatement}), which sets `more`.
+ * Parses PostgreSQL's binary COPY output of (page int4, first int4, skip int4, plain bool, ends int4[], body text)
+ * rows (the 11-byte signature, int32 flags and int32 header-extension length; per tuple an int16 field count, then
+ * per field an int32 length (-1 = NULL) and that many bytes; an int16 -1 as trailer) and cuts the batch: records from
+ * the cursor on, up to `size`. Text in binary COPY is the column's bytes in the server encoding (UTF-8 here),
+ * unescaped, so a record's slice is exactly what was stored. A row with a NULL body may only be the last: the row
+ * after the batch (see {@link batchStatement}), which sets `more`. `cut`: the batch ended at `size`, not at the rows.
  */
-export function parseResultCopy (data: Buffer): RecordBatch {
-  const batch: RecordBatch = { data, starts: [], ends: [], pages: [], positions: [], more: false }
+export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
+  const batch: RecordBatch = { data, starts: [], ends: [], pages: [], positions: [], runs: [], more: false }
   let at = 0
+  let rows = 0
+  let cut = false
+  let past = false
+  let bytes = 0
   const need = (n: number): void => {
     if (n < 0 || at + n > data.length) throw new CopyFormatError(`COPY data ends early (offset ${at}, ${data.length} bytes)`)
   }
@@ -69,37 +87,87 @@ export function parseResultCopy (data: Buffer): RecordBatch {
   at += extension
   const int4Field = (): number => {
     need(8)
-    if (data.readInt32BE(at) !== 4) throw new CopyFormatError('page and position must be int4')
+    if (data.readInt32BE(at) !== 4) throw new CopyFormatError('page, first and skip must be int4')
     const value = data.readInt32BE(at + 4)
     at += 8
     return value
+  }
+  /** A field's length, then `at` at its bytes; -1 for NULL. */
+  const fieldLength = (): number => {
+    need(4)
+    const length = data.readInt32BE(at)
+    at += 4
+    if (length < -1) throw new CopyFormatError('a field has a negative length')
+    need(Math.max(0, length))
+    return length
   }
   for (;;) {
     need(2)
     const fields = data.readInt16BE(at)
     at += 2
     if (fields === -1) break
-    if (fields !== 3) throw new CopyFormatError(`a tuple has ${fields} fields, expected 3`)
-    if (batch.more) throw new CopyFormatError('a record is NULL before the last tuple')
+    if (fields !== 6) throw new CopyFormatError(`a tuple has ${fields} fields, expected 6`)
+    if (past) throw new CopyFormatError('a row follows the one past the batch')
+    rows++
     const page = int4Field()
-    const position = int4Field()
-    need(4)
-    const length = data.readInt32BE(at)
-    at += 4
-    if (length === -1) {
+    const first = int4Field()
+    const skip = int4Field()
+    const plainLength = fieldLength()
+    if (plainLength === -1) {
+      // The row past the batch: its ends and body are NULL too.
+      if (fieldLength() !== -1 || fieldLength() !== -1) throw new CopyFormatError('a row past the batch carries records')
+      batch.more = true
+      past = true
+      continue
+    }
+    if (plainLength !== 1) throw new CopyFormatError('plain must be a bool')
+    const plain = data[at] === 1
+    at += 1
+    // ends: int4[] in binary (dimensions, a NULLs flag, the element type, then per dimension its length and lower
+    // bound, then per element an int32 length and the int32).
+    const endsLength = fieldLength()
+    if (endsLength === -1) throw new CopyFormatError('ends is NULL')
+    const endsAt = at
+    const dims = data.readInt32BE(at)
+    const count = dims === 0 ? 0 : data.readInt32BE(at + 12)
+    if (dims !== 1 || count < 1 || endsLength !== 20 + 8 * count) throw new CopyFormatError('ends is not a one-dimensional int4[] without NULLs')
+    at += endsLength
+    const bodyLength = fieldLength()
+    if (bodyLength === -1) throw new CopyFormatError('body is NULL')
+    const body = at
+    at += bodyLength
+    if (cut) {
+      // The batch is full: this row's records are left for the next one.
       batch.more = true
       continue
     }
-    if (length < 0) throw new CopyFormatError('a record has a negative length')
-    batch.pages.push(page)
-    batch.positions.push(position)
-    need(length)
-    batch.starts.push(at)
-    at += length
-    batch.ends.push(at)
+    const end = (i: number): number => {
+      const e = data.readInt32BE(endsAt + 24 + 8 * i)
+      if (e < 0 || e >= bodyLength || data[body + e] !== LF) throw new CopyFormatError('a record does not end at a line feed of its body')
+      return body + e
+    }
+    let start = skip === 0 ? body : end(skip - 1) + 1
+    const run = { first: batch.starts.length, count: 0, plain }
+    for (let i = skip; i < count; i++) {
+      const stop = end(i)
+      const length = stop - start
+      if (batch.starts.length >= size.limit || (batch.starts.length > 0 && bytes + length > size.maxBytes)) {
+        cut = true
+        batch.more = true
+        break
+      }
+      bytes += length
+      batch.starts.push(start)
+      batch.ends.push(stop)
+      batch.pages.push(page)
+      batch.positions.push(first + i)
+      run.count++
+      start = stop + 1
+    }
+    if (run.count > 0) batch.runs.push(run)
   }
   if (at !== data.length) throw new CopyFormatError('bytes after the COPY trailer')
-  return batch
+  return { batch, rows, cut }
 }
 
 /** The chunks of a COPY TO stream, once it has ended. */
@@ -119,7 +187,15 @@ function drain (stream: NodeJS.ReadableStream): Promise<Buffer[]> {
  * connection of the pool that goes back as soon as the last byte is in. A connection that failed is dropped.
  */
 export async function readResultBatch (pool: pg.Pool, jobId: string, after: ResultPosition | null, size: BatchSize): Promise<RecordBatch> {
-  const statement = batchStatement(jobId, after, size)
+  for (let rows = FIRST_ROWS; ; rows *= 4) {
+    const parsed = parseResultCopy(await copyOut(pool, batchStatement(jobId, after, size, rows)), size)
+    // All rows asked for came back kept and the batch is not full: rows of a few records each. Asked again for more.
+    if (parsed.cut || parsed.batch.more || parsed.rows <= rows) return parsed.batch
+  }
+}
+
+/** The bytes of one COPY TO, on a pooled connection. */
+async function copyOut (pool: pg.Pool, statement: string): Promise<Buffer> {
   const client = await pool.connect()
   // A checked-out client has no pool listener: without this one, a connection lost mid-COPY (a database restart,
   // PgBouncer closing it) is an unhandled 'error' event that ends the process. The COPY fails by itself too.
@@ -128,7 +204,7 @@ export async function readResultBatch (pool: pg.Pool, jobId: string, after: Resu
   client.on('error', onError)
   try {
     const chunks = await drain(client.query(copyTo(statement)))
-    return parseResultCopy(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks))
+    return chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
   } catch (err) {
     // Whatever went wrong, the connection's state is unknown (it may still be in COPY mode): drop it.
     failed ??= err instanceof Error ? err : new Error(String(err))
@@ -145,21 +221,18 @@ export async function readResultBatch (pool: pg.Pool, jobId: string, after: Resu
  * the same time instead of taking turns. At most two batches are held.
  */
 export async function * streamResultBatches (pool: pg.Pool, jobId: string, size: BatchSize): AsyncGenerator<RecordBatch> {
-  const read = (after: ResultPosition | null, limit: number): Promise<RecordBatch> => {
-    const batch = readResultBatch(pool, jobId, after, { limit, maxBytes: size.maxBytes })
+  const read = (after: ResultPosition | null): Promise<RecordBatch> => {
+    const batch = readResultBatch(pool, jobId, after, size)
     // A reader that stops early (the client went away) leaves a read in flight: it releases its own connection,
     // and its failure is nobody's to handle.
     batch.catch(() => {})
     return batch
   }
-  let next: Promise<RecordBatch> | null = read(null, size.limit)
+  let next: Promise<RecordBatch> | null = read(null)
   while (next !== null) {
     const batch: RecordBatch = await next
     const count = batch.starts.length
-    // A batch the byte cap ended asks for twice its records next time, not the full limit: PostgreSQL reads every
-    // row up to the limit to sum their lengths, and with records of a megabyte that would be 2000 rows a batch.
-    const limit = count < size.limit ? Math.min(size.limit, Math.max(16, 2 * count)) : size.limit
-    next = batch.more ? read({ page: batch.pages[count - 1] as number, position: batch.positions[count - 1] as number }, limit) : null
+    next = batch.more ? read({ page: batch.pages[count - 1] as number, position: batch.positions[count - 1] as number }) : null
     if (count > 0) yield batch
   }
 }

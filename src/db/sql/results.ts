@@ -1,13 +1,9 @@
 /**
- * Results: written a page at a time together with the job's checkpoint (one transaction), by binary COPY; deleted
- * in batches by the sweeper. Reading them is result-stream.ts.
+ * Results: written a page at a time together with the job's checkpoint (one transaction), one row of result_pages
+ * per page (or per part of a large one); deleted in batches by the sweeper. Reading them is result-stream.ts.
  */
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
-import { from as copyFrom } from 'pg-copy-streams'
 import type { RecordText } from '../../contract/adapter.js'
-import { COPY_SIGNATURE, assertUuid } from './copy-format.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
 import { LeaseLostError } from '../../domain/errors.js'
 
@@ -58,16 +54,25 @@ export async function savePage (pool: pg.Pool, input: {
   })
 }
 
-/** Per row: field count (2), then length-prefixed job_id (4 + 16), page (4 + 4), position (4 + 4), record (4 + n). */
-const ROW_OVERHEAD = 2 + 20 + 8 + 8 + 4
+/** A part of a page holds records up to this many bytes (a larger record alone): no row or read holds more than a few MB. */
+export const PART_MAX_BYTES = 1024 * 1024
+
+const LF = 10
+const CR = 13
+/** PostgreSQL's type oid of int4, as a binary int4[] names its elements. */
+const INT4_OID = 23
+
+/** One row of result_pages, ready to insert: `ends` in PostgreSQL's binary int4[] format, `body` the text's bytes. */
+export interface PagePart { first: number, count: number, plain: boolean, ends: Buffer, body: Buffer }
 
 /**
- * Buffers copyRows writes into, kept for the next page once a COPY has succeeded: a fresh few hundred KB per page
- * costs page faults, and glibc keeps much of what such buffers free. Only a few, and none over 4 MB, are kept.
+ * Buffers a part's body is built in, kept for the next page once PostgreSQL has taken them: a fresh few hundred KB per
+ * page costs page faults, and glibc keeps much of what such buffers free (its mmap threshold rises to the largest
+ * buffer freed, and later ones come from the heap, which it seldom returns). Only a few, and none over 2 MB.
  */
 const spare: Buffer[] = []
-const SPARE_MAX_COUNT = 8
-const SPARE_MAX_BYTES = 4 * 1024 * 1024
+const SPARE_MAX_COUNT = 4
+const SPARE_MAX_BYTES = 2 * 1024 * 1024
 
 function takeBuffer (size: number): Buffer {
   const i = spare.findIndex(b => b.length >= size)
@@ -80,64 +85,89 @@ function giveBack (buf: Buffer): void {
   }
 }
 
+const byteLength = (record: RecordText): number => typeof record === 'string' ? Buffer.byteLength(record) : record.length
+
 /**
- * One page's rows in PostgreSQL's binary COPY format: a record goes in as its UTF-8 bytes with a length in front,
- * so nothing is escaped here and nothing is parsed there (no SQL, no array literal, no quoting). The result may be
- * a view of a reused buffer: hand it to giveBack() only once PostgreSQL has taken it all.
+ * A page's records as result_pages rows: each record's bytes as given, a line feed after each, split into parts of at
+ * most {@link PART_MAX_BYTES} (a record larger than that alone). Record i of a part ends at `ends[i]` (exclusive; the
+ * next starts one after, past the line feed). `plain`: no record of the part holds a CR or LF, so the body is NDJSON
+ * as it is. The bodies may be views of reused buffers: hand the parts to {@link releaseParts} once PostgreSQL has them.
  */
-export function copyRows (jobId: string, page: number, records: readonly RecordText[]): Buffer {
-  const id = Buffer.from(assertUuid(jobId).replaceAll('-', ''), 'hex')
-  let size = COPY_SIGNATURE.length + 8 + 2
-  for (const record of records) size += ROW_OVERHEAD + (typeof record === 'string' ? Buffer.byteLength(record) : record.length)
-  const buf = takeBuffer(size).subarray(0, size)
-  let at = COPY_SIGNATURE.copy(buf, 0)
-  at = buf.writeInt32BE(0, at) // flags
-  at = buf.writeInt32BE(0, at) // header extension length
-  for (let position = 0; position < records.length; position++) {
-    const record = records[position] as RecordText
-    at = buf.writeInt16BE(4, at)
-    at = buf.writeInt32BE(16, at)
-    at += id.copy(buf, at)
-    at = buf.writeInt32BE(4, at)
-    at = buf.writeInt32BE(page, at)
-    at = buf.writeInt32BE(4, at)
-    at = buf.writeInt32BE(position, at)
-    // Bytes are copied as they are; text is encoded in place (the size above was measured the same way, so it fits).
-    let length = record.length
-    if (typeof record === 'string') length = buf.write(record, at + 4)
-    else buf.set(record, at + 4)
-    at = buf.writeInt32BE(length, at)
-    at += length
+export function pageParts (records: readonly RecordText[], maxPartBytes = PART_MAX_BYTES): PagePart[] {
+  const parts: PagePart[] = []
+  for (let from = 0; from < records.length;) {
+    let size = byteLength(records[from] as RecordText) + 1
+    let to = from + 1
+    for (; to < records.length; to++) {
+      const next = byteLength(records[to] as RecordText) + 1
+      if (size + next > maxPartBytes) break
+      size += next
+    }
+    const body = takeBuffer(size).subarray(0, size)
+    const ends = Buffer.allocUnsafe(20 + 8 * (to - from))
+    ends.writeInt32BE(1, 0) // dimensions
+    ends.writeInt32BE(0, 4) // no NULLs
+    ends.writeInt32BE(INT4_OID, 8)
+    ends.writeInt32BE(to - from, 12) // length of the dimension
+    ends.writeInt32BE(1, 16) // its lower bound
+    let at = 0
+    let plain = true
+    for (let i = from; i < to; i++) {
+      const record = records[i] as RecordText
+      const start = at
+      if (typeof record === 'string') at += body.write(record, at)
+      else { body.set(record, at); at += record.length }
+      body[at] = LF
+      // The first line feed from the record's start is its terminator unless the record holds one.
+      if (plain && body.indexOf(LF, start) !== at) plain = false
+      const e = 20 + 8 * (i - from)
+      ends.writeInt32BE(4, e)
+      ends.writeInt32BE(at, e + 4)
+      at++
+    }
+    if (plain && body.indexOf(CR) !== -1) plain = false
+    parts.push({ first: from, count: to - from, plain, ends, body })
+    from = to
   }
-  buf.writeInt16BE(-1, at)
-  return buf
+  return parts
+}
+
+/** The parts' buffers may serve the next page: call only once PostgreSQL has answered the statement that sent them. */
+export function releaseParts (parts: readonly PagePart[]): void {
+  for (const part of parts) giveBack(part.body)
 }
 
 /**
- * Stores one page's records (at positions 0..n-1) unless that page is stored already, and returns how many rows
+ * Stores one page's records (at positions 0..n-1) unless that page is stored already, and returns how many records
  * are new. Pages are only ever written whole, inside the caller's transaction, so "page present" means "every
- * record present": a replayed page (a restart, a duplicate webhook) adds nothing. The rows go in by
- * `COPY … FROM STDIN (FORMAT binary)`, PostgreSQL's cheapest way in.
+ * record present": a replayed page (a restart, a duplicate webhook) adds nothing and keeps the first copy. One row per
+ * part; each goes in as binary parameters (the body's bytes as text, checked as UTF-8 by PostgreSQL, never escaped).
  */
 export async function insertRecords (db: pg.PoolClient, jobId: string, page: number, records: readonly RecordText[]): Promise<number> {
   if (records.length === 0) return 0
   const stored = await query<{ stored: boolean }>(db, sql`
-    SELECT EXISTS (SELECT 1 FROM job_results WHERE job_id = ${jobId} AND page = ${page}) AS stored`)
+    SELECT EXISTS (SELECT 1 FROM result_pages WHERE job_id = ${jobId} AND page = ${page}) AS stored`)
   if (stored.rows[0]?.stored === true) return 0
-  const copy = db.query(copyFrom('COPY job_results (job_id, page, position, record) FROM STDIN (FORMAT binary)'))
-  const rows = copyRows(jobId, page, records)
-  await pipeline(Readable.from([rows]), copy)
-  // The COPY ended with PostgreSQL's answer, so every byte has left the socket: the buffer can serve the next page.
-  // After a failure it is dropped instead, as a write of it may still be queued.
-  giveBack(rows)
-  return copy.rowCount
+  const parts = pageParts(records)
+  for (const part of parts) {
+    await query(db, sql`
+      INSERT INTO result_pages (job_id, page, first, count, plain, ends, body)
+      VALUES (${jobId}, ${page}, ${part.first}, ${part.count}, ${part.plain}, ${part.ends}, ${part.body})`)
+  }
+  // Every statement was answered, so every byte has left the socket: the buffers can serve the next page. After a
+  // failure they are dropped instead, as a write of them may still be queued.
+  releaseParts(parts)
+  return records.length
 }
 
-/** Deletes up to `batchSize` result rows of one job; returns how many went. */
-export async function deleteResultsBatch (db: Queryable, jobId: string, batchSize: number): Promise<number> {
-  const { rowCount } = await query(db, sql`
-    DELETE FROM job_results WHERE ctid IN (
-      SELECT ctid FROM job_results WHERE job_id = ${jobId} LIMIT ${batchSize}
-      FOR UPDATE SKIP LOCKED)`)
-  return rowCount ?? 0
+/** Deletes up to `batchSize` stored pages (rows of result_pages) of one job; returns how many went, and their records. */
+export async function deleteResultsBatch (db: Queryable, jobId: string, batchSize: number): Promise<{ pages: number, records: number }> {
+  const { rows } = await query<{ pages: number, records: number }>(db, sql`
+    WITH gone AS (
+      DELETE FROM result_pages WHERE ctid IN (
+        SELECT ctid FROM result_pages WHERE job_id = ${jobId} LIMIT ${batchSize}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING count)
+    SELECT count(*)::int AS pages, coalesce(sum(count), 0)::int AS records FROM gone`)
+  return rows[0] ?? { pages: 0, records: 0 }
 }
