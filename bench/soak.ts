@@ -30,8 +30,8 @@ const GRANTS_BOUND = 2 * DRCHRONO_PER_HOUR + 2 * 200
 /** Minutes before the tables can be in their steady state: a job's whole life (run, TTL, retention) and a sweep. */
 const warmupMinutes = Math.ceil((retentionSeconds + ttlSeconds + 60) / 60) + 1
 /** Tables judged for flatness: all but the budget grants (see GRANTS_BOUND). */
-const FLAT_TABLES = ['jobs', 'job_results', 'idempotency_keys', 'webhook_deliveries', 'upstream_budget_pauses', 'upstream_budget_waiters', 'upstream_credentials'] as const
-const TABLES = ['jobs', 'job_results', 'idempotency_keys', 'webhook_deliveries', 'upstream_budget_grants', 'upstream_budget_pauses',
+const FLAT_TABLES = ['jobs', 'result_pages', 'idempotency_keys', 'webhook_deliveries', 'upstream_budget_pauses', 'upstream_budget_waiters', 'upstream_credentials'] as const
+const TABLES = ['jobs', 'result_pages', 'idempotency_keys', 'webhook_deliveries', 'upstream_budget_grants', 'upstream_budget_pauses',
   'upstream_budget_waiters', 'upstream_credentials'] as const
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))

@@ -1,25 +1,49 @@
 /**
- * Targets 2, 3a and 5, then 3b and 4 on the same data: one large DrChrono job (1000 records a page, generated
- * as fast as the simulator can) stored by a gateway child process, raw COPY of the same rows into the same table,
- * NDJSON streaming of the job against COPY TO STDOUT of the same rows, and the process's peak RSS throughout.
+ * Targets 2, 3a, 5 and 11, then 3b, 4 and 12 on the same data: one large DrChrono job (1000 records a page,
+ * generated as fast as the simulator can) stored by a gateway child process as result_pages (one row per page),
+ * raw per-row COPY of the same records into a per-row table of the bench's own (bench_per_row, as results were
+ * stored before), NDJSON streaming of the job against COPY TO STDOUT of that table, the disk each layout takes,
+ * the sweeper's deletion of a copy of the job, and the process's peak RSS throughout. Then 5b: a small job on a
+ * fresh gateway process, for its peak RSS.
  */
+import pg from 'pg'
 import { request } from 'undici'
+import { deleteResultsBatch } from '../../src/db/sql/results.js'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 import { copyIn, copyOut, run, uuidLiteral } from '../copy.js'
 import { cpuMeter, postgresCpuReader } from '../cpu.js'
 import { UNMETERED_DRCHRONO, startGateway, type GatewayProcess } from '../gateway-process.js'
 import { serverSeconds, submitJob, waitForJob } from '../jobs.js'
-import { cpuNote, megabytes, microsEach, percent, perSecond, seconds, times, type Line } from '../report.js'
+import { cpuNote, megabytes, microsEach, ms, percent, perSecond, seconds, times, type Line } from '../report.js'
 import { apiOverhead } from './api-overhead.js'
 import { readLatency } from './read-latency.js'
 
 const PAGE_SIZE = 1000
 const RESOURCE = 'line_items'
 
-/** Line 5's bound on the gateway's peak RSS; line 10 (a FHIR export) is held to the same. */
-export const PEAK_RSS_BOUND_BYTES = 250 * 1024 * 1024
+const MB = 1024 * 1024
+/** Line 10's bound on the gateway's peak RSS (a FHIR export): line 5's bound before results were stored as pages. */
+export const PEAK_RSS_BOUND_BYTES = 250 * MB
 /** The bound as the targets print it. */
-export const PEAK_RSS_BOUND = `< ${PEAK_RSS_BOUND_BYTES / 1024 / 1024} MB`
+export const PEAK_RSS_BOUND = `< ${PEAK_RSS_BOUND_BYTES / MB} MB`
+/** Line 5: peak RSS over the ingest and NDJSON stream of the large job. */
+const INGEST_RSS_BOUND_BYTES = 160 * MB
+/** Line 5b: peak RSS of a fresh gateway running a DrChrono job of SMALL_JOB_PAGES × 1000 records. */
+const SMALL_JOB_RSS_BOUND_BYTES = 150 * MB
+const SMALL_JOB_PAGES = 40
+/** The sweeper's default batch of stored pages per DELETE (src/engine/sweeper.ts, `defaultBatches.results`). */
+const SWEEP_RESULTS_BATCH = 200
+/** Line 12's bound on the database time of deleting a job's stored pages. */
+const EXPIRY_BOUND_MS = 100
+/** Line ids of the lines issue 13 added (7 and 8 are the slow-readers and sweep lines). */
+const DISK_LINE = '11'
+const EXPIRY_LINE = '12'
+
+/**
+ * The bench's own per-row results table: results as they were stored before result_pages (one row per record, as
+ * job_results was, without its foreign key), the baseline of ingest, read and disk per record.
+ */
+const PER_ROW_TABLE = 'bench_per_row'
 
 export interface BulkSettings { records: number, concurrency: number, loadSeconds: number }
 
@@ -49,9 +73,86 @@ async function streamNdjson (gw: GatewayProcess, jobId: string): Promise<{ secon
   return { seconds: (performance.now() - started) / 1000, bytes, lines }
 }
 
-async function vacuum (databaseUrl: string): Promise<void> {
+async function vacuum (databaseUrl: string, table: string): Promise<void> {
   // Autovacuum would otherwise wake up at a random point of the next measurement after a million inserts.
-  await run(databaseUrl, 'VACUUM (ANALYZE) job_results')
+  await run(databaseUrl, `VACUUM (ANALYZE) ${table}`)
+}
+
+const totalSize = async (databaseUrl: string, table: string): Promise<number> =>
+  Number((await run(databaseUrl, `SELECT pg_total_relation_size('${table}')::float8 AS bytes`)).rows[0]?.bytes)
+
+/**
+ * Every stored record of the job as (job_id, page, position, record) rows, in order: each result_pages row's body
+ * cut at its `ends` (bytes, so cut as bytea). OFFSET 0 keeps the subquery whole, so a body is converted once per
+ * row, not once per record.
+ */
+const perRowRecords = (jobId: string): string => `SELECT r.job_id, r.page, r.first + x.i - 1,
+    convert_from(substring(r.b FROM x.s + 1 FOR x.e - x.s), 'UTF8')
+  FROM (SELECT job_id, page, first, ends, convert_to(body, 'UTF8') AS b FROM result_pages
+    WHERE job_id = ${uuidLiteral(jobId)} ORDER BY page, first OFFSET 0) AS r,
+  LATERAL (SELECT i, r.ends[i] AS e, CASE WHEN i = 1 THEN 0 ELSE r.ends[i - 1] + 1 END AS s
+    FROM generate_subscripts(r.ends, 1) AS i) AS x`
+
+/** A completed job row, for results the bench stores itself. */
+async function benchJob (databaseUrl: string, clientId: string): Promise<string> {
+  const { rows: [row] } = await run(databaseUrl, `INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status)
+    VALUES (gen_random_uuid(), $1, 'drchrono', $2, '{}'::jsonb, $1, 'completed') RETURNING id`, [clientId, RESOURCE])
+  return (row as { id: string }).id
+}
+
+/**
+ * Line 12: the job's pages deleted as the sweeper deletes them (deleteResultsBatch, SWEEP_RESULTS_BATCH pages a
+ * statement, until a batch comes back short), on a copy of the job so that its own results stay. Wall time of the
+ * loop on one pooled loopback connection (each statement's round trip and commit included).
+ */
+async function expireCopy (databaseUrl: string, jobId: string): Promise<{ ms: number, pages: number, records: number, statements: number }> {
+  const copyId = await benchJob(databaseUrl, 'bench-expiry-copy')
+  await run(databaseUrl, `INSERT INTO result_pages (job_id, page, first, count, plain, ends, body)
+    SELECT $1, page, first, count, plain, ends, body FROM result_pages WHERE job_id = $2 ORDER BY page, first`, [copyId, jobId])
+  // As an hour-old job's pages would be: hint bits set and statistics current.
+  await vacuum(databaseUrl, 'result_pages')
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+  try {
+    await pool.query('SELECT 1')
+    let pages = 0
+    let records = 0
+    let statements = 0
+    const started = performance.now()
+    for (;;) {
+      const gone = await deleteResultsBatch(pool, copyId, SWEEP_RESULTS_BATCH)
+      statements++
+      pages += gone.pages
+      records += gone.records
+      if (gone.pages < SWEEP_RESULTS_BATCH) break
+    }
+    return { ms: performance.now() - started, pages, records, statements }
+  } finally {
+    await pool.end()
+    await run(databaseUrl, 'DELETE FROM jobs WHERE id = $1', [copyId])
+  }
+}
+
+/** Line 5b: a small DrChrono job on a fresh gateway process; its peak RSS after the job, then after an NDJSON read of it. */
+async function smallJobMemory (databaseUrl: string, env: (simUrl: string) => Record<string, string>): Promise<{
+  idle: number, afterJob: number, afterRead: number, records: number, seconds: number | null,
+}> {
+  const records = SMALL_JOB_PAGES * PAGE_SIZE
+  const sim = await startDrchronoSimulator({ seed: 7, inProgressPolls: 0, generationMs: 0, recordCount: { [RESOURCE]: records } })
+  let gw: GatewayProcess | undefined
+  try {
+    gw = await startGateway(databaseUrl, env(sim.url))
+    const idle = gw.memory().rss
+    const job = await submitJob(gw, { upstream: 'drchrono', resource: RESOURCE, params: { page_size: PAGE_SIZE } })
+    const { job: done } = await waitForJob(gw, job.id, { pollMs: 100, timeoutMs: 120_000 })
+    if (done.progress.records !== records) throw new Error(`the small job stored ${done.progress.records} records, expected ${records}`)
+    const afterJob = gw.memory().hwm
+    const read = await streamNdjson(gw, job.id)
+    if (read.lines !== records) throw new Error(`the small job's NDJSON stream had ${read.lines} lines, expected ${records}`)
+    return { idle, afterJob, afterRead: gw.memory().hwm, records, seconds: serverSeconds(done) }
+  } finally {
+    await gw?.stop()
+    await sim.close()
+  }
 }
 
 export async function bulkJob (databaseUrl: string, settings: BulkSettings, log: (s: string) => void): Promise<Line[]> {
@@ -69,16 +170,21 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
     if (warm.status !== 201) throw new Error(`warming the simulator: POST answered ${warm.status}`)
     sim.state.reset()
 
-    gw = await startGateway(databaseUrl, {
+    const gatewayEnv = (simUrl: string): Record<string, string> => ({
       UPSTREAMS: 'drchrono',
-      DRCHRONO_BASE_URL: sim.url,
+      DRCHRONO_BASE_URL: simUrl,
       DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken,
       DRCHRONO_PAGE_CONCURRENCY: String(settings.concurrency),
       DRCHRONO_POLL_INTERVAL_MS: '10',
       // The gateway's own work is measured here, not DrChrono's budget (lines 1d and 1e are at the defaults).
       ...UNMETERED_DRCHRONO,
     })
+    gw = await startGateway(databaseUrl, gatewayEnv(sim.url))
     const idle = gw.memory()
+    // Line 11 counts what the job adds to result_pages (the gateway applied the migrations, so the table exists).
+    await vacuum(databaseUrl, 'result_pages')
+    const pagesBytesBefore = await totalSize(databaseUrl, 'result_pages')
+    const otherPages = Number((await run(databaseUrl, 'SELECT count(*)::float8 AS n FROM result_pages')).rows[0]?.n)
     const sampler = memorySampler(gw)
 
     log(`bulk: gateway job, ${pages} pages × ${PAGE_SIZE} records`)
@@ -90,27 +196,38 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
     if (done.progress.records !== records) throw new Error(`the job stored ${done.progress.records} records, expected ${records}`)
     const ingestSeconds = serverSeconds(done) ?? NaN
     const ingestRate = records / ingestSeconds
-    const { rows: [size] } = await run(databaseUrl, 'SELECT sum(octet_length(record))::float8 AS bytes FROM job_results WHERE job_id = $1', [job.id])
+    // A body holds each record followed by a line feed.
+    const { rows: [size] } = await run(databaseUrl, `SELECT (sum(octet_length(body)) - sum(count))::float8 AS bytes, count(*)::int AS rows
+      FROM result_pages WHERE job_id = $1`, [job.id])
     const recordBytes = (size as { bytes: number }).bytes / records
+    const pageRows = (size as { rows: number }).rows
 
     sampler.phase('copy baselines')
-    log('bulk: COPY FROM STDIN of the same rows')
-    await vacuum(databaseUrl)
-    const { rows: [copyJob] } = await run(databaseUrl, `INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status)
-      VALUES (gen_random_uuid(), 'bench-copy-baseline', 'drchrono', $1, '{}'::jsonb, 'bench-copy-baseline', 'completed') RETURNING id`, [RESOURCE])
+    await vacuum(databaseUrl, 'result_pages')
+    const pagesBytes = await totalSize(databaseUrl, 'result_pages') - pagesBytesBefore
+    log(`bulk: COPY FROM STDIN of the same records into ${PER_ROW_TABLE}`)
+    await run(databaseUrl, `DROP TABLE IF EXISTS ${PER_ROW_TABLE}`)
+    await run(databaseUrl, `CREATE TABLE ${PER_ROW_TABLE} (job_id uuid NOT NULL, page int NOT NULL, position int NOT NULL, record text NOT NULL,
+      PRIMARY KEY (job_id, page, position)) WITH (autovacuum_vacuum_insert_threshold = -1)`)
     const chunks: Buffer[] = []
-    await copyOut(databaseUrl, `SELECT ${uuidLiteral((copyJob as { id: string }).id)}, page, position, record FROM job_results WHERE job_id = ${uuidLiteral(job.id)} ORDER BY page, position`, { sink: c => chunks.push(c) })
+    const extracted = await copyOut(databaseUrl, perRowRecords(job.id), { sink: c => chunks.push(c) })
+    if (extracted.rows !== records) throw new Error(`result_pages gave back ${extracted.rows} records, expected ${records}`)
     const postgresCpu = await postgresCpuReader(databaseUrl)
-    const copied = await copyIn(databaseUrl, 'job_results (job_id, page, position, record)', chunks, { postgresCpu })
+    const copied = await copyIn(databaseUrl, `${PER_ROW_TABLE} (job_id, page, position, record)`, chunks, { postgresCpu })
     chunks.length = 0
     if (copied.rows !== records) throw new Error(`COPY FROM stored ${copied.rows} rows, expected ${records}`)
     const copyRate = records / copied.seconds
-    await vacuum(databaseUrl)
+    await vacuum(databaseUrl, PER_ROW_TABLE)
+    const perRowBytes = await totalSize(databaseUrl, PER_ROW_TABLE)
 
     log('bulk: COPY TO STDOUT, then NDJSON through the gateway')
-    const select = `SELECT record FROM job_results WHERE job_id = ${uuidLiteral(job.id)} ORDER BY page, position`
+    const select = `SELECT record FROM ${PER_ROW_TABLE} WHERE job_id = ${uuidLiteral(job.id)} ORDER BY page, position`
     await copyOut(databaseUrl, select) // warms the cache for both readers
     const copyRead = await copyOut(databaseUrl, select, { postgresCpu })
+    // For information: the stored bytes as they are, one body per row (rows counts pages here, not records).
+    const bodies = `SELECT body FROM result_pages WHERE job_id = ${uuidLiteral(job.id)} ORDER BY page, first`
+    await copyOut(databaseUrl, bodies)
+    const copyBodies = await copyOut(databaseUrl, bodies, { postgresCpu })
     const readCpu = await cpuMeter(databaseUrl, gw.pid)
     sampler.phase('ndjson')
     const ndjson = await streamNdjson(gw, job.id)
@@ -123,6 +240,15 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
     const latencyLine = await readLatency(gw, databaseUrl, { id: job.id, pages }, settings.loadSeconds)
     const overheadLines = await apiOverhead(gw, databaseUrl, job.id, settings.loadSeconds)
 
+    log(`bulk: expiry of a copy of the job, ${SWEEP_RESULTS_BATCH} pages a statement as the sweeper deletes them`)
+    const expiry = await expireCopy(databaseUrl, job.id)
+    if (expiry.records !== records) throw new Error(`the expiry deleted ${expiry.records} records, expected ${records}`)
+    await gw.stop()
+    await run(databaseUrl, `DROP TABLE IF EXISTS ${PER_ROW_TABLE}`)
+
+    log(`bulk: a ${SMALL_JOB_PAGES}-page job on a fresh gateway, for its peak RSS`)
+    const small = await smallJobMemory(databaseUrl, gatewayEnv)
+
     const shape = `${records.toLocaleString('en-US')} records of ${Math.round(recordBytes)} B`
     const ingestData = {
       records,
@@ -134,41 +260,43 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
       ingestSeconds,
       ingestRate,
       ingestMBps: ingestRate * recordBytes / 1e6,
+      copyTable: PER_ROW_TABLE,
       copySeconds: copied.seconds,
       copyRate,
       cpuSeconds: ingestCpuSeconds,
       copyPostgresCpuSeconds: copied.postgresCpu,
     }
+    const diskRatio = (pagesBytes / records) / (perRowBytes / records)
     return [
       {
         id: '2a',
         what: `Ingest: records stored/s during the job (${shape})`,
         gateway: perSecond(ingestRate, 'rec'),
-        baseline: `${perSecond(copyRate, 'rec')} COPY FROM STDIN`,
-        ratio: `${percent(ingestRate / copyRate)} of COPY`,
-        target: '≥ 50% of COPY',
-        pass: ingestRate / copyRate >= 0.5,
+        baseline: `${perSecond(copyRate, 'rec')} per-row COPY FROM STDIN`,
+        ratio: times(ingestRate / copyRate),
+        target: '≥ 1.0× per-row COPY',
+        pass: ingestRate / copyRate >= 1.0,
         data: ingestData,
-        note: cpuNote(ingestCpuSeconds, records, 'simulator', `COPY FROM: PostgreSQL ${microsEach(copied.postgresCpu, records)}`),
+        note: cpuNote(ingestCpuSeconds, records, 'simulator', `COPY FROM into ${PER_ROW_TABLE}: PostgreSQL ${microsEach(copied.postgresCpu, records)}`),
       },
       {
         id: '2b',
         what: `Ingest: absolute rate (${megabytes(ingestRate * recordBytes)}/s)`,
         gateway: perSecond(ingestRate, 'rec'),
-        baseline: `${perSecond(copyRate, 'rec')} COPY FROM STDIN`,
-        ratio: `${percent(ingestRate / copyRate)} of COPY`,
-        target: '≥ 50,000 rec/s',
-        pass: ingestRate >= 50_000,
+        baseline: `${perSecond(copyRate, 'rec')} per-row COPY FROM STDIN`,
+        ratio: times(ingestRate / copyRate),
+        target: '≥ 80,000 rec/s',
+        pass: ingestRate >= 80_000,
         data: ingestData,
       },
       {
         id: '3a',
         what: `Read: NDJSON stream of the whole job (${megabytes(ndjson.bytes)})`,
         gateway: `${perSecond(records / ndjson.seconds, 'rec')} (${seconds(ndjson.seconds)})`,
-        baseline: `${perSecond(copyRead.rows / copyRead.seconds, 'rec')} COPY TO STDOUT (${seconds(copyRead.seconds)})`,
+        baseline: `${perSecond(copyRead.rows / copyRead.seconds, 'rec')} per-row COPY TO STDOUT (${seconds(copyRead.seconds)})`,
         ratio: `${percent(readRatio)} of COPY`,
-        target: '≥ 60% of COPY',
-        pass: readRatio >= 0.6,
+        target: '≥ 90% of COPY',
+        pass: readRatio >= 0.9,
         data: {
           records,
           ndjsonSeconds: ndjson.seconds,
@@ -177,23 +305,66 @@ export async function bulkJob (databaseUrl: string, settings: BulkSettings, log:
           copyBytes: copyRead.bytes,
           copyRows: copyRead.rows,
           ratio: readRatio,
+          bodiesCopySeconds: copyBodies.seconds,
+          bodiesCopyBytes: copyBodies.bytes,
+          bodiesCopyRows: copyBodies.rows,
           cpuSeconds: readCpuSeconds,
           copyPostgresCpuSeconds: copyRead.postgresCpu,
+          bodiesCopyPostgresCpuSeconds: copyBodies.postgresCpu,
         },
-        note: cpuNote(readCpuSeconds, records, 'reader', `COPY TO: PostgreSQL ${microsEach(copyRead.postgresCpu, records)}`),
+        note: cpuNote(readCpuSeconds, records, 'reader', `COPY TO of ${PER_ROW_TABLE}: PostgreSQL ${microsEach(copyRead.postgresCpu, records)}`) +
+          `; COPY TO of the result_pages bodies: ${perSecond(records / copyBodies.seconds, 'rec')} (${seconds(copyBodies.seconds)}, ` +
+          `${megabytes(copyBodies.bytes)}), NDJSON at ${percent((records / ndjson.seconds) / (records / copyBodies.seconds))} of it`,
       },
       latencyLine,
       ...overheadLines,
       {
         id: '5',
-        what: 'Memory: gateway peak RSS (VmHWM) over ingest + NDJSON stream',
+        what: `Memory: gateway peak RSS (VmHWM) over ingest + NDJSON stream of ${records.toLocaleString('en-US')} records`,
         gateway: megabytes(memory.hwm),
         baseline: `${megabytes(idle.rss)} idle after start`,
         ratio: times(memory.hwm / idle.rss),
-        target: PEAK_RSS_BOUND,
-        pass: memory.hwm < PEAK_RSS_BOUND_BYTES,
+        target: `< ${INGEST_RSS_BOUND_BYTES / MB} MB`,
+        pass: memory.hwm < INGEST_RSS_BOUND_BYTES,
         data: { hwmBytes: memory.hwm, peakRssBytesByPhase: memory.peaks, idleRssBytes: idle.rss },
         note: `largest RSS sampled: ${Object.entries(memory.peaks).map(([phase, bytes]) => `${phase} ${megabytes(bytes)}`).join(', ')}`,
+      },
+      {
+        id: '5b',
+        what: `Memory: peak RSS (VmHWM) of a fresh gateway running a DrChrono job of ${small.records.toLocaleString('en-US')} records (${SMALL_JOB_PAGES} pages × ${PAGE_SIZE})`,
+        gateway: megabytes(small.afterJob),
+        baseline: `${megabytes(small.idle)} idle after start`,
+        ratio: times(small.afterJob / small.idle),
+        target: `< ${SMALL_JOB_RSS_BOUND_BYTES / MB} MB`,
+        pass: small.afterJob < SMALL_JOB_RSS_BOUND_BYTES,
+        data: {
+          hwmAfterJobBytes: small.afterJob, hwmAfterReadBytes: small.afterRead, idleRssBytes: small.idle, records: small.records, jobSeconds: small.seconds,
+        },
+        note: `job ran ${small.seconds === null ? 'n/a' : seconds(small.seconds)}; VmHWM after an NDJSON read of the job too: ${megabytes(small.afterRead)}`,
+      },
+      {
+        id: DISK_LINE,
+        what: `Disk per record: result_pages (${pageRows.toLocaleString('en-US')} rows) vs one row per record, ${shape}`,
+        gateway: `${(pagesBytes / records).toFixed(1)} B/rec (${megabytes(pagesBytes)})`,
+        baseline: `${(perRowBytes / records).toFixed(1)} B/rec (${megabytes(perRowBytes)}) ${PER_ROW_TABLE}`,
+        ratio: percent(diskRatio),
+        target: '≤ 50% of per-row',
+        pass: diskRatio <= 0.5,
+        data: { records, recordBytes, pageRows, pagesBytes, pagesBytesBefore, otherPagesBefore: otherPages, perRowBytes, ratio: diskRatio },
+        note: `pg_total_relation_size after VACUUM: result_pages's growth over the job (it held ${otherPages} rows of other jobs before), ` +
+          `${PER_ROW_TABLE} holding only this job's records`,
+      },
+      {
+        id: EXPIRY_LINE,
+        what: `Expiry: the job's ${expiry.pages.toLocaleString('en-US')} stored rows deleted as the sweeper does (${SWEEP_RESULTS_BATCH} a statement), ${records.toLocaleString('en-US')} records`,
+        gateway: ms(expiry.ms),
+        baseline: '-',
+        ratio: `${(expiry.ms * 1000 / records).toFixed(2)} µs/rec`,
+        target: `< ${EXPIRY_BOUND_MS} ms`,
+        pass: expiry.ms < EXPIRY_BOUND_MS,
+        data: { ...expiry, records, batch: SWEEP_RESULTS_BATCH },
+        note: `wall time of ${expiry.statements} deleteResultsBatch statements on one loopback connection (round trips and commits included), ` +
+          'on a copy of the job\'s pages made with INSERT … SELECT and vacuumed',
       },
     ]
   } finally {

@@ -1,11 +1,14 @@
 /**
  * Target 7: the gateway's memory while slow clients stream large records as NDJSON. A completed job of 1 MB
- * records is written straight into the database; readers fetch it over raw sockets, taking the bytes at a fixed
- * slow rate, so the gateway holds whatever it has read ahead of them. Growth is VmRSS sampled every 50 ms, less
+ * records is written straight into the database (by the gateway's own page insert: one result_pages row per
+ * record); readers fetch it over raw sockets, taking the bytes at a fixed slow rate, so the gateway holds whatever
+ * it has read ahead of them. Growth is VmRSS sampled every 50 ms, less
  * VmRSS just before the readers start. Baseline: one reader of the same job, in the same process, just before.
  */
 import { randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
+import pg from 'pg'
+import { insertRecords } from '../../src/db/sql/results.js'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../../src/upstreams/drchrono/simulator/index.js'
 import { run } from '../copy.js'
 import { startGateway, type GatewayProcess } from '../gateway-process.js'
@@ -79,13 +82,26 @@ async function growthDuring (databaseUrl: string, env: Record<string, string>, j
   }
 }
 
-async function insertJob (databaseUrl: string, records: number, bytes: number): Promise<string> {
+async function insertJob (databaseUrl: string, count: number, bytes: number): Promise<string> {
   const jobId = randomUUID()
   await run(databaseUrl, `INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
-    VALUES ($1, 'bench', 'drchrono', 'patients', '{}', $2, 'completed', $3, now(), now() + interval '1 hour')`, [jobId, randomUUID(), records])
-  await run(databaseUrl, `INSERT INTO job_results (job_id, page, position, record)
-    SELECT $1, 1, i, json_build_object('i', i, 'pad', repeat('x', $3::int - 20))::text FROM generate_series(0, $2::int - 1) AS i`,
-  [jobId, records, bytes])
+    VALUES ($1, 'bench', 'drchrono', 'patients', '{}', $2, 'completed', $3, now(), now() + interval '1 hour')`, [jobId, randomUUID(), count])
+  // One page of records `{"i" : n, "pad" : "xx…"}` of `bytes` each, stored as a job's page is.
+  const records = Array.from({ length: count }, (_, i) => {
+    const head = `{"i" : ${i}, "pad" : "`
+    return head + 'x'.repeat(bytes - head.length - 2) + '"}'
+  })
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+  try {
+    const client = await pool.connect()
+    try {
+      await insertRecords(client, jobId, 1, records)
+    } finally {
+      client.release()
+    }
+  } finally {
+    await pool.end()
+  }
   return jobId
 }
 

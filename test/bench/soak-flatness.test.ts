@@ -21,6 +21,6 @@ t.test('no values: nothing to judge, not flat', async t => {
 t.test('a snapshot that swings with what is in flight is flat when it swings no higher than it already did', async t => {
   // The result rows of one soak, minute by minute: no trend, and a peak just above the first third's highest.
   const values = [25009, 14727, 16051, 24336, 16706, 13312, 21275, 14378, 7970, 18981, 20096, 8430, 14239, 25639, 17778]
-  t.ok(flatness({ name: 'job_results rows', values, slack: 50 }).flat)
-  t.notOk(flatness({ name: 'job_results rows', values: [...values.slice(0, -1), 40000], slack: 50 }).flat, 'well above it is not')
+  t.ok(flatness({ name: 'result_pages rows', values, slack: 50 }).flat)
+  t.notOk(flatness({ name: 'result_pages rows', values: [...values.slice(0, -1), 40000], slack: 50 }).flat, 'well above it is not')
 })
