@@ -40,9 +40,10 @@ const SLICE_BYTES = 64 * 1024
 /** Streams end at unpredictable times; a client that was refused one asks again after this. */
 const STREAM_RETRY_AFTER_SECONDS = 5
 
-// Page and position are PostgreSQL integers: a cursor beyond their range was not given out by this API.
+// Page and position are PostgreSQL integers: a cursor beyond their range was not given out by this API. Nor was one
+// at the last position an int4 can hold: no page holds 2^31 records, and no record could follow it.
 const int4 = z.number().int().min(0).max(2_147_483_647)
-const positionSchema = z.tuple([int4, int4])
+const positionSchema = z.tuple([int4, int4.max(2_147_483_646)])
 
 /** NDJSON when the client lists it (with a non-zero q) and does not prefer JSON by a higher q. */
 export function wantsNdjson (accept: string | undefined): boolean {

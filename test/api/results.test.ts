@@ -83,6 +83,16 @@ t.test('results', async t => {
     t.equal(await res.text(), page(records.slice(1500), null, records.length))
   })
 
+  t.test('cursors this API never gave out are a 400 invalid_cursor, whatever their numbers', async t => {
+    for (const value of [[2, 2_147_483_647], [2_147_483_648, 0], [-1, 0], [1.5, 0], [1], 'x']) {
+      const res = await gw.request(`/jobs/${jobId}/results?cursor=${Buffer.from(JSON.stringify(value)).toString('base64url')}`)
+      t.equal(res.status, 400, JSON.stringify(value))
+      t.match(await res.json(), { code: 'invalid_cursor', errors: [{ in: 'query', pointer: '/cursor' }] })
+    }
+    const last = await gw.request(`/jobs/${jobId}/results?cursor=${Buffer.from(JSON.stringify([2_147_483_647, 2_147_483_646])).toString('base64url')}`)
+    t.same((await last.json()).data, [], 'the largest cursor that could be given out reads nothing after it')
+  })
+
   t.test('NDJSON: every record\'s bytes on a line of its own, line breaks inside records folded', async t => {
     const res = await gw.request(`/jobs/${jobId}/results`, { headers: { accept: 'application/x-ndjson' } })
     t.equal(res.status, 200)
