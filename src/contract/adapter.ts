@@ -49,6 +49,12 @@ export interface JobContext<Params = Record<string, unknown>, Checkpoint = unkno
   readonly checkpoint: Checkpoint | null
   /** Aborted on cancel, on shutdown and when the lease is lost: pass it to every upstream request. */
   readonly signal: AbortSignal
+  /**
+   * This is the job's last attempt (JOB_MAX_ATTEMPTS): if `run` throws anything but an interruption (cancel,
+   * shutdown, a lost lease), the job fails with `internal_error` instead of being tried again. An adapter whose
+   * upstream keeps work running for the job (an export) may release it then, as it does when the upstream failed it.
+   */
+  readonly lastAttempt: boolean
   /** A logger bound to the job. Never log tokens or record contents. */
   readonly log: Logger
   /**

@@ -24,6 +24,8 @@ export function createJobContext (deps: {
   observe?: Observe
   /** UPSTREAM_MAX_RECORD_BYTES: a larger record fails the job with upstream_response_too_large. */
   maxRecordBytes?: number
+  /** JOB_MAX_ATTEMPTS: the attempt that reaches it is the job's last. */
+  maxAttempts: number
 }): JobContext {
   const { pool, job, workerId, controller, observe = noObserve } = deps
   // A write refused for a lost lease aborts the run: nothing the adapter does afterwards can land.
@@ -56,6 +58,7 @@ export function createJobContext (deps: {
     payload: job.payload ?? null,
     checkpoint: job.checkpoint ?? null,
     signal: controller.signal,
+    lastAttempt: job.attempts >= deps.maxAttempts,
     log: deps.log,
     async savePage (page, records, checkpoint, progress) {
       controller.signal.throwIfAborted()

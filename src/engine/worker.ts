@@ -142,6 +142,7 @@ export class Worker {
         endings: this.endings,
         observe: this.observe,
         maxRecordBytes: this.options.maxRecordBytes,
+        maxAttempts: this.options.maxAttempts,
       }))
       if (outcome === parked) {
         log.info('job waits for the upstream\'s webhook')

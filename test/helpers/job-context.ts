@@ -19,6 +19,8 @@ export interface FakeJobOptions<Checkpoint> {
   payload?: unknown
   /** The checkpoint an earlier attempt saved; null (the default) on a first attempt. */
   checkpoint?: Checkpoint | null
+  /** The job's last attempt (JobContext.lastAttempt); false by default. */
+  lastAttempt?: boolean
   /**
    * Pages an earlier attempt stored. The map is the store itself: this job's pages are added to it, and a page it
    * already holds is never replaced.
@@ -72,6 +74,7 @@ export function fakeJob<Checkpoint = unknown> (resource: string, params: Record<
     payload: options.payload === undefined ? null : structuredClone(options.payload),
     checkpoint: options.checkpoint ?? null,
     signal: controller.signal,
+    lastAttempt: options.lastAttempt ?? false,
     log: pino({ level: 'silent' }),
     async savePage (page: number, records: readonly RecordText[], checkpoint: unknown, update?: ProgressUpdate) {
       calls.push('savePage')

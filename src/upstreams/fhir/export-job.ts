@@ -65,10 +65,11 @@ export async function runExport (ctx: JobContext, api: FhirApi, resource: FhirRe
     await exportLoop(ctx, api, io, state, resource, params, o)
   } catch (err) {
     const statusUrl = state.cp.statusUrl
-    // A cancelled job tells the server it may stop, and so does a failed one: nobody will read that export. Shutdown
-    // and a lost lease leave it running: another attempt goes on with it.
+    // A cancelled job tells the server it may stop, and so does a failed one: nobody will read that export. That is
+    // an upstream failure, or any error of the last attempt (the job fails with internal_error). Shutdown, a lost
+    // lease and an unexpected error with attempts left leave it running: another attempt goes on with it.
     const cancelled = ctx.signal.aborted && ctx.signal.reason instanceof JobCancelledError
-    const failed = !ctx.signal.aborted && err instanceof UpstreamError
+    const failed = !ctx.signal.aborted && (err instanceof UpstreamError || ctx.lastAttempt)
     if (statusUrl !== null && (cancelled || failed)) await cancelExport(api, io, statusUrl)
     throw err
   }

@@ -130,6 +130,17 @@ t.test('a job cancelled before its kick-off is sent starts no export', async t =
   t.equal(state.stats.cancels, 0)
 })
 
+t.test('an unexpected error leaves the export for the next attempt, unless it was the last attempt', async t => {
+  for (const lastAttempt of [false, true]) {
+    const { state, adapter } = await setup(t)
+    // The database went away while the job stored its first page: not the upstream's doing.
+    const job = fakeJob('system', { _type: 'Observation' }, { refusePages: 'connection terminated unexpectedly', lastAttempt })
+    await t.rejects(adapter.run(job.ctx), /connection terminated/)
+    t.equal(state.stats.cancels, lastAttempt ? 1 : 0, lastAttempt ? 'last attempt: the export is DELETEd' : 'attempts left: the export is kept for the next one')
+    t.equal([...state.exports.values()][0]?.state, lastAttempt ? 'cancelled' : 'ready')
+  }
+})
+
 t.test('an export in progress past FHIR_EXPORT_TIMEOUT_SECONDS fails with upstream_timeout and is deleted', async t => {
   const { state, adapter } = await setup(t, { pollsBeforeReady: 1000 }, { exportTimeoutMs: 60 })
   const job = fakeJob('system', { _type: 'Observation' })
