@@ -57,14 +57,15 @@ export function ndjsonChunks (batch: RecordBatch): Buffer[] {
 }
 
 /**
- * The first `count` records of the batch as a JSON page: `{"data":[r1,r2,…],"nextCursor":…,"total":…}`, each
+ * The first `count` records of the batch as a JSON page: `{"data":[r1,r2,…],"nextCursor":…,"total":…}` (and
+ * `"complete":…` when given: a partial read), each
  * record's bytes as stored (JSON allows raw line breaks between tokens). Built in the batch's own buffer when the
  * envelope fits there (it does from a few records on), so a batch makes one response.
  */
-export function jsonPage (batch: RecordBatch, count: number, nextCursor: string | null, total: number): Buffer {
+export function jsonPage (batch: RecordBatch, count: number, nextCursor: string | null, total: number, complete?: boolean): Buffer {
   const page: RecordBatch = { ...batch, starts: batch.starts.slice(0, count), ends: batch.ends.slice(0, count) }
   const head = Buffer.from('{"data":[')
-  const tail = Buffer.from(`],"nextCursor":${JSON.stringify(nextCursor)},"total":${total}}`)
+  const tail = Buffer.from(`],"nextCursor":${JSON.stringify(nextCursor)},"total":${total}${complete === undefined ? '' : `,"complete":${complete}`}}`)
   let size = head.length + tail.length + Math.max(0, count - 1)
   for (let i = 0; i < count; i++) size += (page.ends[i] as number) - (page.starts[i] as number)
   if (size > batch.data.length) {

@@ -42,8 +42,11 @@ const STREAM_RETRY_AFTER_SECONDS = 5
 
 // Page and position are PostgreSQL integers: a cursor beyond their range was not given out by this API. Nor was one
 // at the last position an int4 can hold: no page holds 2^31 records, and no record could follow it.
+// A position of -1 is before a page's first record: the cursor of a partial read that has read nothing yet.
 const int4 = z.number().int().min(0).max(2_147_483_647)
-const positionSchema = z.tuple([int4, int4.max(2_147_483_646)])
+const positionSchema = z.tuple([int4, z.number().int().min(-1).max(2_147_483_646)])
+/** Where a partial read that has read nothing continues: before the first record of page 0 (pages count from 0 or 1). */
+const START = encodeCursor([0, -1])
 
 /** NDJSON when the client lists it (with a non-zero q) and does not prefer JSON by a higher q. */
 export function wantsNdjson (accept: string | undefined): boolean {
@@ -91,17 +94,21 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
         'it may hold fewer than `limit` while more follow, so read until `nextCursor` is null. ' +
         'A client may have MAX_RESULT_STREAMS_PER_CLIENT NDJSON streams open at once (429 `too_many_streams` beyond); ' +
         'a stream whose client takes nothing for RESULT_STREAM_STALL_SECONDS is cut off. ' +
-        '409 before the job completes, 410 once its results expired.',
+        '409 before the job completes, 410 once its results expired. ' +
+        'With `partial=true`, cursor pages of a queued or running job hold the records saved so far, with `"complete": false` ' +
+        'and a `nextCursor` to ask again with; once the job has ended the same cursors go on, and the last page has `"complete": true`.',
       params: z.object({ id: z.string() }),
       querystring: z.object({
         limit: z.coerce.number().int().min(1).max(1000).default(1000).describe('Most records in the page; fewer when the page reaches RESULT_PAGE_MAX_BYTES'),
         cursor: z.string().optional().describe('`nextCursor` of the previous page'),
+        partial: z.enum(['true', 'false']).optional().describe('`true`: a queued or running job answers with the records saved so far (cursor pages only), and every page says whether the job has ended (`complete`)'),
       }),
       response: {
         200: z.object({
           data: z.array(z.record(z.string(), z.unknown())).describe('The upstream\'s records'),
           nextCursor: z.string().nullable().describe('Where the next page starts; null after the last record'),
-          total: z.number().int().describe('How many records the job holds'),
+          total: z.number().int().describe('How many records the job holds (so far, while it runs)'),
+          complete: z.boolean().optional().describe('With `partial=true`: whether the job has ended, so that no record will be added. While false, `nextCursor` is never null: ask again with it'),
         }).describe('A page of records (JSON), or every record as NDJSON with Accept: application/x-ndjson'),
         // 429 (rate limit, and too_many_streams for NDJSON) is added to the document with every rate-limited route's.
         400: problemSchema,
@@ -113,9 +120,12 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
     },
   }, async (request, reply) => {
     const job = await findJobOr404(request, request.params.id)
-    assertReadable(job, opts.registry)
+    const ndjson = wantsNdjson(request.headers.accept)
+    const partial = request.query.partial === 'true' && !ndjson
+    const unfinished = partial && (job.status === 'queued' || job.status === 'running')
+    if (!unfinished) assertReadable(job, opts.registry)
 
-    if (wantsNdjson(request.headers.accept)) {
+    if (ndjson) {
       const release = slots.take(request.clientId)
       if (release === null) {
         throw new ProblemError('too_many_streams', `This client already has ${slots.max} result streams open on this gateway. ` +
@@ -157,10 +167,13 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
       after = { page: decoded[0], position: decoded[1] }
     }
     // `limit` records or RESULT_PAGE_MAX_BYTES of them, whichever comes first; the cursor continues after the last.
-    const batch = await app.jobs.resultBatch(job.id, after, { limit, maxBytes: opts.pageMaxBytes })
+    const size = { limit, maxBytes: opts.pageMaxBytes }
+    const batch = unfinished ? await app.jobs.partialResultBatch(job.id, after, size) : await app.jobs.resultBatch(job.id, after, size)
     const count = batch.starts.length
-    const nextCursor = batch.more ? encodeCursor([batch.pages[count - 1], batch.positions[count - 1]]) : null
+    const last = count > 0 ? encodeCursor([batch.pages[count - 1], batch.positions[count - 1]]) : null
+    // While the job runs, more may come: the client asks again from where it stands, never with a null cursor.
+    const nextCursor = batch.more || unfinished ? last ?? cursor ?? START : null
     // Records are JSON bytes already: spliced into the envelope, never parsed to be serialised again.
-    return (reply as FastifyReply).type('application/json; charset=utf-8').send(jsonPage(batch, count, nextCursor, job.records))
+    return (reply as FastifyReply).type('application/json; charset=utf-8').send(jsonPage(batch, count, nextCursor, job.records, partial ? !unfinished : undefined))
   })
 }

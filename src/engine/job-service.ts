@@ -9,7 +9,7 @@ import { Prisma, type JobStatus, type PrismaClient } from '../generated/prisma/c
 import { expireCompletedJob } from '../db/sql/expiry.js'
 import { insertJob, isUniqueViolation } from '../db/sql/job-insert.js'
 import { findClientJob, listClientJobs, type JobListQuery } from '../db/sql/job-reads.js'
-import { readResultBatch, streamResultBatches } from '../db/sql/result-stream.js'
+import { readablePages, readResultBatch, streamResultBatches } from '../db/sql/result-stream.js'
 import type { DeliveryResult } from '../db/sql/webhooks.js'
 import type { JobRead, JobSummary } from '../domain/job.js'
 import type { BatchSize, RecordBatch, ResultPosition } from '../domain/results.js'
@@ -162,6 +162,16 @@ export class JobService {
   /** One batch of a job's results after `after` (from the start when null), up to `size`. */
   async resultBatch (jobId: string, after: ResultPosition | null, size: BatchSize): Promise<RecordBatch> {
     return readResultBatch(this.pool, jobId, after, size)
+  }
+
+  /**
+   * The same for a job that has not ended: only from the pages that are final (see readablePages), so that a reader
+   * never passes a page that is saved later. An empty batch when nothing is final yet.
+   */
+  async partialResultBatch (jobId: string, after: ResultPosition | null, size: BatchSize): Promise<RecordBatch> {
+    const last = await readablePages(this.pool, jobId)
+    if (last === null) return { data: Buffer.alloc(0), starts: [], ends: [], pages: [], positions: [], runs: [], more: false }
+    return readResultBatch(this.pool, jobId, after, size, last)
   }
 
   /** Every result of a job, a batch at a time (at most two held), for a stream. */

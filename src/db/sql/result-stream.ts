@@ -31,8 +31,9 @@ const LF = 10
  * `plain`, `ends` and `body`: it says that more follows without costing its bytes. `skip` is how many records of the
  * first row the cursor is past. `octet_length` of a stored text reads its length from the TOAST header, no detoast.
  */
-export function batchStatement (jobId: string, after: ResultPosition | null, size: BatchSize, rows: number): string {
+export function batchStatement (jobId: string, after: ResultPosition | null, size: BatchSize, rows: number, lastPage: number | null = null): string {
   assertUuid(jobId)
+  if (lastPage !== null && !isInt4(lastPage)) throw new Error('last page is not an int4')
   const from = after ?? { page: -1, position: -1 }
   const { limit, maxBytes } = size
   if (!isInt4(from.page) || !isInt4(from.position) || from.position === 2_147_483_647) throw new Error('result position is not a pair of int4')
@@ -49,7 +50,7 @@ export function batchStatement (jobId: string, after: ResultPosition | null, siz
           FROM (SELECT page, first, count, plain, ends, body,
               CASE WHEN page = ${from.page} THEN greatest(0, ${next} - first) ELSE 0 END AS skip
             FROM result_pages
-            WHERE job_id = '${jobId}'::uuid AND page >= ${from.page} AND (page > ${from.page} OR first + count > ${next})
+            WHERE job_id = '${jobId}'::uuid AND page >= ${from.page} AND (page > ${from.page} OR first + count > ${next})${lastPage === null ? '' : ` AND page <= ${lastPage}`}
             ORDER BY page, first LIMIT ${rows + 1}) AS s) AS t
         WINDOW w AS (ORDER BY page, first ROWS UNBOUNDED PRECEDING)) AS k) AS o
     WHERE keep OR kept_before
@@ -183,12 +184,15 @@ function drain (stream: NodeJS.ReadableStream): Promise<Buffer[]> {
 }
 
 /**
- * The records after `after` (from the start when null), in (page, position) order, up to `size`, read on a
- * connection of the pool that goes back as soon as the last byte is in. A connection that failed is dropped.
+ * The records after `after` (from the start when null), in (page, position) order, up to `size` (and on pages up to
+ * `lastPage` when given), read on a connection of the pool that goes back as soon as the last byte is in. A
+ * connection that failed is dropped.
  */
-export async function readResultBatch (pool: pg.Pool, jobId: string, after: ResultPosition | null, size: BatchSize): Promise<RecordBatch> {
+export async function readResultBatch (
+  pool: pg.Pool, jobId: string, after: ResultPosition | null, size: BatchSize, lastPage: number | null = null
+): Promise<RecordBatch> {
   for (let rows = FIRST_ROWS; ; rows *= 4) {
-    const parsed = parseResultCopy(await copyOut(pool, batchStatement(jobId, after, size, rows)), size)
+    const parsed = parseResultCopy(await copyOut(pool, batchStatement(jobId, after, size, rows, lastPage)), size)
     // All rows asked for came back kept and the batch is not full: rows of a few records each. Asked again for more.
     if (parsed.cut || parsed.batch.more || parsed.rows <= rows) return parsed.batch
   }
@@ -213,6 +217,22 @@ async function copyOut (pool: pg.Pool, statement: string): Promise<Buffer> {
     client.off('error', onError)
     client.release(failed)
   }
+}
+
+/**
+ * The last page of a running job that may be read: pages are saved whole, but not always in order (DrChrono saves
+ * them as they arrive), so only the pages up to the first gap after the first stored page are final; a reader
+ * that went past a gap would never see the page filled in behind it. Null when nothing is stored yet. A page
+ * saved empty leaves a gap too, which only holds readers back until the job completes (then no bound applies).
+ */
+export async function readablePages (pool: pg.Pool, jobId: string): Promise<number | null> {
+  const { rows } = await pool.query<{ last: number | null }>(`
+    SELECT max(page) AS last FROM (
+      SELECT page, island, first_value(island) OVER (ORDER BY page) AS first_island FROM (
+        SELECT page, page - row_number() OVER (ORDER BY page) AS island
+        FROM (SELECT DISTINCT page FROM result_pages WHERE job_id = $1) AS p) AS i) AS s
+    WHERE island = first_island`, [jobId])
+  return rows[0]?.last ?? null
 }
 
 /**
