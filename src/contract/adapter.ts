@@ -59,8 +59,10 @@ export interface JobContext<Params = Record<string, unknown>, Checkpoint = unkno
   readonly log: Logger
   /**
    * Stores one page of records (the upstream's JSON text of each) together with the new checkpoint and
-   * progress, in one transaction. A page saved twice keeps its first copy, so a resumed job never stores a
-   * record twice. Throws (and aborts the signal) when the job's lease was lost.
+   * progress, in one transaction. Pages are numbered 1, 2, 3, … in the order a client reads them, and may be saved
+   * in any order: a reader of a running job (`?partial=true`) is served pages 1..n once none of them is missing.
+   * A page saved twice keeps its first copy, so a resumed job never stores a record twice. Throws (and aborts the
+   * signal) when the job's lease was lost.
    */
   savePage (page: number, records: readonly RecordText[], checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
   /** Saves checkpoint and progress without records, e.g. an upstream task id right after submitting. */

@@ -81,8 +81,9 @@ export class Worker {
           const job = await claimNextJob(this.pool, this.id, this.options.leaseSeconds)
           if (job === null) break
           if (this.state !== 'active') {
-            // Claimed while the shutdown began: not among the jobs it aborts, so handed back here, as they are.
-            await this.handBack(job)
+            // Claimed while the shutdown began: not among the jobs it aborts, so handed back here, as they are. If
+            // that fails too (the database is gone), the lease runs out and another worker takes the job.
+            await this.handBack(job).catch((err: Error) => { this.log.warn({ jobId: job.id, err: err.message }, 'could not release a job claimed during shutdown') })
             break
           }
           this.begin(job)

@@ -130,6 +130,12 @@ t.test('parseResultCopy', async t => {
     const notAtLf = copyData([[1, 0, 0, ['xy']]])
     notAtLf.writeInt32BE(1, endsAt + 4 + 24)
     t.throws(() => parse(notAtLf), /line feed/, 'a record that ends where no line feed is')
+    const falling = copyData([[1, 0, 0, ['a', 'bb']]])
+    falling.writeInt32BE(1, endsAt + 4 + 32) // the second record's end (4) becomes 1: the first's, at its line feed
+    t.throws(() => parse(falling), /do not rise/, 'ends that do not rise')
+    const shortEnds = Buffer.concat([SIGNATURE, int32(0), int32(0), int16(6), int32(4), int32(1), int32(4), int32(0), int32(4), int32(0),
+      int32(1), Buffer.from([1]), int32(8), int32(1), int32(0), int32(1), Buffer.from('x\n'), int16(-1)])
+    t.throws(() => parse(shortEnds), CopyFormatError, 'an ends field too short for its header')
     const hugeExtension = copyData([])
     hugeExtension.writeInt32BE(1000, SIGNATURE.length + 4)
     t.throws(() => parse(hugeExtension), /ends early/)

@@ -1,6 +1,12 @@
 -- Results stored as pages, not rows (docs/ARCHITECTURE.md, "Results"): one row per saved page (pages over 1 MiB
 -- in parts), its records' text each followed by a line feed, and where each record ends.
 
+-- First, before any other lock: a gateway of the old version still running finishes the page it is writing (it
+-- holds a lock on job_results already), then its next write fails, as the table is gone, and its job is retried
+-- from its last saved page by a gateway of this version. Taken later, after the foreign key below locks jobs, the
+-- lock could deadlock with such a write (it locks its job row, then job_results, then updates jobs).
+LOCK TABLE "job_results" IN ACCESS EXCLUSIVE MODE;
+
 -- CreateTable
 CREATE TABLE "result_pages" (
     "job_id" UUID NOT NULL,
@@ -31,10 +37,7 @@ END
 $$;
 
 -- The results already stored move to the new layout, with their pages and positions unchanged, so a cursor given out
--- before the upgrade goes on where it was. The lock makes a gateway of the old version that is still running wait,
--- then fail its write (its job is retried, from its last saved page, by a gateway of this version).
-LOCK TABLE "job_results" IN ACCESS EXCLUSIVE MODE;
-
+-- before the upgrade goes on where it was.
 INSERT INTO "result_pages" ("job_id", "page", "first", "count", "plain", "ends", "body")
 SELECT job_id, page, min(position), count(*)::int,
   bool_and(strpos(record, E'\n') = 0 AND strpos(record, E'\r') = 0),

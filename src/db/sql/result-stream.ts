@@ -129,6 +129,7 @@ export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
     const endsLength = fieldLength()
     if (endsLength === -1) throw new CopyFormatError('ends is NULL')
     const endsAt = at
+    if (endsLength < 20) throw new CopyFormatError('ends is not a one-dimensional int4[] without NULLs')
     const dims = data.readInt32BE(at)
     const count = dims === 0 ? 0 : data.readInt32BE(at + 12)
     if (dims !== 1 || count < 1 || endsLength !== 20 + 8 * count) throw new CopyFormatError('ends is not a one-dimensional int4[] without NULLs')
@@ -145,6 +146,8 @@ export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
     const end = (i: number): number => {
       const e = data.readInt32BE(endsAt + 24 + 8 * i)
       if (e < 0 || e >= bodyLength || data[body + e] !== LF) throw new CopyFormatError('a record does not end at a line feed of its body')
+      // Ends rise: a record ends after the line feed of the one before it (or at the body's start).
+      if (i > 0 && e <= data.readInt32BE(endsAt + 24 + 8 * (i - 1))) throw new CopyFormatError('the ends of a body\'s records do not rise')
       return body + e
     }
     let start = skip === 0 ? body : end(skip - 1) + 1
@@ -220,18 +223,17 @@ async function copyOut (pool: pg.Pool, statement: string): Promise<Buffer> {
 }
 
 /**
- * The last page of a running job that may be read: pages are saved whole, but not always in order (DrChrono saves
- * them as they arrive), so only the pages up to the first gap after the first stored page are final; a reader
- * that went past a gap would never see the page filled in behind it. Null when nothing is stored yet. A page
- * saved empty leaves a gap too, which only holds readers back until the job completes (then no bound applies).
+ * The last page of a running job that may be read. Pages are numbered from 1 (JobContext.savePage) and saved whole,
+ * but not always in order (DrChrono saves them as they arrive), so only pages 1..n with none missing are final: a
+ * reader that went past a missing page would never see it filled in behind it. Null while page 1 is not stored. A
+ * page saved empty leaves a gap too, which only holds readers back until the job has ended (then no bound applies).
  */
 export async function readablePages (pool: pg.Pool, jobId: string): Promise<number | null> {
   const { rows } = await pool.query<{ last: number | null }>(`
     SELECT max(page) AS last FROM (
-      SELECT page, island, first_value(island) OVER (ORDER BY page) AS first_island FROM (
-        SELECT page, page - row_number() OVER (ORDER BY page) AS island
-        FROM (SELECT DISTINCT page FROM result_pages WHERE job_id = $1) AS p) AS i) AS s
-    WHERE island = first_island`, [jobId])
+      SELECT page, page - row_number() OVER (ORDER BY page) AS gap
+      FROM (SELECT DISTINCT page FROM result_pages WHERE job_id = $1 AND page >= 1) AS p) AS s
+    WHERE gap = 0`, [jobId])
   return rows[0]?.last ?? null
 }
 

@@ -44,8 +44,9 @@ export type FhirRequest = Omit<UpstreamRequest, 'upstream' | 'signal' | 'retryab
   authorize: boolean
   what?: string
   /**
-   * Once sent, the exchange is not abandoned when the job's signal aborts: it runs to its answer within this many ms.
-   * For a request whose answer the job needs even when it is stopping (the kick-off's status URL, to DELETE it).
+   * When the job's signal aborts, the exchange under way is given this many ms more to answer before it is abandoned
+   * (then with the job's reason). For a request whose answer the job needs even when it is stopping (the kick-off's
+   * status URL, to DELETE it). One not yet started does not start.
    */
   finishOnAbortMs?: number
 }
@@ -55,6 +56,24 @@ export function noteClamp (j: JobIo, wait: Wait, what: string, asked: string | u
   if (wait.clamped === null || j.clampLogged) return
   j.clampLogged = true
   j.log.info({ what, form: wait.form, clamped: wait.clamped, askedLength: asked?.length ?? 0, waitMs: wait.ms }, 'fhir Retry-After outside the allowed waits; clamped')
+}
+
+/**
+ * A signal that follows `signal` `ms` late: it aborts (with the same reason) that long after `signal` does. `done`
+ * releases the listener and the timer once the exchange has ended.
+ */
+function graceAfterAbort (signal: AbortSignal, ms: number): { signal: AbortSignal, done: () => void } {
+  const own = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const start = (): void => { timer = setTimeout(() => { own.abort(signal.reason) }, ms) }
+  signal.addEventListener('abort', start, { once: true })
+  return {
+    signal: own.signal,
+    done () {
+      signal.removeEventListener('abort', start)
+      clearTimeout(timer)
+    },
+  }
 }
 
 /** The FHIR server of one configured adapter. */
@@ -106,8 +125,13 @@ export class FhirApi {
       const headers = { ...req.headers, ...(header === null ? {} : { authorization: header }) }
       const { authorize: _, what: __, finishOnAbortMs, ...rest } = req
       j.signal.throwIfAborted()
-      const signal = finishOnAbortMs === undefined ? j.signal : AbortSignal.timeout(finishOnAbortMs)
-      const res = await this.#once({ ...rest, headers, signal, upstream: UPSTREAM, retryable }, streaming)
+      const grace = finishOnAbortMs === undefined ? null : graceAfterAbort(j.signal, finishOnAbortMs)
+      let res: UpstreamResponse | UpstreamStream
+      try {
+        res = await this.#once({ ...rest, headers, signal: grace?.signal ?? j.signal, upstream: UPSTREAM, retryable }, streaming)
+      } finally {
+        grace?.done()
+      }
       if ('text' in res) {
         if (res.status === 401 && header !== null && !renewed && this.auth !== null) {
           // The token may have been revoked or expired early: one more try with a new one, then the 401 stands.

@@ -42,11 +42,14 @@ const POLL_BACKOFF_DIVISOR = 10
 export function pollWaitMs (askedMs: number, ageMs: number, bounds: { minMs: number, maxMs: number }): number {
   return Math.max(askedMs, Math.min(bounds.maxMs, Math.max(bounds.minMs, Math.floor(ageMs / POLL_BACKOFF_DIVISOR))))
 }
-/**
- * A DELETE sent for a job that is ending gets this long: the job's own signal is already aborted. So does a kick-off
- * under way when the job stops: its answer names the export to DELETE (or, at shutdown, to go on with).
- */
+/** A DELETE sent for a job that is ending gets this long: the job's own signal is already aborted. */
 const CANCEL_MS = 10_000
+/**
+ * A kick-off under way when the job stops gets this long more to answer: its answer names the export to DELETE (or,
+ * at shutdown, to go on with). Well within SHUTDOWN_TIMEOUT_SECONDS (10 s by default), so that a shutdown still
+ * saves the status URL while the job's lease is held.
+ */
+const KICK_OFF_GRACE_MS = 4000
 
 /** The kick-off's query: only the params given, `_type` normalised (no spaces). */
 function kickOffUrl (api: FhirApi, resource: FhirResource, params: FhirParams): URL {
@@ -173,9 +176,9 @@ async function kickOff (api: FhirApi, io: JobIo, resource: FhirResource, params:
   // Not idempotent, GET as it is: each kick-off starts an export. A connection lost after sending is not retried (the
   // server may have started one already, and a second would be built for nobody): the job fails with
   // upstream_unavailable. A failure before sending (connection refused, DNS) is still retried.
-  // A job stopped while the kick-off is under way still reads its answer (finishOnAbortMs): the export it started is
-  // then DELETEd, not left to be built for nobody.
-  const res = await api.send({ method: 'GET', url, headers: { accept: 'application/fhir+json', prefer: 'respond-async' }, authorize: true, idempotent: false, finishOnAbortMs: CANCEL_MS }, io)
+  // A job stopped while the kick-off is under way still reads its answer for a while (finishOnAbortMs): the export it
+  // started is then DELETEd, not left to be built for nobody.
+  const res = await api.send({ method: 'GET', url, headers: { accept: 'application/fhir+json', prefer: 'respond-async' }, authorize: true, idempotent: false, finishOnAbortMs: KICK_OFF_GRACE_MS }, io)
   if (res.status !== 202) {
     if (res.status >= 400) throw outcomeError(what, res.status, res.body)
     throw new UpstreamError('invalid_upstream_response', `${what} answered ${res.status}, not 202 Accepted`, res.status)
