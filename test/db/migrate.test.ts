@@ -1,55 +1,25 @@
 // Migrations through the wasm schema engine, the readiness check, and the Prisma client on top.
-// The server is TEST_DATABASE_URL or DATABASE_URL when set (each test makes and drops its own database
-// there), else an embedded one in a temporary directory.
-import { createHash, randomBytes } from 'node:crypto'
+// The server is the tests' own (test/helpers/database.ts); each test makes and drops its own database there.
+import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { Prisma } from '../../src/generated/prisma/client.js'
-import { startEmbeddedPostgres } from '../../src/db/embedded.js'
 import { applyMigrations, migrationsStatus } from '../../src/db/migrate.js'
 import { createPrisma } from '../../src/db/prisma.js'
 import { discreteConnection, migrationsDir, NO_FILTER, openSchemaEngine, readMigrations, schemaPath } from '../../src/db/schema-engine.js'
+import { emptyDatabase, serverUrl, sql } from '../helpers/database.js'
 
 const log = { debug () {}, info () {}, warn () {}, error () {} }
 
-let serverUrl = process.env.TEST_DATABASE_URL || process.env.DATABASE_URL
-if (!serverUrl) {
-  const dir = await mkdtemp(join(tmpdir(), 'bg-migrate-'))
-  const server = await startEmbeddedPostgres({ dataDir: dir, log })
-  t.teardown(async () => {
-    await server.stop()
-    await rm(dir, { recursive: true, force: true })
-  })
-  serverUrl = server.url
-}
+const server = await serverUrl()
 const onDisk = (await readMigrations()).migrationDirectories.map((m) => m.path)
-
-/** A new, empty database on the server, dropped at teardown. */
-async function freshDatabase (t: Test): Promise<string> {
-  const name = `bg_migrate_${randomBytes(6).toString('hex')}`
-  await sql(serverUrl!, `CREATE DATABASE "${name}"`)
-  t.teardown(() => sql(serverUrl!, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))
-  const url = new URL(serverUrl!)
-  url.pathname = `/${name}`
-  return url.toString()
-}
-
-async function sql<R = Record<string, unknown>> (url: string, text: string): Promise<R[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query(text)).rows as R[]
-  } finally {
-    await client.end()
-  }
-}
 
 t.test('applies the migrations once, as prisma migrate deploy records them', async (t) => {
   t.ok(onDisk.length > 0, 'prisma/migrations has migrations')
-  const url = await freshDatabase(t)
+  const url = await emptyDatabase(t)
   const pool = new pg.Pool({ connectionString: url, max: 1 })
   t.teardown(() => pool.end())
   t.same(await migrationsStatus(pool), { upToDate: false, pending: onDisk }, 'an untouched database is not ready')
@@ -74,7 +44,7 @@ t.test('applies the migrations once, as prisma migrate deploy records them', asy
 })
 
 t.test('two gateways starting together apply each migration once', async (t) => {
-  const url = await freshDatabase(t)
+  const url = await emptyDatabase(t)
   const results = await Promise.all([applyMigrations(url, log), applyMigrations(url, log)])
   t.same(results.flat().sort(), onDisk, 'one applied them all, the other waited and found nothing to do')
   const [count] = await sql<{ n: number }>(url, 'SELECT count(*)::int AS n FROM _prisma_migrations')
@@ -93,7 +63,7 @@ async function migrationsFolder (t: Test, migrations: Record<string, string>): P
 }
 
 t.test('a migration runs whole: semicolons in comments and bodies, and all or nothing', async (t) => {
-  const url = await freshDatabase(t)
+  const url = await emptyDatabase(t)
   const dir = await migrationsFolder(t, {
     '20260101000000_one': `-- a comment; with a semicolon
 CREATE TABLE one (note text DEFAULT 'a;b');
@@ -115,7 +85,7 @@ SELECT 1 / 0;
 })
 
 t.test('prisma/migrations matches schema.prisma (a diff through a shadow database is empty)', async (t) => {
-  const { engine, close } = await openSchemaEngine(discreteConnection(serverUrl!), log)
+  const { engine, close } = await openSchemaEngine(discreteConnection(server), log)
   t.teardown(close)
   const { stdout } = await engine.diff({
     from: { tag: 'migrations', ...(await readMigrations()) },
@@ -125,7 +95,7 @@ t.test('prisma/migrations matches schema.prisma (a diff through a shadow databas
     filters: NO_FILTER,
   })
   t.match(stdout, /No difference detected/, 'run `npm run db:diff -- <name>` after changing schema.prisma')
-  const leftovers = await sql(serverUrl!, 'SELECT datname FROM pg_database WHERE datname LIKE \'prisma_migrate_shadow_db_%\'')
+  const leftovers = await sql(server, 'SELECT datname FROM pg_database WHERE datname LIKE \'prisma_migrate_shadow_db_%\'')
   t.same(leftovers, [], 'the shadow database is dropped')
 })
 
@@ -134,7 +104,7 @@ t.test('a failing connection is reported, not hung on', async (t) => {
 })
 
 t.test('the Prisma client works through adapter-pg on the migrated schema', async (t) => {
-  const url = await freshDatabase(t)
+  const url = await emptyDatabase(t)
   await applyMigrations(url, log)
   const prisma = createPrisma(url)
   t.teardown(() => prisma.$disconnect())

@@ -3,10 +3,10 @@
  * paging, NDJSON, expiry, upstream faults, credentials, cancel.
  */
 import t from 'tap'
-import pg from 'pg'
 import { expectedRecords } from '../../src/upstreams/drchrono/simulator/index.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
+import { storedCount } from '../helpers/stored-results.js'
 
 const recordCount = { appointments: 2345, patients: 1500 }
 const submit = async (gw: TestGateway, params: Record<string, unknown>, resource = 'appointments') => {
@@ -30,17 +30,6 @@ async function allPages (gw: TestGateway, id: string, limit: number): Promise<{ 
     pages++
   } while (cursor !== null)
   return { records, pages, total }
-}
-
-async function countRows (gw: TestGateway, jobId: string): Promise<number> {
-  const client = new pg.Client({ connectionString: gw.databaseUrl })
-  await client.connect()
-  try {
-    const { rows } = await client.query<{ n: string }>('SELECT coalesce(sum(count), 0) AS n FROM result_pages WHERE job_id = $1', [jobId])
-    return Number(rows[0]?.n)
-  } finally {
-    await client.end()
-  }
 }
 
 t.test('a job runs to completion with exactly the upstream records; paging and NDJSON agree', async t => {
@@ -107,14 +96,14 @@ t.test('results expire after the TTL: 410 at once, rows deleted by the sweeper, 
   const done = await waitForJob(gw, job.id)
   t.equal(done.status, 'completed')
   t.equal((await gw.request(`/jobs/${job.id}/results`)).status, 200)
-  t.ok(await countRows(gw, job.id) > 0)
+  t.ok(await storedCount(gw.databaseUrl, job.id) > 0)
   const expired = await waitForJob(gw, job.id, { timeoutMs: 20_000, until: j => j.status === 'expired' })
   t.equal(expired.status, 'expired')
   const gone = await gw.request(`/jobs/${job.id}/results`)
   t.equal(gone.status, 410)
   t.match(await gone.json(), { status: 410, title: 'Gone' })
-  for (let i = 0; i < 100 && await countRows(gw, job.id) > 0; i++) await new Promise(resolve => setTimeout(resolve, 100))
-  t.equal(await countRows(gw, job.id), 0, 'the rows are deleted, not just hidden')
+  for (let i = 0; i < 100 && await storedCount(gw.databaseUrl, job.id) > 0; i++) await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(await storedCount(gw.databaseUrl, job.id), 0, 'the rows are deleted, not just hidden')
 })
 
 t.test('a uuid that expires mid-job is re-POSTed; 429s and 5xx are retried; results stay exact', async t => {

@@ -8,6 +8,7 @@ import { SANDBOX_CREDENTIALS } from '../../src/upstreams/metriport/env.js'
 import { signWebhook } from '../../src/upstreams/metriport/signature.js'
 import { SANDBOX_PATIENT_IDS, startMetriportSimulator, type MetriportSimulatorOptions, type RunningMetriportSimulator } from '../../src/upstreams/metriport/simulator/index.js'
 import { clientKeys, startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
+import { storedCount } from '../helpers/stored-results.js'
 
 const [P0, P1] = SANDBOX_PATIENT_IDS as [string, string, string]
 const TEN_MINUTES = 600_000
@@ -112,8 +113,7 @@ t.test('a message delivered twice stores its records once', async t => {
   t.equal(sim.state.deliveries[0]?.body, sim.state.deliveries[1]?.body, 'the same message, twice')
   t.ok(sim.state.deliveries.every(d => d.status === 200), 'both acknowledged: a duplicate is not an error')
   const documents = JSON.parse(sim.state.deliveries[0]?.body ?? '{}').patients[0].documents as unknown[]
-  const [count] = await db<{ n: string }>(gw, 'SELECT coalesce(sum(count), 0) AS n FROM result_pages WHERE job_id = $1', [job.id])
-  t.equal(Number(count?.n), documents.length)
+  t.equal(await storedCount(gw.databaseUrl, job.id), documents.length)
   t.equal((await (await gw.request(`/jobs/${job.id}/results`)).json()).total, documents.length)
   t.match(gw.logs.join(''), /"delivery":"duplicate"/)
 })

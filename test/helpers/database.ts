@@ -20,7 +20,8 @@ interface Teardown { teardown (fn: () => unknown): void }
 const quiet = pino({ level: 'silent' })
 let ownServer: Promise<string> | null = null
 
-async function serverUrl (): Promise<string> {
+/** The PostgreSQL server tests run on (TEST_DATABASE_URL, else DATABASE_URL, else an embedded one of this file's own). */
+export async function serverUrl (): Promise<string> {
   const url = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL
   if (url !== undefined && url !== '') return url
   ownServer ??= (async () => {

@@ -32,20 +32,32 @@ export function paddedRecords (count: number, bytes: number): string[] {
   return Array.from({ length: count }, (_, i) => `{"i" : ${i}, "pad" : "${pad}"}`)
 }
 
-/** The number of records stored for the jobs `where` selects (an SQL condition on result_pages; `$1`… from values). */
+/** A count of stored records, for a test's own WHERE on result_pages after it (`… WHERE job_id <> $1`). */
 export const STORED_COUNT = 'SELECT coalesce(sum(count), 0)::int AS n FROM result_pages'
 
 interface PageRow { page: number, first: number, ends: number[], body: Buffer }
 
+/** The rows of one query, on a connection of its own when `db` is a URL. */
+async function rowsOf<Row extends pg.QueryResultRow> (db: Db, text: string, values: unknown[]): Promise<Row[]> {
+  if (typeof db !== 'string') return (await db.query<Row>(text, values)).rows
+  const client = new pg.Client({ connectionString: db })
+  await client.connect()
+  try {
+    return (await client.query<Row>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+/** How many records the job has stored. */
+export async function storedCount (db: Db, jobId: string): Promise<number> {
+  const [row] = await rowsOf<{ n: number }>(db, `${STORED_COUNT} WHERE job_id = $1`, [jobId])
+  return row?.n ?? 0
+}
+
 /** Every stored record of the job, in (page, position) order, with where it is stored. */
 export async function storedRows (db: Db, jobId: string): Promise<Array<{ page: number, position: number, record: string }>> {
-  const q = 'SELECT page, first, ends, convert_to(body, \'UTF8\') AS body FROM result_pages WHERE job_id = $1 ORDER BY page, first'
-  let rows: PageRow[]
-  if (typeof db === 'string') {
-    const client = new pg.Client({ connectionString: db })
-    await client.connect()
-    try { rows = (await client.query<PageRow>(q, [jobId])).rows } finally { await client.end() }
-  } else rows = (await db.query<PageRow>(q, [jobId])).rows
+  const rows = await rowsOf<PageRow>(db, 'SELECT page, first, ends, convert_to(body, \'UTF8\') AS body FROM result_pages WHERE job_id = $1 ORDER BY page, first', [jobId])
   const out: Array<{ page: number, position: number, record: string }> = []
   for (const row of rows) {
     let start = 0

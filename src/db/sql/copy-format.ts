@@ -1,4 +1,4 @@
-/** PostgreSQL's binary COPY format, as the write path (results.ts) and the read path (result-stream.ts) use it. */
+/** PostgreSQL's binary COPY format, as job inserts (job-insert.ts) and result reads (result-stream.ts) use it. */
 
 /** "PGCOPY\n\377\r\n\0", then int32 flags and int32 header-extension length. */
 export const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')

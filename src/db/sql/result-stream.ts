@@ -12,6 +12,7 @@
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
 import { COPY_SIGNATURE, assertUuid } from './copy-format.js'
+import { query, sql } from './sql.js'
 import { CopyFormatError } from '../../domain/errors.js'
 import type { BatchSize, RecordBatch, ResultPosition } from '../../domain/results.js'
 
@@ -229,11 +230,11 @@ async function copyOut (pool: pg.Pool, statement: string): Promise<Buffer> {
  * page saved empty leaves a gap too, which only holds readers back until the job has ended (then no bound applies).
  */
 export async function readablePages (pool: pg.Pool, jobId: string): Promise<number | null> {
-  const { rows } = await pool.query<{ last: number | null }>(`
+  const { rows } = await query<{ last: number | null }>(pool, sql`
     SELECT max(page) AS last FROM (
       SELECT page, page - row_number() OVER (ORDER BY page) AS gap
-      FROM (SELECT DISTINCT page FROM result_pages WHERE job_id = $1 AND page >= 1) AS p) AS s
-    WHERE gap = 0`, [jobId])
+      FROM (SELECT DISTINCT page FROM result_pages WHERE job_id = ${jobId} AND page >= 1) AS p) AS s
+    WHERE gap = 0`)
   return rows[0]?.last ?? null
 }
 
