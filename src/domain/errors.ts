@@ -110,3 +110,15 @@ export class CopyFormatError extends Error {
   override name = 'CopyFormatError'
   readonly code = 'copy_format'
 }
+
+/**
+ * A job whose results were followed while it ran ended without completing (failed, cancelled, expired or deleted):
+ * the records already sent are not a whole set, so the stream must end abnormally.
+ */
+export class FollowedJobEndedError extends Error {
+  override name = 'FollowedJobEndedError'
+  readonly code = 'followed_job_ended'
+  constructor (readonly jobId: string, readonly status: string) {
+    super(`job ${jobId} ended ${status} while its results were followed`)
+  }
+}
