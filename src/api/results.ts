@@ -11,7 +11,7 @@ import { z } from 'zod'
 import type { JobRead } from '../domain/job.js'
 import { jsonPage, ndjsonChunks } from './result-bodies.js'
 import type { BatchSize, RecordBatch, ResultPosition } from '../domain/results.js'
-import { FollowedJobEndedError } from '../domain/errors.js'
+import { FollowBrokenError } from '../domain/errors.js'
 import type { JobService } from '../engine/job-service.js'
 import type { Registry } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
@@ -86,7 +86,7 @@ function assertReadable (job: JobRead, registry: Registry): void {
 /**
  * The batches of a followed job (engine/result-follow.ts) for the response: the status line and headers go out at
  * once, so the client knows the stream has begun before the first record is saved. A job that ends without
- * completing breaks the response off (no terminating chunk: the client sees it is incomplete), and a client that
+ * completing (or a shutdown of this process) breaks the response off (no terminating chunk: the client sees it is incomplete), and a client that
  * leaves stops the reads, even one waiting for the next page.
  */
 async function * followBatches (jobs: JobService, reply: FastifyReply, job: { clientId: string, jobId: string }, size: BatchSize): AsyncGenerator<RecordBatch> {
@@ -96,8 +96,8 @@ async function * followBatches (jobs: JobService, reply: FastifyReply, job: { cl
   try {
     yield * jobs.followResults({ ...job, signal: gone.signal }, size)
   } catch (err) {
-    if (!(err instanceof FollowedJobEndedError)) throw err
-    reply.log.info({ jobId: job.jobId, status: err.status }, 'followed job ended without completing: NDJSON stream broken off')
+    if (!(err instanceof FollowBrokenError)) throw err
+    reply.log.info({ jobId: job.jobId, reason: err.reason }, 'followed job ended without completing, or the gateway is stopping: NDJSON stream broken off')
     reply.raw.destroy()
   }
 }

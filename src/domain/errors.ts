@@ -112,13 +112,14 @@ export class CopyFormatError extends Error {
 }
 
 /**
- * A job whose results were followed while it ran ended without completing (failed, cancelled, expired or deleted):
- * the records already sent are not a whole set, so the stream must end abnormally.
+ * Following a running job's results cannot go on to the job's completion: the job ended otherwise (`reason` is its
+ * status: failed, cancelled, expired, or deleted), or this gateway is shutting down (`shutdown`). The records already
+ * sent are not a whole set, so the stream must end abnormally.
  */
-export class FollowedJobEndedError extends Error {
-  override name = 'FollowedJobEndedError'
-  readonly code = 'followed_job_ended'
-  constructor (readonly jobId: string, readonly status: string) {
-    super(`job ${jobId} ended ${status} while its results were followed`)
+export class FollowBrokenError extends Error {
+  override name = 'FollowBrokenError'
+  readonly code = 'follow_broken'
+  constructor (readonly jobId: string, readonly reason: string) {
+    super(`following the results of job ${jobId} broke off: ${reason}`)
   }
 }

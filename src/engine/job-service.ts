@@ -184,8 +184,8 @@ export class JobService {
   }
 
   /**
-   * A job's results as they are saved, until it ends (result-follow.ts): throws FollowedJobEndedError when it ends
-   * without completing, returns when it has completed and everything was read.
+   * A job's results as they are saved, until it ends (result-follow.ts): throws FollowBrokenError when it ends
+   * without completing (or the process shuts down first), returns when it has completed and everything was read.
    */
   followResults (target: FollowTarget, size: BatchSize): AsyncGenerator<RecordBatch> {
     return followResultBatches(this.pool, this.waits, target, size)

@@ -69,6 +69,8 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
     })
   }
   app.addHook('preClose', async () => {
+    // Readers following running jobs are broken off now, not at the shutdown deadline: their jobs may run for hours.
+    service.waits.close()
     await worker.stop()
     // A token refresh may outlive the jobs that needed it: its answer holds the only copy of the rotated tokens.
     await app.upstreams.drain()

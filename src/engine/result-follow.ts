@@ -12,7 +12,7 @@
 import type pg from 'pg'
 import { findClientJob } from '../db/sql/job-reads.js'
 import { readablePages, readResultBatch } from '../db/sql/result-stream.js'
-import { FollowedJobEndedError } from '../domain/errors.js'
+import { FollowBrokenError } from '../domain/errors.js'
 import type { BatchSize, RecordBatch, ResultPosition } from '../domain/results.js'
 import type { ResultWaits } from './result-waits.js'
 
@@ -21,8 +21,8 @@ export interface FollowTarget { clientId: string, jobId: string, signal: AbortSi
 
 /**
  * Every record of the job, in order, as batches, while it runs and until it ends. Returns once the job has completed
- * and its last record was yielded; throws {@link FollowedJobEndedError} when it ends otherwise (failed, cancelled,
- * expired, deleted). Returns early, without error, when `signal` aborts.
+ * and its last record was yielded; throws {@link FollowBrokenError} when it ends otherwise (failed, cancelled,
+ * expired, deleted) or the process shuts down while it runs. Returns early, without error, when `signal` aborts.
  */
 export async function * followResultBatches (pool: pg.Pool, waits: ResultWaits, target: FollowTarget, size: BatchSize): AsyncGenerator<RecordBatch> {
   const { clientId, jobId, signal } = target
@@ -31,10 +31,12 @@ export async function * followResultBatches (pool: pg.Pool, waits: ResultWaits, 
   try {
     let after: ResultPosition | null = null
     while (!signal.aborted) {
+      // The job may run for hours: a reader does not hold this process's shutdown until its deadline.
+      if (waits.closed) throw new FollowBrokenError(jobId, 'shutdown')
       const job = await findClientJob(pool, clientId, jobId)
       const status = job?.status ?? 'deleted'
       const running = status === 'queued' || status === 'running'
-      if (!running && status !== 'completed') throw new FollowedJobEndedError(jobId, status)
+      if (!running && status !== 'completed') throw new FollowBrokenError(jobId, status)
       const last = running ? await readablePages(pool, jobId) : null
       if (!running || last !== null) {
         for (;;) {

@@ -61,6 +61,7 @@ export class JobWatch {
 export class ResultWaits {
   readonly #byJob = new Map<string, Set<JobWatch>>()
   #listening = false
+  #closed = false
 
   /** A watch on the job, taken before the reader's first read so that no wake between its reads is lost. */
   watch (jobId: string): JobWatch {
@@ -87,6 +88,17 @@ export class ResultWaits {
   setListening (listening: boolean): void {
     this.#listening = listening
     for (const set of this.#byJob.values()) for (const watch of set) watch.wake()
+  }
+
+  /** The process is shutting down: every reader is woken, and finds {@link closed} set. */
+  close (): void {
+    this.#closed = true
+    for (const set of this.#byJob.values()) for (const watch of set) watch.wake()
+  }
+
+  /** Whether the process is shutting down: readers of running jobs stop following. */
+  get closed (): boolean {
+    return this.#closed
   }
 
   /** Whether waits rely on notifications (the listener is connected) rather than on the fallback period. */

@@ -205,3 +205,15 @@ t.test('without the listener a reader re-checks on its own, slowly', async t => 
   await job.end('completed')
   t.equal(await reader.ended, 'complete')
 })
+
+t.test('a shutdown breaks follow streams off at once, not at its deadline', async t => {
+  const { gw, admin } = await setup(t, { SHUTDOWN_TIMEOUT_SECONDS: '30' })
+  const job = await runningJob(admin)
+  const reader = await follow(gw, job.id)
+  await job.save(1)
+  await eventually(t, 'page 1 arrives', () => reader.lines.length === 3)
+  const started = Date.now()
+  await gw.app.close()
+  t.ok(Date.now() - started < 15_000, `closed in ${Date.now() - started} ms`)
+  t.type(await reader.ended, Error, 'the client sees an incomplete body')
+})
