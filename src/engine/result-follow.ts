@@ -30,6 +30,8 @@ export async function * followResultBatches (pool: pg.Pool, waits: ResultWaits, 
   const watch = waits.watch(jobId)
   try {
     let after: ResultPosition | null = null
+    // Pages 1..readable are saved and read: each round looks only past them for newly readable pages.
+    let readable = 0
     while (!signal.aborted) {
       // The job may run for hours: a reader does not hold this process's shutdown until its deadline.
       if (waits.closed) throw new FollowBrokenError(jobId, 'shutdown')
@@ -37,7 +39,8 @@ export async function * followResultBatches (pool: pg.Pool, waits: ResultWaits, 
       const status = job?.status ?? 'deleted'
       const running = status === 'queued' || status === 'running'
       if (!running && status !== 'completed') throw new FollowBrokenError(jobId, status)
-      const last = running ? await readablePages(pool, jobId) : null
+      const last = running ? await readablePages(pool, jobId, readable) : null
+      if (last !== null) readable = last
       if (!running || last !== null) {
         for (;;) {
           const batch: RecordBatch = await readResultBatch(pool, jobId, after, size, last)
