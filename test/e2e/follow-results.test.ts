@@ -131,3 +131,32 @@ t.test('a DrChrono job of 20 slow pages, followed and paged while it runs', asyn
   t.ok(completes.filter(c => !c).length >= PAGES / 2, `it read while the job ran (${completes.filter(c => !c).length} pages with complete: false)`)
   t.equal(gw.app.jobs.waits.size + replica.app.jobs.waits.size, 0, 'no reader is left waiting')
 })
+
+t.test('a DrChrono job that fails mid-stream breaks its follow stream off', async t => {
+  const pages = 6
+  const sim = await startDrchrono(t, { recordCount: { patients: pages * PAGE_SIZE }, generationMs: 200 })
+  // Page 4's list fails to generate every time: after its regenerations the job fails with upstream_failed.
+  sim.state.failGeneration(4, 100)
+  const gw = await startGateway(t, {
+    env: { ...drchronoEnv(sim), DRCHRONO_PAGE_CONCURRENCY: '1', DRCHRONO_SPECULATIVE_PAGES: '1', DRCHRONO_REQUESTS_PER_SECOND: '1000', DRCHRONO_REQUESTS_PER_HOUR: '1000000' },
+  })
+  await eventually(t, 'the listener is connected', () => gw.app.jobs.waits.listening)
+  const params = { page_size: PAGE_SIZE }
+  const submitted = await gw.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'patients', params }) })
+  const { id } = await submitted.json()
+  const reader = await follow(gw, id)
+  t.equal(reader.status, 200)
+  const ended = await reader.ended
+  t.type(ended, Error, 'the client sees a broken stream, not a clean end')
+  const job = await waitForJob(gw, id)
+  t.match(job, { status: 'failed', error: { code: 'upstream_failed' } })
+  const expected = expectedRecords('patients', params, { seed: 7, recordCount: { patients: pages * PAGE_SIZE } })
+  // Pages 1 to 3 are saved long before page 4's regenerations run out: the reader has them, unless it was too slow to
+  // read page 3 before the failure (it reads nothing more of a failed job), so a prefix of them, in order.
+  const got = reader.lines.map(l => JSON.parse(l.line))
+  t.ok(got.length >= 2 * PAGE_SIZE, `${got.length} records before the break`)
+  t.same(got, expected.slice(0, got.length), 'in order, and none from past the failure')
+  t.ok(got.length <= 3 * PAGE_SIZE)
+  const after = await gw.request(`/jobs/${id}/results?follow=true`, { headers: { accept: 'application/x-ndjson' } })
+  t.match([after.status, await after.json()], [409, { code: 'results_not_ready' }], 'a failed job answers as before')
+})
