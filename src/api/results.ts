@@ -86,15 +86,17 @@ function assertReadable (job: JobRead, registry: Registry): void {
 /**
  * The batches of a followed job (engine/result-follow.ts) for the response: the status line and headers go out at
  * once, so the client knows the stream has begun before the first record is saved. A job that ends without
- * completing (or a shutdown of this process) breaks the response off (no terminating chunk: the client sees it is incomplete), and a client that
- * leaves stops the reads, even one waiting for the next page.
+ * completing (or a shutdown of this process) breaks the response off: no terminating chunk, so the client sees it
+ * is incomplete. `gone` aborts when the response closes (the client left, or a HEAD was answered): the reads stop,
+ * even while waiting for the next page.
  */
-async function * followBatches (jobs: JobService, reply: FastifyReply, job: { clientId: string, jobId: string }, size: BatchSize): AsyncGenerator<RecordBatch> {
-  const gone = new AbortController()
-  reply.raw.once('close', () => gone.abort())
+async function * followBatches (
+  jobs: JobService, reply: FastifyReply, job: { clientId: string, jobId: string, gone: AbortSignal }, size: BatchSize
+): AsyncGenerator<RecordBatch> {
+  if (job.gone.aborted) return
   reply.raw.flushHeaders()
   try {
-    yield * jobs.followResults({ ...job, signal: gone.signal }, size)
+    yield * jobs.followResults({ clientId: job.clientId, jobId: job.jobId, signal: job.gone }, size)
   } catch (err) {
     if (!(err instanceof FollowBrokenError)) throw err
     reply.log.info({ jobId: job.jobId, reason: err.reason }, 'followed job ended without completing, or the gateway is stopping: NDJSON stream broken off')
@@ -172,7 +174,13 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
       reply.raw.once('close', () => stall.stop())
       request.log.info({ jobId: job.id, records: job.records, following }, 'streaming results as NDJSON')
       const size = { limit: BATCH_RECORDS, maxBytes: opts.batchMaxBytes }
-      const batches = following ? followBatches(app.jobs, reply, { clientId: request.clientId, jobId: job.id }, size) : app.jobs.resultBatches(job.id, size)
+      let batches: AsyncGenerator<RecordBatch>
+      if (following) {
+        // Listened for from now: a response closed before the body is first read (HEAD) stops the follow too.
+        const gone = new AbortController()
+        reply.raw.once('close', () => gone.abort())
+        batches = followBatches(app.jobs, reply, { clientId: request.clientId, jobId: job.id, gone: gone.signal }, size)
+      } else batches = app.jobs.resultBatches(job.id, size)
       // Records stay bytes from PostgreSQL to the socket (see result-stream.ts), one database batch at a time.
       const chunks = async function * () {
         for await (const batch of batches) {
