@@ -2,7 +2,7 @@
  * Where a gateway's memory goes during one DrChrono job: `npm run build && npx tsx bench/memory-probe.ts`.
  * Not a benchmark line (bench/run.ts has lines 5 and 5b for that) but the profile behind them: a gateway child
  * process as the bench runs it, its `/metrics` (V8 heap, external memory, RSS) sampled every 100 ms, and
- * `/proc/<pid>/smaps` summed by mapping when idle and right after the job (V8's heap is anonymous memory, glibc's
+ * `/proc/<pid>/smaps` summed by mapping when idle, right after the job and at each phase's largest RSS (V8's heap is anonymous memory, glibc's
  * main heap is `[heap]`, its thread arenas are anonymous 64 MB-aligned mappings: PROBE_ANON=1 lists the largest).
  *
  * Settings: PROBE_RECORDS (40000, whole pages of 1000); PROBE_ENV, JSON of extra gateway variables (e.g.
@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../src/upstreams/drchrono/simulator/index.js'
+import { processCpu } from './cpu.js'
 import { openDatabase } from './database.js'
 import { UNMETERED_DRCHRONO, startGateway, type GatewayProcess } from './gateway-process.js'
 import { submitJob, waitForJob } from './jobs.js'
@@ -49,6 +50,7 @@ function printSmaps (label: string, pid: number): void {
 async function sampler (gw: GatewayProcess): Promise<{ phase (name: string): Promise<void>, stop (): Promise<Record<string, number>> }> {
   const peaks: Record<string, number> = {}
   let phase = 'idle'
+  const atPeak: Record<string, Record<string, number>> = {}
   const sample = async (): Promise<void> => {
     const text = await (await gw.request('/metrics')).text()
     for (const metric of METRICS) {
@@ -56,12 +58,26 @@ async function sampler (gw: GatewayProcess): Promise<{ phase (name: string): Pro
       if (m !== null) peaks[`${phase} ${metric}`] = Math.max(peaks[`${phase} ${metric}`] ?? 0, Number(m[1]) / MB)
     }
     peaks[`${phase} VmHWM`] = gw.memory().hwm / MB
+    // Where the memory is at the largest RSS seen in this phase: smaps summed by mapping.
+    const rss = gw.memory().rss / MB
+    if (rss > (peaks[`${phase} rss`] ?? 0)) {
+      peaks[`${phase} rss`] = rss
+      atPeak[phase] = smaps(gw.pid).byName
+    }
   }
   await sample()
   const timer = setInterval(() => { sample().catch(() => {}) }, 100)
   return {
     async phase (name: string) { await sample(); phase = name },
-    async stop () { await sample(); clearInterval(timer); return peaks },
+    async stop () {
+      await sample()
+      clearInterval(timer)
+      for (const [name, byName] of Object.entries(atPeak)) {
+        const top = Object.entries(byName).filter(([, mb]) => mb >= 1).sort((a, b) => b[1] - a[1])
+        console.log(`${name}, at its largest RSS: ${top.map(([k, mb]) => `${mb.toFixed(1)} MB ${k}`).join(', ')}`)
+      }
+      return peaks
+    },
   }
 }
 
@@ -83,15 +99,19 @@ try {
   const s = await sampler(gw)
   printSmaps('idle', gw.pid)
   await s.phase('job')
+  const cpuBefore = processCpu(gw.pid)
   const job = await submitJob(gw, { upstream: 'drchrono', resource: 'line_items', params: { page_size: 1000 } })
   await waitForJob(gw, job.id, { pollMs: 100, timeoutMs: 600_000 })
+  const cpuJob = processCpu(gw.pid) - cpuBefore
   await s.phase('ndjson read')
   printSmaps('after the job', gw.pid)
   const res = await gw.request(`/jobs/${job.id}/results`, { headers: { accept: 'application/x-ndjson' } })
   let bytes = 0
   for await (const chunk of res.body as AsyncIterable<Uint8Array>) bytes += chunk.length
+  const cpuRead = processCpu(gw.pid) - cpuBefore - cpuJob
   const peaks = await s.stop()
   console.log(`${records} records stored and read back as NDJSON (${(bytes / MB).toFixed(1)} MB)`)
+  console.log(`gateway CPU per record: job ${(cpuJob / records * 1e6).toFixed(2)} µs, read ${(cpuRead / records * 1e6).toFixed(2)} µs`)
   console.log('peaks (MB):')
   for (const [k, mb] of Object.entries(peaks)) console.log(`  ${k}: ${mb.toFixed(1)}`)
   if (process.env.PROBE_OUT === '1') console.log(gw.output())

@@ -64,3 +64,45 @@ export class StallWatch {
     this.#stopped = true
   }
 }
+
+/**
+ * Gives an NDJSON stream's batches back for reuse (RecordBatch.release) once every byte of them has left the process.
+ * A slice handed to the response body (a Readable) has been written to the response once that Readable no longer
+ * buffers it; what was written has left once nothing waits in the response or its socket (`writableLength` 0: every
+ * write's callback has run). Checked as the stream goes on and when the response drains. A batch still waiting when
+ * the stream ends, or beyond the last `max`, is left to the garbage collector: nothing is given back early.
+ */
+export class BatchReleases {
+  #yielded = 0
+  readonly #waiting: Array<{ through: number, release: () => void }> = []
+
+  constructor (
+    private readonly response: { writableLength: number, on (event: 'drain', listener: () => void): unknown },
+    /** Slices handed to the body and still buffered in it (its readableLength, in object mode). */
+    private readonly buffered: () => number,
+    private readonly max = 2
+  ) {
+    response.on('drain', () => this.check())
+  }
+
+  /** One more slice was handed to the body. */
+  yielded (): void {
+    this.#yielded++
+  }
+
+  /** Every slice of a batch has been handed to the body: give it back once they have left. */
+  add (release: (() => void) | undefined): void {
+    if (release === undefined) return
+    this.#waiting.push({ through: this.#yielded, release })
+    if (this.#waiting.length > this.max) this.#waiting.shift()
+    this.check()
+  }
+
+  check (): void {
+    if (this.#waiting.length === 0 || this.response.writableLength !== 0) return
+    const written = this.#yielded - this.buffered()
+    while (this.#waiting.length > 0 && (this.#waiting[0] as { through: number }).through <= written) {
+      (this.#waiting.shift() as { release: () => void }).release()
+    }
+  }
+}

@@ -17,7 +17,7 @@ import type { Registry } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
 import { decodeCursor, encodeCursor } from './cursors.js'
 import { ProblemError, problemSchema } from './problem.js'
-import { StallWatch, StreamSlots } from './result-streams.js'
+import { BatchReleases, StallWatch, StreamSlots } from './result-streams.js'
 
 /** Limits of result reads (configuration: RESULT_PAGE_MAX_BYTES, RESULT_BATCH_MAX_BYTES, RESULT_STREAM_STALL_SECONDS, MAX_RESULT_STREAMS_PER_CLIENT). */
 export interface ResultReadOptions {
@@ -181,23 +181,28 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
         reply.raw.once('close', () => gone.abort())
         batches = followBatches(app.jobs, reply, { clientId: request.clientId, jobId: job.id, gone: gone.signal }, size)
       } else batches = app.jobs.resultBatches(job.id, size)
-      // Records stay bytes from PostgreSQL to the socket (see result-stream.ts), one database batch at a time.
+      // Records stay bytes from PostgreSQL to the socket (see result-stream.ts), one database batch at a time, and a
+      // batch's buffer serves a later batch once its bytes have left (so memory follows the batches in flight).
       const chunks = async function * () {
         for await (const batch of batches) {
           for (const data of ndjsonChunks(batch)) {
             for (let at = 0; at < data.length; at += SLICE_BYTES) {
+              releases.check()
               // Suspended here exactly while the client is not taking what was sent (backpressure): that is a stall.
               stall.arm()
               yield data.subarray(at, at + SLICE_BYTES)
+              releases.yielded()
               stall.disarm()
             }
           }
+          releases.add(batch.release)
         }
         // The last slices still wait on the client until the response has finished ('close' stops the watch).
         stall.arm()
       }
       // Two slices buffered at most: with the batch being read ahead, memory stays at a few batches per stream.
       const body = Readable.from(chunks(), { objectMode: true, highWaterMark: 2 })
+      const releases = new BatchReleases(reply.raw, () => body.readableLength)
       // A followed job's total is not known until it ends.
       if (!following) reply.header('X-Total-Count', String(job.records))
       return (reply as FastifyReply).type('application/x-ndjson').send(body)

@@ -20,6 +20,11 @@ export interface RecordBatch {
    */
   runs: RecordRun[]
   more: boolean
+  /**
+   * Present when `data` is a reused buffer: gives it back for a later batch. Call it only once nothing reads `data`
+   * (nor a view of it) again, the bytes sent on included; never calling it is safe.
+   */
+  release?: () => void
 }
 
 /** Records of a batch that lie side by side in its data, each followed by a line feed (see {@link RecordBatch.runs}). */

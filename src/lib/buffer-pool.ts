@@ -24,7 +24,7 @@ export class BufferPool {
   /** A buffer of exactly `size` bytes (a view of a spare one when one is large enough); its contents are undefined. */
   take (size: number): Buffer {
     const i = this.#spare.findIndex(b => b.length >= size)
-    if (i === -1) return Buffer.allocUnsafeSlow(size > this.maxBytes ? size : Math.max(size, this.minBytes)).subarray(0, size)
+    if (i === -1) return Buffer.allocUnsafeSlow(size > this.maxBytes ? size : this.#rounded(size)).subarray(0, size)
     const buf = this.#spare.splice(i, 1)[0] as Buffer
     this.#held.delete(buf.buffer)
     return buf.subarray(0, size)
@@ -41,6 +41,16 @@ export class BufferPool {
     if (this.#spare.length >= this.maxCount || this.#held.has(memory)) return
     this.#held.add(memory)
     this.#spare.push(Buffer.from(memory, 0, memory.byteLength))
+  }
+
+  /**
+   * At least minBytes, and rounded up to an eighth of the next power of two (at most 25% more), so that a buffer serves
+   * the slightly larger page or batch that follows, not only smaller ones.
+   */
+  #rounded (size: number): number {
+    if (size <= this.minBytes) return this.minBytes
+    const step = 2 ** Math.ceil(Math.log2(size)) / 8
+    return Math.min(this.maxBytes, Math.ceil(size / step) * step)
   }
 
   /** Spare buffers kept now (for tests). */

@@ -393,3 +393,28 @@ t.test('COPY reads against PostgreSQL', async t => {
     t.equal(pool.idleCount, pool.totalCount)
   })
 })
+
+t.test('a batch read in several chunks comes in a reused buffer once the last one was given back', async t => {
+  const url = await testDatabase(t)
+  const pool = new pg.Pool({ connectionString: url, max: 2 })
+  t.teardown(() => pool.end())
+  const id = randomUUID()
+  await pool.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
+    VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'completed', 3000, now(), now() + interval '1 hour')`, [id, randomUUID()])
+  const records = Array.from({ length: 3000 }, (_, i) => `{"i":${i},"pad":"${'x'.repeat(400)}"}`)
+  await storePages(pool, id, records, 1000)
+  const size: BatchSize = { limit: 50_000, maxBytes: 1024 * 1024 }
+  const first = await readResultBatch(pool, id, null, size)
+  t.type(first.release, 'function', 'a batch of over 256 KB in several COPY chunks is pooled')
+  const memory = first.data.buffer
+  first.release?.()
+  first.release?.() // twice: given back once
+  const count = first.starts.length
+  const second = await readResultBatch(pool, id, { page: first.pages[count - 1] as number, position: first.positions[count - 1] as number }, size)
+  t.equal(second.data.buffer, memory, 'the given-back buffer holds the next batch')
+  const third = await readResultBatch(pool, id, null, size)
+  t.not(third.data.buffer, memory, 'while the second holds it, another batch gets its own')
+  const text = (b: RecordBatch): string[] => b.starts.map((s, i) => b.data.subarray(s, b.ends[i]).toString())
+  t.same(text(second), records.slice(count, count + second.starts.length), 'the second batch, whole in the reused buffer')
+  t.same(text(third), records.slice(0, third.starts.length), 'the third, in its own')
+})

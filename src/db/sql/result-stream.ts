@@ -14,6 +14,7 @@ import { to as copyTo } from 'pg-copy-streams'
 import { COPY_SIGNATURE, assertUuid } from './copy-format.js'
 import { query, sql } from './sql.js'
 import { CopyFormatError } from '../../domain/errors.js'
+import { BufferPool } from '../../lib/buffer-pool.js'
 import type { BatchSize, RecordBatch, ResultPosition } from '../../domain/results.js'
 
 const isInt4 = (n: number): boolean => Number.isInteger(n) && n >= -2_147_483_648 && n <= 2_147_483_647
@@ -196,14 +197,36 @@ export async function readResultBatch (
   pool: pg.Pool, jobId: string, after: ResultPosition | null, size: BatchSize, lastPage: number | null = null
 ): Promise<RecordBatch> {
   for (let rows = FIRST_ROWS; ; rows *= 4) {
-    const parsed = parseResultCopy(await copyOut(pool, batchStatement(jobId, after, size, rows, lastPage)), size)
+    const { data, pooled } = await copyOut(pool, batchStatement(jobId, after, size, rows, lastPage))
+    const parsed = parseResultCopy(data, size)
     // All rows asked for came back kept and the batch is not full: rows of a few records each. Asked again for more.
-    if (parsed.cut || parsed.batch.more || parsed.rows <= rows) return parsed.batch
+    if (parsed.cut || parsed.batch.more || parsed.rows <= rows) {
+      if (pooled) {
+        let given = false
+        parsed.batch.release = () => {
+          // Once only: a second give-back after another reader took the buffer would hand it out twice.
+          if (!given) batchBuffers.give(data)
+          given = true
+        }
+      }
+      return parsed.batch
+    }
+    if (pooled) batchBuffers.give(data) // never handed out
   }
 }
 
-/** The bytes of one COPY TO, on a pooled connection. */
-async function copyOut (pool: pg.Pool, statement: string): Promise<Buffer> {
+/**
+ * Buffers a batch's COPY output is joined in, reused once the reader says the batch's bytes have left the process
+ * (RecordBatch.release; lib/buffer-pool.ts says why). A batch holds about RESULT_BATCH_MAX_BYTES, plus the rest of
+ * the row it ends in (a part is at most 1 MiB).
+ */
+const batchBuffers = new BufferPool(8, 4 * 1024 * 1024, 256 * 1024)
+
+/**
+ * The bytes of one COPY TO, on a pooled connection. Joined in a buffer of {@link batchBuffers} when they came in
+ * several chunks of a size it serves (`pooled`).
+ */
+async function copyOut (pool: pg.Pool, statement: string): Promise<{ data: Buffer, pooled: boolean }> {
   const client = await pool.connect()
   // A checked-out client has no pool listener: without this one, a connection lost mid-COPY (a database restart,
   // PgBouncer closing it) is an unhandled 'error' event that ends the process. The COPY fails by itself too.
@@ -212,7 +235,14 @@ async function copyOut (pool: pg.Pool, statement: string): Promise<Buffer> {
   client.on('error', onError)
   try {
     const chunks = await drain(client.query(copyTo(statement)))
-    return chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
+    if (chunks.length === 1) return { data: chunks[0] as Buffer, pooled: false }
+    let size = 0
+    for (const chunk of chunks) size += chunk.length
+    const pooled = size >= batchBuffers.minBytes && size <= batchBuffers.maxBytes
+    const data = pooled ? batchBuffers.take(size) : Buffer.allocUnsafe(size)
+    let at = 0
+    for (const chunk of chunks) at += chunk.copy(data, at)
+    return { data, pooled }
   } catch (err) {
     // Whatever went wrong, the connection's state is unknown (it may still be in COPY mode): drop it.
     failed ??= err instanceof Error ? err : new Error(String(err))

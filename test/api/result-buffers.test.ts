@@ -1,0 +1,123 @@
+/**
+ * NDJSON batches are read into reused buffers, each given back once its bytes have left the gateway
+ * (api/result-streams.ts BatchReleases, db/sql/result-stream.ts): a reader held back while others read another job
+ * through the same buffers, and readers after them, each get byte for byte what was stored, records whose line breaks
+ * are rewritten in the buffer itself included. The rule itself (when a batch may go back) is checked on its own below:
+ * Node copies what a socket could not write at once, so a buffer given back early rarely shows over real sockets.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { connect } from 'node:net'
+import t from 'tap'
+import pg from 'pg'
+import { BatchReleases } from '../../src/api/result-streams.js'
+import { clientKeys, startGateway, type TestGateway } from '../helpers/gateway.js'
+import { storePages } from '../helpers/stored-results.js'
+
+/** 30,000 records of 300–900 bytes (18 MB), each different; every 97th holds a raw CR LF between its tokens. */
+function records (): string[] {
+  return Array.from({ length: 30_000 }, (_, i) => {
+    const pad = randomBytes(150 + (i * 7919) % 300).toString('hex')
+    return i % 97 === 0 ? `{"i":${i},\r\n"pad":"${pad}"}` : `{"i":${i},"pad":"${pad}"}`
+  })
+}
+
+/** What an NDJSON read must give: each record on a line, line breaks inside a record turned into spaces. */
+const ndjsonOf = (rs: string[]): Buffer => Buffer.from(rs.map(r => r.replace(/[\r\n]/g, ' ') + '\n').join(''))
+
+/**
+ * A raw HTTP/1.1 NDJSON read that takes nothing for `holdMs` once the response has begun, then reads at full speed.
+ * Meanwhile the socket's buffers fill (the response is larger than loopback's) and the rest waits in the gateway.
+ */
+async function heldRead (gw: TestGateway, jobId: string, holdMs: number): Promise<{ started: Promise<void>, body: Promise<Buffer> }> {
+  const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+  socket.write(`GET /jobs/${jobId}/results HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${clientKeys.alpha}\r\nAccept: application/x-ndjson\r\nConnection: close\r\n\r\n`)
+  const chunks: Buffer[] = []
+  let begun: () => void = () => {}
+  const started = new Promise<void>(resolve => { begun = resolve })
+  socket.on('data', (c: Buffer) => {
+    chunks.push(c)
+    if (chunks.length === 1) {
+      socket.pause()
+      begun()
+      setTimeout(() => socket.resume(), holdMs)
+    }
+  })
+  const body = new Promise<Buffer>((resolve, reject) => {
+    socket.once('close', () => {
+      const raw = Buffer.concat(chunks)
+      resolve(dechunk(raw.subarray(raw.indexOf('\r\n\r\n') + 4)))
+    })
+    socket.once('error', reject)
+  })
+  return { started, body }
+}
+
+/** The body of a chunked response. */
+function dechunk (raw: Buffer): Buffer {
+  const out: Buffer[] = []
+  for (let at = 0; ;) {
+    const eol = raw.indexOf('\r\n', at)
+    const size = parseInt(raw.subarray(at, eol).toString('latin1'), 16)
+    if (size === 0) break
+    out.push(raw.subarray(eol + 2, eol + 2 + size))
+    at = eol + 2 + size + 2
+  }
+  return Buffer.concat(out)
+}
+
+t.test('readers at different speeds each get exactly the stored bytes', async t => {
+  // Small batches (still pooled): the slices waiting in the gateway span whole batches, not the end of one.
+  const gw = await startGateway(t, { startWorkers: false, env: { RESULT_BATCH_MAX_BYTES: '300000' } })
+  const admin = new pg.Client({ connectionString: gw.databaseUrl })
+  await admin.connect()
+  t.teardown(() => admin.end())
+  const insert = async (rs: string[]): Promise<string> => {
+    const id = randomUUID()
+    await admin.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
+      VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'completed', $3, now(), now() + interval '1 hour')`, [id, randomUUID(), rs.length])
+    await storePages(admin, id, rs, 1000)
+    return id
+  }
+  const rs = records()
+  const id = await insert(rs)
+  // Another job for the fast readers: a buffer they overwrote under the held reader would show other records.
+  const others = records()
+  const other = await insert(others)
+  const expected = ndjsonOf(rs)
+  t.ok(expected.length > 16 * 1024 * 1024, 'more than loopback\'s socket buffers hold')
+  const fast = async (job: string): Promise<Buffer> => Buffer.from(await (await gw.request(`/jobs/${job}/results`, { headers: { accept: 'application/x-ndjson' } })).arrayBuffer())
+  // The held reader's last slices wait in the gateway while the fast readers' batches go round the pool: a buffer
+  // given back before its bytes were sent would be overwritten by another batch.
+  const held = await heldRead(gw, id, 2000)
+  await held.started
+  const quick = [await fast(other), await fast(other)]
+  t.ok((await held.body).equals(expected), 'the held reader: byte for byte')
+  quick.forEach((body, i) => t.ok(body.equals(ndjsonOf(others)), `fast reader ${i + 1}: byte for byte`))
+  const again = await fast(id)
+  t.ok(again.equals(expected), 'and once more, from buffers that went round')
+})
+
+t.test('BatchReleases gives a batch back only when its slices left the body and nothing waits to be written', async t => {
+  const listeners: Array<() => void> = []
+  const response = { writableLength: 0, on (_e: 'drain', l: () => void) { listeners.push(l) } }
+  let buffered = 0
+  const releases = new BatchReleases(response, () => buffered, 2)
+  const given: string[] = []
+  releases.yielded(); releases.yielded(); buffered = 2
+  releases.add(() => given.push('a'))
+  t.same(given, [], 'its slices are still in the body')
+  buffered = 0
+  response.writableLength = 10
+  releases.check()
+  t.same(given, [], 'written to the response, not yet sent')
+  response.writableLength = 0
+  for (const l of listeners) l()
+  t.same(given, ['a'], 'sent: given back on the drain')
+  releases.yielded(); releases.add(() => given.push('b'))
+  t.same(given, ['a', 'b'], 'at once when nothing waits')
+  response.writableLength = 5
+  for (const name of ['c', 'd', 'e']) { releases.yielded(); releases.add(() => given.push(name)) }
+  response.writableLength = 0
+  releases.check()
+  t.same(given, ['a', 'b', 'd', 'e'], 'beyond the last two waiting, the oldest is left to the garbage collector')
+})
