@@ -150,6 +150,9 @@ export async function run (argv: string[]): Promise<number> {
   const onSigint = (): void => interrupt.abort()
   process.once('SIGINT', onSigint)
   const exit: { code: ExitCode } = { code: EXIT.ok }
+  // A closed pipe on stdout (`bulk-gateway results ID | head`) fails the write that meets it, which handles it;
+  // without a listener the stream's 'error' event would also crash the process.
+  process.stdout.on('error', () => {})
   try {
     await program(interrupt.signal, exit).parseAsync(argv)
     return exit.code

@@ -167,6 +167,8 @@ export async function results (client: GatewayClient, id: string, opts: ResultsO
   } catch (err) {
     bar.stop()
     await sink.close()
+    // The reader of stdout went away (`| head`): it has what it wanted.
+    if ((err as { code?: unknown }).code === 'EPIPE') return EXIT.ok
     throw new CliError(err instanceof CliError ? err.exitCode : signal.aborted ? EXIT.interrupted : EXIT.gateway, stopped(err, id, opts, records, cursor))
   }
   bar.stop()

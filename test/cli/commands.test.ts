@@ -1,19 +1,21 @@
 /**
  * The command line, run as users run it (bin/bulk-gateway.js in a child process, test/helpers/cli.ts), against a
- * real gateway over loopback HTTP with a DrChrono simulator: submit, status, watch, results, cancel, list, their
- * --json shapes and exit codes. Terminals (the progress bars) are in watch-terminal.test.ts.
+ * real gateway over loopback HTTP with a DrChrono simulator: submit, status, watch, cancel, list, their --json
+ * shapes and exit codes. `results` is in results.test.ts, the progress bars on a terminal in watch-terminal.test.ts.
  */
-import { appendFile, readFile, stat, writeFile } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
-import { buildCli, type Cli, type CliResult } from '../helpers/cli.js'
+import { buildCli, type CliResult } from '../helpers/cli.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
-import { clientKeys, startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
+import { clientKeys, startGateway, waitForJob } from '../helpers/gateway.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const recordCount = { appointments: 1234, patients: 310 }
+
+// About sixty runs of the CLI, each a node process: a fraction of a second on an idle machine, seconds on a busy one.
+t.setTimeout(420_000)
 
 const sim = await startDrchrono(t, { recordCount })
 const gw = await startGateway(t, { env: drchronoEnv(sim) })
@@ -22,15 +24,8 @@ const cli = await buildCli(t, { url: gw.url, key: clientKeys.alpha })
 const out = (r: CliResult): string => r.stdout.toString('utf8')
 const explain = (r: CliResult): { stdout: string, stderr: string } => ({ stdout: out(r).slice(0, 2000), stderr: r.stderr.slice(0, 2000) })
 
-/** The job's records as the gateway streams them: what `results` must write, byte for byte. */
-async function ndjsonOf (id: string): Promise<Buffer> {
-  const res = await gw.request(`/jobs/${id}/results`, { headers: { accept: 'application/x-ndjson' } })
-  if (res.status !== 200) throw new Error(`NDJSON answered ${res.status}`)
-  return Buffer.from(await res.arrayBuffer())
-}
-
 /** Submits through the CLI and waits for the job to end; returns its id. */
-async function completedJob (cli: Cli, resource = 'patients', params: string[] = []): Promise<string> {
+async function completedJob (resource = 'patients', params: string[] = []): Promise<string> {
   const r = await cli.run(['submit', '--upstream', 'drchrono', '--resource', resource, ...params.flatMap(p => ['--param', p])])
   if (r.code !== 0) throw new Error(`submit exited ${r.code}: ${r.stderr}`)
   const id = out(r).trim()
@@ -48,26 +43,6 @@ async function closedPort (): Promise<number> {
   server.close()
   await once(server, 'close')
   return port
-}
-
-/** A proxy to the gateway that cuts the connection of every results request after the first `pages`. */
-async function cuttingProxy (target: TestGateway, pages: number): Promise<string> {
-  let seen = 0
-  const server: Server = createServer((req, res) => {
-    if (req.url?.includes('/results') === true && ++seen > pages) {
-      req.socket.destroy()
-      return
-    }
-    void fetch(target.url + (req.url ?? '/'), { method: req.method, headers: { authorization: req.headers.authorization ?? '', accept: req.headers.accept ?? '*/*' } })
-      .then(async r => {
-        res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' })
-        res.end(Buffer.from(await r.arrayBuffer()))
-      })
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.closeAllConnections(); server.close() })
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}`
 }
 
 t.test('--help names the commands, the environment and the exit codes; bad usage exits 2', async t => {
@@ -136,7 +111,7 @@ t.test('submit from a file, from stdin and from flags; --json prints the job vie
 })
 
 t.test('status and watch of a completed job: exit 0; --json is the gateway\'s view', async t => {
-  const id = await completedJob(cli, 'patients')
+  const id = await completedJob('patients')
   const status = await cli.run(['status', id])
   t.equal(status.code, 0)
   t.match(out(status), new RegExp(`id\\s+${id}\\n`))
@@ -161,71 +136,6 @@ t.test('status and watch of a completed job: exit 0; --json is the gateway\'s vi
   const watchedJson = await cli.run(['watch', id, '--json'])
   t.equal(watchedJson.code, 0)
   t.match(JSON.parse(out(watchedJson)), { id, status: 'completed' }, 'watch --json: the final view alone')
-})
-
-t.test('results: to stdout and to --out, byte for byte the gateway\'s NDJSON', async t => {
-  const id = await completedJob(cli, 'appointments', ['verbose:=true'])
-  const expected = await ndjsonOf(id)
-  // Archived appointments are left out by default: fewer records than the simulator holds.
-  const count = expected.toString().split('\n').length - 1
-  t.ok(count > 1000, `${count} records, over several pages`)
-
-  const stdout = await cli.run(['results', id])
-  t.equal(stdout.code, 0, explain(stdout).stderr)
-  t.ok(stdout.stdout.equals(expected), 'stdout: the NDJSON bytes')
-  const small = await cli.run(['results', id, '--limit', '97'])
-  t.ok(small.stdout.equals(expected), 'pages of 97 records: the same bytes')
-
-  const dir = t.testdir({})
-  const file = join(dir, 'records.ndjson')
-  const written = await cli.run(['results', id, '--out', file, '--json'])
-  t.equal(written.code, 0, explain(written).stderr)
-  t.ok((await readFile(file)).equals(expected), '--out: the NDJSON bytes')
-  t.same(JSON.parse(out(written)), { job: id, out: file, records: count, bytes: expected.length }, '--json: a summary')
-  await t.rejects(stat(`${file}.part`), 'no .part left')
-  await t.rejects(stat(`${file}.part.json`), 'no state left')
-  const plain = await cli.run(['results', id, '--out', file])
-  t.match(plain.stderr, `wrote ${count} records (${expected.length} bytes) to ${file}`)
-  t.equal(out(plain), '', 'nothing on stdout without --json')
-})
-
-t.test('an interrupted results --out resumes from its cursor; stdout says which --cursor continues', async t => {
-  const id = await completedJob(cli, 'appointments')
-  const expected = await ndjsonOf(id)
-  const dir = t.testdir({})
-  const file = join(dir, 'records.ndjson')
-  const proxy = await cuttingProxy(gw, 3)
-
-  const cut = await cli.run(['results', id, '--out', file, '--limit', '100'], { env: { BULK_GATEWAY_URL: proxy } })
-  t.equal(cut.code, 3, 'the connection cut mid-way: exit 3', explain(cut))
-  t.match(cut.stderr, /stopped after 300 records; .*records\.ndjson\.part holds them: run the same command again to resume/)
-  await t.rejects(stat(file), 'the file is not there: only a whole set is renamed to it')
-  const state = JSON.parse(await readFile(`${file}.part.json`, 'utf8'))
-  t.match(state, { job: id, records: 300, cursor: String })
-  t.ok((await readFile(`${file}.part`)).equals(expected.subarray(0, state.bytes)), '.part holds the first 300 records exactly')
-  // A page the process wrote but did not record (it died between the two): dropped on resume.
-  await appendFile(`${file}.part`, '{"half": "a record')
-
-  const resumed = await cli.run(['results', id, '--out', file, '--limit', '100'])
-  t.equal(resumed.code, 0, explain(resumed).stderr)
-  t.match(resumed.stderr, /resuming .*after 300 records/)
-  t.ok((await readFile(file)).equals(expected), 'the resumed file: the NDJSON bytes')
-  await t.rejects(stat(`${file}.part.json`), 'the state is gone')
-
-  // The .part of another job is not taken for this one's.
-  await writeFile(`${file}.part`, '')
-  await writeFile(`${file}.part.json`, JSON.stringify({ ...state, job: '00000000-0000-0000-0000-000000000000' }))
-  const other = await cli.run(['results', id, '--out', file])
-  t.equal(other.code, 2, 'a .part of another job: exit 2')
-  t.match(other.stderr, /holds results of job 00000000/)
-
-  const cutStdout = await cli.run(['results', id, '--limit', '100'], { env: { BULK_GATEWAY_URL: await cuttingProxy(gw, 2) } })
-  t.equal(cutStdout.code, 3)
-  const cursor = /--cursor (\S+)/.exec(cutStdout.stderr)?.[1]
-  t.ok(cursor, 'stdout: the cursor that continues the read is printed', explain(cutStdout))
-  const rest = await cli.run(['results', id, '--cursor', cursor!])
-  t.equal(rest.code, 0)
-  t.ok(Buffer.concat([cutStdout.stdout, rest.stdout]).equals(expected), 'what was written, then --cursor: the NDJSON bytes')
 })
 
 t.test('list: newest first, filters, pages; --json is the gateway\'s page', async t => {
@@ -276,12 +186,19 @@ t.test('cancel: the job ends cancelled, watch exits 1, its results are gone', as
   const idleCli = { ...cli, run: (args: string[]) => cli.run(args, { env: { BULK_GATEWAY_URL: idle.url } }) }
   const id = out(await idleCli.run(['submit', '--upstream', 'drchrono', '--resource', 'patients'])).trim()
   t.match(id, UUID)
-  const watching = idleCli.run(['watch', id, '--interval', '0.1'])
-  await new Promise(resolve => setTimeout(resolve, 500))
+
+  const interrupted = cli.start(['watch', id, '--interval', '0.1'], { env: { BULK_GATEWAY_URL: idle.url } })
+  await once(interrupted.child.stdout!, 'data') // it is watching
+  interrupted.child.kill('SIGINT')
+  const stopped = await interrupted.done
+  t.equal(stopped.code, 130, 'watch interrupted (Ctrl-C): exit 130', explain(stopped))
+  t.match(stopped.stderr, /interrupted/)
+  const watching = cli.start(['watch', id, '--interval', '0.1'], { env: { BULK_GATEWAY_URL: idle.url } })
+  await once(watching.child.stdout!, 'data')
   const cancelled = await idleCli.run(['cancel', id])
   t.equal(cancelled.code, 0, explain(cancelled).stderr)
   t.equal(out(cancelled), `job ${id} cancelled\n`)
-  const watched = await watching
+  const watched = await watching.done
   t.equal(watched.code, 1, 'watch of a job cancelled meanwhile: exit 1', explain(watched))
   t.match(out(watched), /^queued \|/, 'it was seen queued first')
   t.match(out(watched), new RegExp(`job ${id} cancelled`))
