@@ -1,6 +1,7 @@
 /**
  * The job engine inside the gateway process: the job service the routes use, the worker that runs jobs,
- * the listener that wakes it (and delivers cancels and changes of finished jobs' views), and the expiry
+ * the listener that wakes it (and delivers cancels, changes of finished jobs' views, and the saved pages and ends
+ * that wake readers following a job's results), and the expiry
  * sweeper. Workers start once the server listens (sandbox adapters call this server) and stop before the
  * database closes. The cache of finished jobs' views works only while the listener holds its connection, so
  * without workers (startWorkers false: tests, the OpenAPI export) every view comes from the database.
@@ -49,10 +50,11 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
   const listener = new JobListener(opts.databaseUrl, n => {
     switch (n.kind) {
       case 'new': worker.wake(); break
-      case 'cancel': views.invalidate(n.jobId); worker.cancel(n.jobId); break
+      case 'cancel': views.invalidate(n.jobId); worker.cancel(n.jobId); service.waits.wake(n.jobId); break
       case 'changed': views.invalidate(n.jobId); break
-      case 'connected': views.setListening(true); break
-      case 'disconnected': views.setListening(false); break
+      case 'saved': case 'ended': service.waits.wake(n.jobId); break
+      case 'connected': views.setListening(true); service.waits.setListening(true); break
+      case 'disconnected': views.setListening(false); service.waits.setListening(false); break
     }
   }, log)
   app.decorate('jobs', service)
@@ -67,6 +69,8 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: { config: Conf
     })
   }
   app.addHook('preClose', async () => {
+    // Readers following running jobs are broken off now, not at the shutdown deadline: their jobs may run for hours.
+    service.waits.close()
     await worker.stop()
     // A token refresh may outlive the jobs that needed it: its answer holds the only copy of the rotated tokens.
     await app.upstreams.drain()
