@@ -3,7 +3,9 @@
  * real gateway over loopback HTTP with a DrChrono simulator: submit, status, watch, cancel, list, their --json
  * shapes and exit codes. `results` is in results.test.ts, the progress bars on a terminal in watch-terminal.test.ts.
  */
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { copyFile, mkdir } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
@@ -75,6 +77,17 @@ t.test('--help names the commands, the environment and the exit codes; bad usage
     t.equal(r.code, 2, `${what}: exit 2`, explain(r))
     t.match(r.stderr, message, `${what}: says why`)
   }
+  // The bin alone, as on a fresh clone before `npm run build`: it says what to do.
+  await mkdir(join(dir, 'bin'))
+  await copyFile(cli.bin, join(dir, 'bin/bulk-gateway.js'))
+  await copyFile(join(cli.dir, 'package.json'), join(dir, 'package.json'))
+  const unbuilt = spawn(process.execPath, [join(dir, 'bin/bulk-gateway.js'), '--help'], { env: { PATH: process.env.PATH } })
+  let unbuiltErr = ''
+  unbuilt.stderr.on('data', (d: Buffer) => { unbuiltErr += d.toString() })
+  const [unbuiltCode] = await once(unbuilt, 'close')
+  t.equal(unbuiltCode, 2, 'not built: exit 2')
+  t.match(unbuiltErr, /the command line is not built \(.*dist\/cli\/main\.js is missing\)\.\nRun `npm run build`/, 'and how to build it')
+
   const badUrl = await cli.run(['list'], { env: { BULK_GATEWAY_URL: 'ftp://example.org' } })
   t.equal(badUrl.code, 2, 'a BULK_GATEWAY_URL that is not http(s): exit 2')
 })
