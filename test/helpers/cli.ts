@@ -3,7 +3,7 @@
  * tsc, in a folder of the test's own (so the repository's dist/ is neither needed nor touched). The compile takes
  * src/cli alone, with rootDir there: an import of another room would fail it, as test/app/layers.test.ts does.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -16,13 +16,17 @@ export const projectRoot = fileURLToPath(new URL('../..', import.meta.url))
 
 export interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: Buffer, stderr: string }
 
+export interface RunOptions { env?: Record<string, string>, input?: string | Buffer, cwd?: string }
+
 export interface Cli {
   /** The folder holding bin/ and dist/cli/. */
   dir: string
   /** The bin's path. */
   bin: string
   /** Runs `bulk-gateway ...args` and collects its output. */
-  run (args: string[], opts?: { env?: Record<string, string>, input?: string | Buffer, cwd?: string }): Promise<CliResult>
+  run (args: string[], opts?: RunOptions): Promise<CliResult>
+  /** The same, with the child process at hand (to signal it) while it runs. */
+  start (args: string[], opts?: RunOptions): { child: ChildProcess, done: Promise<CliResult> }
   /** The environment the CLI is run with: BULK_GATEWAY_URL and BULK_GATEWAY_KEY. */
   env: Record<string, string>
 }
@@ -45,25 +49,22 @@ export async function buildCli (t: TestLike, gateway: { url: string, key?: strin
   if (compiled.status !== 0) throw new Error(`tsc of src/cli failed: ${compiled.stdout}${compiled.stderr}`)
   const bin = join(dir, 'bin/bulk-gateway.js')
   const env = { BULK_GATEWAY_URL: gateway.url, ...(gateway.key === undefined ? {} : { BULK_GATEWAY_KEY: gateway.key }) }
-  return {
-    dir,
-    bin,
-    env,
-    run (args, opts = {}) {
-      const child = spawn(process.execPath, [bin, ...args], {
-        cwd: opts.cwd ?? dir,
-        env: { PATH: process.env.PATH ?? '', ...env, ...opts.env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      })
-      const out: Buffer[] = []
-      let stderr = ''
-      child.stdout.on('data', (d: Buffer) => out.push(d))
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-      child.stdin.end(opts.input)
-      return new Promise((resolve, reject) => {
-        child.once('error', reject)
-        child.once('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr }))
-      })
-    },
+  const start: Cli['start'] = (args, opts = {}) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: opts.cwd ?? dir,
+      env: { PATH: process.env.PATH ?? '', ...env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    const out: Buffer[] = []
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.stdin.end(opts.input)
+    const done = new Promise<CliResult>((resolve, reject) => {
+      child.once('error', reject)
+      child.once('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr }))
+    })
+    return { child, done }
   }
+  return { dir, bin, env, start, run: (args, opts) => start(args, opts).done }
 }
