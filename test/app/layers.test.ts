@@ -6,6 +6,7 @@
  *    │        │         (db never imports engine)
  *    └──► upstreams ──► contract ──► domain, lib
  *            (the engine knows adapters only through contract/, never upstreams/)
+ *   cli ──► (nothing of the gateway: a client of its HTTP API)
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, normalize, relative } from 'node:path'
@@ -41,6 +42,8 @@ const forbidden: Record<string, string[]> = {
   metrics: ['api', 'engine', 'upstreams'],
   db: ['api', 'engine', 'upstreams'],
   engine: ['api', 'upstreams'],
+  // The command line is a client of the HTTP API: it shares no code with the gateway (it is built and run alone).
+  cli: ['api', 'engine', 'db', 'upstreams', 'metrics', 'contract', 'domain', 'lib', 'generated', '(top)'],
 }
 
 t.test('each room imports only from the rooms below it', async t => {
@@ -50,6 +53,11 @@ t.test('each room imports only from the rooms below it', async t => {
       .flatMap(f => importsOf(f).filter(i => rooms.includes(room(i))).map(i => `${f} imports ${i}`))
     t.same(wrong, [], `${from}/ imports nothing from ${rooms.join(', ')}`)
   }
+})
+
+t.test('no room of the gateway imports the command line', async t => {
+  const wrong = files.filter(f => room(f) !== 'cli').flatMap(f => importsOf(f).filter(i => room(i) === 'cli').map(i => `${f} imports ${i}`))
+  t.same(wrong, [])
 })
 
 t.test('routes call the engine, never the database\'s statements', async t => {
