@@ -21,13 +21,16 @@ export class JobEndings {
     private readonly pool: pg.Pool,
     /** RESULT_TTL_SECONDS: a finished job's results live this long. */
     private readonly ttlSeconds: number,
-    private readonly observe: Observe = noObserve
+    private readonly observe: Observe = noObserve,
+    /** Called after every ending: the job may have a completion callback that is due now (callbacks.ts). */
+    private readonly onEnded: () => void = () => {}
   ) {}
 
   /** The worker's run finished: the job completes. False (and nothing reported) when the lease was lost. */
   async completed (job: EndingJob, workerId: string): Promise<boolean> {
     if (!await completeJob(this.pool, job.id, workerId, this.ttlSeconds)) return false
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'completed', durationSeconds: secondsSince(job.startedAt) })
+    this.onEnded()
     return true
   }
 
@@ -35,6 +38,7 @@ export class JobEndings {
   async failed (job: EndingJob, workerId: string, failure: JobFailure): Promise<boolean> {
     if (!await failJob(this.pool, job.id, workerId, failure, this.ttlSeconds)) return false
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'failed', code: failure.code, durationSeconds: secondsSince(job.startedAt) })
+    this.onEnded()
     return true
   }
 
@@ -63,6 +67,7 @@ export class JobEndings {
   async cancelled (job: EndingJob): Promise<void> {
     await notifyCancel(this.pool, job.id)
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'cancelled', durationSeconds: secondsSince(job.startedAt) })
+    this.onEnded()
   }
 
   private reportDelivered (jobs: readonly FinishedByDelivery[]): void {
@@ -74,5 +79,6 @@ export class JobEndings {
         this.observe.recordsStored(job.upstream, job.records)
       }
     }
+    if (jobs.length > 0) this.onEnded()
   }
 }

@@ -31,6 +31,8 @@ export interface JobRequest {
   /** The request's identity (engine/canonical.ts). */
   hash: string
   idempotencyKey: string | null
+  /** Where to POST the job's view when it ends (checked by the route), or null. */
+  callbackUrl?: string | null
 }
 
 /** `created` false means an existing job was returned (idempotent replay or in-flight duplicate). */
@@ -53,9 +55,11 @@ export class JobService {
     /** IDEMPOTENCY_KEY_TTL_HOURS: after this a key is forgotten, and the same key starts a new job. */
     private readonly keyTtlHours = 24,
     /** MAX_ACTIVE_JOBS_PER_CLIENT (0: no limit); replays and in-flight twins return their job even at it. */
-    private readonly maxActivePerClient = 20
+    private readonly maxActivePerClient = 20,
+    /** Called after every job this service ends (a cancel, a webhook delivery): its callback may be due. */
+    onJobEnded: () => void = () => {}
   ) {
-    this.endings = new JobEndings(pool, ttlSeconds, observe)
+    this.endings = new JobEndings(pool, ttlSeconds, observe, onJobEnded)
   }
 
   async create (request: JobRequest): Promise<CreateJobResult> {
@@ -73,6 +77,7 @@ export class JobService {
           params: request.params,
           payloadJsonb: request.payloadJsonb,
           requestHash: hash,
+          callbackUrl: request.callbackUrl ?? null,
           idempotency: key === null ? null : { key: idempotencyKeyDigest(key), requestHash: idempotencyBodyDigest(key, hash) },
         }, this.maxActivePerClient)
         if (!('job' in inserted)) throw new TooManyActiveJobsError(this.maxActivePerClient)
