@@ -120,8 +120,8 @@ const callbackSecrets = z.string().optional().transform((value, ctx) => {
 /** Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h after each failed attempt. */
 export const DEFAULT_CALLBACK_RETRY_SCHEDULE = '5,300,1800,7200,18000,36000,50400,72000,86400'
 
-const retrySchedule = z.string().default(DEFAULT_CALLBACK_RETRY_SCHEDULE).transform((value, ctx) => {
-  const parsed = parseRetrySchedule(value)
+const retrySchedule = optionalEnv(z.string()).transform((value, ctx) => {
+  const parsed = parseRetrySchedule(value ?? DEFAULT_CALLBACK_RETRY_SCHEDULE)
   if ('problem' in parsed) {
     ctx.addIssue({ code: 'custom', message: parsed.problem })
     return z.NEVER
