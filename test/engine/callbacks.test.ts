@@ -28,8 +28,8 @@ async function gatewayFor (t: Parameters<typeof startGateway>[0], receiver: Call
 }
 
 /** A job that fails at once: drchrono is not configured on these gateways (no simulator, no credentials). */
-async function failingJob (gw: TestGateway, url: string): Promise<string> {
-  const res = await gw.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'patients', params: { doctor: 7 }, callback: { url } }) })
+async function failingJob (gw: TestGateway, url: string, doctor = 7): Promise<string> {
+  const res = await gw.request('/jobs', { method: 'POST', body: JSON.stringify({ upstream: 'drchrono', resource: 'patients', params: { doctor }, callback: { url } }) })
   if (res.status !== 202) throw new Error(`POST /jobs answered ${res.status}: ${await res.text()}`)
   return (await res.json()).id
 }
@@ -137,4 +137,44 @@ t.test('a cancelled job sends job.cancelled, with its view', async t => {
   t.equal(delivery?.event?.type, 'job.cancelled')
   t.match(delivery?.event?.data, { id, status: 'cancelled' })
   t.equal((await (await gw.request(`/jobs/${id}`)).json()).callback.status, 'delivered', 'a cached view of the finished job shows the delivery')
+})
+
+t.test('erasure at expiresAt leaves a pending callback be: it is delivered with the view as it reads then', async t => {
+  const receiver = await startCallbackReceiver(t, secret)
+  let open = false
+  receiver.answerWith(() => open ? 204 : 503)
+  const gw = await gatewayFor(t, receiver, { RESULT_TTL_SECONDS: '1', CALLBACK_RETRY_SCHEDULE_SECONDS: '0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3' })
+  const id = await failingJob(gw, receiver.url)
+  const erased = async (): Promise<any> => (await gw.app.db.pool.query(
+    'SELECT erased_at, callback_status, callback_attempts, callback_url IS NOT NULL AS has_url FROM jobs WHERE id = $1', [id])).rows[0]
+  let row = await erased()
+  while (row.erased_at === null) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    row = await erased()
+  }
+  t.match(row, { callback_status: 'pending', has_url: true }, 'the sweeper erased the job; its callback is still pending, its URL kept')
+  t.ok(row.callback_attempts >= 1, `after ${row.callback_attempts} failed attempts`)
+  open = true
+  t.equal((await callbackState(gw, id, cb => cb.status !== 'pending')).status, 'delivered')
+  const event = receiver.delivered()[0]!.event!
+  t.match(event, { type: 'job.failed', data: { id, status: 'failed', params: null, error: { code: 'upstream_not_configured', message: null } } }, 'the erased view')
+  const [after] = await gw.app.db.pool.query('SELECT callback_url FROM jobs WHERE id = $1', [id]).then(r => r.rows)
+  t.equal(after.callback_url, null, 'once delivered, the URL is cleared')
+})
+
+t.test('two replicas on one database: each callback is delivered once', async t => {
+  const receiver = await startCallbackReceiver(t, secret)
+  const a = await gatewayFor(t, receiver)
+  const b = await startGateway(t, {
+    databaseUrl: a.databaseUrl,
+    env: { CALLBACK_ALLOWED_ORIGINS: receiver.origin, UPSTREAM_ALLOWED_ORIGINS: receiver.origin, CALLBACK_SECRETS: `alpha:${secret}` },
+  })
+  const ids: string[] = []
+  for (let i = 0; i < 12; i++) ids.push(await failingJob(i % 2 === 0 ? a : b, receiver.url, 100 + i))
+  for (const id of ids) await callbackState(a, id, cb => cb.status === 'delivered')
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  t.equal(receiver.received.length, ids.length, 'one request per job')
+  t.same(new Set(receiver.received.map(r => r.headers['webhook-id'])), new Set(ids.map(id => `msg_${id}`)), 'each job\'s webhook-id once')
+  t.ok(receiver.received.every(r => r.verified))
+  t.equal(await metric(a, 'delivered') + await metric(b, 'delivered'), ids.length, 'the replicas\' counts add up')
 })
