@@ -65,16 +65,16 @@ t.test('Swagger UI submits a job with a callback; the signed event reaches the r
   await body.waitFor()
   await operation.locator('.examples-select-element').first().selectOption('drchrono_appointments')
   // The picked example, with a callback added by hand, as a user would.
-  let example: Record<string, unknown> | null = null
-  await t.resolves(async () => {
+  const example = await (async (): Promise<Record<string, unknown>> => {
     for (;;) {
       try {
-        const parsed = JSON.parse(await body.inputValue())
-        if (parsed.upstream === 'drchrono') { example = parsed; return }
+        const parsed = JSON.parse(await body.inputValue()) as Record<string, unknown>
+        if (parsed.upstream === 'drchrono') return parsed
       } catch {}
       await new Promise(resolve => setTimeout(resolve, 100))
     }
-  }, 'the editor holds the drchrono example')
+  })()
+  t.match(example, { upstream: 'drchrono', resource: 'appointments' }, 'the editor holds the drchrono example')
   await body.fill(JSON.stringify({ ...example, callback: { url: receiver.url } }, null, 2))
   await operation.locator('.btn.execute').click()
 
