@@ -59,6 +59,17 @@ t.test('callback URLs are checked before a job is created', async t => {
   const twin = await post({ url: `${allowed}/hook?token=abc` })
   t.equal(twin.status, 200, 'the same read with the same callback is the in-flight twin')
   t.equal((await twin.json()).id, job.id)
+
+  // A write job goes in by COPY: its callback is set in the same transaction.
+  const clinia = registry.find('clinia')!
+  const write = await gw.request('/jobs', {
+    method: 'POST',
+    body: JSON.stringify({ ...jobRequestExample(clinia, Object.keys(clinia.resources)[0]!), callback: { url: `${allowed}/writes` } }),
+  })
+  t.equal(write.status, 202, 'a write job with a callback')
+  const written = await write.json()
+  t.same(written.callback, { status: 'pending', attempts: 0, lastError: null })
+  t.same((await (await gw.request(`/jobs/${written.id}`)).json()).callback, written.callback, 'as stored')
 })
 
 t.test('without CALLBACK_ALLOWED_ORIGINS no callback is taken; in production plain http is refused', async t => {
