@@ -178,3 +178,20 @@ t.test('two replicas on one database: each callback is delivered once', async t 
   t.ok(receiver.received.every(r => r.verified))
   t.equal(await metric(a, 'delivered') + await metric(b, 'delivered'), ids.length, 'the replicas\' counts add up')
 })
+
+t.test('shutdown is bounded: an attempt under way is aborted and given back, uncounted and due at once', async t => {
+  const receiver = await startCallbackReceiver(t, secret)
+  receiver.answerWith(() => 'hang')
+  const gw = await gatewayFor(t, receiver, { CALLBACK_TIMEOUT_SECONDS: '60' })
+  const id = await failingJob(gw, receiver.url)
+  await receiver.waitFor(1)
+  const started = Date.now()
+  await gw.app.callbacks.stop()
+  t.ok(Date.now() - started < 5000, `stopped in ${Date.now() - started} ms, not after the 60 s timeout`)
+  t.equal(gw.app.callbacks.status, 'stopped')
+  await gw.app.callbacks.stop()
+  t.pass('a second stop returns too')
+  const [row] = (await gw.app.db.pool.query(
+    'SELECT callback_status, callback_attempts, callback_lease_owner, callback_next_at <= now() AS due FROM jobs WHERE id = $1', [id])).rows
+  t.same(row, { callback_status: 'pending', callback_attempts: 0, callback_lease_owner: null, due: true }, 'given back for any replica')
+})
