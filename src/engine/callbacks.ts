@@ -51,6 +51,8 @@ export interface CallbackOptions {
   timeoutSeconds: number
   /** The longest wait between two looks for due callbacks (WORKER_POLL_SECONDS). */
   pollSeconds: number
+  /** CALLBACK_ALLOWED_ORIGINS now: a callback whose origin was taken off it since the job was submitted is not sent. */
+  allowedOrigins: readonly string[]
   /** Attempts under way at once in this process. */
   concurrency?: number
 }
@@ -152,6 +154,7 @@ export class CallbackDeliverer {
   private async send (job: JobSummary, url: string): Promise<CallbackAttemptResult> {
     const secret = this.secretOf(job.clientId)
     if (secret === undefined) return { status: 'failed', error: 'the client has no CALLBACK_SECRETS entry: the callback cannot be signed' }
+    if (!this.options.allowedOrigins.includes(new URL(url).origin)) return { status: 'failed', error: 'the URL\'s origin is no longer in CALLBACK_ALLOWED_ORIGINS' }
     const body = callbackEvent(job, this.view)
     const messageId = callbackMessageId(job.id)
     const now = new Date()

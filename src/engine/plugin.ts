@@ -47,6 +47,7 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: EngineOptions)
     retrySchedule: config.CALLBACK_RETRY_SCHEDULE_SECONDS,
     timeoutSeconds: config.CALLBACK_TIMEOUT_SECONDS,
     pollSeconds: config.WORKER_POLL_SECONDS,
+    allowedOrigins: config.CALLBACK_ALLOWED_ORIGINS,
   }, log, observe)
   const jobEnded = (): void => callbacks.wake()
   const views = new JobViewCache()

@@ -195,3 +195,30 @@ t.test('shutdown is bounded: an attempt under way is aborted and given back, unc
     'SELECT callback_status, callback_attempts, callback_lease_owner, callback_next_at <= now() AS due FROM jobs WHERE id = $1', [id])).rows
   t.same(row, { callback_status: 'pending', callback_attempts: 0, callback_lease_owner: null, due: true }, 'given back for any replica')
 })
+
+t.test('an answer whose body never ends: its status counts, the body is cut off', async t => {
+  const receiver = await startCallbackReceiver(t, secret)
+  receiver.answerWith((_, i) => ({ endless: i === 0 ? 500 : 200 }))
+  const gw = await gatewayFor(t, receiver, { CALLBACK_TIMEOUT_SECONDS: '30' })
+  const started = Date.now()
+  const id = await failingJob(gw, receiver.url)
+  t.same(await callbackState(gw, id, cb => cb.status !== 'pending'), { status: 'delivered', attempts: 2, lastError: null })
+  t.ok(Date.now() - started < 15_000, `the endless bodies were not read to the 30 s timeout (${Date.now() - started} ms)`)
+  const failures = gw.logs.map(l => JSON.parse(l)).filter(l => l.msg === 'callback attempt failed; will retry').map(l => l.error)
+  t.same(failures, ['the receiver answered 500'])
+})
+
+t.test('a callback whose origin was taken off CALLBACK_ALLOWED_ORIGINS since is not sent', async t => {
+  const receiver = await startCallbackReceiver(t, secret)
+  const before = await gatewayFor(t, receiver, { WORKER_CONCURRENCY: '0' })
+  const id = await failingJob(before, receiver.url)
+  await before.app.close()
+  const after = await startGateway(t, {
+    databaseUrl: before.databaseUrl,
+    env: { WORKER_CONCURRENCY: '0', CALLBACK_ALLOWED_ORIGINS: 'https://hooks.example.com', UPSTREAM_ALLOWED_ORIGINS: receiver.origin, CALLBACK_SECRETS: `alpha:${secret}` },
+  })
+  t.equal((await after.request(`/jobs/${id}`, { method: 'DELETE' })).status, 202)
+  t.same(await callbackState(after, id, cb => cb.status !== 'pending'),
+    { status: 'failed', attempts: 1, lastError: 'the URL\'s origin is no longer in CALLBACK_ALLOWED_ORIGINS' })
+  t.equal(receiver.received.length, 0, 'nothing was sent')
+})

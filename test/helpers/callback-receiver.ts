@@ -22,8 +22,11 @@ export interface ReceivedCallback {
   answered: number | null
 }
 
-/** What to answer: a status, or 'hang' (never answer; the socket stays open until the test ends). */
-export type Answer = number | 'hang'
+/**
+ * What to answer: a status, 'hang' (never answer; the socket stays open until the test ends), or `endless` and a
+ * status: that status, then a body that never ends.
+ */
+export type Answer = number | 'hang' | { endless: number }
 
 export interface CallbackReceiver {
   url: string
@@ -60,6 +63,16 @@ export async function startCallbackReceiver (t: TestLike, secret: string, opts: 
       const decided = answer(entry, received.length - 1)
       if (decided === 'hang') {
         hanging.add(res)
+        return
+      }
+      if (typeof decided === 'object') {
+        entry.answered = decided.endless
+        hanging.add(res)
+        res.on('error', () => {})
+        res.writeHead(decided.endless, { 'content-type': 'text/plain' })
+        const chunk = Buffer.alloc(16 * 1024, 'x')
+        const pump = (): void => { while (!res.destroyed && res.write(chunk)); if (!res.destroyed) res.once('drain', pump) }
+        pump()
         return
       }
       entry.answered = decided
