@@ -53,7 +53,10 @@ export interface CallbackOptions {
   pollSeconds: number
   /** CALLBACK_ALLOWED_ORIGINS now: a callback whose origin was taken off it since the job was submitted is not sent. */
   allowedOrigins: readonly string[]
-  /** Attempts under way at once in this process. */
+  /**
+   * Attempts under way at once in this process (default 16). A receiver that hangs holds a slot for the timeout
+   * only, and its retries are spread out by the schedule.
+   */
   concurrency?: number
 }
 
@@ -80,7 +83,7 @@ export class CallbackDeliverer {
     private readonly log: Logger,
     private readonly observe: Observe = noObserve
   ) {
-    this.concurrency = options.concurrency ?? 8
+    this.concurrency = options.concurrency ?? 16
     this.leaseSeconds = Math.ceil(options.timeoutSeconds * 2) + 10
   }
 
