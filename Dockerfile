@@ -49,4 +49,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # Exec form, so SIGTERM reaches node itself: the gateway stops claiming jobs, releases the running ones for
 # another replica and exits 0 within SHUTDOWN_TIMEOUT_SECONDS (give the orchestrator's grace period more).
-CMD ["node", "--max-semi-space-size=4", "dist/server.js"]
+CMD ["node", "--max-semi-space-size=4", "--liftoff-only", "dist/server.js"]

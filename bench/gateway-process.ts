@@ -57,9 +57,12 @@ export function freePort (): Promise<number> {
  * The node flags the gateway runs with in production: the image's CMD and `npm start` use exactly these
  * (test/deploy/production-install.test.ts checks), and so does the bench. A young generation of at most 4 MB
  * semi-spaces: a job's garbage is short-lived Buffers and their wrappers, and V8's default (16 MB, sized for
- * throughput) held 30-60 MB more at peak for no measurable gain in speed.
+ * throughput) held 30-60 MB more at peak for no measurable gain in speed. WebAssembly stays in V8's baseline
+ * compiler (Liftoff): undici parses HTTP with llhttp compiled to WebAssembly, and when it got hot V8 recompiled it
+ * with TurboFan on a background thread, whose compile zones (39 MB in one 40,000-record job, seen with gdb on
+ * AccountingAllocator::AllocateSegment) stayed in that thread's glibc arena for the life of the process.
  */
-export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4']
+export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--liftoff-only']
 
 /**
  * DrChrono's budgets lifted, for the lines that measure the gateway's own work (ingest, reads, scheduling): the

@@ -10,7 +10,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { JobRead } from '../domain/job.js'
 import { jsonPage, ndjsonChunks } from './result-bodies.js'
-import type { ResultPosition } from '../domain/results.js'
+import type { BatchSize, RecordBatch, ResultPosition } from '../domain/results.js'
+import { FollowBrokenError } from '../domain/errors.js'
+import type { JobService } from '../engine/job-service.js'
 import type { Registry } from '../upstreams/registry.js'
 import { findJobOr404 } from './jobs.js'
 import { decodeCursor, encodeCursor } from './cursors.js'
@@ -81,6 +83,27 @@ function assertReadable (job: JobRead, registry: Registry): void {
   }
 }
 
+/**
+ * The batches of a followed job (engine/result-follow.ts) for the response: the status line and headers go out at
+ * once, so the client knows the stream has begun before the first record is saved. A job that ends without
+ * completing (or a shutdown of this process) breaks the response off: no terminating chunk, so the client sees it
+ * is incomplete. `gone` aborts when the response closes (the client left, or a HEAD was answered): the reads stop,
+ * even while waiting for the next page.
+ */
+async function * followBatches (
+  jobs: JobService, reply: FastifyReply, job: { clientId: string, jobId: string, gone: AbortSignal }, size: BatchSize
+): AsyncGenerator<RecordBatch> {
+  if (job.gone.aborted) return
+  reply.raw.flushHeaders()
+  try {
+    yield * jobs.followResults({ clientId: job.clientId, jobId: job.jobId, signal: job.gone }, size)
+  } catch (err) {
+    if (!(err instanceof FollowBrokenError)) throw err
+    reply.log.info({ jobId: job.jobId, reason: err.reason }, 'followed job ended without completing, or the gateway is stopping: NDJSON stream broken off')
+    reply.raw.destroy()
+  }
+}
+
 export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app, opts) => {
   const slots = new StreamSlots(opts.maxStreamsPerClient)
 
@@ -96,12 +119,16 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
         'a stream whose client takes nothing for RESULT_STREAM_STALL_SECONDS is cut off. ' +
         '409 before the job completes, 410 once its results expired. ' +
         'With `partial=true`, cursor pages of a queued or running job hold the records saved so far, with `"complete": false` ' +
-        'and a `nextCursor` to ask again with; once the job has ended the same cursors go on, and the last page has `"complete": true`.',
+        'and a `nextCursor` to ask again with; once the job has ended the same cursors go on, and the last page has `"complete": true`. ' +
+        'With `follow=true` and `Accept: application/x-ndjson`, a queued or running job streams its records as they are saved (no `X-Total-Count`), ' +
+        'and the response ends when the job completes; if the job fails or is cancelled the stream is broken off (no terminating chunk).',
       params: z.object({ id: z.string() }),
       querystring: z.object({
         limit: z.coerce.number().int().min(1).max(1000).default(1000).describe('Most records in the page; fewer when the page reaches RESULT_PAGE_MAX_BYTES'),
         cursor: z.string().optional().describe('`nextCursor` of the previous page'),
         partial: z.enum(['true', 'false']).optional().describe('`true`: a queued or running job answers with the records saved so far (cursor pages only), and every page says whether the job has ended (`complete`)'),
+        follow: z.enum(['true', 'false']).optional().describe('`true` (NDJSON only: with a JSON `Accept` it is a 400): a queued or running job streams its records as they are saved and the response ends when the job ends; ' +
+          'a job that fails or is cancelled meanwhile breaks the stream (no terminating chunk). On an ended job it changes nothing'),
       }),
       response: {
         200: z.object({
@@ -121,9 +148,16 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
   }, async (request, reply) => {
     const job = await findJobOr404(request, request.params.id)
     const ndjson = wantsNdjson(request.headers.accept)
+    if (request.query.follow === 'true' && !ndjson) {
+      // Not ignored: a client that asks to follow and would get one cursor page (or a 409) has forgotten its Accept.
+      throw new ProblemError('validation_failed', 'follow=true streams NDJSON: send Accept: application/x-ndjson, or read cursor pages with partial=true.',
+        { errors: [{ in: 'query', pointer: '/follow', detail: 'follow=true needs Accept: application/x-ndjson' }] })
+    }
+    const running = job.status === 'queued' || job.status === 'running'
     const partial = request.query.partial === 'true' && !ndjson
-    const unfinished = partial && (job.status === 'queued' || job.status === 'running')
-    if (!unfinished) assertReadable(job, opts.registry)
+    const unfinished = partial && running
+    const following = request.query.follow === 'true' && running
+    if (!unfinished && !following) assertReadable(job, opts.registry)
 
     if (ndjson) {
       const release = slots.take(request.clientId)
@@ -138,10 +172,18 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
         reply.raw.destroy()
       })
       reply.raw.once('close', () => stall.stop())
-      request.log.info({ jobId: job.id, records: job.records }, 'streaming results as NDJSON')
+      request.log.info({ jobId: job.id, records: job.records, following }, 'streaming results as NDJSON')
+      const size = { limit: BATCH_RECORDS, maxBytes: opts.batchMaxBytes }
+      let batches: AsyncGenerator<RecordBatch>
+      if (following) {
+        // Listened for from now: a response closed before the body is first read (HEAD) stops the follow too.
+        const gone = new AbortController()
+        reply.raw.once('close', () => gone.abort())
+        batches = followBatches(app.jobs, reply, { clientId: request.clientId, jobId: job.id, gone: gone.signal }, size)
+      } else batches = app.jobs.resultBatches(job.id, size)
       // Records stay bytes from PostgreSQL to the socket (see result-stream.ts), one database batch at a time.
       const chunks = async function * () {
-        for await (const batch of app.jobs.resultBatches(job.id, { limit: BATCH_RECORDS, maxBytes: opts.batchMaxBytes })) {
+        for await (const batch of batches) {
           for (const data of ndjsonChunks(batch)) {
             for (let at = 0; at < data.length; at += SLICE_BYTES) {
               // Suspended here exactly while the client is not taking what was sent (backpressure): that is a stall.
@@ -156,7 +198,9 @@ export const resultRoutes: FastifyPluginAsyncZod<ResultReadOptions> = async (app
       }
       // Two slices buffered at most: with the batch being read ahead, memory stays at a few batches per stream.
       const body = Readable.from(chunks(), { objectMode: true, highWaterMark: 2 })
-      return (reply as FastifyReply).type('application/x-ndjson').header('X-Total-Count', String(job.records)).send(body)
+      // A followed job's total is not known until it ends.
+      if (!following) reply.header('X-Total-Count', String(job.records))
+      return (reply as FastifyReply).type('application/x-ndjson').send(body)
     }
 
     const { limit, cursor } = request.query

@@ -110,3 +110,16 @@ export class CopyFormatError extends Error {
   override name = 'CopyFormatError'
   readonly code = 'copy_format'
 }
+
+/**
+ * Following a running job's results cannot go on to the job's completion: the job ended otherwise (`reason` is its
+ * status: failed, cancelled, expired, or deleted), or this gateway is shutting down (`shutdown`). The records already
+ * sent are not a whole set, so the stream must end abnormally.
+ */
+export class FollowBrokenError extends Error {
+  override name = 'FollowBrokenError'
+  readonly code = 'follow_broken'
+  constructor (readonly jobId: string, readonly reason: string) {
+    super(`following the results of job ${jobId} broke off: ${reason}`)
+  }
+}

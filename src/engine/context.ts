@@ -9,6 +9,7 @@ import { noObserve, type Observe } from '../metrics/observe.js'
 import { checkRecordSizes } from '../contract/record-limits.js'
 import type { JobContext, Parked, ProgressUpdate } from '../contract/adapter.js'
 import type { JobEndings } from './job-endings.js'
+import { notifyPageSaved } from './notifications.js'
 
 /** The one value `park` returns; the worker recognises a parked run by it. */
 export const parked: Parked = Object.freeze({ parked: true })
@@ -66,6 +67,11 @@ export function createJobContext (deps: {
       if (deps.maxRecordBytes !== undefined) checkRecordSizes(records, deps.maxRecordBytes)
       const inserted = await fenced(savePage(pool, { jobId: job.id, workerId, page, records, checkpoint, progress: progressOf(progress) }))
       observe.recordsStored(job.upstream, inserted)
+      // Wakes the readers that follow the job, on every replica; not awaited, as the page is saved whatever becomes
+      // of it. One lost is caught up by the next page, the job's end, or the readers' own re-check (result-waits.ts).
+      notifyPageSaved(pool, job.id).catch((err: Error) => {
+        deps.log.debug({ err: err.message }, 'could not notify that a page was saved')
+      })
     },
     async saveCheckpoint (checkpoint, progress) {
       // On shutdown the lease is still ours until the worker releases the job: a checkpoint the adapter

@@ -8,7 +8,7 @@ import type pg from 'pg'
 import { completeJob, failJob, parkJob, type JobFailure } from '../db/sql/jobs.js'
 import { deliverWebhook, type DeliveryOutcome, type DeliveryResult, type FinishedByDelivery } from '../db/sql/webhooks.js'
 import { noObserve, secondsSince, type Observe } from '../metrics/observe.js'
-import { notifyCancel } from './notifications.js'
+import { notifyCancel, notifyJobsEnded } from './notifications.js'
 
 /** What the endings need to know of the job: which upstream it ran on and since when. */
 export interface EndingJob { id: string, upstream: string, startedAt: Date | null }
@@ -30,6 +30,7 @@ export class JobEndings {
   async completed (job: EndingJob, workerId: string): Promise<boolean> {
     if (!await completeJob(this.pool, job.id, workerId, this.ttlSeconds)) return false
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'completed', durationSeconds: secondsSince(job.startedAt) })
+    this.announce([job.id])
     this.onEnded()
     return true
   }
@@ -38,6 +39,7 @@ export class JobEndings {
   async failed (job: EndingJob, workerId: string, failure: JobFailure): Promise<boolean> {
     if (!await failJob(this.pool, job.id, workerId, failure, this.ttlSeconds)) return false
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'failed', code: failure.code, durationSeconds: secondsSince(job.startedAt) })
+    this.announce([job.id])
     this.onEnded()
     return true
   }
@@ -70,7 +72,16 @@ export class JobEndings {
     this.onEnded()
   }
 
+  /**
+   * Readers following the jobs' results (engine/result-follow.ts) finish, on every replica. Not awaited: the end is
+   * written whatever becomes of the notification, and a reader that misses it re-checks on its own.
+   */
+  private announce (jobIds: readonly string[]): void {
+    notifyJobsEnded(this.pool, jobIds).catch(() => {})
+  }
+
   private reportDelivered (jobs: readonly FinishedByDelivery[]): void {
+    this.announce(jobs.map(job => job.id))
     for (const job of jobs) {
       const durationSeconds = secondsSince(job.startedAt)
       if (job.outcome === 'failed') this.observe.jobFinished({ upstream: job.upstream, outcome: 'failed', code: job.code ?? undefined, durationSeconds })

@@ -18,6 +18,8 @@ import { idempotencyBodyDigest, idempotencyKeyDigest } from './idempotency.js'
 import { JobViewCache } from './job-view-cache.js'
 import { JobEndings, type Delivery } from './job-endings.js'
 import { notifyJobsChanged, notifyNewJob } from './notifications.js'
+import { followResultBatches, type FollowTarget } from './result-follow.js'
+import { ResultWaits } from './result-waits.js'
 import { IdempotencyConflictError, TooManyActiveJobsError } from '../domain/errors.js'
 
 /** A validated job request, as the route prepared it (api/job-body-prepare.ts). */
@@ -57,7 +59,9 @@ export class JobService {
     /** MAX_ACTIVE_JOBS_PER_CLIENT (0: no limit); replays and in-flight twins return their job even at it. */
     private readonly maxActivePerClient = 20,
     /** Called after every job this service ends (a cancel, a webhook delivery): its callback may be due. */
-    onJobEnded: () => void = () => {}
+    onJobEnded: () => void = () => {},
+    /** Readers following running jobs, woken by the engine's listener (result-waits.ts). */
+    readonly waits: ResultWaits = new ResultWaits()
   ) {
     this.endings = new JobEndings(pool, ttlSeconds, observe, onJobEnded)
   }
@@ -182,6 +186,14 @@ export class JobService {
   /** Every result of a job, a batch at a time (at most two held), for a stream. */
   resultBatches (jobId: string, size: BatchSize): AsyncGenerator<RecordBatch> {
     return streamResultBatches(this.pool, jobId, size)
+  }
+
+  /**
+   * A job's results as they are saved, until it ends (result-follow.ts): throws FollowBrokenError when it ends
+   * without completing (or the process shuts down first), returns when it has completed and everything was read.
+   */
+  followResults (target: FollowTarget, size: BatchSize): AsyncGenerator<RecordBatch> {
+    return followResultBatches(this.pool, this.waits, target, size)
   }
 
   /** A webhook delivery, verified and read by its upstream's handler: recorded once, and the end of the jobs waiting for it. */

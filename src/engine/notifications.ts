@@ -1,7 +1,8 @@
 /**
  * LISTEN/NOTIFY between gateway processes on one database: a new job wakes idle workers at once (polling
- * is only the fallback), a cancel reaches the worker that runs the job, wherever it is, and a finished job's
- * changed view reaches every replica's cache of views (job-view-cache.ts).
+ * is only the fallback), a cancel reaches the worker that runs the job, wherever it is, a finished job's
+ * changed view reaches every replica's cache of views (job-view-cache.ts), and a saved page or a job's end wakes
+ * the readers that follow the job's results (result-waits.ts), on whichever replica they are.
  */
 import pg from 'pg'
 import type { Logger } from 'pino'
@@ -24,14 +25,30 @@ export async function notifyJobsChanged (pool: pg.Pool, jobIds: readonly string[
 }
 
 /**
- * What the listener reports: a new job somewhere, the cancel of one job, a change of a finished job's view, and
- * whether it is listening at all (`connected` once LISTEN holds, `disconnected` when that connection is lost or
+ * A page of the job was saved (sent right after its commit): readers following the job read on. One per page, never
+ * per record.
+ */
+export async function notifyPageSaved (pool: pg.Pool, jobId: string): Promise<void> {
+  await pool.query('SELECT pg_notify($1, $2)', [channel, `saved:${jobId}`])
+}
+
+/** The jobs ended (completed or failed; a cancel says `cancel:`): readers following them finish. One statement. */
+export async function notifyJobsEnded (pool: pg.Pool, jobIds: readonly string[]): Promise<void> {
+  if (jobIds.length === 0) return
+  await pool.query("SELECT pg_notify($1, 'ended:' || id) FROM unnest($2::text[]) AS id", [channel, jobIds])
+}
+
+/**
+ * What the listener reports: a new job somewhere, the cancel of one job, a change of a finished job's view, a page
+ * saved, a job ended, and whether it is listening at all (`connected` once LISTEN holds, `disconnected` when that connection is lost or
  * stopped). Between a `disconnected` and the next `connected`, notifications may have been missed.
  */
 export type JobNotification =
   | { kind: 'new' }
   | { kind: 'cancel', jobId: string }
   | { kind: 'changed', jobId: string }
+  | { kind: 'saved', jobId: string }
+  | { kind: 'ended', jobId: string }
   | { kind: 'connected' }
   | { kind: 'disconnected' }
 
@@ -93,6 +110,8 @@ export class JobListener {
     if (payload === 'new') this.onNotification({ kind: 'new' })
     else if (payload?.startsWith('cancel:') === true) this.onNotification({ kind: 'cancel', jobId: payload.slice(7) })
     else if (payload?.startsWith('changed:') === true) this.onNotification({ kind: 'changed', jobId: payload.slice(8) })
+    else if (payload?.startsWith('saved:') === true) this.onNotification({ kind: 'saved', jobId: payload.slice(6) })
+    else if (payload?.startsWith('ended:') === true) this.onNotification({ kind: 'ended', jobId: payload.slice(6) })
   }
 
   async stop (): Promise<void> {

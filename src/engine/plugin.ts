@@ -1,10 +1,11 @@
 /**
  * The job engine inside the gateway process: the job service the routes use, the worker that runs jobs,
- * the listener that wakes it (and delivers cancels and changes of finished jobs' views), the expiry
- * sweeper, and the deliverer of completion callbacks (woken whenever a job ends here). Workers start once the
- * server listens (sandbox adapters call this server) and stop before the database closes. The cache of
- * finished jobs' views works only while the listener holds its connection, so without workers (startWorkers
- * false: tests, the OpenAPI export) every view comes from the database.
+ * the listener that wakes it (and delivers cancels, changes of finished jobs' views, and the saved pages and ends
+ * that wake readers following a job's results), the expiry sweeper, and the deliverer of completion callbacks
+ * (woken whenever a job ends, here or, through the listener, on another replica). Workers start once the server
+ * listens (sandbox adapters call this server) and stop before the database closes. The cache of finished jobs'
+ * views works only while the listener holds its connection, so without workers (startWorkers false: tests, the
+ * OpenAPI export) every view comes from the database.
  */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -67,10 +68,13 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: EngineOptions)
   const listener = new JobListener(opts.databaseUrl, n => {
     switch (n.kind) {
       case 'new': worker.wake(); break
-      case 'cancel': views.invalidate(n.jobId); worker.cancel(n.jobId); break
+      case 'cancel': views.invalidate(n.jobId); worker.cancel(n.jobId); service.waits.wake(n.jobId); callbacks.wake(); break
       case 'changed': views.invalidate(n.jobId); break
-      case 'connected': views.setListening(true); break
-      case 'disconnected': views.setListening(false); break
+      case 'saved': service.waits.wake(n.jobId); break
+      // A job ended on some replica: its callback, if it has one, is due now.
+      case 'ended': service.waits.wake(n.jobId); callbacks.wake(); break
+      case 'connected': views.setListening(true); service.waits.setListening(true); break
+      case 'disconnected': views.setListening(false); service.waits.setListening(false); break
     }
   }, log)
   app.decorate('jobs', service)
@@ -87,6 +91,8 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: EngineOptions)
     })
   }
   app.addHook('preClose', async () => {
+    // Readers following running jobs are broken off now, not at the shutdown deadline: their jobs may run for hours.
+    service.waits.close()
     await worker.stop()
     // A token refresh may outlive the jobs that needed it: its answer holds the only copy of the rotated tokens.
     await app.upstreams.drain()

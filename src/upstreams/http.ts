@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream'
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici'
 import { backoffDelay, sleep } from '../lib/time.js'
+import { BufferPool } from '../lib/buffer-pool.js'
 import type { UpstreamEvent } from '../contract/upstream-events.js'
 import { parseRetryAfter } from './retry-after.js'
 import type { BudgetSpec, BudgetStore, BudgetTaker } from './request-budget.js'
@@ -16,6 +17,12 @@ import { attemptSignal, responseLimits, type ResponseLimitOptions, type Response
 import { tooLarge } from '../contract/record-limits.js'
 import { UrlGuard, type UrlGuardOptions } from './url-guard.js'
 import { errorCode } from '../lib/values.js'
+
+/**
+ * Buffers that response bodies of up to 2 MB are read into, for the callers that give them back: DrChrono's pages
+ * (1000 records of a few hundred bytes each), a dozen in flight at most.
+ */
+const bodies = new BufferPool(16, 2 * 1024 * 1024)
 
 /** A buffered upstream response. Header names are lower-case; repeated headers are joined with ', '. */
 export interface UpstreamResponse {
@@ -26,6 +33,12 @@ export interface UpstreamResponse {
   text (): string
   /** Throws `invalid_upstream_response` when the body is not JSON. */
   json<T = unknown> (): T
+  /**
+   * Gives the body's buffer back for a later response (lib/buffer-pool.ts says why). Call it only once nothing reads
+   * `body`, nor any view of it, again: a page's records once the page is saved. Optional: a body never released is
+   * collected as usual. Calling it again does nothing.
+   */
+  release (): void
 }
 
 /** A 2xx response whose body the caller must consume (or destroy). */
@@ -250,7 +263,8 @@ export class UpstreamClient {
           raw.body.once('close', () => deadline.done())
           return { status: raw.statusCode, headers, body: raw.body }
         }
-        res = this.#response(raw.statusCode, headers, await this.#readBody(raw, headers, where, upstream, opts.maxResponseBytes), where)
+        const { body, pooled } = await this.#readBody(raw, headers, where, upstream, opts.maxResponseBytes)
+        res = this.#response(raw.statusCode, headers, body, where, pooled)
       } catch (err) {
         // The caller's cancel is not an upstream failure: hand back its reason untouched.
         if (signal.aborted) throw signal.reason
@@ -310,33 +324,55 @@ export class UpstreamClient {
     await sleep(delayMs, signal)
   }
 
-  /** Reads the whole body, refusing more than the upstream's limit before buffering it. */
-  async #readBody (raw: Dispatcher.ResponseData, headers: Record<string, string>, where: string, upstream: string, lower?: number): Promise<Buffer> {
+  /**
+   * Reads the whole body, refusing more than the upstream's limit before buffering it. A body of a declared length
+   * between {@link bodies}' bounds (64 KB to 2 MB) is copied into a reused buffer as it arrives: the socket's chunks die at once, and
+   * the caller may give the buffer back ({@link UpstreamResponse.release}).
+   */
+  async #readBody (
+    raw: Dispatcher.ResponseData, headers: Record<string, string>, where: string, upstream: string, lower?: number
+  ): Promise<{ body: Buffer, pooled: boolean }> {
     const limit = Math.min(this.limits.responseBytes(upstream), lower ?? Infinity)
     const tooLargeBody = (): UpstreamError => {
       raw.body.destroy() // drops the socket rather than draining an unwanted body
       return tooLarge(`${where}: the answer`, limit, 'UPSTREAM_MAX_RESPONSE_BYTES', raw.statusCode)
     }
-    if (Number(headers['content-length']) > limit) throw tooLargeBody()
+    const declared = Number(headers['content-length'])
+    if (declared > limit) throw tooLargeBody()
+    let into = Number.isSafeInteger(declared) && declared >= bodies.minBytes && declared <= bodies.maxBytes ? bodies.take(declared) : null
     const chunks: Buffer[] = []
     let size = 0
     for await (const chunk of raw.body as AsyncIterable<Buffer>) {
+      if (size + chunk.length > limit) throw tooLargeBody()
+      if (into !== null && size + chunk.length <= into.length) {
+        chunk.copy(into, size)
+      } else {
+        // More than declared (undici refuses that, but a pool must not trust it): chunks from here on.
+        if (into !== null) chunks.push(into.subarray(0, size))
+        into = null
+        chunks.push(chunk)
+      }
       size += chunk.length
-      if (size > limit) throw tooLargeBody()
-      chunks.push(chunk)
     }
-    return Buffer.concat(chunks, size)
+    if (into !== null) return { body: into.subarray(0, size), pooled: true }
+    return { body: Buffer.concat(chunks, size), pooled: false }
   }
 
-  #response (status: number, headers: Record<string, string>, body: Buffer, where: string): UpstreamResponse {
+  #response (status: number, headers: Record<string, string>, body: Buffer, where: string, pooled: boolean): UpstreamResponse {
     // Decoded once: a body may be read more than once (a retry hint, then the caller's own reading).
     let decoded: string | undefined
     const text = (): string => (decoded ??= body.toString('utf8'))
+    let released = !pooled
     return {
       status,
       headers,
       body,
       text,
+      release: () => {
+        if (released) return
+        released = true
+        bodies.give(body)
+      },
       json: <T = unknown>(): T => {
         try {
           return JSON.parse(text()) as T

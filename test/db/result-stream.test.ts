@@ -5,13 +5,13 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
-import { batchStatement, parseResultCopy, readResultBatch, streamResultBatches } from '../../src/db/sql/result-stream.js'
+import { batchStatement, parseResultCopy, readablePages, readResultBatch, streamResultBatches } from '../../src/db/sql/result-stream.js'
 import { pageParts } from '../../src/db/sql/results.js'
 import { jsonPage, ndjsonChunks } from '../../src/api/result-bodies.js'
 import type { BatchSize, RecordBatch } from '../../src/domain/results.js'
 import { CopyFormatError } from '../../src/domain/errors.js'
 import { testDatabase } from '../helpers/database.js'
-import { storePages } from '../helpers/stored-results.js'
+import { storePage, storePages } from '../helpers/stored-results.js'
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
 
@@ -246,6 +246,23 @@ t.test('COPY reads against PostgreSQL', async t => {
   const big = JSON.stringify({ big: 'ü'.repeat(500_000) })
   const records = [...tricky, big, ...Array.from({ length: 20 }, (_, i) => `{"n":${i}}`)]
   const jobId = await insertJob(records, 4)
+
+  t.test('readablePages: the last of pages 1..n with none missing, looked for after the pages known', async t => {
+    const id = randomUUID()
+    await pool.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status)
+      VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'running')`, [id, randomUUID()])
+    t.equal(await readablePages(pool, id), null, 'nothing saved')
+    for (const p of [2, 3]) await storePage(pool, id, p, ['{}'])
+    t.equal(await readablePages(pool, id), null, 'page 1 missing')
+    await storePage(pool, id, 1, ['{}'])
+    await storePage(pool, id, 5, ['{}'])
+    t.equal(await readablePages(pool, id), 3, 'up to the gap at 4')
+    t.equal(await readablePages(pool, id, 3), null, 'nothing new after page 3')
+    t.equal(await readablePages(pool, id, 2), 3, 'known 1..2: page 3 follows')
+    await storePage(pool, id, 4, ['{}'])
+    t.equal(await readablePages(pool, id, 3), 5, 'the gap filled: through page 5')
+    t.equal(await readablePages(pool, id), 5, 'the same from the start')
+  })
 
   t.test('a batch is the stored bytes, in (page, position) order, after a keyset position', async t => {
     const all = await readResultBatch(pool, jobId, null, size(1000))

@@ -275,3 +275,37 @@ t.test('request() takes the budget before every attempt and a 429 reset pauses t
   t.ok(clock.now >= reset * 1000, 'the retry waited for the reset')
   t.ok(clock.sleeps.length >= 1)
 })
+
+t.test('a page-sized body of a declared length is read into a reused buffer once released; others are not', async t => {
+  const page = Buffer.alloc(200 * 1024, 'a')
+  const { url } = await serve(t, (req, res) => {
+    if (req.url === '/chunked') {
+      res.writeHead(200, { 'transfer-encoding': 'chunked' })
+      res.write(page.subarray(0, 1000))
+      res.end(page.subarray(1000))
+    } else if (req.url === '/small') reply(res, 200, 'tiny')
+    else reply(res, 200, page.toString(), { 'content-length': String(page.length) })
+  })
+  const { client } = clientFor(t)
+  const get = (path: string) => client.request({ method: 'GET', url: `${url}${path}`, signal: signal(), upstream: 'test' })
+  const first = await get('/page')
+  t.ok(first.body.equals(page), 'the body, byte for byte')
+  const memory = first.body.buffer
+  first.release()
+  first.release() // twice: no effect
+  const second = await get('/page')
+  t.equal(second.body.buffer, memory, 'the released buffer served the next body')
+  t.ok(second.body.equals(page))
+  const third = await get('/page')
+  t.not(third.body.buffer, memory, 'not released: never reused under its reader')
+  second.release()
+  const chunked = await get('/chunked')
+  t.ok(chunked.body.equals(page), 'a body without a length is read as before')
+  t.not(chunked.body.buffer, memory)
+  chunked.release()
+  const small = await get('/small')
+  t.equal(small.text(), 'tiny')
+  small.release()
+  const fourth = await get('/page')
+  t.equal(fourth.body.buffer, memory, 'releasing bodies that were not pooled gave nothing back')
+})

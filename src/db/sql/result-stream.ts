@@ -228,13 +228,16 @@ async function copyOut (pool: pg.Pool, statement: string): Promise<Buffer> {
  * but not always in order (DrChrono saves them as they arrive), so only pages 1..n with none missing are final: a
  * reader that went past a missing page would never see it filled in behind it. Null while page 1 is not stored. A
  * page saved empty leaves a gap too, which only holds readers back until the job has ended (then no bound applies).
+ * `known`: pages 1..known are known to be readable already (a reader that follows the job), so only the pages after
+ * them are looked at, and each look costs the pages saved since, not the whole job; null then when page known + 1 is
+ * not stored.
  */
-export async function readablePages (pool: pg.Pool, jobId: string): Promise<number | null> {
+export async function readablePages (pool: pg.Pool, jobId: string, known = 0): Promise<number | null> {
   const { rows } = await query<{ last: number | null }>(pool, sql`
     SELECT max(page) AS last FROM (
       SELECT page, page - row_number() OVER (ORDER BY page) AS gap
-      FROM (SELECT DISTINCT page FROM result_pages WHERE job_id = ${jobId} AND page >= 1) AS p) AS s
-    WHERE gap = 0`)
+      FROM (SELECT DISTINCT page FROM result_pages WHERE job_id = ${jobId} AND page > ${known}::int) AS p) AS s
+    WHERE gap = ${known}::int`)
   return rows[0]?.last ?? null
 }
 

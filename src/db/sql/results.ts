@@ -6,6 +6,7 @@ import type pg from 'pg'
 import type { RecordText } from '../../contract/adapter.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
 import { LeaseLostError } from '../../domain/errors.js'
+import { BufferPool } from '../../lib/buffer-pool.js'
 
 /** Progress columns an adapter may set; `records` is counted here from the rows actually inserted. */
 export interface PageProgress {
@@ -66,24 +67,10 @@ const INT4_OID = 23
 export interface PagePart { first: number, count: number, plain: boolean, ends: Buffer, body: Buffer }
 
 /**
- * Buffers a part's body is built in, kept for the next page once PostgreSQL has taken them: a fresh few hundred KB per
- * page costs page faults, and glibc keeps much of what such buffers free (its mmap threshold rises to the largest
- * buffer freed, and later ones come from the heap, which it seldom returns). Only a few, and none over 2 MB.
+ * Buffers a part's body is built in, kept for the next page once PostgreSQL has taken them (lib/buffer-pool.ts says
+ * why). Pages are saved one at a time per job, a few jobs at once: a few, and none over 2 MB.
  */
-const spare: Buffer[] = []
-const SPARE_MAX_COUNT = 4
-const SPARE_MAX_BYTES = 2 * 1024 * 1024
-
-function takeBuffer (size: number): Buffer {
-  const i = spare.findIndex(b => b.length >= size)
-  return i === -1 ? Buffer.allocUnsafe(Math.max(size, 64 * 1024)) : spare.splice(i, 1)[0] as Buffer
-}
-
-function giveBack (buf: Buffer): void {
-  if (buf.buffer.byteLength <= SPARE_MAX_BYTES && spare.length < SPARE_MAX_COUNT) {
-    spare.push(Buffer.from(buf.buffer, buf.byteOffset, buf.buffer.byteLength - buf.byteOffset))
-  }
-}
+const partBodies = new BufferPool(8, 2 * 1024 * 1024)
 
 const byteLength = (record: RecordText): number => typeof record === 'string' ? Buffer.byteLength(record) : record.length
 
@@ -103,7 +90,7 @@ export function pageParts (records: readonly RecordText[], maxPartBytes = PART_M
       if (size + next > maxPartBytes) break
       size += next
     }
-    const body = takeBuffer(size).subarray(0, size)
+    const body = partBodies.take(size)
     const ends = Buffer.allocUnsafe(20 + 8 * (to - from))
     ends.writeInt32BE(1, 0) // dimensions
     ends.writeInt32BE(0, 4) // no NULLs
@@ -134,7 +121,7 @@ export function pageParts (records: readonly RecordText[], maxPartBytes = PART_M
 
 /** The parts' buffers may serve the next page: call only once PostgreSQL has answered the statement that sent them. */
 export function releaseParts (parts: readonly PagePart[]): void {
-  for (const part of parts) giveBack(part.body)
+  for (const part of parts) partBodies.give(part.body)
 }
 
 /**

@@ -40,7 +40,10 @@ export interface ListPage {
   /** Pages in the list; at least 1 (an empty list still has an empty page 1). */
   pages: number
   count: number
+  /** Views of the response's body. */
   records: Buffer[]
+  /** Gives the body back once the records are saved (UpstreamResponse.release). */
+  release: () => void
 }
 
 /**
@@ -137,7 +140,7 @@ function completePage (res: UpstreamResponse, body: ScannedObject, page: number,
   }
   if (body.elements === undefined) throw invalid(what, 'Complete answer without a "results" array', res.status)
   if (p.page !== page) throw invalid(what, `asked for page ${page}, DrChrono answered page ${p.page}`, res.status)
-  return { page, pages: Math.max(1, p.pages), count: p.count, records: body.elements }
+  return { page, pages: Math.max(1, p.pages), count: p.count, records: body.elements, release: res.release }
 }
 
 /** A poll answer: one pass over the body, which may be a whole page of records. */

@@ -127,7 +127,12 @@ export class PageLedger {
       this.backlog--
       this.#done.add(p.page)
       const checkpoint: DrchronoCheckpoint = { pages: this.pages, count: this.count, done: [...this.#done].sort((a, b) => a - b) }
-      await this.#ctx.savePage(p.page, p.records, checkpoint, { pagesDone: this.#done.size, pagesTotal: this.pages })
+      try {
+        await this.#ctx.savePage(p.page, p.records, checkpoint, { pagesDone: this.#done.size, pagesTotal: this.pages })
+      } finally {
+        // Saved (its bytes copied), or failed for good: nothing reads the records again.
+        p.release()
+      }
       this.#ctx.log.debug({ page: p.page, records: p.records.length, pagesDone: this.#done.size, pagesTotal: this.pages }, 'drchrono page saved')
     })
     return this.#tail
