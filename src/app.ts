@@ -28,6 +28,8 @@ import { openapiInfo } from './api/openapi-info.js'
 import { completeResponses } from './api/openapi-responses.js'
 import { publicBaseUrlOf, trailingSlashRedirect } from './api/public-url.js'
 import { upstreamsPlugin } from './upstreams/plugin.js'
+import { CallbackClient } from './upstreams/callback-client.js'
+import { jobView } from './api/job-view.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -75,7 +77,17 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   await app.register(dbPlugin, { databaseUrl: opts.databaseUrl })
   await app.register(metricsPlugin)
   await app.register(upstreamsPlugin, { config })
-  await app.register(enginePlugin, { config, databaseUrl: opts.databaseUrl, startWorkers: opts.startWorkers ?? true })
+  // Completion callbacks go out through the upstream client's URL guard, under the same rules (callback-client.ts).
+  const callbackClient = new CallbackClient({
+    timeoutMs: config.CALLBACK_TIMEOUT_SECONDS * 1000,
+    urlGuard: { allowedOrigins: config.UPSTREAM_ALLOWED_ORIGINS, httpsOnly: config.NODE_ENV === 'production' },
+  })
+  await app.register(enginePlugin, {
+    config,
+    databaseUrl: opts.databaseUrl,
+    startWorkers: opts.startWorkers ?? true,
+    callbacks: { sender: callbackClient, view: jobView },
+  })
 
   const exposed = config.registry.upstreams.filter(u => config.UPSTREAMS.includes(u.name))
   await app.register(swagger, {
@@ -100,7 +112,10 @@ export async function buildApp (config: Config, opts: BuildOptions): Promise<Fas
   })
   await app.register(async api => {
     requireClientKey(api, config.GATEWAY_API_KEYS)
-    await api.register(jobRoutes, { registry: config.registry })
+    await api.register(jobRoutes, {
+      registry: config.registry,
+      callbacks: { allowedOrigins: config.CALLBACK_ALLOWED_ORIGINS, hasSecret: client => config.CALLBACK_SECRETS.has(client), guard: callbackClient },
+    })
     await api.register(resultRoutes, {
       registry: config.registry,
       pageMaxBytes: config.RESULT_PAGE_MAX_BYTES,

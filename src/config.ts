@@ -12,6 +12,7 @@ import {
 } from './upstreams/response-limits.js'
 import { parseAllowedOrigins } from './upstreams/url-guard.js'
 import { ConfigError } from './domain/errors.js'
+import { parseCallbackSecrets, parseRetrySchedule } from './lib/callback-secrets.js'
 import { optionalEnv } from './lib/env.js'
 
 const seconds = (fallback: number) => z.coerce.number().int().positive().default(fallback)
@@ -106,6 +107,28 @@ const allowedOrigins = z.string().optional().transform((value, ctx) => {
   return parsed.origins
 })
 
+/** CALLBACK_SECRETS: `name:whsec_…` pairs, a signing secret per API client (lib/callback-secrets.ts). */
+const callbackSecrets = z.string().optional().transform((value, ctx) => {
+  const parsed = parseCallbackSecrets(value)
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', message: parsed.problem })
+    return z.NEVER
+  }
+  return parsed.secrets
+})
+
+/** Standard Webhooks' schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h after each failed attempt. */
+export const DEFAULT_CALLBACK_RETRY_SCHEDULE = '5,300,1800,7200,18000,36000,50400,72000,86400'
+
+const retrySchedule = optionalEnv(z.string()).transform((value, ctx) => {
+  const parsed = parseRetrySchedule(value ?? DEFAULT_CALLBACK_RETRY_SCHEDULE)
+  if ('problem' in parsed) {
+    ctx.addIssue({ code: 'custom', message: parsed.problem })
+    return z.NEVER
+  }
+  return parsed.delays
+})
+
 export const coreEnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -153,6 +176,11 @@ export const coreEnvSchema = z.object({
   RESULT_BATCH_MAX_BYTES: bytes(1024 * 1024),
   RESULT_STREAM_STALL_SECONDS: z.coerce.number().positive().default(60),
   MAX_RESULT_STREAMS_PER_CLIENT: z.coerce.number().int().min(1).max(10_000).default(4),
+  // Completion callbacks (engine/callbacks.ts): where they may go, what signs them, when they are retried.
+  CALLBACK_ALLOWED_ORIGINS: allowedOrigins,
+  CALLBACK_SECRETS: callbackSecrets,
+  CALLBACK_RETRY_SCHEDULE_SECONDS: retrySchedule,
+  CALLBACK_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(10),
 })
 
 export type CoreConfig = z.output<typeof coreEnvSchema>
@@ -192,6 +220,21 @@ function unknownUpstreams (core: CoreConfig, registry: Registry): string[] {
   return problems
 }
 
+/** CALLBACK_SECRETS naming a client GATEWAY_API_KEYS does not know; retries outlasting the jobs they report. */
+function callbackProblems (core: CoreConfig): string[] {
+  const problems: string[] = []
+  const clients = core.GATEWAY_API_KEYS === null ? ['anonymous'] : [...new Set(core.GATEWAY_API_KEYS.values())]
+  const unknown = [...core.CALLBACK_SECRETS.keys()].filter(name => !clients.includes(name))
+  if (unknown.length > 0) {
+    problems.push(`CALLBACK_SECRETS: unknown client ${unknown.join(', ')}; the names are those of GATEWAY_API_KEYS (${clients.join(', ')})`)
+  }
+  const span = core.CALLBACK_RETRY_SCHEDULE_SECONDS.reduce((sum, delay) => sum + delay, 0)
+  if (core.JOB_RETENTION_SECONDS === undefined && span > core.JOB_RETENTION_DAYS * 86_400) {
+    problems.push(`CALLBACK_RETRY_SCHEDULE_SECONDS: the retries span ${span} s, longer than JOB_RETENTION_DAYS keeps the jobs they report`)
+  }
+  return problems
+}
+
 /**
  * Parses the environment (process.env by default) for the upstreams of `registry` (the built-in one by default).
  * Throws {@link ConfigError} naming every bad variable.
@@ -214,7 +257,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   if (core.success && core.data.TOKEN_ENCRYPTION_KEY_PREVIOUS !== undefined && core.data.TOKEN_ENCRYPTION_KEY === undefined) {
     problems.push('TOKEN_ENCRYPTION_KEY_PREVIOUS: set only beside TOKEN_ENCRYPTION_KEY, while stored tokens move from the previous key to it')
   }
-  if (core.success) problems.push(...exposureProblems(core.data))
+  if (core.success) problems.push(...exposureProblems(core.data), ...callbackProblems(core.data))
   if (!core.success || problems.length > 0) {
     throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`)
   }

@@ -26,6 +26,8 @@ export interface PreparedJob {
   payloadJsonb: Uint8Array | null
   /** sha256 of the canonical request (canonical.ts): dedupe and idempotency. */
   hash: string
+  /** Where to POST the job's view when it ends (`callback.url`), or null. */
+  callbackUrl: string | null
 }
 
 export type PrepareResult =
@@ -73,7 +75,9 @@ export function prepareJobBody (parts: readonly Uint8Array[], registry: Registry
   }
   const checked = validator(registry)(data)
   if (checked.error !== undefined) return { ok: false, issues: checked.error as ValidationIssue[] }
-  const { upstream, resource, params, ...rest } = checked.value as { upstream: string, resource: string, params: Record<string, unknown> }
+  const { upstream, resource, params, callback, ...rest } = checked.value as {
+    upstream: string, resource: string, params: Record<string, unknown>, callback?: { url: string }
+  }
   const payload = Object.keys(rest).length > 0 ? rest : null
   return {
     ok: true,
@@ -82,7 +86,10 @@ export function prepareJobBody (parts: readonly Uint8Array[], registry: Registry
       resource,
       params,
       payloadJsonb: payload === null ? null : jsonb(JSON.stringify(payload)),
-      hash: requestHash({ upstream, resource, params, payload }),
+      // A callback makes another request of the same read: a twin in flight without it (or with another URL)
+      // would never call this one's URL. Without one the hash is what it always was.
+      hash: requestHash({ upstream, resource, params, payload, ...(callback !== undefined ? { callback } : {}) }),
+      callbackUrl: callback?.url ?? null,
     },
   }
 }

@@ -18,6 +18,16 @@ export function jobRequestExample (upstream: AnyUpstream, resource: string): Rec
   }
 }
 
+/** `callback` of `POST /jobs`: where to POST the job's view, signed, when it ends (docs/API.md, "Completion callbacks"). */
+export const callbackRequestSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'expected an http or https URL' }).max(2048)
+    .describe('Where the gateway POSTs the signed `job.completed`, `job.failed` or `job.cancelled` event. Its origin must be listed in CALLBACK_ALLOWED_ORIGINS'),
+}).meta({
+  id: 'JobCallback',
+  description: 'A completion callback: when the job ends, its view is POSTed to `url`, signed as Standard Webhooks v1 with the client\'s secret, ' +
+    'and retried until delivered (a `410` stops the retries). The client needs a secret in CALLBACK_SECRETS.',
+})
+
 export function jobRequestSchema (upstreams: readonly AnyUpstream[]) {
   const names = upstreams.map(u => u.name)
   const branches = upstreams.map(upstream => {
@@ -29,6 +39,7 @@ export function jobRequestSchema (upstreams: readonly AnyUpstream[]) {
         // prefault: an omitted params object still gets the schema's own defaults.
         params: spec.params.prefault({}),
         ...(spec.payload !== undefined ? { [spec.payload.field]: spec.payload.schema } : {}),
+        callback: callbackRequestSchema.optional(),
       }
       const example = jobRequestExample(upstream, resource)
       return z.strictObject(shape).meta({

@@ -34,6 +34,11 @@ export const jobSchema = z.object({
   startedAt: timestamp.nullable(),
   completedAt: timestamp.nullable().describe('When the job reached a terminal state (completed, failed or cancelled)'),
   expiresAt: timestamp.nullable().describe('When its results are deleted: completedAt + RESULT_TTL_SECONDS. From then on a completed job reads `expired`, its results answer 410, and `params`, `upstreamInfo` and `error.message` read null (erased); the job itself is deleted JOB_RETENTION_DAYS after completedAt'),
+  callback: z.object({
+    status: z.enum(['pending', 'delivered', 'failed']).describe('`pending` until the job has ended and a receiver answered 2xx (`delivered`), or answered 410 or the last retry failed (`failed`)'),
+    attempts: z.number().int().describe('Attempts made so far'),
+    lastError: z.string().nullable().describe('Why the last attempt failed, in the gateway\'s words; null before the first attempt and once delivered'),
+  }).nullable().describe('The completion callback the job was submitted with; null when it has none'),
   links: z.object({ self: z.string(), results: z.string() }),
 }).meta({ id: 'Job', description: 'A bulk job: fields are always present, null until they apply.' })
 
@@ -85,6 +90,9 @@ export function jobView (job: JobSummary): JobView {
     startedAt: iso(job.startedAt),
     completedAt: iso(job.finishedAt),
     expiresAt: iso(job.expiresAt),
+    callback: job.callbackStatus === null || job.callbackStatus === undefined
+      ? null
+      : { status: job.callbackStatus, attempts: job.callbackAttempts, lastError: job.callbackLastError },
     links: { self: `/jobs/${job.id}`, results: `/jobs/${job.id}/results` },
   }
 }

@@ -10,6 +10,7 @@ import { jobRequestSchema } from './job-request.js'
 import { jobListSchema, jobSchema, jobStatusSchema, jobView, jobViewSerializerCompiler, progressText, serializeJobView } from './job-view.js'
 import { decodeCursor, encodeCursor } from './cursors.js'
 import { isJobId } from './job-ids.js'
+import { checkCallback, type CallbackPolicy } from './callback-check.js'
 import { ProblemError, problemSchema } from './problem.js'
 
 const idParams = z.object({ id: z.string().describe('The job id') })
@@ -31,7 +32,7 @@ function addPollingHeaders (reply: FastifyReply, job: JobSummary): void {
   reply.header('X-Progress', progressText(job))
 }
 
-export const jobRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = async (app, { registry }) => {
+export const jobRoutes: FastifyPluginAsyncZod<{ registry: Registry, callbacks: CallbackPolicy }> = async (app, { registry, callbacks }) => {
   const body = jobRequestSchema(registry.upstreams)
   // This plugin's own scope: job views go through compiled serialisers, problems still through zod's.
   app.setSerializerCompiler(jobViewSerializerCompiler)
@@ -50,7 +51,8 @@ export const jobRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = async (a
         'still queued or running is returned with 200 instead of starting a second one. ' +
         `A read job's body may be at most ${READ_BODY_LIMIT / 1024} KiB, a write job's ${WRITE_BODY_LIMIT / 1024 / 1024} MiB (413 beyond), ` +
         `nested at most ${MAX_BODY_DEPTH} deep (400 beyond). A client with MAX_ACTIVE_JOBS_PER_CLIENT queued or running jobs ` +
-        'gets 429 `too_many_active_jobs` for a new one (a replay or an in-flight twin still answers 200).',
+        'gets 429 `too_many_active_jobs` for a new one (a replay or an in-flight twin still answers 200). ' +
+        'With `callback`, the job\'s view is POSTed to `callback.url` when it ends, signed as Standard Webhooks v1 (docs/API.md, "Completion callbacks").',
       headers: z.object({
         'idempotency-key': z.string().min(1).max(255).optional().describe('Makes retries of this POST safe: the same key returns the same job'),
       }),
@@ -58,11 +60,12 @@ export const jobRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = async (a
       response: { 200: jobSchema, 202: jobSchema, ...errors, 413: problemSchema, 422: problemSchema, 429: problemSchema },
     },
   }, async (request, reply) => {
-    const { upstream, resource, params, payloadJsonb, hash } = preparedJob(request.body)
+    const { upstream, resource, params, payloadJsonb, hash, callbackUrl } = preparedJob(request.body)
     if (!app.upstreams.list.some(u => u.definition.name === upstream)) {
       const detail = `upstream ${upstream} is not enabled on this gateway (it serves ${app.upstreams.list.map(u => u.definition.name).join(', ')})`
       throw new ProblemError('validation_failed', detail, { errors: [{ in: 'body', pointer: '/upstream', detail }] })
     }
+    if (callbackUrl !== null) checkCallback(callbacks, request.clientId, callbackUrl)
     try {
       const { job, created } = await app.jobs.create({
         clientId: request.clientId,
@@ -72,6 +75,7 @@ export const jobRoutes: FastifyPluginAsyncZod<{ registry: Registry }> = async (a
         payloadJsonb,
         hash,
         idempotencyKey: request.headers['idempotency-key'] ?? null,
+        callbackUrl,
       })
       request.log.info({ jobId: job.id, upstream, resource, created }, created ? 'job queued' : 'existing job returned')
       reply.header('Location', `${app.publicBaseUrl(request)}/jobs/${job.id}`)

@@ -9,6 +9,9 @@ export interface ProblemType { status: number, title: string, meaning: string }
 
 export const PROBLEM_TYPES = {
   validation_failed: { status: 400, title: 'Bad Request', meaning: 'a field of the body, query, path or a header is invalid; `errors[]` names each one with a JSON pointer' },
+  callback_origin_not_allowed: { status: 400, title: 'Bad Request', meaning: 'the `callback.url` origin is not listed in CALLBACK_ALLOWED_ORIGINS (or that list is empty)' },
+  callback_url_refused: { status: 400, title: 'Bad Request', meaning: 'the `callback.url` leads to an address the gateway does not call (private, loopback, link-local unless allowed in UPSTREAM_ALLOWED_ORIGINS; plain http in production), or carries a user name' },
+  callback_secret_missing: { status: 400, title: 'Bad Request', meaning: 'the client asked for a callback but has no signing secret in CALLBACK_SECRETS' },
   malformed_request: { status: 400, title: 'Bad Request', meaning: 'the request cannot be read: malformed HTTP, a path that does not decode, JSON that does not parse or nests too deep, an empty JSON body' },
   invalid_cursor: { status: 400, title: 'Bad Request', meaning: 'the `cursor` is not one this API gave out' },
   unauthorized: { status: 401, title: 'Unauthorized', meaning: 'no client key, or one the gateway does not know' },

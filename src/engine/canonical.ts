@@ -11,6 +11,6 @@ export function canonicalJson (value: unknown): string {
 }
 
 /** The identity of a request for dedupe and idempotency: sha256 of its canonical JSON. */
-export function requestHash (request: { upstream: string, resource: string, params: unknown, payload: unknown }): string {
+export function requestHash (request: { upstream: string, resource: string, params: unknown, payload: unknown, callback?: unknown }): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex')
 }

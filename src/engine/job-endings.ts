@@ -21,7 +21,9 @@ export class JobEndings {
     private readonly pool: pg.Pool,
     /** RESULT_TTL_SECONDS: a finished job's results live this long. */
     private readonly ttlSeconds: number,
-    private readonly observe: Observe = noObserve
+    private readonly observe: Observe = noObserve,
+    /** Called after every ending: the job may have a completion callback that is due now (callbacks.ts). */
+    private readonly onEnded: () => void = () => {}
   ) {}
 
   /** The worker's run finished: the job completes. False (and nothing reported) when the lease was lost. */
@@ -29,6 +31,7 @@ export class JobEndings {
     if (!await completeJob(this.pool, job.id, workerId, this.ttlSeconds)) return false
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'completed', durationSeconds: secondsSince(job.startedAt) })
     this.announce([job.id])
+    this.onEnded()
     return true
   }
 
@@ -37,6 +40,7 @@ export class JobEndings {
     if (!await failJob(this.pool, job.id, workerId, failure, this.ttlSeconds)) return false
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'failed', code: failure.code, durationSeconds: secondsSince(job.startedAt) })
     this.announce([job.id])
+    this.onEnded()
     return true
   }
 
@@ -65,6 +69,7 @@ export class JobEndings {
   async cancelled (job: EndingJob): Promise<void> {
     await notifyCancel(this.pool, job.id)
     this.observe.jobFinished({ upstream: job.upstream, outcome: 'cancelled', durationSeconds: secondsSince(job.startedAt) })
+    this.onEnded()
   }
 
   /**
@@ -85,5 +90,6 @@ export class JobEndings {
         this.observe.recordsStored(job.upstream, job.records)
       }
     }
+    if (jobs.length > 0) this.onEnded()
   }
 }

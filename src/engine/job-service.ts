@@ -33,6 +33,8 @@ export interface JobRequest {
   /** The request's identity (engine/canonical.ts). */
   hash: string
   idempotencyKey: string | null
+  /** Where to POST the job's view when it ends (checked by the route), or null. */
+  callbackUrl?: string | null
 }
 
 /** `created` false means an existing job was returned (idempotent replay or in-flight duplicate). */
@@ -56,10 +58,12 @@ export class JobService {
     private readonly keyTtlHours = 24,
     /** MAX_ACTIVE_JOBS_PER_CLIENT (0: no limit); replays and in-flight twins return their job even at it. */
     private readonly maxActivePerClient = 20,
+    /** Called after every job this service ends (a cancel, a webhook delivery): its callback may be due. */
+    onJobEnded: () => void = () => {},
     /** Readers following running jobs, woken by the engine's listener (result-waits.ts). */
     readonly waits: ResultWaits = new ResultWaits()
   ) {
-    this.endings = new JobEndings(pool, ttlSeconds, observe)
+    this.endings = new JobEndings(pool, ttlSeconds, observe, onJobEnded)
   }
 
   async create (request: JobRequest): Promise<CreateJobResult> {
@@ -77,6 +81,7 @@ export class JobService {
           params: request.params,
           payloadJsonb: request.payloadJsonb,
           requestHash: hash,
+          callbackUrl: request.callbackUrl ?? null,
           idempotency: key === null ? null : { key: idempotencyKeyDigest(key), requestHash: idempotencyBodyDigest(key, hash) },
         }, this.maxActivePerClient)
         if (!('job' in inserted)) throw new TooManyActiveJobsError(this.maxActivePerClient)

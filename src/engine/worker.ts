@@ -27,6 +27,8 @@ export interface WorkerOptions {
   shutdownTimeoutMs: number
   /** No record larger is stored (UPSTREAM_MAX_RECORD_BYTES); unset = no limit. */
   maxRecordBytes?: number
+  /** Called after each job this worker ends (its completion callback may be due). */
+  onJobEnded?: () => void
 }
 
 type WorkerState = 'created' | 'active' | 'stopping' | 'stopped'
@@ -49,7 +51,7 @@ export class Worker {
     private readonly log: Logger,
     private readonly observe: Observe = noObserve
   ) {
-    this.endings = new JobEndings(pool, options.ttlSeconds, observe)
+    this.endings = new JobEndings(pool, options.ttlSeconds, observe, options.onJobEnded)
   }
 
   get status (): WorkerState { return this.state }

@@ -157,6 +157,12 @@ export function createMetrics (sources: MetricsSources): Metrics {
     labelNames: ['upstream', 'outcome'] as const,
     registers,
   })
+  const callbackDeliveries = new Counter({
+    name: 'bulk_gateway_callback_deliveries_total',
+    help: 'Completion callback attempts by outcome: delivered (2xx), retrying (failed, another attempt scheduled), failed (a 410, or the last attempt failed).',
+    labelNames: ['outcome'] as const,
+    registers,
+  })
   const budgetRemaining = new Gauge({
     name: 'bulk_gateway_upstream_budget_remaining',
     help: 'Requests a shared upstream budget allowed in each of its windows after the last request this process sent (all replicas counted).',
@@ -201,6 +207,7 @@ export function createMetrics (sources: MetricsSources): Metrics {
       resultRowsDeleted (count) { if (count > 0) rowsDeleted.inc(count) },
       sweepFinished (seconds) { sweepDuration.observe(seconds) },
       webhookDelivery (upstream, outcome) { webhookDeliveries.inc({ upstream, outcome }) },
+      callbackDelivery (outcome) { callbackDeliveries.inc({ outcome }) },
     },
     upstreamEvent (e) {
       if (e.type === 'retry') {

@@ -10,6 +10,9 @@ export type JobOutcome = 'completed' | 'failed' | 'cancelled'
 /** What a webhook delivery did: `ping` needed no job, `rejected` failed its signature or shape. */
 export type WebhookOutcome = 'applied' | 'duplicate' | 'stored' | 'rejected' | 'ping'
 
+/** How a completion callback's attempt ended: `retrying` failed with attempts left, `failed` with none (or a 410). */
+export type CallbackOutcome = 'delivered' | 'retrying' | 'failed'
+
 export interface Observe {
   /**
    * A job reached a terminal state. `durationSeconds` runs from its first start (claim) to now, resumes and
@@ -25,6 +28,8 @@ export interface Observe {
   /** One sweeper pass ended (done or failed), after this many seconds. */
   sweepFinished (seconds: number): void
   webhookDelivery (upstream: string, outcome: WebhookOutcome): void
+  /** One attempt to deliver a completion callback ended (engine/callbacks.ts). */
+  callbackDelivery (outcome: CallbackOutcome): void
 }
 
 /** Reports nowhere. */
@@ -35,6 +40,7 @@ export const noObserve: Observe = Object.freeze({
   resultRowsDeleted () {},
   sweepFinished () {},
   webhookDelivery () {},
+  callbackDelivery () {},
 })
 
 /** Seconds from a job's first start to now; null when it never started. Clock skew never makes it negative. */

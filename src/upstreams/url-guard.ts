@@ -99,12 +99,13 @@ export class UrlGuard {
   }
 
   /**
-   * Decides, before any connection, how a URL the upstream at `baseUrl` supplied may travel; throws
+   * Decides, before any connection, how a URL the upstream at `baseUrl` supplied may travel (null: a URL no
+   * upstream supplied, such as a completion callback's, which only the allowed origins trust); throws
    * `upstream_url_refused` when it may not. A host name is judged later, by {@link lookup}, on the connection.
    */
-  check (url: URL, baseUrl: string | URL): UrlRoute {
+  check (url: URL, baseUrl: string | URL | null): UrlRoute {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw urlRefused()
-    if (url.origin === new URL(baseUrl).origin || this.#allowed.has(url.origin)) return 'trusted'
+    if ((baseUrl !== null && url.origin === new URL(baseUrl).origin) || this.#allowed.has(url.origin)) return 'trusted'
     if (this.#httpsOnly && url.protocol !== 'https:') throw urlRefused()
     if (isIP(url.hostname.replace(/^\[|\]$/g, '')) !== 0 && !isPublicAddress(url.hostname)) throw urlRefused()
     return 'public'

@@ -1,7 +1,7 @@
 /**
  * The compiled serialisers of job views answer byte for byte what zod's serialiser answered before them
  * (schema-checked, then JSON.stringify), for any job a row can hold: strings that need escaping, lone
- * surrogates, floats, nulls, free-form params and upstreamInfo.
+ * surrogates, floats, nulls, free-form params and upstreamInfo, with or without a completion callback.
  */
 import fc from 'fast-check'
 import t from 'tap'
@@ -55,6 +55,12 @@ const job: fc.Arbitrary<Job> = fc.record({
   expiresAt: maybe(date),
   erasedAt: maybe(date),
   purgePending: fc.boolean(),
+  callbackStatus: maybe(fc.constantFrom('pending', 'delivered', 'failed')),
+  callbackUrl: maybe(text),
+  callbackAttempts: int,
+  callbackNextAt: maybe(date),
+  callbackLeaseOwner: maybe(text),
+  callbackLastError: maybe(text),
 })
 
 t.test('a job view serialises as zod serialised it', async t => {

@@ -57,6 +57,8 @@ t.test('every client error answers its code, the type naming it, and the code\'s
   await check('a wrong key', await gw.request('/jobs', { key: 'not-a-key-at-all' }), 'unauthorized')
   await check('an unknown job', await gw.request('/jobs/00000000-0000-4000-8000-000000000000'), 'job_not_found')
   await check('an unknown route', await gw.request('/nowhere'), 'route_not_found')
+  await check('a callback while CALLBACK_ALLOWED_ORIGINS is empty',
+    await post(JSON.stringify({ upstream: 'drchrono', resource: 'patients', callback: { url: 'https://hooks.example.com/x' } })), 'callback_origin_not_allowed')
   await check('a path parameter too long', await gw.request(`/jobs/${'a'.repeat(101)}`), 'uri_too_long')
   await check('a body that is not JSON', await post('upstream=drchrono', { 'content-type': 'application/xml' }), 'unsupported_media_type')
   await check('a body over the limit, refused from Content-Length', await raw(gw.url,

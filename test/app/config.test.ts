@@ -137,3 +137,36 @@ t.test('production without UPSTREAMS serves the configured upstreams, so a newly
   t.same(loadConfig({ ...production, SANDBOX: 'false', NODE_ENV: 'development' }).UPSTREAMS, registry.upstreams.map(u => u.name),
     'outside production every registered upstream, configured or not')
 })
+
+t.test('completion callbacks: secrets, origins and the retry schedule are checked at start-up', async t => {
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
+  const keys = { GATEWAY_API_KEYS: 'alpha:alpha-key-0123,beta:beta-key-0123' }
+  const config = loadConfig({ ...keys, CALLBACK_SECRETS: `alpha:${secret}`, CALLBACK_ALLOWED_ORIGINS: 'https://hooks.example.com:8443,http://127.0.0.1:9000' })
+  t.same(config.CALLBACK_ALLOWED_ORIGINS, ['https://hooks.example.com:8443', 'http://127.0.0.1:9000'])
+  t.same([...config.CALLBACK_SECRETS.keys()], ['alpha'])
+  t.same(config.CALLBACK_RETRY_SCHEDULE_SECONDS, [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400], 'Standard Webhooks\' schedule by default')
+  t.equal(config.CALLBACK_TIMEOUT_SECONDS, 10)
+  t.same(loadConfig({ CALLBACK_RETRY_SCHEDULE_SECONDS: '0.5, 1,2' }).CALLBACK_RETRY_SCHEDULE_SECONDS, [0.5, 1, 2])
+  t.same(loadConfig({ CALLBACK_RETRY_SCHEDULE_SECONDS: '' }).CALLBACK_RETRY_SCHEDULE_SECONDS.length, 9, 'set but empty: the default')
+  t.same([...loadConfig({ CALLBACK_SECRETS: `anonymous:${secret}` }).CALLBACK_SECRETS.keys()], ['anonymous'], 'without keys the one client is anonymous')
+
+  const printed = JSON.stringify(config) + (await import('node:util')).inspect(config, { depth: 5 })
+  t.notOk(printed.includes(secret.slice(6)), 'a printed configuration shows no secret')
+
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ ...keys, CALLBACK_SECRETS: 'alpha' }, /CALLBACK_SECRETS: entry 1 is not name:whsec_<base64>/],
+    [{ ...keys, CALLBACK_SECRETS: 'alpha:secret-without-prefix' }, /CALLBACK_SECRETS: entry 1 is not name:whsec_/],
+    [{ ...keys, CALLBACK_SECRETS: `alpha:whsec_${Buffer.alloc(8).toString('base64')}` }, /CALLBACK_SECRETS: the secret of client "alpha" decodes to 8 bytes/],
+    [{ ...keys, CALLBACK_SECRETS: `alpha:${secret},alpha:${secret}` }, /CALLBACK_SECRETS: client "alpha" has two secrets/],
+    [{ ...keys, CALLBACK_SECRETS: `gamma:${secret}` }, /CALLBACK_SECRETS: unknown client gamma; the names are those of GATEWAY_API_KEYS \(alpha, beta\)/],
+    [{ CALLBACK_ALLOWED_ORIGINS: 'hooks.example.com' }, /CALLBACK_ALLOWED_ORIGINS: "hooks.example.com" is not an origin/],
+    [{ CALLBACK_ALLOWED_ORIGINS: 'https://hooks.example.com/path' }, /CALLBACK_ALLOWED_ORIGINS: .*no path/],
+    [{ CALLBACK_RETRY_SCHEDULE_SECONDS: '5,x' }, /CALLBACK_RETRY_SCHEDULE_SECONDS: expected 1 to 30 delays/],
+    [{ CALLBACK_RETRY_SCHEDULE_SECONDS: '5,0' }, /CALLBACK_RETRY_SCHEDULE_SECONDS/],
+    [{ CALLBACK_RETRY_SCHEDULE_SECONDS: ' ' }, /CALLBACK_RETRY_SCHEDULE_SECONDS/],
+    [{ CALLBACK_RETRY_SCHEDULE_SECONDS: '86400,86400', JOB_RETENTION_DAYS: '1' }, /CALLBACK_RETRY_SCHEDULE_SECONDS: the retries span 172800 s, longer than JOB_RETENTION_DAYS/],
+    [{ CALLBACK_TIMEOUT_SECONDS: '0' }, /CALLBACK_TIMEOUT_SECONDS/],
+  ]
+  for (const [env, message] of cases) t.match(configError(env), message, JSON.stringify(env))
+  t.notOk(configError({ ...keys, CALLBACK_SECRETS: `alpha:whsec_${Buffer.alloc(8).toString('base64')}` }).includes(Buffer.alloc(8).toString('base64')), 'the message quotes no secret')
+})

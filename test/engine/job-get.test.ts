@@ -87,9 +87,13 @@ t.test('findClientJob returns what prisma.job.findFirst returns, but the payload
       t.fail(`${what}: not found by Prisma`)
       continue
     }
-    // Everything but what only the worker reads (a write job's payload can be tens of MB) and the sweeper's own
-    // bookkeeping. From expiresAt on, what may hold patient data reads null, whatever the row still holds.
-    const { payload: _payload, checkpoint: _checkpoint, erasedAt: _erasedAt, purgePending: _purgePending, ...stored } = found
+    // Everything but what only the worker reads (a write job's payload can be tens of MB), the sweeper's own
+    // bookkeeping and the callback deliverer's. From expiresAt on, what may hold patient data reads null, whatever
+    // the row still holds.
+    const {
+      payload: _payload, checkpoint: _checkpoint, erasedAt: _erasedAt, purgePending: _purgePending,
+      callbackUrl: _callbackUrl, callbackNextAt: _callbackNextAt, callbackLeaseOwner: _callbackLeaseOwner, ...stored
+    } = found
     const pastExpiry = stored.expiresAt !== null && stored.expiresAt.getTime() <= Date.now()
     const viaPrisma = pastExpiry ? { ...stored, params: null, upstreamInfo: null, errorMessage: null } : stored
     for (const [how, asked] of [['', id], [', id in capitals', id.toUpperCase()]]) {

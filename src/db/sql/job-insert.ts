@@ -27,6 +27,8 @@ export interface NewJob {
   /** The write payload in jsonb's binary format (see PreparedJob), parsed by PostgreSQL; null for reads. */
   payloadJsonb: Uint8Array | null
   requestHash: string
+  /** The completion callback's URL: its delivery becomes due when the job ends (callbacks.ts). Null for none. */
+  callbackUrl: string | null
   /** The Idempotency-Key row's digests (idempotency.ts), or null without a key. */
   idempotency: { key: string, requestHash: string } | null
 }
@@ -49,12 +51,19 @@ export async function insertJob (pool: pg.Pool, job: NewJob, maxActive: number):
       if (active >= maxActive) return { active }
     }
     const id = randomUUID()
-    if (job.payloadJsonb !== null) await copyWriteJob(client, id, job, job.payloadJsonb)
+    const callbackStatus = job.callbackUrl === null ? null : 'pending'
+    if (job.payloadJsonb !== null) {
+      await copyWriteJob(client, id, job, job.payloadJsonb)
+      if (job.callbackUrl !== null) {
+        await query(client, sql`UPDATE jobs SET callback_url = ${job.callbackUrl}, callback_status = 'pending' WHERE id = ${id}`)
+      }
+    }
     const { rows: [inserted] } = job.payloadJsonb !== null
       ? await query<JobSummary>(client, sql`SELECT ${jobFieldColumns}, status FROM jobs WHERE id = ${id}`)
       : await query<JobSummary>(client, sql`
-        INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash)
-        VALUES (${id}, ${job.clientId}, ${job.upstream}, ${job.resource}, ${JSON.stringify(job.params)}::jsonb, ${job.requestHash})
+        INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, callback_url, callback_status)
+        VALUES (${id}, ${job.clientId}, ${job.upstream}, ${job.resource}, ${JSON.stringify(job.params)}::jsonb, ${job.requestHash},
+          ${job.callbackUrl}, ${callbackStatus}::"CallbackStatus")
         RETURNING ${jobFieldColumns}, status`)
     if (inserted === undefined) throw new Error('INSERT INTO jobs returned no row')
     if (job.idempotency !== null) {

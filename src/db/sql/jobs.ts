@@ -21,7 +21,8 @@ export const jobFieldColumns = sql`id, client_id AS "clientId", upstream, resour
   CASE WHEN ${pastExpiry} THEN NULL ELSE error_message END AS "errorMessage", upstream_status AS "upstreamStatus",
   CASE WHEN ${pastExpiry} THEN NULL ELSE upstream_info END AS "upstreamInfo", attempts, lease_owner AS "leaseOwner",
   lease_expires_at AS "leaseExpiresAt", run_after AS "runAfter", created_at AS "createdAt",
-  started_at AS "startedAt", finished_at AS "finishedAt", expires_at AS "expiresAt"`
+  started_at AS "startedAt", finished_at AS "finishedAt", expires_at AS "expiresAt",
+  callback_status AS "callbackStatus", callback_attempts AS "callbackAttempts", callback_last_error AS "callbackLastError"`
 export const jobColumns = sql`${jobFieldColumns}, status, payload, checkpoint`
 
 /**
