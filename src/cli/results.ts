@@ -32,6 +32,8 @@ export interface PartState {
   records: number
   /** Whether the read began at the first record (not at a --cursor): then the records must add up to the total. */
   fromStart: boolean
+  /** The job's record count, as the last page written said (absent in states written before it was kept). */
+  total?: number
 }
 
 const partPaths = (out: string): { part: string, state: string } => ({ part: `${out}.part`, state: `${out}.part.json` })
@@ -52,7 +54,7 @@ async function writeState (path: string, state: PartState): Promise<void> {
 
 /** Where the records go: stdout, or FILE.part with its state. */
 interface Sink {
-  write (ndjson: Buffer, next: string | null, records: number): Promise<void>
+  write (ndjson: Buffer, next: string | null, records: number, total: number): Promise<void>
   /** Bytes in the output so far. */
   bytes (): number
   close (): Promise<void>
@@ -77,12 +79,16 @@ async function fileSink (id: string, out: string, start: PartState): Promise<Sin
   await handle.truncate(start.bytes)
   let bytes = start.bytes
   return {
-    async write (ndjson, next, records) {
-      await handle.write(ndjson, 0, ndjson.length, bytes)
-      bytes += ndjson.length
+    async write (ndjson, next, records, total) {
+      // A write may take fewer bytes than asked (rare on a regular file): the rest goes after it.
+      for (let at = 0; at < ndjson.length;) {
+        const { bytesWritten } = await handle.write(ndjson, at, ndjson.length - at, bytes)
+        at += bytesWritten
+        bytes += bytesWritten
+      }
       // On disk before the state says so: a resumed read never trusts bytes that were not written.
       await handle.datasync()
-      await writeState(state, { job: id, cursor: next, bytes, records, fromStart: start.fromStart })
+      await writeState(state, { job: id, cursor: next, bytes, records, fromStart: start.fromStart, total })
     },
     bytes: () => bytes,
     close: () => handle.close(),
@@ -143,7 +149,8 @@ export async function results (client: GatewayClient, id: string, opts: ResultsO
   const bar = progressBar()
   let records = start.state.records
   let cursor = start.state.cursor
-  let total = -1
+  // Kept in the state: a resumed read that has only the rename left still checks the count.
+  let total = start.state.total ?? -1
   try {
     // A resumed state whose cursor is null had every page written: only the rename was left.
     const pending = !start.resumed || cursor !== null
@@ -159,7 +166,7 @@ export async function results (client: GatewayClient, id: string, opts: ResultsO
       const page = pageRecords(body)
       records += page.count
       total = page.total
-      await sink.write(page.ndjson, page.nextCursor, records)
+      await sink.write(page.ndjson, page.nextCursor, records, total)
       bar.show(records, total)
       cursor = page.nextCursor
       if (cursor === null) break
@@ -175,8 +182,11 @@ export async function results (client: GatewayClient, id: string, opts: ResultsO
   await sink.close()
   if (opts.out === undefined) return EXIT.ok
   const { part, state } = partPaths(opts.out)
-  if (start.state.fromStart && total >= 0 && records !== total) {
-    throw new CliError(EXIT.gateway, `the gateway served ${records} records of ${total}: ${part} is kept; run the command again to read it anew after removing ${state}`)
+  if (start.state.fromStart && (total < 0 || records !== total)) {
+    // The state goes, so that running the command again reads the job anew rather than renaming this file.
+    await rm(state, { force: true })
+    const served = total < 0 ? `${records} records, and the job's total is not known` : `${records} records of ${total}`
+    throw new CliError(EXIT.gateway, `the gateway served ${served}: ${part} is kept but incomplete; run the command again to read the job anew`)
   }
   await rename(part, opts.out)
   await rm(state, { force: true })

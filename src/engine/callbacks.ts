@@ -133,24 +133,41 @@ export class CallbackDeliverer {
   }
 
   private async attempt ({ job, url }: ClaimedCallback): Promise<void> {
+    let result: CallbackAttemptResult
     try {
-      const result = await this.send(job, url)
-      if (!await recordCallbackAttempt(this.pool, job.id, this.id, result)) return
-      const attempts = job.callbackAttempts + 1
-      const outcome = result.status === 'pending' ? 'retrying' : result.status
-      this.observe.callbackDelivery(outcome)
-      if (result.status === 'delivered') this.log.info({ jobId: job.id, attempts }, 'callback delivered')
-      else this.log.warn({ jobId: job.id, attempts, error: result.error, outcome }, result.status === 'failed' ? 'callback failed; no more attempts' : 'callback attempt failed; will retry')
-      // The view shows the callback's state: every replica's cached copy of it is stale now.
-      await notifyJobsChanged(this.pool, [job.id])
+      result = await this.send(job, url)
     } catch (err) {
       if (this.stopped.signal.aborted) {
         await releaseCallback(this.pool, job.id, this.id).catch(() => {})
         return
       }
+      // A failure of the gateway's own (the view, the signature), not the receiver's: counted like any other failed
+      // attempt, so that it cannot repeat unbounded with every lease.
+      this.log.error({ jobId: job.id, err: (err as Error).message }, 'callback could not be prepared')
+      result = this.retryOrFail(job, 'the gateway could not prepare the callback')
+    }
+    try {
+      if (!await recordCallbackAttempt(this.pool, job.id, this.id, result)) return
+    } catch (err) {
       // The database failed us: the lease runs out and the callback is due again, on this replica or another.
       this.log.warn({ jobId: job.id, err: (err as Error).message }, 'callback attempt could not be recorded; it will be tried again')
+      return
     }
+    const attempts = job.callbackAttempts + 1
+    const outcome = result.status === 'pending' ? 'retrying' : result.status
+    this.observe.callbackDelivery(outcome)
+    if (result.status === 'delivered') this.log.info({ jobId: job.id, attempts }, 'callback delivered')
+    else this.log.warn({ jobId: job.id, attempts, error: result.error, outcome }, result.status === 'failed' ? 'callback failed; no more attempts' : 'callback attempt failed; will retry')
+    // The view shows the callback's state: every replica's cached copy of it is stale now.
+    await notifyJobsChanged(this.pool, [job.id]).catch((err: Error) => {
+      this.log.debug({ jobId: job.id, err: err.message }, 'could not tell the replicas that the job\'s view changed')
+    })
+  }
+
+  /** A failed attempt: tried again after the schedule's next delay, or failed for good after the last. */
+  private retryOrFail (job: JobSummary, error: string): CallbackAttemptResult {
+    const retryInSeconds = this.options.retrySchedule[job.callbackAttempts]
+    return retryInSeconds === undefined ? { status: 'failed', error } : { status: 'pending', error, retryInSeconds }
   }
 
   /** Signs and sends one attempt, and judges its answer. */
@@ -172,8 +189,7 @@ export class CallbackDeliverer {
     const error = failure(answer, this.options.timeoutSeconds)
     if (error === null) return { status: 'delivered', error: null }
     if ('status' in answer && answer.status === 410) return { status: 'failed', error }
-    const retryInSeconds = this.options.retrySchedule[job.callbackAttempts]
-    return retryInSeconds === undefined ? { status: 'failed', error } : { status: 'pending', error, retryInSeconds }
+    return this.retryOrFail(job, error)
   }
 
   async stop (): Promise<void> {

@@ -5,7 +5,8 @@
  * promote them to its old generation, so they were freed only at the next full collection, tens of MB later, and
  * glibc kept much of what they had held (its mmap threshold rises to the largest buffer freed, so later ones come
  * from the heap, which it seldom returns). A buffer given back here serves the next page instead: memory follows
- * the pages in flight, not the process's history. Node's own pool (`Buffer.allocUnsafe`) only serves buffers under
+ * the pages in flight, not the process's history. A pool keeps at most maxCount spares of at most maxBytes, and
+ * drops them all after idleMs without a give-back, so what a burst left behind goes too. Node's own pool (`Buffer.allocUnsafe`) only serves buffers under
  * 4 KB, and no maintained package does exactly this (take, give back once, bounded).
  */
 
@@ -13,13 +14,16 @@ export class BufferPool {
   readonly #spare: Buffer[] = []
   /** The spare buffers' memory, to refuse a second give-back of the same buffer. */
   readonly #held = new Set<ArrayBufferLike>()
+  /** Drops the spares once no buffer has been given back for idleMs: a burst's buffers do not stay for good. */
+  #idle: NodeJS.Timeout | undefined
 
   /**
    * @param maxCount spare buffers kept at most
    * @param maxBytes a larger buffer is never kept (nor taken from here)
    * @param minBytes buffers are allocated at least this large, so that one serves pages of different sizes
+   * @param idleMs the spares are dropped once none has been given back for this long
    */
-  constructor (readonly maxCount: number, readonly maxBytes: number, readonly minBytes = 64 * 1024) {}
+  constructor (readonly maxCount: number, readonly maxBytes: number, readonly minBytes = 64 * 1024, readonly idleMs = 30_000) {}
 
   /** A buffer of exactly `size` bytes (a view of a spare one when one is large enough); its contents are undefined. */
   take (size: number): Buffer {
@@ -41,6 +45,13 @@ export class BufferPool {
     if (this.#spare.length >= this.maxCount || this.#held.has(memory)) return
     this.#held.add(memory)
     this.#spare.push(Buffer.from(memory, 0, memory.byteLength))
+    if (this.#idle === undefined) {
+      this.#idle = setTimeout(() => {
+        this.#spare.length = 0
+        this.#held.clear()
+        this.#idle = undefined
+      }, this.idleMs).unref()
+    } else this.#idle.refresh()
   }
 
   /**

@@ -137,3 +137,21 @@ t.test('an interrupted results --out resumes from its cursor; stdout says which 
   t.equal(rest.code, 0)
   t.ok(Buffer.concat([cutStdout.stdout, rest.stdout]).equals(expected), 'what was written, then --cursor: the NDJSON bytes')
 })
+
+t.test('a saved state whose records do not add up to the total is never renamed to FILE', async t => {
+  const id = await completedJob('patients')
+  const expected = await ndjsonOf(id)
+  const file = join(t.testdir(), 'short.ndjson')
+  // As a read whose last page was written, but that holds fewer records than the job: only the rename would be left.
+  const half = expected.subarray(0, expected.indexOf('\n', expected.length / 2) + 1)
+  await writeFile(`${file}.part`, half)
+  await writeFile(`${file}.part.json`, JSON.stringify({ job: id, cursor: null, bytes: half.length, records: 155, fromStart: true, total: 310 }))
+  const short = await cli.run(['results', id, '--out', file])
+  t.equal(short.code, 3, 'exit 3', explain(short))
+  t.match(short.stderr, /155 records of 310/)
+  await t.rejects(stat(file), 'FILE is not there')
+  await t.rejects(stat(`${file}.part.json`), 'the state is gone, so the next run reads the job anew')
+  const again = await cli.run(['results', id, '--out', file])
+  t.equal(again.code, 0, explain(again).stderr)
+  t.ok((await readFile(file)).equals(expected), 'read anew: the NDJSON bytes')
+})

@@ -98,6 +98,17 @@ t.test('job rows go JOB_RETENTION_SECONDS (the test knob for JOB_RETENTION_DAYS)
   t.equal(await count(gw, STORED_COUNT, []), 0)
 })
 
+t.test('a job past retention whose completion callback is still to be delivered stays until it is delivered', async t => {
+  const gw = await startGateway(t, { startWorkers: false, env: { JOB_RETENTION_SECONDS: '3600' } })
+  const waiting = await insertJob(gw, { status: 'completed', finishedAgo: '2 hours', expiresIn: '-1 hour' })
+  await sql(gw.databaseUrl, 'UPDATE jobs SET callback_status = \'pending\', callback_url = \'https://receiver.example/hook\' WHERE id = $1', [waiting])
+  await gw.app.sweeper.sweep()
+  t.equal(await count(gw, 'SELECT count(*) AS n FROM jobs WHERE id = $1', [waiting]), 1, 'kept while its callback is pending')
+  await sql(gw.databaseUrl, 'UPDATE jobs SET callback_status = \'delivered\', callback_url = NULL WHERE id = $1', [waiting])
+  await gw.app.sweeper.sweep()
+  t.equal(await count(gw, 'SELECT count(*) AS n FROM jobs WHERE id = $1', [waiting]), 0, 'deleted once it was delivered')
+})
+
 t.test('an Idempotency-Key lives IDEMPOTENCY_KEY_TTL_HOURS: then the same key starts a new job, and the sweeper deletes it', async t => {
   const gw = await startGateway(t, { startWorkers: false, env: { IDEMPOTENCY_KEY_TTL_HOURS: '2' } })
   const body = (since: string) => JSON.stringify({ upstream: 'drchrono', resource: 'appointments', params: { since } })

@@ -51,3 +51,17 @@ t.test('a buffer given back twice is kept once, so two takers never share it', a
   const y = pool.take(64 * KB)
   t.not(x.buffer, y.buffer)
 })
+
+t.test('the spares are dropped once none has been given back for idleMs', async t => {
+  const pool = new BufferPool(4, 256 * KB, 64 * KB, 50)
+  const a = pool.take(64 * KB)
+  pool.give(a)
+  t.equal(pool.spareCount, 1)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  pool.give(pool.take(64 * KB)) // a give-back puts the drop off
+  await new Promise(resolve => setTimeout(resolve, 40))
+  t.equal(pool.spareCount, 1, 'still there 60 ms after the first give-back, 40 ms after the last')
+  await new Promise(resolve => setTimeout(resolve, 80))
+  t.equal(pool.spareCount, 0, 'dropped')
+  t.not(pool.take(64 * KB).buffer, a.buffer, 'a new buffer afterwards')
+})

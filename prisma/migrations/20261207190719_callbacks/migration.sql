@@ -10,6 +10,8 @@ ADD COLUMN     "callback_status" "CallbackStatus",
 ADD COLUMN     "callback_url" TEXT;
 
 -- Written by hand, below the generated SQL: schema.prisma cannot express partial indexes.
--- The deliverer's claim (src/db/sql/callbacks.ts) reads only the callbacks still to deliver: those of jobs still
--- running and those due or waiting for a retry. Delivered and failed ones leave the index.
-CREATE INDEX "jobs_callback_pending" ON "jobs" ("callback_next_at") WHERE "callback_status" = 'pending';
+-- The deliverer's claim (src/db/sql/callbacks.ts) reads only the callbacks still to deliver of jobs that have
+-- ended: due, or waiting for a retry. Those of jobs still queued or running enter it when their job ends, and
+-- delivered and failed ones leave it.
+CREATE INDEX "jobs_callback_pending" ON "jobs" ("callback_next_at")
+  WHERE "callback_status" = 'pending' AND "status" IN ('completed', 'failed', 'cancelled', 'expired');

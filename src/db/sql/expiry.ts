@@ -85,13 +85,16 @@ export async function purgeFinished (db: Queryable, jobId: string): Promise<void
 
 /**
  * Deletes up to `limit` erased jobs that finished more than `retentionSeconds` ago and hold no result rows (their
- * idempotency keys go with them, ON DELETE CASCADE through an index on job_id); returns how many went.
+ * idempotency keys go with them, ON DELETE CASCADE through an index on job_id); returns how many went. A job whose
+ * completion callback is still to be delivered stays until it is delivered or has failed (a long outage of the
+ * deliverer must not lose it).
  */
 export async function deleteRetiredJobs (db: Queryable, retentionSeconds: number, limit: number): Promise<number> {
   const { rowCount } = await query(db, sql`
     DELETE FROM jobs WHERE id IN (
       SELECT id FROM jobs
       WHERE erased_at IS NOT NULL AND finished_at < now() - make_interval(secs => ${retentionSeconds}) AND NOT purge_pending
+        AND callback_status IS DISTINCT FROM 'pending'
       LIMIT ${limit}
       FOR UPDATE SKIP LOCKED)`)
   return rowCount ?? 0
