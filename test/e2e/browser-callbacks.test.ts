@@ -6,8 +6,8 @@
  * through helpers/programs.ts; the browser may only talk to the gateway).
  */
 import t from 'tap'
-import { chromium, type Request } from 'playwright-core'
 import { newCallbackSecret, startCallbackReceiver } from '../helpers/callback-receiver.js'
+import { openPage } from '../helpers/browser.js'
 import { clientKeys, startGateway, waitForJob } from '../helpers/gateway.js'
 import { requireProgram } from '../helpers/programs.js'
 
@@ -27,27 +27,8 @@ t.test('Swagger UI submits a job with a callback; the signed event reaches the r
       CALLBACK_SECRETS: `alpha:${secret}`,
     },
   })
-  const origin = new URL(gw.url).origin
 
-  const browser = await chromium.launch({
-    executablePath,
-    timeout: waitMs,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-default-apps',
-      '--disable-domain-reliability', '--disable-client-side-phishing-detection', '--no-first-run',
-      '--no-default-browser-check',
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } })
-  page.setDefaultTimeout(waitMs)
-  const offGateway: string[] = []
-  const consoleErrors: string[] = []
-  const isLocal = (url: string) => url.startsWith('data:') || url.startsWith('blob:') || new URL(url).origin === origin
-  page.on('request', (req: Request) => { if (!isLocal(req.url())) offGateway.push(req.url()) })
-  page.on('pageerror', err => { consoleErrors.push(`${err.name}: ${err.message}`) })
+  const { page, offGateway, errors: consoleErrors } = await openPage(t, executablePath, gw.url, waitMs)
 
   t.equal((await page.goto(`${gw.url}/docs`))?.status(), 200, '/docs is served')
   await page.locator('.swagger-ui .info .title').filter({ hasText: 'bulk-gateway' }).waitFor()

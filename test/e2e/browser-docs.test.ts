@@ -8,7 +8,7 @@
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { chromium, type Request } from 'playwright-core'
+import { openPage } from '../helpers/browser.js'
 import { clientKeys, startGateway, waitForJob } from '../helpers/gateway.js'
 import { requireProgram } from '../helpers/programs.js'
 
@@ -19,32 +19,8 @@ t.test('Swagger UI authorizes, tries out POST /jobs with the worked example, and
   const executablePath = requireProgram(t, 'Chromium', ['/usr/bin/chromium', 'chromium'], 'chromium')
   if (executablePath === undefined) return
   const gw = await startGateway(t, { env: { SANDBOX: 'true' } })
-  const origin = new URL(gw.url).origin
 
-  const browser = await chromium.launch({
-    executablePath,
-    timeout: waitMs,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-default-apps',
-      '--disable-domain-reliability', '--disable-client-side-phishing-detection', '--no-first-run',
-      '--no-default-browser-check',
-      // Belt and braces: no host but loopback even resolves, whatever the page or the browser tries.
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
-  })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage({ viewport: { width: 1280, height: 1600 } })
-  page.setDefaultTimeout(waitMs)
-
-  const offLoopback: string[] = []
-  const failed: string[] = []
-  const consoleErrors: string[] = []
-  const isLocal = (url: string) => url.startsWith('data:') || url.startsWith('blob:') || new URL(url).origin === origin
-  page.on('request', (req: Request) => { if (!isLocal(req.url())) offLoopback.push(req.url()) })
-  page.on('requestfailed', (req: Request) => { failed.push(`${req.method()} ${req.url()}: ${req.failure()?.errorText}`) })
-  page.on('console', msg => { if (msg.type() === 'error') consoleErrors.push(msg.text()) })
-  page.on('pageerror', err => { consoleErrors.push(`${err.name}: ${err.message}`) })
+  const { page, offGateway: offLoopback, failed, errors: consoleErrors } = await openPage(t, executablePath, gw.url, waitMs)
 
   const opened = await page.goto(`${gw.url}/docs`)
   t.equal(opened?.status(), 200, '/docs is served')
