@@ -86,7 +86,8 @@ t.test('a database of the per-row release: both jobs read exactly as before afte
   const before = encodeCursor([2, 1])
 
   // The new release starts: it migrates, then serves.
-  t.same(await applyMigrations(url, quiet), [PAGES_MIGRATION])
+  // This release's migrations from the page store on (later ones, such as the callbacks', come after it).
+  t.same(await applyMigrations(url, quiet), (await readdir(migrationsDir)).filter(m => m >= PAGES_MIGRATION && !m.endsWith('.toml')))
   const [{ n }] = await sql<{ n: number }>(url, 'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = \'job_results\'') as [{ n: number }]
   t.equal(n, 0, 'job_results is gone')
   const gw = await startGateway(t, { databaseUrl: url, env: drchronoEnv(sim) })
