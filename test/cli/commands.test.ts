@@ -9,7 +9,7 @@ import { copyFile, mkdir } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
-import { buildCli, type CliResult } from '../helpers/cli.js'
+import { buildCli, completedJob as submitted, explain, out } from '../helpers/cli.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { clientKeys, startGateway, waitForJob } from '../helpers/gateway.js'
 
@@ -23,18 +23,9 @@ const sim = await startDrchrono(t, { recordCount })
 const gw = await startGateway(t, { env: drchronoEnv(sim) })
 const cli = await buildCli(t, { url: gw.url, key: clientKeys.alpha })
 
-const out = (r: CliResult): string => r.stdout.toString('utf8')
-const explain = (r: CliResult): { stdout: string, stderr: string } => ({ stdout: out(r).slice(0, 2000), stderr: r.stderr.slice(0, 2000) })
-
 /** Submits through the CLI and waits for the job to end; returns its id. */
-async function completedJob (resource = 'patients', params: string[] = []): Promise<string> {
-  const r = await cli.run(['submit', '--upstream', 'drchrono', '--resource', resource, ...params.flatMap(p => ['--param', p])])
-  if (r.code !== 0) throw new Error(`submit exited ${r.code}: ${r.stderr}`)
-  const id = out(r).trim()
-  const job = await waitForJob(gw, id)
-  if (job.status !== 'completed') throw new Error(`job ${id} ${job.status}`)
-  return id
-}
+const completedJob = async (resource = 'patients', params: string[] = []): Promise<string> =>
+  await submitted(cli, async id => await waitForJob(gw, id), resource, params)
 
 /** A port nothing listens on. */
 async function closedPort (): Promise<number> {

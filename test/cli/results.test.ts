@@ -9,7 +9,7 @@ import { appendFile, readFile, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
 import t from 'tap'
-import { buildCli, type CliResult } from '../helpers/cli.js'
+import { buildCli, completedJob as submitted, explain, out } from '../helpers/cli.js'
 import { drchronoEnv, startDrchrono } from '../helpers/drchrono.js'
 import { clientKeys, startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
 
@@ -22,9 +22,6 @@ const sim = await startDrchrono(t, { recordCount })
 const gw = await startGateway(t, { env: drchronoEnv(sim) })
 const cli = await buildCli(t, { url: gw.url, key: clientKeys.alpha })
 
-const out = (r: CliResult): string => r.stdout.toString('utf8')
-const explain = (r: CliResult): { stdout: string, stderr: string } => ({ stdout: out(r).slice(0, 2000), stderr: r.stderr.slice(0, 2000) })
-
 /** The job's records as the gateway streams them: what `results` must write, byte for byte. */
 async function ndjsonOf (id: string): Promise<Buffer> {
   const res = await gw.request(`/jobs/${id}/results`, { headers: { accept: 'application/x-ndjson' } })
@@ -33,14 +30,8 @@ async function ndjsonOf (id: string): Promise<Buffer> {
 }
 
 /** Submits through the CLI and waits for the job to end; returns its id. */
-async function completedJob (resource = 'patients', params: string[] = []): Promise<string> {
-  const r = await cli.run(['submit', '--upstream', 'drchrono', '--resource', resource, ...params.flatMap(p => ['--param', p])])
-  if (r.code !== 0) throw new Error(`submit exited ${r.code}: ${r.stderr}`)
-  const id = out(r).trim()
-  const job = await waitForJob(gw, id)
-  if (job.status !== 'completed') throw new Error(`job ${id} ${job.status}`)
-  return id
-}
+const completedJob = async (resource = 'patients', params: string[] = []): Promise<string> =>
+  await submitted(cli, async id => await waitForJob(gw, id), resource, params)
 
 /** A proxy to the gateway that cuts the connection of every results request after the first `pages`. */
 async function cuttingProxy (target: TestGateway, pages: number): Promise<string> {

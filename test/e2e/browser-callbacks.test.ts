@@ -7,7 +7,7 @@
  */
 import t from 'tap'
 import { newCallbackSecret, startCallbackReceiver } from '../helpers/callback-receiver.js'
-import { openPage } from '../helpers/browser.js'
+import { authorizeInSwaggerUi, openPage } from '../helpers/browser.js'
 import { clientKeys, startGateway, waitForJob } from '../helpers/gateway.js'
 import { requireProgram } from '../helpers/programs.js'
 
@@ -30,14 +30,7 @@ t.test('Swagger UI submits a job with a callback; the signed event reaches the r
 
   const { page, offGateway, errors: consoleErrors } = await openPage(t, executablePath, gw.url, waitMs)
 
-  t.equal((await page.goto(`${gw.url}/docs`))?.status(), 200, '/docs is served')
-  await page.locator('.swagger-ui .info .title').filter({ hasText: 'bulk-gateway' }).waitFor()
-  await page.locator('.auth-wrapper .btn.authorize').click()
-  const dialog = page.locator('.dialog-ux .modal-ux')
-  await dialog.locator('.auth-container input').first().fill(clientKeys.alpha)
-  await dialog.locator('.auth-btn-wrapper .btn.authorize').click()
-  await dialog.locator('.auth-btn-wrapper .btn-done').click()
-  await dialog.waitFor({ state: 'detached' })
+  t.equal(await authorizeInSwaggerUi(page, gw.url, clientKeys.alpha), 200, '/docs is served')
 
   const operation = page.locator('.opblock.opblock-post').filter({ has: page.locator('.opblock-summary-path[data-path="/jobs"]') })
   await operation.locator('.opblock-summary').first().click()

@@ -8,7 +8,7 @@
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { openPage } from '../helpers/browser.js'
+import { authorizeInSwaggerUi, openPage } from '../helpers/browser.js'
 import { clientKeys, startGateway, waitForJob } from '../helpers/gateway.js'
 import { requireProgram } from '../helpers/programs.js'
 
@@ -22,17 +22,7 @@ t.test('Swagger UI authorizes, tries out POST /jobs with the worked example, and
 
   const { page, offGateway: offLoopback, failed, errors: consoleErrors } = await openPage(t, executablePath, gw.url, waitMs)
 
-  const opened = await page.goto(`${gw.url}/docs`)
-  t.equal(opened?.status(), 200, '/docs is served')
-  await page.locator('.swagger-ui .info .title').filter({ hasText: 'bulk-gateway' }).waitFor()
-
-  // Authorize: the document declares one http bearer scheme (clientKey); its dialog takes the raw key.
-  await page.locator('.auth-wrapper .btn.authorize').click()
-  const dialog = page.locator('.dialog-ux .modal-ux')
-  await dialog.locator('.auth-container input').first().fill(clientKeys.alpha)
-  await dialog.locator('.auth-btn-wrapper .btn.authorize').click()
-  await dialog.locator('.auth-btn-wrapper .btn-done').click()
-  await dialog.waitFor({ state: 'detached' })
+  t.equal(await authorizeInSwaggerUi(page, gw.url, clientKeys.alpha), 200, '/docs is served')
   const locked = page.locator('.auth-wrapper .btn.authorize.locked')
   t.ok(await locked.waitFor().then(() => true, () => false), 'the Authorize button shows the lock closed')
 

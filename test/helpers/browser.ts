@@ -41,3 +41,19 @@ export async function openPage (t: Test, executablePath: string, gatewayUrl: str
   page.on('pageerror', err => { watched.errors.push(`${err.name}: ${err.message}`) })
   return watched
 }
+
+/**
+ * Opens Swagger UI at `/docs` and authorizes with a client key (the document's one http bearer scheme: its dialog
+ * takes the raw key). Returns the status `/docs` was served with.
+ */
+export async function authorizeInSwaggerUi (page: Page, gatewayUrl: string, key: string): Promise<number | undefined> {
+  const opened = await page.goto(`${gatewayUrl}/docs`)
+  await page.locator('.swagger-ui .info .title').filter({ hasText: 'bulk-gateway' }).waitFor()
+  await page.locator('.auth-wrapper .btn.authorize').click()
+  const dialog = page.locator('.dialog-ux .modal-ux')
+  await dialog.locator('.auth-container input').first().fill(key)
+  await dialog.locator('.auth-btn-wrapper .btn.authorize').click()
+  await dialog.locator('.auth-btn-wrapper .btn-done').click()
+  await dialog.waitFor({ state: 'detached' })
+  return opened?.status()
+}

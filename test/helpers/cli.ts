@@ -68,3 +68,24 @@ export async function buildCli (t: TestLike, gateway: { url: string, key?: strin
   }
   return { dir, bin, env, start, run: (args, opts) => start(args, opts).done }
 }
+
+/** A run's stdout as text. */
+export const out = (r: CliResult): string => r.stdout.toString('utf8')
+
+/** A run's output, shortened, for an assertion's diagnostics. */
+export const explain = (r: CliResult): { stdout: string, stderr: string } => ({ stdout: out(r).slice(0, 2000), stderr: r.stderr.slice(0, 2000) })
+
+/**
+ * Submits a DrChrono job through the CLI (`--param` values as given) and waits for it to end with `until`, the
+ * gateway's own poll (test/helpers/gateway.ts waitForJob); returns its id once it has completed.
+ */
+export async function completedJob (
+  cli: Cli, until: (id: string) => Promise<{ status: string }>, resource = 'patients', params: string[] = []
+): Promise<string> {
+  const r = await cli.run(['submit', '--upstream', 'drchrono', '--resource', resource, ...params.flatMap(p => ['--param', p])])
+  if (r.code !== 0) throw new Error(`submit exited ${r.code}: ${r.stderr}`)
+  const id = out(r).trim()
+  const job = await until(id)
+  if (job.status !== 'completed') throw new Error(`job ${id} ${job.status}`)
+  return id
+}
