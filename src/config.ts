@@ -107,7 +107,7 @@ const allowedOrigins = z.string().optional().transform((value, ctx) => {
   return parsed.origins
 })
 
-/** CALLBACK_SECRETS: `name:whsec_…` pairs, a signing secret per API client (lib/callback-secrets.ts). */
+/** CALLBACK_SECRETS: `name:whsec_…` pairs, a signing secret per API client, two during a rotation (lib/callback-secrets.ts). */
 const callbackSecrets = z.string().optional().transform((value, ctx) => {
   const parsed = parseCallbackSecrets(value)
   if ('problem' in parsed) {

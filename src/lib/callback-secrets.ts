@@ -11,17 +11,24 @@ const MIN_BYTES = 24
 const MAX_BYTES = 64
 const FORMAT = /^whsec_([A-Za-z0-9+/]+={0,2})$/
 
-/** One client's signing secret. It never prints: not in logs, not in an inspected configuration. */
-export class CallbackSecret {
-  readonly #webhook: Webhook
+/** Secrets a client may have at once: the new one and the old one, while its receivers move from one to the other. */
+export const MAX_SECRETS_PER_CLIENT = 2
 
-  constructor (secret: string) {
-    this.#webhook = new Webhook(secret)
+/**
+ * One client's signing secret, or two during a rotation: each request then carries a signature by each, so a
+ * receiver verifying with either accepts it (Standard Webhooks: a space-separated list of signatures). It never
+ * prints: not in logs, not in an inspected configuration.
+ */
+export class CallbackSecret {
+  readonly #webhooks: Webhook[]
+
+  constructor (secrets: readonly string[]) {
+    this.#webhooks = secrets.map(secret => new Webhook(secret))
   }
 
-  /** The `webhook-signature` header (`v1,<base64>`) for a message id, its timestamp and its exact body. */
+  /** The `webhook-signature` header (`v1,<base64>`, one per secret) for a message id, its timestamp and its exact body. */
   sign (messageId: string, timestamp: Date, body: string): string {
-    return this.#webhook.sign(messageId, timestamp, body)
+    return this.#webhooks.map(webhook => webhook.sign(messageId, timestamp, body)).join(' ')
   }
 
   toJSON (): string {
@@ -35,10 +42,11 @@ export class CallbackSecret {
 
 /**
  * Parses CALLBACK_SECRETS (`name:whsec_…`, comma-separated; the name is the API client's name in
- * GATEWAY_API_KEYS) into a secret per client name, or says what is wrong without quoting a secret.
+ * GATEWAY_API_KEYS; a name listed twice has two secrets, both signing, for a rotation) into the secrets of each
+ * client name, or says what is wrong without quoting a secret.
  */
 export function parseCallbackSecrets (value: string | undefined): { secrets: Map<string, CallbackSecret> } | { problem: string } {
-  const secrets = new Map<string, CallbackSecret>()
+  const listed = new Map<string, string[]>()
   const pairs = (value ?? '').split(',').map(s => s.trim()).filter(Boolean)
   for (const [index, pair] of pairs.entries()) {
     const at = pair.indexOf(':')
@@ -51,10 +59,14 @@ export function parseCallbackSecrets (value: string | undefined): { secrets: Map
     if (bytes < MIN_BYTES || bytes > MAX_BYTES) {
       return { problem: `the secret of client "${name}" decodes to ${bytes} bytes; use ${MIN_BYTES} to ${MAX_BYTES} random bytes (e.g. whsec_$(openssl rand -base64 32))` }
     }
-    if (secrets.has(name)) return { problem: `client "${name}" has two secrets` }
-    secrets.set(name, new CallbackSecret(pair.slice(at + 1)))
+    const own = listed.get(name) ?? []
+    if (own.includes(pair.slice(at + 1))) return { problem: `client "${name}" lists the same secret twice` }
+    if (own.length === MAX_SECRETS_PER_CLIENT) {
+      return { problem: `client "${name}" has more than ${MAX_SECRETS_PER_CLIENT} secrets (during a rotation: the new one and the old one)` }
+    }
+    listed.set(name, [...own, pair.slice(at + 1)])
   }
-  return { secrets }
+  return { secrets: new Map([...listed].map(([name, own]) => [name, new CallbackSecret(own)])) }
 }
 
 /**

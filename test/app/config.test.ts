@@ -140,6 +140,7 @@ t.test('production without UPSTREAMS serves the configured upstreams, so a newly
 
 t.test('completion callbacks: secrets, origins and the retry schedule are checked at start-up', async t => {
   const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`
+  const other = `whsec_${Buffer.alloc(32, 8).toString('base64')}`
   const keys = { GATEWAY_API_KEYS: 'alpha:alpha-key-0123,beta:beta-key-0123' }
   const config = loadConfig({ ...keys, CALLBACK_SECRETS: `alpha:${secret}`, CALLBACK_ALLOWED_ORIGINS: 'https://hooks.example.com:8443,http://127.0.0.1:9000' })
   t.same(config.CALLBACK_ALLOWED_ORIGINS, ['https://hooks.example.com:8443', 'http://127.0.0.1:9000'])
@@ -149,6 +150,10 @@ t.test('completion callbacks: secrets, origins and the retry schedule are checke
   t.same(loadConfig({ CALLBACK_RETRY_SCHEDULE_SECONDS: '0.5, 1,2' }).CALLBACK_RETRY_SCHEDULE_SECONDS, [0.5, 1, 2])
   t.same(loadConfig({ CALLBACK_RETRY_SCHEDULE_SECONDS: '' }).CALLBACK_RETRY_SCHEDULE_SECONDS.length, 9, 'set but empty: the default')
   t.same([...loadConfig({ CALLBACK_SECRETS: `anonymous:${secret}` }).CALLBACK_SECRETS.keys()], ['anonymous'], 'without keys the one client is anonymous')
+  const rotating = loadConfig({ ...keys, CALLBACK_SECRETS: `alpha:${other}, beta:${secret} ,alpha:${secret}` }).CALLBACK_SECRETS
+  t.same([...rotating.keys()], ['alpha', 'beta'], 'a client listed twice has two secrets (a rotation)')
+  t.equal(rotating.get('alpha')!.sign('msg_1', new Date(0), '{}').split(' ').length, 2, 'and signs with both')
+  t.equal(rotating.get('beta')!.sign('msg_1', new Date(0), '{}').split(' ').length, 1)
 
   const printed = JSON.stringify(config) + (await import('node:util')).inspect(config, { depth: 5 })
   t.notOk(printed.includes(secret.slice(6)), 'a printed configuration shows no secret')
@@ -157,7 +162,8 @@ t.test('completion callbacks: secrets, origins and the retry schedule are checke
     [{ ...keys, CALLBACK_SECRETS: 'alpha' }, /CALLBACK_SECRETS: entry 1 is not name:whsec_<base64>/],
     [{ ...keys, CALLBACK_SECRETS: 'alpha:secret-without-prefix' }, /CALLBACK_SECRETS: entry 1 is not name:whsec_/],
     [{ ...keys, CALLBACK_SECRETS: `alpha:whsec_${Buffer.alloc(8).toString('base64')}` }, /CALLBACK_SECRETS: the secret of client "alpha" decodes to 8 bytes/],
-    [{ ...keys, CALLBACK_SECRETS: `alpha:${secret},alpha:${secret}` }, /CALLBACK_SECRETS: client "alpha" has two secrets/],
+    [{ ...keys, CALLBACK_SECRETS: `alpha:${secret},alpha:${secret}` }, /CALLBACK_SECRETS: client "alpha" lists the same secret twice/],
+    [{ ...keys, CALLBACK_SECRETS: `alpha:${secret},alpha:${other},alpha:whsec_${Buffer.alloc(32, 9).toString('base64')}` }, /CALLBACK_SECRETS: client "alpha" has more than 2 secrets \(during a rotation: the new one and the old one\)/],
     [{ ...keys, CALLBACK_SECRETS: `gamma:${secret}` }, /CALLBACK_SECRETS: unknown client gamma; the names are those of GATEWAY_API_KEYS \(alpha, beta\)/],
     [{ CALLBACK_ALLOWED_ORIGINS: 'hooks.example.com' }, /CALLBACK_ALLOWED_ORIGINS: "hooks.example.com" is not an origin/],
     [{ CALLBACK_ALLOWED_ORIGINS: 'https://hooks.example.com/path' }, /CALLBACK_ALLOWED_ORIGINS: .*no path/],

@@ -7,6 +7,7 @@
  * the secret reaches the logs.
  */
 import t from 'tap'
+import { Webhook } from 'standardwebhooks'
 import { startCallbackReceiver, newCallbackSecret, type CallbackReceiver } from '../helpers/callback-receiver.js'
 import { startDrchrono, drchronoEnv } from '../helpers/drchrono.js'
 import { startGateway, waitForJob, type TestGateway } from '../helpers/gateway.js'
@@ -70,6 +71,22 @@ t.test('500 three times, then 200: one successful delivery, 4 attempts, one webh
   t.notOk(logs.includes('query-secret-marker'), 'the URL\'s query is never logged')
   t.notOk(logs.includes(secret.slice(6, 30)), 'the secret is never logged')
   t.ok(logs.includes('callback delivered'))
+})
+
+t.test('a rotation: a client with two secrets signs with both, so a receiver on either verifies', async t => {
+  const next = newCallbackSecret()
+  // The receiver still verifies with the old secret; the operator has listed the new one first.
+  const receiver = await startCallbackReceiver(t, secret)
+  const gw = await gatewayFor(t, receiver, { CALLBACK_SECRETS: `alpha:${next},alpha:${secret}` })
+  const id = await failingJob(gw, receiver.url)
+  t.same(await callbackState(gw, id, cb => cb.status !== 'pending'), { status: 'delivered', attempts: 1, lastError: null })
+  const request = receiver.received[0]!
+  t.ok(request.verified, 'the receiver on the old secret verifies it')
+  t.match(request.headers['webhook-signature'], /^v1,\S+ v1,\S+$/, 'two signatures, space-separated')
+  t.doesNotThrow(() => new Webhook(next).verify(request.body, request.headers), 'a receiver on the new secret verifies it too')
+  t.throws(() => new Webhook(newCallbackSecret()).verify(request.body, request.headers), 'and one on another secret does not')
+  const logs = gw.logs.join('')
+  t.notOk(logs.includes(next.slice(6, 30)) || logs.includes(secret.slice(6, 30)), 'neither secret is logged')
 })
 
 t.test('a 410 stops the retries; the retries stop when the schedule is used up', async t => {
