@@ -63,6 +63,7 @@ export const enginePlugin = fp(async (app: FastifyInstance, opts: EngineOptions)
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_SECONDS * 1000,
     maxRecordBytes: app.upstreams.client.limits.maxRecordBytes,
     onJobEnded: jobEnded,
+    upstreams: app.upstreams.list.map(u => u.definition.name),
   }, log, observe)
   app.metrics.leasesFrom(() => worker.leasesHeld)
   const listener = new JobListener(opts.databaseUrl, n => {

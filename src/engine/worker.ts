@@ -29,6 +29,11 @@ export interface WorkerOptions {
   maxRecordBytes?: number
   /** Called after each job this worker ends (its completion callback may be due). */
   onJobEnded?: () => void
+  /**
+   * The upstreams this gateway exposes (UPSTREAMS): only their jobs are claimed, so a replica never takes, and
+   * fails, a job of an upstream another replica serves. Unset: any job.
+   */
+  upstreams?: readonly string[]
 }
 
 type WorkerState = 'created' | 'active' | 'stopping' | 'stopped'
@@ -80,7 +85,7 @@ export class Worker {
       const wakeUp = this.wakeUp = new AbortController()
       try {
         while (this.state === 'active' && this.running.size < this.options.concurrency) {
-          const job = await claimNextJob(this.pool, this.id, this.options.leaseSeconds)
+          const job = await claimNextJob(this.pool, this.id, this.options.leaseSeconds, this.options.upstreams ?? null)
           if (job === null) break
           if (this.state !== 'active') {
             // Claimed while the shutdown began: not among the jobs it aborts, so handed back here, as they are. If

@@ -36,10 +36,10 @@ t.test('client A queues 30 jobs, then client B one: the worker runs B\'s among t
 })
 
 /** The claim's SQL as sent, to ask PostgreSQL for its plan. */
-async function claimStatement (): Promise<{ text: string, values: unknown[] }> {
+async function claimStatement (upstreams: string[] | null = null): Promise<{ text: string, values: unknown[] }> {
   let sent: { text: string, values: unknown[] } | undefined
   const capture = { query: async (q: { text: string, values: unknown[] }) => { sent = q; return { rows: [] } } } as unknown as Queryable
-  await claimNextJob(capture, 'explain', 30)
+  await claimNextJob(capture, 'explain', 30, upstreams)
   if (sent === undefined) throw new Error('claimNextJob sent nothing')
   return sent
 }
@@ -61,12 +61,16 @@ t.test('with 200 000 jobs, 114 000 of them queued, the claim reads a few index e
       ('00000000-0000-4000-8000-000000000002', 'client-0', 'drchrono', 'patients', '{}', 'live', 'running', 'alive', now() + interval '1 hour', now())`)
   await sql(url, 'ANALYZE jobs')
 
-  const { text, values } = await claimStatement()
-  const [explained] = await sql<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(url, `EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, values)
-  const plan = nodes(explained!['QUERY PLAN'][0]!.Plan)
-  t.same(plan.filter(n => n['Node Type'] === 'Seq Scan').map(n => n['Relation Name']), [], 'no sequential scan')
-  const rowsRead = plan.filter(n => /Index/.test(n['Node Type'])).reduce((sum, n) => sum + (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1), 0)
-  t.ok(rowsRead < 2000, `index entries read: ${Math.round(rowsRead)} (of 114 000 queued jobs)`)
+  // The gateway's own claim names the upstreams it exposes; the plan must not care.
+  for (const upstreams of [['drchrono', 'cliniko'], null]) {
+    const { text, values } = await claimStatement(upstreams)
+    const [explained] = await sql<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(url, `EXPLAIN (${upstreams === null ? 'ANALYZE, ' : ''}FORMAT JSON) ${text}`, values)
+    const plan = nodes(explained!['QUERY PLAN'][0]!.Plan)
+    t.same(plan.filter(n => n['Node Type'] === 'Seq Scan').map(n => n['Relation Name']), [], `no sequential scan (upstreams ${String(upstreams)})`)
+    if (upstreams !== null) continue
+    const rowsRead = plan.filter(n => /Index/.test(n['Node Type'])).reduce((sum, n) => sum + (n['Actual Rows'] ?? 0) * (n['Actual Loops'] ?? 1), 0)
+    t.ok(rowsRead < 2000, `index entries read: ${Math.round(rowsRead)} (of 114 000 queued jobs)`)
+  }
   const pool = gw.app.db.pool
   // EXPLAIN ANALYZE ran the claim: it took the orphan, which comes first.
   const [orphan] = await sql<{ status: string, lease_owner: string }>(url, 'SELECT status, lease_owner FROM jobs WHERE id = \'00000000-0000-4000-8000-000000000001\'')
@@ -77,4 +81,25 @@ t.test('with 200 000 jobs, 114 000 of them queued, the claim reads a few index e
   const seen = new Set<string>()
   for (let i = 0; i < 39; i++) seen.add((await claimNextJob(pool, 'w', 30))?.clientId ?? 'none')
   t.ok(seen.size >= 30, `39 more claims reach ${seen.size} clients, not one client's FIFO`)
+})
+
+t.test('a replica claims only jobs of the upstreams it exposes; another replica takes the rest', async t => {
+  const sim = await startDrchrono(t, { inProgressPolls: 0, generationMs: 0, recordCount: { patients: 3 } })
+  // Replica B exposes drchrono, its worker not yet started; replica A, on the same database, exposes only cliniko.
+  const b = await startGateway(t, { startWorkers: false, env: { ...drchronoEnv(sim), UPSTREAMS: 'drchrono' } })
+  const a = await startGateway(t, { databaseUrl: b.databaseUrl, env: { UPSTREAMS: 'cliniko', WORKER_POLL_SECONDS: '1' } })
+  const id = await submit(b, clientKeys.alpha, 0)
+  // A died holding a drchrono job: its lease ran out. A may not take that either.
+  await sql(b.databaseUrl, `INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, lease_owner, lease_expires_at)
+    VALUES ('00000000-0000-4000-8000-0000000000aa', 'alpha', 'drchrono', 'patients', '{"doctor":5}', 'orphan', 'running', 'gone', now() - interval '1 minute')`)
+  await new Promise(resolve => setTimeout(resolve, 2500))
+  const [queued] = await sql<{ status: string, attempts: number }>(b.databaseUrl, 'SELECT status, attempts FROM jobs WHERE id = $1', [id])
+  t.same(queued, { status: 'queued', attempts: 0 }, 'A left the drchrono job alone (before, it claimed it and failed it with upstream_not_configured)')
+  t.equal(await claimNextJob(a.app.db.pool, 'a-again', 30, ['cliniko']), null, 'nothing for cliniko, the orphan included')
+  t.equal((await claimNextJob(a.app.db.pool, 'any', 30, ['ocl'])), null)
+  b.app.worker.start()
+  t.teardown(() => b.app.worker.stop())
+  t.equal((await waitForJob(b, id, { timeoutMs: 60_000 })).status, 'completed', 'B ran it')
+  const [orphan] = await sql<{ status: string }>(b.databaseUrl, 'SELECT status FROM jobs WHERE id = \'00000000-0000-4000-8000-0000000000aa\'')
+  t.not(orphan?.status, 'running', 'and B took the orphan too')
 })

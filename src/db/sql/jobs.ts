@@ -38,17 +38,24 @@ export const jobColumns = sql`${jobFieldColumns}, status, payload, checkpoint`
  * running count and first few runnable jobs are probes of that index, its last start one of
  * jobs_started_by_client. The final pick re-checks, under its row lock, that the job is still runnable, and skips
  * jobs another worker is claiming this instant.
+ *
+ * `upstreams`: only jobs of these upstreams (the ones this gateway exposes, UPSTREAMS), so replicas that expose
+ * different upstreams on one database each take their own; null takes any.
  */
-export async function claimNextJob (db: Queryable, workerId: string, leaseSeconds: number): Promise<Job | null> {
+export async function claimNextJob (db: Queryable, workerId: string, leaseSeconds: number, upstreams: readonly string[] | null = null): Promise<Job | null> {
+  const list = upstreams === null ? null : [...upstreams]
   const { rows } = await query<Job>(db, sql`
     UPDATE jobs SET status = 'running', lease_owner = ${workerId},
       lease_expires_at = now() + make_interval(secs => ${leaseSeconds}),
       attempts = attempts + 1, started_at = coalesce(started_at, now())
     WHERE id = (
-      WITH RECURSIVE queued_clients (client_id) AS (
-        (SELECT client_id FROM jobs WHERE status = 'queued' ORDER BY client_id LIMIT 1)
+      WITH RECURSIVE served (upstreams) AS (SELECT ${list}::text[]),
+      queued_clients (client_id) AS (
+        (SELECT client_id FROM jobs, served WHERE status = 'queued' AND (served.upstreams IS NULL OR upstream = ANY (served.upstreams))
+          ORDER BY client_id LIMIT 1)
         UNION ALL
-        SELECT (SELECT j.client_id FROM jobs j WHERE j.status = 'queued' AND j.client_id > q.client_id ORDER BY j.client_id LIMIT 1)
+        SELECT (SELECT j.client_id FROM jobs j, served WHERE j.status = 'queued' AND j.client_id > q.client_id
+            AND (served.upstreams IS NULL OR j.upstream = ANY (served.upstreams)) ORDER BY j.client_id LIMIT 1)
         FROM queued_clients q WHERE q.client_id IS NOT NULL
       ), candidates AS (
         SELECT head.id, 0 AS orphan, running.n AS running, last.started_at AS last_started, head.run_after, head.created_at
@@ -59,16 +66,18 @@ export async function claimNextJob (db: Queryable, workerId: string, leaseSecond
           SELECT s.started_at FROM jobs s WHERE s.client_id = q.client_id AND s.started_at IS NOT NULL
           ORDER BY s.started_at DESC LIMIT 1) last ON true
         CROSS JOIN LATERAL (
-          SELECT id, run_after, created_at FROM jobs j
+          SELECT id, run_after, created_at FROM jobs j, served
           WHERE j.client_id = q.client_id AND j.status = 'queued' AND j.run_after <= now()
+            AND (served.upstreams IS NULL OR j.upstream = ANY (served.upstreams))
           ORDER BY j.run_after, j.created_at LIMIT 4) head
         WHERE q.client_id IS NOT NULL
         UNION ALL
-        (SELECT id, -1, 0, NULL::timestamptz, run_after, created_at FROM jobs
-          WHERE status = 'running' AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT 4)
+        (SELECT id, -1, 0, NULL::timestamptz, run_after, created_at FROM jobs, served
+          WHERE status = 'running' AND lease_expires_at < now() AND (served.upstreams IS NULL OR upstream = ANY (served.upstreams))
+          ORDER BY lease_expires_at LIMIT 4)
       )
       SELECT j.id FROM candidates c JOIN jobs j ON j.id = c.id
-      WHERE (j.status = 'queued' AND j.run_after <= now()) OR (j.status = 'running' AND j.lease_expires_at < now())
+      WHERE ((j.status = 'queued' AND j.run_after <= now()) OR (j.status = 'running' AND j.lease_expires_at < now()))
       ORDER BY c.orphan, c.running, c.last_started NULLS FIRST, c.run_after, c.created_at
       LIMIT 1
       FOR UPDATE OF j SKIP LOCKED)
