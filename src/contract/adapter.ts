@@ -22,6 +22,22 @@ import type { BudgetWait } from '../lib/budget-windows.js'
 /** One record as the upstream wrote it: JSON text, or its UTF-8 bytes (a view of the page it came in). */
 export type RecordText = string | Uint8Array
 
+/**
+ * A page's records as spans of one buffer, with no object per record: record i is `bytes[starts[i], ends[i])`, the
+ * upstream's UTF-8 bytes. A page of a thousand records as views would be a thousand heap objects, which live (and
+ * are promoted into V8's old generation) for as long as the page waits to be saved; spans are three.
+ */
+export interface RecordSpans {
+  readonly bytes: Uint8Array
+  readonly starts: Int32Array
+  readonly ends: Int32Array
+  /** How many records (the arrays may be longer). */
+  readonly length: number
+}
+
+/** What a page of records is handed over as: each record on its own, or spans of one buffer (records.ts reads both). */
+export type PageRecords = readonly RecordText[] | RecordSpans
+
 /** Progress an adapter reports; the engine counts stored records itself. */
 export interface ProgressUpdate {
   pagesDone?: number
@@ -64,7 +80,7 @@ export interface JobContext<Params = Record<string, unknown>, Checkpoint = unkno
    * A page saved twice keeps its first copy, so a resumed job never stores a record twice. Throws (and aborts the
    * signal) when the job's lease was lost.
    */
-  savePage (page: number, records: readonly RecordText[], checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
+  savePage (page: number, records: PageRecords, checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
   /** Saves checkpoint and progress without records, e.g. an upstream task id right after submitting. */
   saveCheckpoint (checkpoint: Checkpoint, progress?: ProgressUpdate): Promise<void>
   /** Facts worth showing on the job (OCL lastUpdated, a Metriport requestId): merged into `upstreamInfo`. */

@@ -3,6 +3,8 @@
  * every record an adapter hands it (UPSTREAM_MAX_RECORD_BYTES); the upstream client checks answers and files.
  */
 import { UpstreamError } from '../domain/errors.js'
+import type { PageRecords } from './adapter.js'
+import { isSpans, recordBytes } from './records.js'
 
 /**
  * The job's error for an answer past a size limit. Never retried: the same request would be as large again.
@@ -13,7 +15,14 @@ export function tooLarge (what: string, limit: number, setting: string, status: 
 }
 
 /** `UPSTREAM_MAX_RECORD_BYTES`: fails with upstream_response_too_large on the first record past the limit. */
-export function checkRecordSizes (records: readonly (string | Uint8Array)[], limit: number): void {
+export function checkRecordSizes (records: PageRecords, limit: number): void {
+  if (isSpans(records)) {
+    for (let i = 0; i < records.length; i++) {
+      const bytes = recordBytes(records, i)
+      if (bytes > limit) throw tooLarge(`A record of ${bytes} bytes`, limit, 'UPSTREAM_MAX_RECORD_BYTES')
+    }
+    return
+  }
   for (const record of records) {
     // A UTF-16 code unit is at most 3 bytes of UTF-8: most records are cleared without measuring them.
     const bytes = typeof record === 'string' ? (record.length * 3 <= limit ? 0 : Buffer.byteLength(record)) : record.byteLength

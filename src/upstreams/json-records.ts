@@ -9,6 +9,7 @@
  * expressions. Working on bytes, a page of records is never decoded into JS strings at all.
  */
 import { isUtf8 } from 'node:buffer'
+import type { RecordSpans } from '../contract/adapter.js'
 import { UpstreamError } from '../domain/errors.js'
 import {
   BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, isDigit, isEscape, isHex, isWhitespace, MINUS, NUMBER_BAD, NUMBER_DONE,
@@ -129,12 +130,55 @@ function expectEnd (s: Bytes, i: number): void {
 }
 
 /** `i` at '['; pushes each element's bytes to `out` and returns the index after ']'. */
-function collectElements (s: Buffer, i: number, out: Buffer[]): number {
+/**
+ * Where a scan notes its elements' spans, grown as needed and reused by the next scan (scans are synchronous): a
+ * page's spans are then one exact-size allocation, made once the page is scanned.
+ */
+let scratch = new Int32Array(2 * 1024)
+
+/** The elements of an array as spans of the body (contract/adapter.ts, RecordSpans), as they are found. */
+class SpanList {
+  length = 0
+
+  constructor (readonly bytes: Buffer) {}
+
+  push (start: number, end: number): void {
+    const at = 2 * this.length
+    if (at === scratch.length) {
+      const grown = new Int32Array(scratch.length * 2)
+      grown.set(scratch)
+      scratch = grown
+    }
+    scratch[at] = start
+    scratch[at + 1] = end
+    this.length++
+  }
+
+  /** The spans found, in one allocation (starts, then ends). */
+  spans (): RecordSpans {
+    const n = this.length
+    const both = new Int32Array(2 * n)
+    for (let i = 0; i < n; i++) {
+      both[i] = scratch[2 * i] as number
+      both[n + i] = scratch[2 * i + 1] as number
+    }
+    return { bytes: this.bytes, starts: both.subarray(0, n), ends: both.subarray(n), length: n }
+  }
+
+  /** Each element as a view of the body (for callers that take a few, or want them one by one). */
+  views (): Buffer[] {
+    const out: Buffer[] = []
+    for (let i = 0; i < this.length; i++) out.push(this.bytes.subarray(scratch[2 * i], scratch[2 * i + 1]))
+    return out
+  }
+}
+
+function collectElements (s: Buffer, i: number, out: SpanList): number {
   i = skipWhitespace(s, i + 1)
   if (s[i] === CLOSE_BRACKET) return i + 1
   for (;;) {
     const end = skipValue(s, i)
-    out.push(s.subarray(i, end))
+    out.push(i, end)
     i = skipWhitespace(s, end)
     const c = s[i]
     if (c === CLOSE_BRACKET) return i + 1
@@ -152,7 +196,12 @@ function utf8Bytes (body: Buffer | string): Buffer {
   return isUtf8(body) ? body : Buffer.from(body.toString('utf8'), 'utf8')
 }
 
-const texts = (slices: readonly Buffer[]): string[] => slices.map(b => b.toString('utf8'))
+const texts = (spans: RecordSpans): string[] => {
+  const out: string[] = []
+  const bytes = Buffer.from(spans.bytes.buffer, spans.bytes.byteOffset, spans.bytes.byteLength)
+  for (let i = 0; i < spans.length; i++) out.push(bytes.toString('utf8', spans.starts[i], spans.ends[i]))
+  return out
+}
 
 /** The raw JSON bytes of each element of a body that is a top-level array (e.g. OCL lists). */
 export function splitArrayBytes (body: Buffer | string): Buffer[] {
@@ -162,27 +211,30 @@ export function splitArrayBytes (body: Buffer | string): Buffer[] {
     skipValue(s, i) // a malformed body is reported as such, not as "not an array"
     throw new UpstreamError('invalid_upstream_response', 'Upstream body is not a JSON array')
   }
-  const out: Buffer[] = []
+  const out = new SpanList(s)
   expectEnd(s, collectElements(s, i, out))
-  return out
+  return out.views()
 }
 
 /** {@link splitArrayBytes}, as text. */
 export function splitArray (text: string): string[] {
-  return texts(splitArrayBytes(text))
+  return splitArrayBytes(text).map(b => b.toString('utf8'))
 }
 
 /** A top-level JSON object read by {@link scanObject}. */
 export interface ScannedObject {
   /** Each member's value as raw JSON text, by unescaped key (a repeated key keeps the last value, as JSON.parse does). */
   members: Map<string, string>
-  /** The elements (their UTF-8 bytes) of the array under the scanned key, when its (last) value is an array; that member is then absent from `members`. */
-  elements: Buffer[] | undefined
+  /**
+   * The elements (spans of the body's UTF-8 bytes) of the array under the scanned key, when its (last) value is an
+   * array; that member is then absent from `members`.
+   */
+  elements: RecordSpans | undefined
 }
 
 /**
  * Reads a body that must be a JSON object in one validating pass: the elements of the array under `arrayKey` are
- * cut out as the upstream wrote them (views of the body's bytes), and every other member is kept as raw text for
+ * cut out as the upstream wrote them (spans of the body's bytes, no object per element), and every other member is kept as raw text for
  * the caller to parse (they are small: a status, a pagination object). A page of records is then never decoded or
  * built into objects at all.
  */
@@ -194,7 +246,7 @@ export function scanObject (body: Buffer | string, arrayKey: string): ScannedObj
     throw new UpstreamError('invalid_upstream_response', 'Upstream body is not a JSON object')
   }
   const members = new Map<string, string>()
-  let elements: Buffer[] | undefined
+  let elements: RecordSpans | undefined
   i = skipWhitespace(s, i + 1)
   if (s[i] === CLOSE_BRACE) {
     i++
@@ -208,9 +260,10 @@ export function scanObject (body: Buffer | string, arrayKey: string): ScannedObj
         ? JSON.parse(s.toString('utf8', keyStart, scanString(s, keyStart))) as string
         : s.toString('utf8', keyStart + 1, keyEnd)
       if (key === arrayKey && s[valueAt] === OPEN_BRACKET) {
-        elements = []
+        const found = new SpanList(s)
         members.delete(key)
-        i = collectElements(s, valueAt, elements)
+        i = collectElements(s, valueAt, found)
+        elements = found.spans()
       } else {
         if (key === arrayKey) elements = undefined
         i = skipValue(s, valueAt)
@@ -245,7 +298,7 @@ export function memberValue (body: ScannedObject, key: string): unknown {
 }
 
 /** The elements of the array `scanObject` was asked for; throws when the body has no such array. */
-export function arrayElements (body: ScannedObject, key: string): Buffer[] {
+export function arrayElements (body: ScannedObject, key: string): RecordSpans {
   if (body.members.has(key)) throw new UpstreamError('invalid_upstream_response', `Upstream body's "${key}" is not an array`)
   if (body.elements === undefined) throw new UpstreamError('invalid_upstream_response', `Upstream body has no "${key}" array`)
   return body.elements

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto'
 import { UpstreamError } from '../domain/errors.js'
-import type { RecordText } from '../contract/adapter.js'
+import type { PageRecords } from '../contract/adapter.js'
+import { recordAt } from '../contract/records.js'
 
 export class PaginationGuard {
   readonly #followed = new Set<string>()
@@ -22,10 +23,10 @@ export class PaginationGuard {
   }
 
   /** Call with each page's records (their JSON text or its bytes), in order. An empty page is never a repeat. */
-  page (records: readonly RecordText[]): void {
+  page (records: PageRecords): void {
     if (records.length === 0) return
     const digest = createHash('sha256')
-    for (const record of records) digest.update(record).update('\n')
+    for (let i = 0; i < records.length; i++) digest.update(recordAt(records, i)).update('\n')
     const hash = digest.digest('hex')
     if (hash === this.#previousPage) {
       throw new UpstreamError('upstream_pagination_loop', `${this.upstream} sent the same page of records twice in a row; stopped to avoid a loop`)

@@ -41,6 +41,26 @@ t.test('pageParts: records side by side, a line feed after each, where each ends
   t.equal(PART_MAX_BYTES, 1024 * 1024)
 })
 
+t.test('pageParts: records given as spans of one buffer make the same parts as the records one by one', async t => {
+  const records = ['aaaa', '{"a":"é"}', 'cccc', 'dddddddddddd', '{"x":\n1}', 'e']
+  // Laid out as an upstream's array: separators, whitespace and other bytes between the spans.
+  let text = '{"results":[ '
+  const starts: number[] = []
+  const ends: number[] = []
+  for (const r of records) {
+    starts.push(Buffer.byteLength(text))
+    text += r
+    ends.push(Buffer.byteLength(text))
+    text += ' ,\n'
+  }
+  const spans = { bytes: Buffer.from(text + ']}'), starts: Int32Array.from([...starts, 0, 0]), ends: Int32Array.from([...ends, 0, 0]), length: records.length }
+  const shape = (parts: ReturnType<typeof pageParts>) => parts.map(p => [p.first, p.count, p.plain, p.body.toString(), endsOf(p.ends)])
+  for (const bound of [10, 16, PART_MAX_BYTES]) {
+    t.same(shape(pageParts(spans, bound)), shape(pageParts(records, bound)), `bound ${bound}: the same parts, bytes and ends`)
+  }
+  t.same(pageParts({ bytes: Buffer.alloc(0), starts: new Int32Array(4), ends: new Int32Array(4), length: 0 }), [], 'no records, no parts (the arrays may be longer)')
+})
+
 t.test('pages stored as rows of result_pages', async t => {
   const pool = new pg.Pool({ connectionString: await testDatabase(t) })
   t.teardown(() => pool.end())

@@ -10,7 +10,7 @@
  * - once the signal is aborted, `savePage` and `saveCheckpoint` throw its reason.
  */
 import { pino } from 'pino'
-import type { JobContext, Parked, ProgressUpdate, RecordText } from '../../src/contract/adapter.js'
+import type { JobContext, PageRecords, Parked, ProgressUpdate } from '../../src/contract/adapter.js'
 import type { BudgetWait } from '../../src/lib/budget-windows.js'
 import { recordTexts } from './records.js'
 
@@ -76,7 +76,7 @@ export function fakeJob<Checkpoint = unknown> (resource: string, params: Record<
     signal: controller.signal,
     lastAttempt: options.lastAttempt ?? false,
     log: pino({ level: 'silent' }),
-    async savePage (page: number, records: readonly RecordText[], checkpoint: unknown, update?: ProgressUpdate) {
+    async savePage (page: number, records: PageRecords, checkpoint: unknown, update?: ProgressUpdate) {
       calls.push('savePage')
       controller.signal.throwIfAborted()
       if (options.refusePages !== undefined) throw new Error(options.refusePages)

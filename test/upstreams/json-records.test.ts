@@ -1,6 +1,12 @@
 import t, { type Test } from 'tap'
 import { UpstreamError } from '../../src/domain/errors.js'
+import type { RecordSpans } from '../../src/contract/adapter.js'
+import { recordAt } from '../../src/contract/records.js'
 import { checkObject, extractArray, scanObject, splitArray } from '../../src/upstreams/json-records.js'
+
+/** The records of spans, as text. */
+const spanTexts = (spans: RecordSpans | undefined): string[] | undefined =>
+  spans === undefined ? undefined : Array.from({ length: spans.length }, (_, i) => Buffer.from(recordAt(spans, i)).toString('utf8'))
 
 const invalid = { name: 'UpstreamError', code: 'invalid_upstream_response' }
 
@@ -47,19 +53,24 @@ t.test('keys are matched after unescaping; a repeated key keeps the last value l
 
 t.test('scanObject: the array cut out, every other member kept as raw text, the last of a repeated key wins', async t => {
   const body = '{ "status" : "Complete", "pagination":{"count":2,"pages":1}, "uuid":"u\\"1", "results":[ {"id":1} , {"id":2}] }'
-  const { members, elements } = scanObject(Buffer.from(body), 'results')
-  t.same(elements?.map(String), ['{"id":1}', '{"id":2}'], 'views of the body\'s bytes')
+  const bytes = Buffer.from(body)
+  const { members, elements } = scanObject(bytes, 'results')
+  t.same(spanTexts(elements), ['{"id":1}', '{"id":2}'], 'spans of the body\'s bytes')
+  t.equal(elements?.bytes, bytes, 'of the body itself: nothing is copied')
+  t.equal(elements?.length, 2)
   t.same([...members.keys()], ['status', 'pagination', 'uuid'], 'the array is not among the members')
   t.equal(members.get('pagination'), '{"count":2,"pages":1}')
   t.equal(JSON.parse(members.get('uuid') as string), 'u"1')
   t.same(scanObject('{"results":[1],"results":null}', 'results'), { members: new Map([['results', 'null']]), elements: undefined })
-  t.same(scanObject('{"results":null,"results":[1]}', 'results'), { members: new Map(), elements: [Buffer.from('1')] })
+  const last = scanObject('{"results":null,"results":[1]}', 'results')
+  t.same(last.members, new Map())
+  t.same(spanTexts(last.elements), ['1'])
   t.same(scanObject('{"status":"In progress"}', 'results'), { members: new Map([['status', '"In progress"']]), elements: undefined })
   t.throws(() => scanObject('{"status":"Complete","results":[1,}', 'results'), invalid, 'the whole body is validated')
   t.throws(() => scanObject('[1]', 'results'), invalid)
   const bad = Buffer.concat([Buffer.from('{"results":[{"name":"Zo'), Buffer.from([0xeb, 0x22]), Buffer.from('}]}')])
-  t.same(scanObject(bad, 'results').elements?.map(String), ['{"name":"Zo\ufffd"}'], 'bytes that are not UTF-8 become U+FFFD, as decoding did')
-  t.same(scanObject(Buffer.from('\ufeff{"results":["é"]}'), 'results').elements?.map(String), ['"é"'], 'a UTF-8 BOM is skipped')
+  t.same(spanTexts(scanObject(bad, 'results').elements), ['{"name":"Zo\ufffd"}'], 'bytes that are not UTF-8 become U+FFFD, as decoding did')
+  t.same(spanTexts(scanObject(Buffer.from('\ufeff{"results":["é"]}'), 'results').elements), ['"é"'], 'a UTF-8 BOM is skipped')
 })
 
 t.test('missing key or not an array', async t => {

@@ -3,7 +3,8 @@
  * per page (or per part of a large one); deleted in batches by the sweeper. Reading them is result-stream.ts.
  */
 import type pg from 'pg'
-import type { RecordText } from '../../contract/adapter.js'
+import type { PageRecords } from '../../contract/adapter.js'
+import { recordBytes, writeRecord } from '../../contract/records.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
 import { LeaseLostError } from '../../domain/errors.js'
 import { BufferPool } from '../../lib/buffer-pool.js'
@@ -26,7 +27,7 @@ export async function savePage (pool: pg.Pool, input: {
   jobId: string
   workerId: string
   page: number | null
-  records: readonly RecordText[]
+  records: PageRecords
   checkpoint: unknown
   progress: PageProgress
 }): Promise<number> {
@@ -72,21 +73,19 @@ export interface PagePart { first: number, count: number, plain: boolean, ends: 
  */
 const partBodies = new BufferPool(8, 2 * 1024 * 1024)
 
-const byteLength = (record: RecordText): number => typeof record === 'string' ? Buffer.byteLength(record) : record.length
-
 /**
  * A page's records as result_pages rows: each record's bytes as given, a line feed after each, split into parts of at
  * most {@link PART_MAX_BYTES} (a record larger than that alone). Record i of a part ends at `ends[i]` (exclusive; the
  * next starts one after, past the line feed). `plain`: no record of the part holds a CR or LF, so the body is NDJSON
  * as it is. The bodies may be views of reused buffers: hand the parts to {@link releaseParts} once PostgreSQL has them.
  */
-export function pageParts (records: readonly RecordText[], maxPartBytes = PART_MAX_BYTES): PagePart[] {
+export function pageParts (records: PageRecords, maxPartBytes = PART_MAX_BYTES): PagePart[] {
   const parts: PagePart[] = []
   for (let from = 0; from < records.length;) {
-    let size = byteLength(records[from] as RecordText) + 1
+    let size = recordBytes(records, from) + 1
     let to = from + 1
     for (; to < records.length; to++) {
-      const next = byteLength(records[to] as RecordText) + 1
+      const next = recordBytes(records, to) + 1
       if (size + next > maxPartBytes) break
       size += next
     }
@@ -100,10 +99,8 @@ export function pageParts (records: readonly RecordText[], maxPartBytes = PART_M
     let at = 0
     let plain = true
     for (let i = from; i < to; i++) {
-      const record = records[i] as RecordText
       const start = at
-      if (typeof record === 'string') at += body.write(record, at)
-      else { body.set(record, at); at += record.length }
+      at += writeRecord(records, i, body, at)
       body[at] = LF
       // The first line feed from the record's start is its terminator unless the record holds one.
       if (plain && body.indexOf(LF, start) !== at) plain = false
@@ -130,7 +127,7 @@ export function releaseParts (parts: readonly PagePart[]): void {
  * record present": a replayed page (a restart, a duplicate webhook) adds nothing and keeps the first copy. One row per
  * part; each goes in as binary parameters (the body's bytes as text, checked as UTF-8 by PostgreSQL, never escaped).
  */
-export async function insertRecords (db: pg.PoolClient, jobId: string, page: number, records: readonly RecordText[]): Promise<number> {
+export async function insertRecords (db: pg.PoolClient, jobId: string, page: number, records: PageRecords): Promise<number> {
   if (records.length === 0) return 0
   const stored = await query<{ stored: boolean }>(db, sql`
     SELECT EXISTS (SELECT 1 FROM result_pages WHERE job_id = ${jobId} AND page = ${page}) AS stored`)

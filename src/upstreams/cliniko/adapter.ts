@@ -12,7 +12,7 @@ import { statusError } from '../status-codes.js'
 import { PaginationGuard } from '../pagination.js'
 import { budgetTaker, type UpstreamServices } from '../types.js'
 import { UpstreamError } from '../../domain/errors.js'
-import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
+import type { JobContext, RecordSpans, UpstreamAdapter } from '../../contract/adapter.js'
 import { CLINIKO_LISTS, DEFAULT_PER_PAGE, clinikoParams, type ClinikoParams } from './params.js'
 import type { ClinikoSettings } from './env.js'
 import { isObject } from '../../lib/values.js'
@@ -30,7 +30,7 @@ export interface ClinikoCheckpoint {
   total: number | null
 }
 
-interface Envelope { records: Buffer[], total: number | null, next: string | null }
+interface Envelope { records: RecordSpans, total: number | null, next: string | null }
 
 function readCheckpoint (raw: unknown): ClinikoCheckpoint | null {
   if (!isObject(raw) || !Number.isSafeInteger(raw.page) || (raw.page as number) < 1) return null

@@ -8,6 +8,7 @@ import type { UpstreamClient } from '../http.js'
 import { budgetTaker, type UpstreamServices } from '../types.js'
 import { UpstreamError } from '../../domain/errors.js'
 import type { JobContext, UpstreamAdapter } from '../../contract/adapter.js'
+import { pageBytes } from '../../contract/records.js'
 import { DrchronoAuth, type DrchronoCredentials } from './auth.js'
 import { fetchListPage, type PageOutcome, type PollOptions } from './bulk-list.js'
 import { GenerationPace } from './pace.js'
@@ -110,7 +111,7 @@ export function drchronoAdapter (settings: DrchronoSettings, client: UpstreamCli
         }
         // The next page goes out while this one is saved: generation and saving overlap, as far as the pages
         // waiting to be saved leave room in the job's bytes in flight (and no more wait than pages are fetched).
-        const held = p.records.reduce((n, r) => n + r.length, 0)
+        const held = pageBytes(p.records)
         read.add(page)
         bytes.release(pageReserve - held)
         ledger.save(p).then(() => { bytes.release(held); pump() }, fail)

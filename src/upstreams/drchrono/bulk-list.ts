@@ -9,6 +9,7 @@
  * generates meanwhile) but not polled until the size is known; a refusal is then dropped for a page past the end,
  * and held for the adapter to ask again when it came before the size was known.
  */
+import type { RecordSpans } from '../../contract/adapter.js'
 import type { Logger } from 'pino'
 import { sleep } from '../../lib/time.js'
 import type { UpstreamResponse } from '../http.js'
@@ -40,8 +41,8 @@ export interface ListPage {
   /** Pages in the list; at least 1 (an empty list still has an empty page 1). */
   pages: number
   count: number
-  /** Views of the response's body. */
-  records: Buffer[]
+  /** Spans of the response's body. */
+  records: RecordSpans
   /** Gives the body back once the records are saved (UpstreamResponse.release). */
   release: () => void
 }
