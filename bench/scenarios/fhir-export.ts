@@ -19,8 +19,8 @@
  * runs a small warm-up export first on its peer (and, for the gateway, in its process), so neither meets a cold
  * peer.
  *
- * The peer is one Node thread at 120–150 µs of CPU per record, and how much of a core it gets moves with whatever
- * else the (shared, virtual) machine runs: single runs of each side gave ratios from 1.09× to 1.32× for the same
+ * The peer spends 120–160 µs of CPU per record (its main thread, and SQLite and gzip on libuv's pool), and how much
+ * of the cores it gets moves with whatever else the (shared, virtual) machine runs: single runs of each side gave ratios from 1.09× to 1.32× for the same
  * code. So the sides run in rounds, in the order plain, gateway, gateway, plain (ABBA: a drift in the machine's
  * speed over the line weighs on both sides alike), and the ratio is of their summed download times. Every round's
  * figures are in the line's data.

@@ -60,7 +60,9 @@ export function parseCallbackSecrets (value: string | undefined): { secrets: Map
       return { problem: `the secret of client "${name}" decodes to ${bytes} bytes; use ${MIN_BYTES} to ${MAX_BYTES} random bytes (e.g. whsec_$(openssl rand -base64 32))` }
     }
     const own = listed.get(name) ?? []
-    if (own.includes(pair.slice(at + 1))) return { problem: `client "${name}" lists the same secret twice` }
+    // Compared as keys: two spellings of one base64 value (padding, unused bits) are the same secret.
+    const key = (secret: string): string => Buffer.from(FORMAT.exec(secret)?.[1] ?? '', 'base64').toString('hex')
+    if (own.some(secret => key(secret) === key(pair.slice(at + 1)))) return { problem: `client "${name}" lists the same secret twice` }
     if (own.length === MAX_SECRETS_PER_CLIENT) {
       return { problem: `client "${name}" has more than ${MAX_SECRETS_PER_CLIENT} secrets (during a rotation: the new one and the old one)` }
     }

@@ -134,13 +134,24 @@ function expectEnd (s: Bytes, i: number): void {
  * Where a scan notes its elements' spans, grown as needed and reused by the next scan (scans are synchronous): a
  * page's spans are then one exact-size allocation, made once the page is scanned.
  */
-let scratch = new Int32Array(2 * 1024)
+const SCRATCH_ENTRIES = 2 * 1024
+/** Past this many entries (4 MB), a grown scratch is dropped after its scan rather than kept for the process's life. */
+const SCRATCH_KEPT = 1024 * 1024
+let scratch = new Int32Array(SCRATCH_ENTRIES)
 
 /** The elements of an array as spans of the body (contract/adapter.ts, RecordSpans), as they are found. */
 class SpanList {
   length = 0
 
-  constructor (readonly bytes: Buffer) {}
+  constructor (readonly bytes: Buffer) {
+    // Offsets are int32: a body of 2 GiB or more is past any response limit the gateway can hold anyway.
+    if (bytes.length > 0x7fffffff) throw new UpstreamError('upstream_response_too_large', 'Upstream body is 2 GiB or more')
+  }
+
+  /** Gives up a scratch that one huge array grew: called once the spans are copied out. */
+  #done (): void {
+    if (scratch.length > SCRATCH_KEPT) scratch = new Int32Array(SCRATCH_ENTRIES)
+  }
 
   push (start: number, end: number): void {
     const at = 2 * this.length
@@ -162,6 +173,7 @@ class SpanList {
       both[i] = scratch[2 * i] as number
       both[n + i] = scratch[2 * i + 1] as number
     }
+    this.#done()
     return { bytes: this.bytes, starts: both.subarray(0, n), ends: both.subarray(n), length: n }
   }
 
@@ -169,6 +181,7 @@ class SpanList {
   views (): Buffer[] {
     const out: Buffer[] = []
     for (let i = 0; i < this.length; i++) out.push(this.bytes.subarray(scratch[2 * i], scratch[2 * i + 1]))
+    this.#done()
     return out
   }
 }

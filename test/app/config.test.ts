@@ -163,6 +163,7 @@ t.test('completion callbacks: secrets, origins and the retry schedule are checke
     [{ ...keys, CALLBACK_SECRETS: 'alpha:secret-without-prefix' }, /CALLBACK_SECRETS: entry 1 is not name:whsec_/],
     [{ ...keys, CALLBACK_SECRETS: `alpha:whsec_${Buffer.alloc(8).toString('base64')}` }, /CALLBACK_SECRETS: the secret of client "alpha" decodes to 8 bytes/],
     [{ ...keys, CALLBACK_SECRETS: `alpha:${secret},alpha:${secret}` }, /CALLBACK_SECRETS: client "alpha" lists the same secret twice/],
+    [{ ...keys, CALLBACK_SECRETS: `alpha:${secret},alpha:${secret.replace(/=+$/, '')}` }, /CALLBACK_SECRETS: client "alpha" lists the same secret twice/],
     [{ ...keys, CALLBACK_SECRETS: `alpha:${secret},alpha:${other},alpha:whsec_${Buffer.alloc(32, 9).toString('base64')}` }, /CALLBACK_SECRETS: client "alpha" has more than 2 secrets \(during a rotation: the new one and the old one\)/],
     [{ ...keys, CALLBACK_SECRETS: `gamma:${secret}` }, /CALLBACK_SECRETS: unknown client gamma; the names are those of GATEWAY_API_KEYS \(alpha, beta\)/],
     [{ CALLBACK_ALLOWED_ORIGINS: 'hooks.example.com' }, /CALLBACK_ALLOWED_ORIGINS: "hooks.example.com" is not an origin/],

@@ -73,6 +73,17 @@ t.test('scanObject: the array cut out, every other member kept as raw text, the 
   t.same(spanTexts(scanObject(Buffer.from('\ufeff{"results":["é"]}'), 'results').elements), ['"é"'], 'a UTF-8 BOM is skipped')
 })
 
+t.test('a huge array grows the scan\'s scratch, which is then given up; scans before and after are intact', async t => {
+  const small = scanObject(Buffer.from('{"results":[{"a":1},{"b":2}]}'), 'results')
+  const n = 600_000 // more entries than the scratch keeps (2 per element)
+  const huge = scanObject(Buffer.from(`{"results":[${'0,'.repeat(n - 1)}7]}`), 'results')
+  t.equal(huge.elements?.length, n)
+  t.same(spanTexts(huge.elements)?.slice(-2), ['0', '7'])
+  t.same(spanTexts(small.elements), ['{"a":1}', '{"b":2}'], 'spans already handed out are their own copy')
+  t.same(spanTexts(scanObject(Buffer.from('{"results":[3,4]}'), 'results').elements), ['3', '4'])
+  t.same(splitArray(`[${'1,'.repeat(n - 1)}2]`).slice(-1), ['2'], 'views too')
+})
+
 t.test('missing key or not an array', async t => {
   t.throws(() => extractArray('{"result":[1]}', 'results'), invalid)
   t.throws(() => extractArray('{"nested":{"results":[1]}}', 'results'), invalid)

@@ -40,7 +40,10 @@ export const jobColumns = sql`${jobFieldColumns}, status, payload, checkpoint`
  * jobs another worker is claiming this instant.
  *
  * `upstreams`: only jobs of these upstreams (the ones this gateway exposes, UPSTREAMS), so replicas that expose
- * different upstreams on one database each take their own; null takes any.
+ * different upstreams on one database each take their own; null takes any. A parked job past its deadline is taken
+ * whatever its upstream: failing it with upstream_timeout needs no adapter, and no worker of its upstream may be left.
+ * Each probe then skips the queued jobs of other upstreams (the index has no upstream): a few per client, as
+ * MAX_ACTIVE_JOBS_PER_CLIENT bounds them.
  */
 export async function claimNextJob (db: Queryable, workerId: string, leaseSeconds: number, upstreams: readonly string[] | null = null): Promise<Job | null> {
   const list = upstreams === null ? null : [...upstreams]
@@ -73,7 +76,8 @@ export async function claimNextJob (db: Queryable, workerId: string, leaseSecond
         WHERE q.client_id IS NOT NULL
         UNION ALL
         (SELECT id, -1, 0, NULL::timestamptz, run_after, created_at FROM jobs, served
-          WHERE status = 'running' AND lease_expires_at < now() AND (served.upstreams IS NULL OR upstream = ANY (served.upstreams))
+          WHERE status = 'running' AND lease_expires_at < now()
+            AND (served.upstreams IS NULL OR upstream = ANY (served.upstreams) OR waiting_for IS NOT NULL)
           ORDER BY lease_expires_at LIMIT 4)
       )
       SELECT j.id FROM candidates c JOIN jobs j ON j.id = c.id
