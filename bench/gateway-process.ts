@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { appendFileSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
@@ -103,7 +103,12 @@ export async function startGateway (databaseUrl: string, env: Record<string, str
   })
   const exited = once(child, 'exit')
   let output = ''
-  const keep = (d: Buffer): void => { output = (output + d.toString()).slice(-4000) }
+  // BENCH_GATEWAY_OUT=<file>: all the gateway writes goes there too (e.g. with BENCH_GATEWAY_NODE_FLAGS=--trace-gc).
+  const copyTo = process.env.BENCH_GATEWAY_OUT
+  const keep = (d: Buffer): void => {
+    output = (output + d.toString()).slice(-4000)
+    if (copyTo !== undefined && copyTo !== '') appendFileSync(copyTo, d)
+  }
   child.stdout.on('data', keep)
   child.stderr.on('data', keep)
   const url = `http://127.0.0.1:${port}`
