@@ -17,8 +17,11 @@ export function uuidLiteral (id: string): string {
 /** How a COPY went: rows, bytes (COPY TO only), seconds, and PostgreSQL CPU seconds when they can be read. */
 export interface CopyResult { rows: number, bytes: number, seconds: number, postgresCpu: number | null }
 
-/** Options of a COPY: where COPY TO's chunks go, and a reader of PostgreSQL's CPU seconds (see cpu.ts). */
-export interface CopyOptions { sink?: (chunk: Buffer) => void, postgresCpu?: (() => number) | null }
+/**
+ * Options of a COPY: where COPY TO's chunks go, a reader of PostgreSQL's CPU seconds (see cpu.ts), and `binary` for
+ * COPY TO in binary format (bytea as its bytes, not as hex; rows are then not counted).
+ */
+export interface CopyOptions { sink?: (chunk: Buffer) => void, postgresCpu?: (() => number) | null, binary?: boolean }
 
 /** CPU is read on the COPY's own connection, so its backend's time is counted before it exits. */
 async function timed (url: string, opts: CopyOptions, fn: (client: pg.Client) => Promise<{ rows: number, bytes: number }>): Promise<CopyResult> {
@@ -37,11 +40,11 @@ export async function copyOut (url: string, query: string, opts: CopyOptions = {
   return timed(url, opts, async client => {
     let bytes = 0
     let rows = 0
-    const stream = client.query(copyTo(`COPY (${query}) TO STDOUT`))
+    const stream = client.query(copyTo(`COPY (${query}) TO STDOUT${opts.binary === true ? ' (FORMAT binary)' : ''}`))
     await pipeline(stream, new Writable({
       write (chunk: Buffer, _enc, done) {
         bytes += chunk.length
-        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++
+        if (opts.binary !== true) for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++
         opts.sink?.(chunk)
         done()
       },

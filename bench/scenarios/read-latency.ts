@@ -1,7 +1,8 @@
 /**
  * Target 3b: `GET /jobs/{id}/results?limit=1000` at 16 concurrent readers, each request at a random depth of the
  * job, against the same page reads done in this process by the gateway's own reader (`readResultBatch`: the same
- * COPY of result_pages, parsed and cut the same way) on a pool of 16 node-postgres connections, without HTTP.
+ * COPY of result_pages, parsed, inflated and cut the same way) on a pool of 16 node-postgres connections, without
+ * HTTP.
  */
 import { cpus } from 'node:os'
 import pg from 'pg'

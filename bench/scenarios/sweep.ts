@@ -26,13 +26,14 @@ const quiet = pino({ level: 'silent' })
 
 /**
  * INSERT … SELECT of one stored page of `$2` copies of the record `$1` (as the gateway stores a page: each record
- * followed by a line feed, `ends` where each ends) for every job `where` selects.
+ * followed by a line feed, `ends` where each ends; the text stored as it is, codec 0) for every job `where`
+ * selects.
  */
 const insertPages = (where: string): string => `
-    INSERT INTO result_pages (job_id, page, first, count, plain, ends, body)
-    SELECT j.id, 1, 0, $2::int, true, p.ends, p.body
+    INSERT INTO result_pages (job_id, page, first, count, plain, ends, codec, bytes, body)
+    SELECT j.id, 1, 0, $2::int, true, p.ends, 0, octet_length(p.body), p.body
     FROM jobs j, (SELECT array_agg((g * (octet_length($1::text) + 1) + octet_length($1::text))::int ORDER BY g) AS ends,
-        repeat($1::text || E'\\n', $2::int) AS body
+        convert_to(repeat($1::text || E'\\n', $2::int), 'UTF8') AS body
       FROM generate_series(0, $2::int - 1) g) p
     WHERE ${where}`
 

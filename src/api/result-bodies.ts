@@ -11,10 +11,10 @@ const COMMA = 0x2c
 
 /**
  * Moves the batch's records to the front of its own buffer, `head` before them and `separator` between them, and
- * returns where the last one ended. Records lie in the COPY data with a line feed after each, behind the COPY
- * header (19 bytes) and each row's fields before its body (more than 40 bytes), so each record lands no later than
- * where it was read from. Compacting in place allocates nothing: every megabyte of Buffers a batch allocates brings
- * the next scavenge nearer.
+ * returns where the last one ended. Records lie side by side with a line feed after each, behind the COPY header
+ * and each row's fields (or RECORD_HEADROOM bytes when unpacked), so with `head` no longer than what lies before
+ * the first record, each record lands no later than where it was read from. Compacting in place allocates nothing:
+ * every megabyte of Buffers a batch allocates brings the next scavenge nearer.
  */
 function compact (batch: RecordBatch, head: Buffer, separator: number): number {
   const { data, starts, ends } = batch
@@ -68,9 +68,17 @@ export function jsonPage (batch: RecordBatch, count: number, nextCursor: string 
   const tail = Buffer.from(`],"nextCursor":${JSON.stringify(nextCursor)},"total":${total}${complete === undefined ? '' : `,"complete":${complete}`}}`)
   let size = head.length + tail.length + Math.max(0, count - 1)
   for (let i = 0; i < count; i++) size += (page.ends[i] as number) - (page.starts[i] as number)
-  if (size > batch.data.length) {
-    // A page of one or two short records: the envelope is longer than the COPY framing it replaces.
-    page.data = Buffer.concat([batch.data, Buffer.alloc(size - batch.data.length)])
+  // Records are compacted towards the front, so the head needs room before the first (RECORD_HEADROOM).
+  const shift = Math.max(0, head.length - (page.starts[0] ?? head.length))
+  if (size > batch.data.length || shift > 0) {
+    // A page of one or two short records (the envelope is longer than the framing it replaces), or a batch without
+    // room before its first record: built in a copy.
+    page.data = Buffer.alloc(Math.max(size, batch.data.length + shift))
+    batch.data.copy(page.data, shift)
+    if (shift > 0) {
+      page.starts = page.starts.map(s => s + shift)
+      page.ends = page.ends.map(e => e + shift)
+    }
   }
   const at = compact(page, head, COMMA)
   return page.data.subarray(0, at + tail.copy(page.data, at))

@@ -9,6 +9,7 @@ export interface ResultPosition { page: number, position: number }
  * one response. `more`: records follow the batch's last one.
  */
 export interface RecordBatch {
+  /** The records' bytes, with at least {@link RECORD_HEADROOM} bytes before the first (a response is built in place). */
   data: Buffer
   starts: number[]
   ends: number[]
@@ -26,6 +27,12 @@ export interface RecordBatch {
    */
   release?: () => void
 }
+
+/**
+ * Bytes a batch's data holds before its first record: the COPY header of a batch read as it was stored (19 bytes and
+ * the row's fields), room left on purpose in one that was decompressed. A JSON page's head fits in it.
+ */
+export const RECORD_HEADROOM = 16
 
 /** Records of a batch that lie side by side in its data, each followed by a line feed (see {@link RecordBatch.runs}). */
 export interface RecordRun { first: number, count: number, plain: boolean }

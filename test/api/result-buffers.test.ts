@@ -11,12 +11,18 @@ import t from 'tap'
 import pg from 'pg'
 import { BatchReleases } from '../../src/api/result-streams.js'
 import { clientKeys, startGateway, type TestGateway } from '../helpers/gateway.js'
-import { storePages } from '../helpers/stored-results.js'
+import { randomText, storePages } from '../helpers/stored-results.js'
+import { CODEC_DEFLATE, CODEC_PLAIN } from '../../src/db/sql/body-codec.js'
 
-/** 30,000 records of 300–900 bytes (18 MB), each different; every 97th holds a raw CR LF between its tokens. */
-function records (): string[] {
+/**
+ * 30,000 records of 300–900 bytes (18 MB), each different; every 97th holds a raw CR LF between its tokens. Hex pads
+ * deflate to about half, so their pages are stored compressed and read through inflated buffers; pads of random text
+ * do not shrink enough, so theirs are stored as they are and read straight from the COPY data.
+ */
+function records (stored: 'deflated' | 'plain'): string[] {
   return Array.from({ length: 30_000 }, (_, i) => {
-    const pad = randomBytes(150 + (i * 7919) % 300).toString('hex')
+    const length = 300 + 2 * ((i * 7919) % 300)
+    const pad = stored === 'deflated' ? randomBytes(length / 2).toString('hex') : randomText(length)
     return i % 97 === 0 ? `{"i":${i},\r\n"pad":"${pad}"}` : `{"i":${i},"pad":"${pad}"}`
   })
 }
@@ -65,37 +71,41 @@ function dechunk (raw: Buffer): Buffer {
   return Buffer.concat(out)
 }
 
-t.test('readers at different speeds each get exactly the stored bytes', async t => {
-  // Small batches (still pooled): the slices waiting in the gateway span whole batches, not the end of one.
-  const gw = await startGateway(t, { startWorkers: false, env: { RESULT_BATCH_MAX_BYTES: '300000' } })
-  const admin = new pg.Client({ connectionString: gw.databaseUrl })
-  await admin.connect()
-  t.teardown(() => admin.end())
-  const insert = async (rs: string[]): Promise<string> => {
-    const id = randomUUID()
-    await admin.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
-      VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'completed', $3, now(), now() + interval '1 hour')`, [id, randomUUID(), rs.length])
-    await storePages(admin, id, rs, 1000)
-    return id
-  }
-  const rs = records()
-  const id = await insert(rs)
-  // Another job for the fast readers: a buffer they overwrote under the held reader would show other records.
-  const others = records()
-  const other = await insert(others)
-  const expected = ndjsonOf(rs)
-  t.ok(expected.length > 16 * 1024 * 1024, 'more than loopback\'s socket buffers hold')
-  const fast = async (job: string): Promise<Buffer> => Buffer.from(await (await gw.request(`/jobs/${job}/results`, { headers: { accept: 'application/x-ndjson' } })).arrayBuffer())
-  // The held reader's last slices wait in the gateway while the fast readers' batches go round the pool: a buffer
-  // given back before its bytes were sent would be overwritten by another batch.
-  const held = await heldRead(gw, id, 2000)
-  await held.started
-  const quick = [await fast(other), await fast(other)]
-  t.ok((await held.body).equals(expected), 'the held reader: byte for byte')
-  quick.forEach((body, i) => t.ok(body.equals(ndjsonOf(others)), `fast reader ${i + 1}: byte for byte`))
-  const again = await fast(id)
-  t.ok(again.equals(expected), 'and once more, from buffers that went round')
-})
+for (const stored of ['deflated', 'plain'] as const) {
+  t.test(`readers at different speeds each get exactly the stored bytes (${stored})`, async t => {
+    // Small batches (still pooled): the slices waiting in the gateway span whole batches, not the end of one.
+    const gw = await startGateway(t, { startWorkers: false, env: { RESULT_BATCH_MAX_BYTES: '300000' } })
+    const admin = new pg.Client({ connectionString: gw.databaseUrl })
+    await admin.connect()
+    t.teardown(() => admin.end())
+    const insert = async (rs: string[]): Promise<string> => {
+      const id = randomUUID()
+      await admin.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
+        VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'completed', $3, now(), now() + interval '1 hour')`, [id, randomUUID(), rs.length])
+      await storePages(admin, id, rs, 1000)
+      return id
+    }
+    const rs = records(stored)
+    const id = await insert(rs)
+    // Another job for the fast readers: a buffer they overwrote under the held reader would show other records.
+    const others = records(stored)
+    const other = await insert(others)
+    const codecs = (await admin.query('SELECT DISTINCT codec FROM result_pages WHERE job_id IN ($1, $2)', [id, other])).rows
+    t.same(codecs, [{ codec: stored === 'deflated' ? CODEC_DEFLATE : CODEC_PLAIN }], `every page stored ${stored}`)
+    const expected = ndjsonOf(rs)
+    t.ok(expected.length > 16 * 1024 * 1024, 'more than loopback\'s socket buffers hold')
+    const fast = async (job: string): Promise<Buffer> => Buffer.from(await (await gw.request(`/jobs/${job}/results`, { headers: { accept: 'application/x-ndjson' } })).arrayBuffer())
+    // The held reader's last slices wait in the gateway while the fast readers' batches go round the pool: a buffer
+    // given back before its bytes were sent would be overwritten by another batch.
+    const held = await heldRead(gw, id, 2000)
+    await held.started
+    const quick = [await fast(other), await fast(other)]
+    t.ok((await held.body).equals(expected), 'the held reader: byte for byte')
+    quick.forEach((body, i) => t.ok(body.equals(ndjsonOf(others)), `fast reader ${i + 1}: byte for byte`))
+    const again = await fast(id)
+    t.ok(again.equals(expected), 'and once more, from buffers that went round')
+  })
+}
 
 t.test('BatchReleases gives a batch back only when its slices left the body and nothing waits to be written', async t => {
   const listeners: Array<() => void> = []

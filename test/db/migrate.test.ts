@@ -113,9 +113,12 @@ t.test('the Prisma client works through adapter-pg on the migrated schema', asyn
   const read = { clientId: 'alpha', upstream: 'ocl', resource: 'concepts', params: { q: 'x' }, requestHash: 'h1' }
   const job = await prisma.job.create({ data: read })
   t.equal(job.status, 'queued')
-  await prisma.resultPage.create({ data: { jobId: job.id, page: 0, first: 0, count: 2, plain: true, ends: [7, 15], body: '{"n":0}\n{"n":1}\n' } })
+  const text = '{"n":0}\n{"n":1}\n'
+  await prisma.resultPage.create({
+    data: { jobId: job.id, page: 0, first: 0, count: 2, plain: true, ends: [7, 15], codec: 0, bytes: text.length, body: Buffer.from(text) }
+  })
   const found = await prisma.job.findUniqueOrThrow({ where: { id: job.id }, include: { results: { orderBy: { first: 'asc' } } } })
-  t.same(found.results.map((r) => [r.count, r.ends, r.body]), [[2, [7, 15], '{"n":0}\n{"n":1}\n']])
+  t.same(found.results.map((r) => [r.count, r.ends, r.codec, r.bytes, Buffer.from(r.body).toString()]), [[2, [7, 15], 0, text.length, text]])
 
   const duplicate = await prisma.job.create({ data: read }).catch((err: unknown) => err)
   t.ok(duplicate instanceof Prisma.PrismaClientKnownRequestError && duplicate.code === 'P2002', 'a second in-flight read job is refused')

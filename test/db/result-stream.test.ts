@@ -5,33 +5,40 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
-import { batchStatement, parseResultCopy, readablePages, readResultBatch, streamResultBatches } from '../../src/db/sql/result-stream.js'
+import { deflateRawSync } from 'node:zlib'
+import { batchStatement, parseResultCopy, readablePages, readResultBatch, streamResultBatches, unpackBatch } from '../../src/db/sql/result-stream.js'
+import { CODEC_DEFLATE, CODEC_PLAIN } from '../../src/db/sql/body-codec.js'
 import { pageParts } from '../../src/db/sql/results.js'
 import { jsonPage, ndjsonChunks } from '../../src/api/result-bodies.js'
-import type { BatchSize, RecordBatch } from '../../src/domain/results.js'
+import { RECORD_HEADROOM, type BatchSize, type RecordBatch } from '../../src/domain/results.js'
 import { CopyFormatError } from '../../src/domain/errors.js'
 import { testDatabase } from '../helpers/database.js'
-import { storePage, storePages } from '../helpers/stored-results.js'
+import { randomText, storePage, storePages } from '../helpers/stored-results.js'
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1')
 
 const int16 = (n: number): Buffer => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b }
 const int32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b }
 
-/** A row as the batch statement sends it: page, first, skip, and the part's records (null: the row past the batch). */
-type Row = [page: number, first: number, skip: number, records: string[] | null]
+/**
+ * A row as the batch statement sends it: page, first, skip, and the part's records (null: the row past the batch),
+ * their text stored as it is or, with `deflate`, compressed as the gateway stores it.
+ */
+type Row = [page: number, first: number, skip: number, records: string[] | null, codec?: 'deflate']
 
 /** Binary COPY data of result_pages rows, as PostgreSQL writes them (the parts as the gateway stores them). */
 function copyData (rows: Row[], opts: { extension?: Buffer, flags?: number } = {}): Buffer {
   const extension = opts.extension ?? Buffer.alloc(0)
   const out: Buffer[] = [SIGNATURE, int32(opts.flags ?? 0), int32(extension.length), extension]
-  for (const [page, first, skip, records] of rows) {
-    out.push(int16(6), int32(4), int32(page), int32(4), int32(first), int32(4), int32(skip))
-    if (records === null) out.push(int32(-1), int32(-1), int32(-1))
+  for (const [page, first, skip, records, codec] of rows) {
+    out.push(int16(8), int32(4), int32(page), int32(4), int32(first), int32(4), int32(skip))
+    if (records === null) out.push(int32(-1), int32(-1), int32(-1), int32(-1), int32(-1))
     else {
       const [part] = pageParts(records, 2 ** 30)
       if (part === undefined) throw new Error('a row holds at least one record')
-      out.push(int32(1), Buffer.from([part.plain ? 1 : 0]), int32(part.ends.length), Buffer.from(part.ends), int32(part.body.length), Buffer.from(part.body))
+      const body = codec === 'deflate' ? deflateRawSync(part.body, { level: 1 }) : Buffer.from(part.body)
+      out.push(int32(1), Buffer.from([part.plain ? 1 : 0]), int32(2), int16(codec === 'deflate' ? CODEC_DEFLATE : CODEC_PLAIN), int32(4), int32(part.body.length),
+        int32(part.ends.length), Buffer.from(part.ends), int32(body.length), body)
     }
   }
   out.push(int16(-1))
@@ -115,30 +122,142 @@ t.test('parseResultCopy', async t => {
     const firstTuple = SIGNATURE.length + 8
     const twoFields = copyData([[1, 0, 0, ['x']]])
     twoFields.writeInt16BE(2, firstTuple)
-    t.throws(() => parse(twoFields), /2 fields/)
+    t.throws(() => parse(twoFields), /2 fields, expected 8/)
     const int8Page = copyData([[1, 0, 0, ['x']]])
     int8Page.writeInt32BE(8, firstTuple + 2)
     t.throws(() => parse(int8Page), /int4/)
-    // page, first, skip (3 × 8), plain (4 + 1), then ends: its length, then dimensions.
-    const endsAt = firstTuple + 2 + 24 + 5
+    // page, first, skip (3 × 8), plain (4 + 1), codec (4 + 2), bytes (4 + 4), then ends: its length, then dimensions.
+    const codecAt = firstTuple + 2 + 24 + 5
+    const bytesAt = codecAt + 6
+    const endsAt = bytesAt + 8
+    const badCodec = copyData([[1, 0, 0, ['x']]])
+    badCodec.writeInt16BE(2, codecAt + 4)
+    t.throws(() => parse(badCodec), /unknown body codec 2/)
+    const int4Codec = copyData([[1, 0, 0, ['x']]])
+    int4Codec.writeInt32BE(4, codecAt)
+    t.throws(() => parse(int4Codec), /codec must be an int2/)
+    const int2Bytes = copyData([[1, 0, 0, ['x']]])
+    int2Bytes.writeInt32BE(2, bytesAt)
+    t.throws(() => parse(int2Bytes), /bytes must be an int4/)
+    const wrongBytes = copyData([[1, 0, 0, ['x', 'y']]])
+    wrongBytes.writeInt32BE(5, bytesAt + 4)
+    t.throws(() => parse(wrongBytes), /length is not its text's/, 'a text length that is not the body\'s')
+    const lastEndShort = copyData([[1, 0, 0, ['x', 'y']]])
+    lastEndShort.writeInt32BE(2, endsAt + 4 + 32)
+    t.throws(() => parse(lastEndShort), /length is not its text's/, 'bytes after the last record\'s line feed')
     const twoDims = copyData([[1, 0, 0, ['x']]])
     twoDims.writeInt32BE(2, endsAt + 4)
     t.throws(() => parse(twoDims), /one-dimensional/)
-    const endPastBody = copyData([[1, 0, 0, ['x']]])
+    const endPastBody = copyData([[1, 0, 0, ['x', 'y']]])
     endPastBody.writeInt32BE(5, endsAt + 4 + 24)
     t.throws(() => parse(endPastBody), /line feed/, 'a record that ends outside its body')
-    const notAtLf = copyData([[1, 0, 0, ['xy']]])
+    const notAtLf = copyData([[1, 0, 0, ['xy', 'z']]])
     notAtLf.writeInt32BE(1, endsAt + 4 + 24)
     t.throws(() => parse(notAtLf), /line feed/, 'a record that ends where no line feed is')
-    const falling = copyData([[1, 0, 0, ['a', 'bb']]])
+    const falling = copyData([[1, 0, 0, ['a', 'bb', 'c']]])
     falling.writeInt32BE(1, endsAt + 4 + 32) // the second record's end (4) becomes 1: the first's, at its line feed
     t.throws(() => parse(falling), /do not rise/, 'ends that do not rise')
-    const shortEnds = Buffer.concat([SIGNATURE, int32(0), int32(0), int16(6), int32(4), int32(1), int32(4), int32(0), int32(4), int32(0),
-      int32(1), Buffer.from([1]), int32(8), int32(1), int32(0), int32(1), Buffer.from('x\n'), int16(-1)])
+    const shortEnds = Buffer.concat([SIGNATURE, int32(0), int32(0), int16(8), int32(4), int32(1), int32(4), int32(0), int32(4), int32(0),
+      int32(1), Buffer.from([1]), int32(2), int16(0), int32(4), int32(2), int32(8), int32(1), int32(0), int32(1), Buffer.from('x\n'), int16(-1)])
     t.throws(() => parse(shortEnds), CopyFormatError, 'an ends field too short for its header')
     const hugeExtension = copyData([])
     hugeExtension.writeInt32BE(1000, SIGNATURE.length + 4)
     t.throws(() => parse(hugeExtension), /ends early/)
+  })
+})
+
+t.test('compressed bodies: cut from their ends, then unpacked into one buffer', async t => {
+  const unpacked = async (data: Buffer, s: BatchSize = size(1_000_000)): Promise<{ batch: RecordBatch, done: number }> => {
+    let done = 0
+    const parsed = parseResultCopy(data, s)
+    t.equal(parsed.packed, true, 'a compressed row gave records')
+    const batch = await unpackBatch(parsed, () => { done++ })
+    return { batch, done }
+  }
+
+  t.test('one compressed row: its records, after room for a response\'s head', async t => {
+    const { batch, done } = await unpacked(copyData([[7, 0, 0, tricky, 'deflate']]))
+    t.same(recordsOf(batch), tricky)
+    t.same(batch.positions, tricky.map((_, i) => i))
+    t.same(batch.runs, [{ first: 0, count: tricky.length, plain: false }])
+    t.equal(batch.starts[0], RECORD_HEADROOM)
+    t.equal(done, 1, 'the COPY data is let go once')
+    t.equal(batch.release, undefined, 'a small batch: nothing to give back')
+    const page = jsonPage(batch, 3, 'c', 9).toString()
+    t.equal(page, `{"data":[${tricky.slice(0, 3).join(',')}],"nextCursor":"c","total":9}`, 'a JSON page built in it')
+  })
+
+  t.test('compressed and plain rows, a skip and a cut inside compressed ones, in stored order', async t => {
+    const rows: Row[] = [[1, 0, 1, ['a', 'b\nb', 'c'], 'deflate'], [2, 0, 0, ['d', 'e']], [3, 0, 0, tricky, 'deflate'], [4, 0, 0, ['f']], [5, 0, 0, ['g', 'h', 'i'], 'deflate']]
+    const all = ['b\nb', 'c', 'd', 'e', ...tricky, 'f', 'g', 'h', 'i']
+    const { batch, done } = await unpacked(copyData(rows))
+    t.same(recordsOf(batch), all)
+    t.same(batch.pages, [1, 1, 2, 2, ...tricky.map(() => 3), 4, 5, 5, 5])
+    t.same(batch.positions, [1, 2, 0, 1, ...tricky.map((_, i) => i), 0, 0, 1, 2])
+    t.equal(done, 1)
+    t.same(Buffer.concat(ndjsonChunks(batch)).toString(), all.map(r => r.replace(/[\r\n]/g, ' ')).join('\n') + '\n', 'NDJSON as from plain rows')
+    for (const limit of [1, 2, 3, 4, 5, 9, 11, 12, 13, 14, 15]) {
+      const cut = await unpacked(copyData(rows), size(limit))
+      t.same(recordsOf(cut.batch), all.slice(0, limit), `limit ${limit}`)
+      t.equal(cut.batch.more, limit < all.length)
+    }
+    const capped = await unpacked(copyData(rows), { limit: 100, maxBytes: 3 })
+    t.same(recordsOf(capped.batch), ['b\nb'], 'a byte cap counts the text\'s bytes, not the compressed ones')
+  })
+
+  t.test('every mix of codecs reads the same records', async t => {
+    const pages = [tricky.slice(0, 2), ['x'.repeat(5000), 'y'], tricky.slice(2), ['{"z":1}']]
+    const plain = recordsOf(parse(copyData(pages.map((records, i) => [i + 1, 0, 0, records]))))
+    for (let mask = 1; mask < 16; mask++) {
+      const rows: Row[] = pages.map((records, i) => (mask & (1 << i)) !== 0 ? [i + 1, 0, 0, records, 'deflate'] : [i + 1, 0, 0, records])
+      t.same(recordsOf((await unpacked(copyData(rows))).batch), plain, `mask ${mask}`)
+    }
+  })
+
+  t.test('a large batch is joined in a buffer of the batch pool', async t => {
+    const big = Array.from({ length: 300 }, (_, i) => JSON.stringify({ i, pad: 'p'.repeat(1000) }))
+    const { batch } = await unpacked(copyData([[1, 0, 0, big, 'deflate'], [2, 0, 0, big]]))
+    t.same(recordsOf(batch), [...big, ...big])
+    // Not given back: the pool is the module's, and a later test reads which buffer it hands out.
+    t.type(batch.release, 'function', 'to give back once sent')
+    const out = jsonPage(batch, batch.starts.length, 'W'.repeat(60), 2_147_483_647)
+    t.equal(out.buffer, batch.data.buffer, 'a JSON page of all its records is built in it')
+    t.equal(out.toString(), `{"data":[${[...big, ...big].join(',')}],"nextCursor":"${'W'.repeat(60)}","total":2147483647}`)
+  })
+
+  t.test('a body that is not what its row says is refused', async t => {
+    const good = copyData([[1, 0, 0, ['{"a":1}', '{"b":2}'], 'deflate']])
+    const bodyAt = good.length - 2 - deflateRawSync('{"a":1}\n{"b":2}\n', { level: 1 }).length
+    const garbled = Buffer.from(good)
+    garbled.fill(0xff, bodyAt, good.length - 2)
+    await t.rejects(unpacked(garbled), CopyFormatError, 'not deflate')
+    const cutShort = Buffer.from(good)
+    cutShort.writeInt32BE(good.length - 2 - bodyAt - 3, bodyAt - 4) // the body field's length: its last bytes left out
+    await t.rejects(unpacked(Buffer.concat([cutShort.subarray(0, good.length - 5), cutShort.subarray(good.length - 2)])), CopyFormatError, 'cut short')
+    const longer = copyData([[1, 0, 0, ['{"a":1}', '{"b":2}'], 'deflate']])
+    // A body that inflates to more than its row says: bytes 4, ends of 1 and 3 describe a text of 4 bytes, not 16.
+    const bytesAt = SIGNATURE.length + 8 + 2 + 24 + 5 + 6
+    const endsAt = bytesAt + 8
+    longer.writeInt32BE(4, bytesAt + 4)
+    longer.writeInt32BE(1, endsAt + 4 + 24)
+    longer.writeInt32BE(3, endsAt + 4 + 32)
+    await t.rejects(unpacked(longer), /does not inflate to its text/, 'more text than the row says')
+    const bomb = copyData([[1, 0, 0, ['x'.repeat(100_000)], 'deflate']])
+    // A text of 2 GB from a body of 100 bytes or so: refused before anything is allocated for it.
+    bomb.writeInt32BE(2_000_000_000, bytesAt + 4)
+    bomb.writeInt32BE(1_999_999_999, endsAt + 4 + 24)
+    t.throws(() => parse(bomb), /length is not its text's/, 'more than deflate can have shrunk')
+    // A cursor past the first record, whose end was moved off its line feed: the skipped-to record starts there.
+    const skipped = copyData([[1, 0, 1, ['ab', 'cd'], 'deflate']])
+    skipped.writeInt32BE(1, endsAt + 4 + 24)
+    await t.rejects(unpacked(skipped), /line feed/, 'a skipped-to record not after a line feed')
+    // The first record's end moved off its line feed: only the text shows it.
+    const offLf = Buffer.from(good)
+    offLf.writeInt32BE(3, endsAt + 4 + 24)
+    await t.rejects(unpacked(offLf), /line feed/)
+    const pastText = Buffer.from(good)
+    pastText.writeInt32BE(20, endsAt + 4 + 24)
+    t.throws(() => parse(pastText), /line feed/, 'an end past the text, from ends alone')
   })
 })
 
@@ -223,6 +342,22 @@ t.test('jsonPage is the envelope around the records as stored', async t => {
     const out = jsonPage(batch, 1000, 'cursor', 5000)
     t.equal(out.toString('utf8'), expected(records.slice(0, 1000), 'cursor', 5000))
     t.equal(out.buffer, batch.data.buffer)
+  })
+
+  t.test('a batch without room before its first record is built in a copy', async t => {
+    // A page is built in its batch's buffer, so each is built from a batch of its own.
+    const unframed = (): RecordBatch => {
+      const starts: number[] = []
+      const ends: number[] = []
+      let at = 0
+      for (const r of tricky) { starts.push(at); at += Buffer.byteLength(r); ends.push(at); at++ }
+      const data = Buffer.from(tricky.map(r => r + '\n').join(''))
+      const runs = [{ first: 0, count: tricky.length, plain: false }]
+      return { data, starts, ends, pages: tricky.map(() => 1), positions: tricky.map((_, i) => i), runs, more: false }
+    }
+    for (let count = 0; count <= tricky.length; count++) {
+      t.equal(jsonPage(unframed(), count, 'c', 7).toString('utf8'), expected(tricky.slice(0, count), 'c', 7), `${count} records`)
+    }
   })
 })
 
@@ -401,8 +536,10 @@ t.test('a batch read in several chunks comes in a reused buffer once the last on
   const id = randomUUID()
   await pool.query(`INSERT INTO jobs (id, client_id, upstream, resource, params, request_hash, status, records, finished_at, expires_at)
     VALUES ($1, 'alpha', 'drchrono', 'patients', '{}', $2, 'completed', 3000, now(), now() + interval '1 hour')`, [id, randomUUID()])
-  const records = Array.from({ length: 3000 }, (_, i) => `{"i":${i},"pad":"${'x'.repeat(400)}"}`)
+  // Random text, which deflate cannot shrink by a quarter: stored as it is, so each batch is the COPY data itself.
+  const records = Array.from({ length: 3000 }, (_, i) => `{"i":${i},"pad":"${randomText(400)}"}`)
   await storePages(pool, id, records, 1000)
+  t.same((await pool.query('SELECT DISTINCT codec FROM result_pages WHERE job_id = $1', [id])).rows, [{ codec: CODEC_PLAIN }])
   const size: BatchSize = { limit: 50_000, maxBytes: 1024 * 1024 }
   const first = await readResultBatch(pool, id, null, size)
   t.type(first.release, 'function', 'a batch of over 256 KB in several COPY chunks is pooled')

@@ -10,7 +10,8 @@ import { insertRecords, pageParts, PART_MAX_BYTES, savePage } from '../../src/db
 import { LeaseLostError } from '../../src/domain/errors.js'
 import { transaction } from '../../src/db/sql/sql.js'
 import { testDatabase } from '../helpers/database.js'
-import { storedRows } from '../helpers/stored-results.js'
+import { randomText, storedRecords, storedRows } from '../helpers/stored-results.js'
+import { CODEC_DEFLATE, CODEC_PLAIN } from '../../src/db/sql/body-codec.js'
 
 /** A part's ends, decoded from PostgreSQL's binary int4[]. */
 function endsOf (ends: Buffer): number[] {
@@ -118,10 +119,26 @@ t.test('pages stored as rows of result_pages', async t => {
     t.equal(await transaction(pool, client => insertRecords(client, id, 2, [])), 0, 'an empty page stores nothing')
   })
 
-  t.test('bodies are compressed with lz4 when the server has it', async t => {
+  t.test('bodies are deflated by the gateway and stored as they come; ends are compressed with lz4 when the server has it', async t => {
     const { rows: [lz4] } = await pool.query("SELECT count(*)::int AS n FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)")
-    const { rows } = await pool.query("SELECT attname, attcompression FROM pg_attribute WHERE attrelid = 'result_pages'::regclass AND attname IN ('body', 'ends') ORDER BY 1")
-    t.same(rows, [{ attname: 'body', attcompression: lz4.n === 1 ? 'l' : '' }, { attname: 'ends', attcompression: lz4.n === 1 ? 'l' : '' }])
+    const { rows } = await pool.query(`SELECT attname, attstorage, attcompression FROM pg_attribute
+      WHERE attrelid = 'result_pages'::regclass AND attname IN ('body', 'ends') ORDER BY 1`)
+    t.same(rows.map(r => [r.attname, r.attstorage]), [['body', 'e'], ['ends', 'x']], 'body: out of line, never compressed by PostgreSQL')
+    t.equal(rows[1].attcompression, lz4.n === 1 ? 'l' : '')
+    const id = await newJob()
+    const alike = Array.from({ length: 500 }, (_, i) => JSON.stringify({ i, kind: 'appointment', status: 'Complete', note: 'x'.repeat(i % 50) }))
+    const random = Array.from({ length: 50 }, () => JSON.stringify({ pad: randomText(400) }))
+    await transaction(pool, async client => {
+      await insertRecords(client, id, 1, alike)
+      await insertRecords(client, id, 2, random)
+      await insertRecords(client, id, 3, ['{"a":1}'])
+    })
+    const { rows: stored } = await pool.query('SELECT page, codec, bytes, octet_length(body) AS size FROM result_pages WHERE job_id = $1 ORDER BY page', [id])
+    const text = (records: string[]): number => Buffer.byteLength(records.join('\n') + '\n')
+    t.same(stored.map(r => [r.page, r.codec, r.bytes]), [[1, CODEC_DEFLATE, text(alike)], [2, CODEC_PLAIN, text(random)], [3, CODEC_PLAIN, 8]],
+      'deflated when a quarter smaller at least; random bytes and small pages as they are')
+    t.ok(stored[0].size < text(alike) / 4, `the similar records' page in ${stored[0].size} bytes of ${text(alike)}`)
+    t.same(await storedRecords(pool, id), [...alike, ...random, '{"a":1}'])
   })
 
   t.test('no vacuum is triggered by inserts alone: results are deleted within the hour anyway', async t => {
@@ -137,12 +154,13 @@ t.test('pages stored as rows of result_pages', async t => {
 
   t.test('a record PostgreSQL refuses rolls the whole page back', async t => {
     const id = await newJob()
-    // A NUL byte cannot be stored in text, nor can bytes that are not UTF-8; the upstream scanners never pass one,
-    // but if one came, no half page lands.
-    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', '{"a":"\0"}'], checkpoint: { done: [1] }, progress: {} }))
-    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', Buffer.from([0x22, 0xff, 0x22])], checkpoint: { done: [1] }, progress: {} }))
+    // A NUL byte cannot be served as JSON text, nor can bytes that are not UTF-8; the upstream scanners never pass
+    // one, but if one came, no half page lands.
+    const refused = /not UTF-8 text without NUL bytes/
+    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', '{"a":"\0"}'], checkpoint: { done: [1] }, progress: {} }), refused)
+    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', Buffer.from([0x22, 0xff, 0x22])], checkpoint: { done: [1] }, progress: {} }), refused)
     const big = JSON.stringify({ big: 'x'.repeat(PART_MAX_BYTES) })
-    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', big, '{"a":"\0"}'], checkpoint: { done: [1] }, progress: {} }), 'a refused record in a later part')
+    await t.rejects(savePage(pool, { jobId: id, workerId: 'w1', page: 1, records: ['{"a":1}', big, '{"a":"\0"}'], checkpoint: { done: [1] }, progress: {} }), refused, 'a refused record in a later part')
     t.same(await stored(id), [])
     t.equal((await pool.query('SELECT records FROM jobs WHERE id = $1', [id])).rows[0].records, 0)
   })

@@ -63,9 +63,10 @@ t.test('every sweeper statement finds its work through an index', async t => {
     SELECT gen_random_uuid(), 'alpha', 'drchrono', 'appointments', '{}', 'h' || g, 'completed', 100, now(), now() + interval '1 hour'
     FROM generate_series(1, 2020) g`)
   await pool.query('UPDATE jobs SET expires_at = now() - interval \'1 minute\' WHERE id IN (SELECT id FROM jobs WHERE status = \'completed\' LIMIT 20)')
-  // 10 pages of 10 records per completed job, as the gateway stores them: each record and a line feed, where each ends.
-  await pool.query(`INSERT INTO result_pages (job_id, page, first, count, plain, ends, body)
-    SELECT id, p, 0, 10, true, ARRAY(SELECT g * 9 - 1 FROM generate_series(1, 10) g), repeat('{"id":1}' || E'\\n', 10)
+  // 10 pages of 10 records per completed job, as the gateway stores them: each record and a line feed, where each
+  // ends (90 bytes of text: too small to compress, so stored as it is).
+  await pool.query(`INSERT INTO result_pages (job_id, page, first, count, plain, ends, codec, bytes, body)
+    SELECT id, p, 0, 10, true, ARRAY(SELECT g * 9 - 1 FROM generate_series(1, 10) g), 0, 90, convert_to(repeat('{"id":1}' || E'\\n', 10), 'UTF8')
     FROM jobs, generate_series(1, 10) p WHERE status = 'completed'`)
   await pool.query('UPDATE jobs SET finished_at = now() - interval \'40 days\' WHERE id IN (SELECT id FROM jobs WHERE erased_at IS NOT NULL LIMIT 20)')
   await pool.query(`INSERT INTO idempotency_keys (client_id, key, request_hash, job_id, created_at)

@@ -8,6 +8,7 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import pg from 'pg'
 import t from 'tap'
+import { CODEC_PLAIN, unpackBody } from '../../src/db/sql/body-codec.js'
 import { startCliniaSimulator } from '../../src/upstreams/clinia/simulator/index.js'
 import { SANDBOX_API_KEY, startClinikoSimulator } from '../../src/upstreams/cliniko/simulator/index.js'
 import { SANDBOX_CREDENTIALS as METRIPORT } from '../../src/upstreams/metriport/env.js'
@@ -21,7 +22,10 @@ const MARK = `phi${randomBytes(8).toString('hex')}`
 /** DrChrono's `patient` is a numeric id. */
 const NUMERIC_MARK = String(randomInt(700_000_000, 799_999_999))
 
-/** Every row of every table of the database, as text. */
+/**
+ * Every row of every table of the database, as text. bytea shows as hex there, so result_pages' bodies are added as
+ * the text they hold (decompressed when the gateway compressed them): a marker in a record is found either way.
+ */
 async function dumpDatabase (url: string): Promise<Map<string, string>> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
@@ -34,6 +38,9 @@ async function dumpDatabase (url: string): Promise<Map<string, string>> {
       const { rows } = await client.query<{ row: string }>(`SELECT t::text AS row FROM "${name.replaceAll('"', '""')}" t`)
       dump.set(name, rows.map(r => r.row).join('\n'))
     }
+    const { rows: bodies } = await client.query<{ codec: number, bytes: number, body: Buffer }>('SELECT codec, bytes, body FROM result_pages')
+    const texts = await Promise.all(bodies.map(b => b.codec === CODEC_PLAIN ? b.body : unpackBody(b.body, b.bytes)))
+    dump.set('result_pages', [dump.get('result_pages') ?? '', ...texts.map(text => text.toString('utf8'))].join('\n'))
     return dump
   } finally {
     await client.end()

@@ -7,15 +7,18 @@
  * Batches are read by keyset (page, first), so a batch costs the same at any depth. A batch is read whole before
  * anything is written to a client: a pooled connection is held only for the COPY itself, never while a slow client
  * reads. A batch ends at a number of records or of bytes, whichever comes first; PostgreSQL picks the rows that hold
- * them (from the rows' record counts and lengths, read without decompressing a body), the gateway cuts the records.
+ * them (from the rows' record counts and lengths, read without reading a body), the gateway cuts the records. Bodies
+ * the gateway compressed (body-codec.ts) arrive as PostgreSQL stores them and are decompressed here, off the event
+ * loop, after the connection has gone back.
  */
 import type pg from 'pg'
 import { to as copyTo } from 'pg-copy-streams'
+import { CODEC_DEFLATE, CODEC_PLAIN, unpackBody } from './body-codec.js'
 import { COPY_SIGNATURE, assertUuid } from './copy-format.js'
 import { query, sql } from './sql.js'
 import { CopyFormatError } from '../../domain/errors.js'
 import { BufferPool } from '../../lib/buffer-pool.js'
-import type { BatchSize, RecordBatch, ResultPosition } from '../../domain/results.js'
+import { RECORD_HEADROOM, type BatchSize, type RecordBatch, type ResultPosition } from '../../domain/results.js'
 
 const isInt4 = (n: number): boolean => Number.isInteger(n) && n >= -2_147_483_648 && n <= 2_147_483_647
 
@@ -30,8 +33,8 @@ const LF = 10
  *
  * A row is kept (its records and body sent) while the records and bytes before it, counted from the cursor, are
  * under `limit` and `maxBytes` (the first always). The first row that is not kept comes too, with NULL
- * `plain`, `ends` and `body`: it says that more follows without costing its bytes. `skip` is how many records of the
- * first row the cursor is past. `octet_length` of a stored text reads its length from the TOAST header, no detoast.
+ * `plain`, `codec`, `bytes`, `ends` and `body`: it says that more follows without costing its bytes. `skip` is how many
+ * records of the first row the cursor is past. A row's text length is its `bytes`, whatever its body's codec.
  */
 export function batchStatement (jobId: string, after: ResultPosition | null, size: BatchSize, rows: number, lastPage: number | null = null): string {
   assertUuid(jobId)
@@ -43,13 +46,14 @@ export function batchStatement (jobId: string, after: ResultPosition | null, siz
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) throw new Error('batch byte cap out of range')
   if (!Number.isInteger(rows) || rows < 1 || rows > 1_000_000) throw new Error('batch rows out of range')
   const next = from.position + 1
-  return `COPY (SELECT page, first, skip, CASE WHEN keep THEN plain END, CASE WHEN keep THEN ends END, CASE WHEN keep THEN body END
+  return `COPY (SELECT page, first, skip, CASE WHEN keep THEN plain END, CASE WHEN keep THEN codec END,
+      CASE WHEN keep THEN bytes END, CASE WHEN keep THEN ends END, CASE WHEN keep THEN body END
     FROM (SELECT *, lag(keep, 1, true) OVER (ORDER BY page, first) AS kept_before
-      FROM (SELECT page, first, skip, plain, ends, body,
+      FROM (SELECT page, first, skip, plain, codec, bytes, ends, body,
           sum(n) OVER w - n < ${limit} AND (sum(n) OVER w = n OR sum(b) OVER w - b < ${maxBytes}) AS keep
-        FROM (SELECT page, first, skip, plain, ends, body, count - skip AS n,
-            octet_length(body) - count - CASE WHEN skip > 0 THEN ends[skip] + 1 - skip ELSE 0 END AS b
-          FROM (SELECT page, first, count, plain, ends, body,
+        FROM (SELECT page, first, skip, plain, codec, bytes, ends, body, count - skip AS n,
+            bytes - count - CASE WHEN skip > 0 THEN ends[skip] + 1 - skip ELSE 0 END AS b
+          FROM (SELECT page, first, count, plain, codec, bytes, ends, body,
               CASE WHEN page = ${from.page} THEN greatest(0, ${next} - first) ELSE 0 END AS skip
             FROM result_pages
             WHERE job_id = '${jobId}'::uuid AND page >= ${from.page} AND (page > ${from.page} OR first + count > ${next})${lastPage === null ? '' : ` AND page <= ${lastPage}`}
@@ -59,19 +63,32 @@ export function batchStatement (jobId: string, after: ResultPosition | null, siz
     ORDER BY page, first) TO STDOUT (FORMAT binary)`
 }
 
-/** A batch as read, before it is cut: `rows` came back, `complete` when no row beyond them was left out by `rows`. */
-export interface ParsedBatch { batch: RecordBatch, rows: number, cut: boolean }
+/**
+ * A row that gave the batch records: `at`, `length` where its body is in the COPY data, `bytes` its text's length,
+ * its records the batch's `from` to `to - 1`. The offsets of a compressed row's records are into its text until
+ * {@link unpackBatch} puts them in the batch's data.
+ */
+interface BatchRow { codec: number, at: number, length: number, bytes: number, from: number, to: number }
 
 /**
- * Parses PostgreSQL's binary COPY output of (page int4, first int4, skip int4, plain bool, ends int4[], body text)
- * rows (the 11-byte signature, int32 flags and int32 header-extension length; per tuple an int16 field count, then
- * per field an int32 length (-1 = NULL) and that many bytes; an int16 -1 as trailer) and cuts the batch: records from
- * the cursor on, up to `size`. Text in binary COPY is the column's bytes in the server encoding (UTF-8 here),
- * unescaped, so a record's slice is exactly what was stored. A row with a NULL body may only be the last: the row
- * after the batch (see {@link batchStatement}), which sets `more`. `cut`: the batch ended at `size`, not at the rows.
+ * A batch as read, before it is cut: `rows` came back, `cut` when the batch ended at its size, not at the rows.
+ * `rows` of it gave records; `packed` when one of them is compressed, which {@link unpackBatch} must then undo.
+ */
+export interface ParsedBatch { batch: RecordBatch, rows: number, cut: boolean, given: BatchRow[], packed: boolean }
+
+/**
+ * Parses PostgreSQL's binary COPY output of (page int4, first int4, skip int4, plain bool, codec int2, bytes int4,
+ * ends int4[], body bytea) rows (the 11-byte signature, int32 flags and int32 header-extension length; per tuple an int16 field
+ * count, then per field an int32 length (-1 = NULL) and that many bytes; an int16 -1 as trailer) and cuts the batch:
+ * records from the cursor on, up to `size`. bytea in binary COPY is the stored bytes unescaped, so a record's slice
+ * of a plain body is exactly what was stored. A row with a NULL body may only be the last: the row after the batch
+ * (see {@link batchStatement}), which sets `more`. Records are cut from `ends` alone; a compressed body's records are
+ * checked against its text when {@link unpackBatch} has it.
  */
 export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
   const batch: RecordBatch = { data, starts: [], ends: [], pages: [], positions: [], runs: [], more: false }
+  const given: BatchRow[] = []
+  let packed = false
   let at = 0
   let rows = 0
   let cut = false
@@ -109,7 +126,7 @@ export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
     const fields = data.readInt16BE(at)
     at += 2
     if (fields === -1) break
-    if (fields !== 6) throw new CopyFormatError(`a tuple has ${fields} fields, expected 6`)
+    if (fields !== 8) throw new CopyFormatError(`a tuple has ${fields} fields, expected 8`)
     if (past) throw new CopyFormatError('a row follows the one past the batch')
     rows++
     const page = int4Field()
@@ -117,8 +134,8 @@ export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
     const skip = int4Field()
     const plainLength = fieldLength()
     if (plainLength === -1) {
-      // The row past the batch: its ends and body are NULL too.
-      if (fieldLength() !== -1 || fieldLength() !== -1) throw new CopyFormatError('a row past the batch carries records')
+      // The row past the batch: its codec, bytes, ends and body are NULL too.
+      for (let f = 0; f < 4; f++) if (fieldLength() !== -1) throw new CopyFormatError('a row past the batch carries records')
       batch.more = true
       past = true
       continue
@@ -126,6 +143,13 @@ export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
     if (plainLength !== 1) throw new CopyFormatError('plain must be a bool')
     const plain = data[at] === 1
     at += 1
+    if (fieldLength() !== 2) throw new CopyFormatError('codec must be an int2')
+    const codec = data.readInt16BE(at)
+    at += 2
+    if (codec !== CODEC_PLAIN && codec !== CODEC_DEFLATE) throw new CopyFormatError(`unknown body codec ${codec}`)
+    if (fieldLength() !== 4) throw new CopyFormatError('bytes must be an int4')
+    const textLength = data.readInt32BE(at)
+    at += 4
     // ends: int4[] in binary (dimensions, a NULLs flag, the element type, then per dimension its length and lower
     // bound, then per element an int32 length and the int32).
     const endsLength = fieldLength()
@@ -145,14 +169,21 @@ export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
       batch.more = true
       continue
     }
+    // The text ends with its last record's line feed; a plain body is that text, in the COPY data, and deflate
+    // cannot have shrunk one more than 1032 times (which bounds what inflating it may allocate).
+    const lastEnd = data.readInt32BE(endsAt + 16 + 8 * count)
+    if (lastEnd + 1 !== textLength || (codec === CODEC_PLAIN ? bodyLength !== textLength : textLength > 1032 * bodyLength + 64)) {
+      throw new CopyFormatError('a body\'s length is not its text\'s')
+    }
+    const base = codec === CODEC_PLAIN ? body : 0
     const end = (i: number): number => {
       const e = data.readInt32BE(endsAt + 24 + 8 * i)
-      if (e < 0 || e >= bodyLength || data[body + e] !== LF) throw new CopyFormatError('a record does not end at a line feed of its body')
+      if (e < 0 || e >= textLength || (codec === CODEC_PLAIN && data[body + e] !== LF)) throw new CopyFormatError('a record does not end at a line feed of its body')
       // Ends rise: a record ends after the line feed of the one before it (or at the body's start).
       if (i > 0 && e <= data.readInt32BE(endsAt + 24 + 8 * (i - 1))) throw new CopyFormatError('the ends of a body\'s records do not rise')
-      return body + e
+      return base + e
     }
-    let start = skip === 0 ? body : end(skip - 1) + 1
+    let start = skip === 0 ? base : end(skip - 1) + 1
     const run = { first: batch.starts.length, count: 0, plain }
     for (let i = skip; i < count; i++) {
       const stop = end(i)
@@ -170,10 +201,64 @@ export function parseResultCopy (data: Buffer, size: BatchSize): ParsedBatch {
       run.count++
       start = stop + 1
     }
-    if (run.count > 0) batch.runs.push(run)
+    if (run.count > 0) {
+      batch.runs.push(run)
+      given.push({ codec, at: body, length: bodyLength, bytes: textLength, from: run.first, to: run.first + run.count })
+      if (codec !== CODEC_PLAIN) packed = true
+    }
   }
   if (at !== data.length) throw new CopyFormatError('bytes after the COPY trailer')
-  return { batch, rows, cut }
+  return { batch, rows, cut, given, packed }
+}
+
+/** Bytes left after the records of an unpacked batch: a JSON page's tail (its cursor and total) fits in them. */
+const ENVELOPE_TAIL_ROOM = 256
+
+/**
+ * The batch with every record in one buffer, its compressed rows decompressed: the records of each row, one row after
+ * another, {@link RECORD_HEADROOM} bytes into a buffer of {@link batchBuffers} when large (given back by the batch's
+ * `release`). The COPY data is then no longer read, and `done` is called.
+ */
+export async function unpackBatch (parsed: ParsedBatch, done: () => void): Promise<RecordBatch> {
+  const { batch, given } = parsed
+  // Settled, all of them, before anything fails: each inflate reads the COPY data until it ends.
+  const settled = await Promise.allSettled(given.map(row => row.codec === CODEC_PLAIN
+    ? null
+    : unpackBody(batch.data.subarray(row.at, row.at + row.length), row.bytes)))
+  const texts = settled.map(result => {
+    if (result.status === 'rejected') throw result.reason
+    return result.value
+  })
+  given.forEach((row, r) => {
+    const text = texts[r]
+    if (text == null) return
+    // Each record ends at a line feed, and so does the one before the first (when the cursor skipped into the row).
+    const start = batch.starts[row.from] as number
+    if (start > 0 && text[start - 1] !== LF) throw new CopyFormatError('a record does not end at a line feed of its body')
+    for (let i = row.from; i < row.to; i++) {
+      if (text[batch.ends[i] as number] !== LF) throw new CopyFormatError('a record does not end at a line feed of its body')
+    }
+  })
+  // Each row's records, from its first one's start to its last one's line feed, one row after another; room before
+  // them for a JSON page's head and after them for its tail (RECORD_HEADROOM), so that a page is built in place.
+  const spans = given.map(row => [batch.starts[row.from] as number, (batch.ends[row.to - 1] as number) + 1] as const)
+  const total = spans.reduce((sum, [from, to]) => sum + to - from, RECORD_HEADROOM + ENVELOPE_TAIL_ROOM)
+  const pooled = total >= batchBuffers.minBytes && total <= batchBuffers.maxBytes
+  const data = pooled ? batchBuffers.take(total) : Buffer.allocUnsafe(total)
+  let out = RECORD_HEADROOM
+  given.forEach((row, r) => {
+    const [from, to] = spans[r] as readonly [number, number]
+    ;(texts[r] ?? batch.data).copy(data, out, from, to)
+    for (let i = row.from; i < row.to; i++) {
+      batch.starts[i] = (batch.starts[i] as number) - from + out
+      batch.ends[i] = (batch.ends[i] as number) - from + out
+    }
+    out += to - from
+  })
+  done()
+  const unpacked: RecordBatch = { ...batch, data }
+  if (pooled) unpacked.release = onceGiven(data)
+  return unpacked
 }
 
 /** The chunks of a COPY TO stream, once it has ended. */
@@ -201,17 +286,28 @@ export async function readResultBatch (
     const parsed = parseResultCopy(data, size)
     // All rows asked for came back kept and the batch is not full: rows of a few records each. Asked again for more.
     if (parsed.cut || parsed.batch.more || parsed.rows <= rows) {
-      if (pooled) {
-        let given = false
-        parsed.batch.release = () => {
-          // Once only: a second give-back after another reader took the buffer would hand it out twice.
-          if (!given) batchBuffers.give(data)
-          given = true
-        }
+      const release = pooled ? onceGiven(data) : () => {}
+      if (!parsed.packed) {
+        if (pooled) parsed.batch.release = release
+        return parsed.batch
       }
-      return parsed.batch
+      try {
+        return await unpackBatch(parsed, release)
+      } catch (err) {
+        release()
+        throw err
+      }
     }
     if (pooled) batchBuffers.give(data) // never handed out
+  }
+}
+
+/** Gives a buffer of {@link batchBuffers} back, once only: a second give-back after another reader took it would hand it out twice. */
+function onceGiven (data: Buffer): () => void {
+  let given = false
+  return () => {
+    if (!given) batchBuffers.give(data)
+    given = true
   }
 }
 

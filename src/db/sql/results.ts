@@ -2,9 +2,11 @@
  * Results: written a page at a time together with the job's checkpoint (one transaction), one row of result_pages
  * per page (or per part of a large one); deleted in batches by the sweeper. Reading them is result-stream.ts.
  */
+import { isUtf8 } from 'node:buffer'
 import type pg from 'pg'
 import type { PageRecords } from '../../contract/adapter.js'
 import { recordBytes, writeRecord } from '../../contract/records.js'
+import { CODEC_PLAIN, packBody } from './body-codec.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
 import { LeaseLostError } from '../../domain/errors.js'
 import { BufferPool } from '../../lib/buffer-pool.js'
@@ -20,7 +22,8 @@ export interface PageProgress {
 
 /**
  * Stores one page's records and the new checkpoint atomically. A page stored before keeps its rows (see
- * {@link insertRecords}), so replaying a page after a restart never duplicates a record.
+ * {@link insertRecords}), so replaying a page after a restart never duplicates a record. The page is cut into parts
+ * and compressed before the transaction begins, so the job's row is locked only while the rows go in.
  * Throws {@link LeaseLostError} when `workerId` no longer holds the job.
  */
 export async function savePage (pool: pg.Pool, input: {
@@ -31,6 +34,7 @@ export async function savePage (pool: pg.Pool, input: {
   checkpoint: unknown
   progress: PageProgress
 }): Promise<number> {
+  const parts = input.page === null ? [] : await packParts(input.page, input.records)
   return transaction(pool, async client => {
     // A page's commit does not wait for its WAL to reach disk (PostgreSQL writes it within a few hundred ms). If
     // PostgreSQL itself crashed in that window, the page and the checkpoint naming it would be lost together, and
@@ -42,7 +46,7 @@ export async function savePage (pool: pg.Pool, input: {
       SELECT 1 FROM jobs WHERE id = ${input.jobId} AND lease_owner = ${input.workerId} AND status = 'running'
       FOR UPDATE`)
     if (owned.rowCount !== 1) throw new LeaseLostError(`job ${input.jobId} is no longer held by this worker`)
-    const inserted = input.page === null ? 0 : await insertRecords(client, input.jobId, input.page, input.records)
+    const inserted = input.page === null ? 0 : await insertParts(client, input.jobId, input.page, parts)
     const p = input.progress
     await query(client, sql`
       UPDATE jobs SET checkpoint = ${JSON.stringify(input.checkpoint)}::jsonb, records = records + ${inserted},
@@ -77,7 +81,7 @@ const partBodies = new BufferPool(8, 2 * 1024 * 1024)
  * A page's records as result_pages rows: each record's bytes as given, a line feed after each, split into parts of at
  * most {@link PART_MAX_BYTES} (a record larger than that alone). Record i of a part ends at `ends[i]` (exclusive; the
  * next starts one after, past the line feed). `plain`: no record of the part holds a CR or LF, so the body is NDJSON
- * as it is. The bodies may be views of reused buffers: hand the parts to {@link releaseParts} once PostgreSQL has them.
+ * as it is. The bodies are views of reused buffers, given back by {@link packParts} and {@link insertParts}.
  */
 export function pageParts (records: PageRecords, maxPartBytes = PART_MAX_BYTES): PagePart[] {
   const parts: PagePart[] = []
@@ -116,32 +120,70 @@ export function pageParts (records: PageRecords, maxPartBytes = PART_MAX_BYTES):
   return parts
 }
 
-/** The parts' buffers may serve the next page: call only once PostgreSQL has answered the statement that sent them. */
-export function releaseParts (parts: readonly PagePart[]): void {
-  for (const part of parts) partBodies.give(part.body)
+/**
+ * A part as stored: where its records are in its page, its text's length and codec, and the body that holds the text
+ * (body-codec.ts). `text`: the reused buffer of a part stored as it is, given back once PostgreSQL has it.
+ */
+export interface PackedPart {
+  first: number
+  count: number
+  plain: boolean
+  ends: Buffer
+  bytes: number
+  codec: number
+  stored: Buffer
+  text: Buffer | null
+}
+
+/**
+ * A page's records as the rows to store: cut into parts ({@link pageParts}), each checked and compressed (on
+ * libuv's pool, the parts at once). Stored as bytes and served as JSON text, a part that is not UTF-8 or holds a
+ * NUL byte is refused, and its page with it, as a text column refused it (the upstreams' scanners never pass one).
+ * A compressed part's text buffer serves the next page at once.
+ */
+export async function packParts (page: number, records: PageRecords): Promise<PackedPart[]> {
+  const parts = pageParts(records)
+  for (const part of parts) {
+    if (!isUtf8(part.body) || part.body.indexOf(0) !== -1) throw new Error(`page ${page} holds a record that is not UTF-8 text without NUL bytes`)
+  }
+  return await Promise.all(parts.map(async ({ first, count, plain, ends, body: text }) => {
+    const { codec, body } = await packBody(text)
+    if (codec === CODEC_PLAIN) return { first, count, plain, ends, bytes: text.length, codec, stored: body, text }
+    partBodies.give(text)
+    return { first, count, plain, ends, bytes: text.length, codec, stored: body, text: null }
+  }))
 }
 
 /**
  * Stores one page's records (at positions 0..n-1) unless that page is stored already, and returns how many records
- * are new. Pages are only ever written whole, inside the caller's transaction, so "page present" means "every
- * record present": a replayed page (a restart, a duplicate webhook) adds nothing and keeps the first copy. One row per
- * part; each goes in as binary parameters (the body's bytes as text, checked as UTF-8 by PostgreSQL, never escaped).
+ * are new: {@link packParts}, then {@link insertParts}, inside the caller's transaction.
  */
 export async function insertRecords (db: pg.PoolClient, jobId: string, page: number, records: PageRecords): Promise<number> {
-  if (records.length === 0) return 0
-  const stored = await query<{ stored: boolean }>(db, sql`
-    SELECT EXISTS (SELECT 1 FROM result_pages WHERE job_id = ${jobId} AND page = ${page}) AS stored`)
-  if (stored.rows[0]?.stored === true) return 0
-  const parts = pageParts(records)
-  for (const part of parts) {
-    await query(db, sql`
-      INSERT INTO result_pages (job_id, page, first, count, plain, ends, body)
-      VALUES (${jobId}, ${page}, ${part.first}, ${part.count}, ${part.plain}, ${part.ends}, ${part.body})`)
+  return await insertParts(db, jobId, page, await packParts(page, records))
+}
+
+/**
+ * Stores a page's packed parts unless that page is stored already, and returns how many records are new. Pages are
+ * only ever written whole, inside the caller's transaction, so "page present" means "every record present": a
+ * replayed page (a restart, a duplicate webhook) adds nothing and keeps the first copy. One row per part; each goes
+ * in as binary parameters, never escaped. Gives the parts' buffers back once PostgreSQL has them.
+ */
+export async function insertParts (db: pg.PoolClient, jobId: string, page: number, parts: readonly PackedPart[]): Promise<number> {
+  let records = 0
+  const stored = parts.length === 0 || (await query<{ stored: boolean }>(db, sql`
+    SELECT EXISTS (SELECT 1 FROM result_pages WHERE job_id = ${jobId} AND page = ${page}) AS stored`)).rows[0]?.stored === true
+  if (!stored) {
+    for (const part of parts) {
+      await query(db, sql`
+        INSERT INTO result_pages (job_id, page, first, count, plain, ends, codec, bytes, body)
+        VALUES (${jobId}, ${page}, ${part.first}, ${part.count}, ${part.plain}, ${part.ends}, ${part.codec}, ${part.bytes}, ${part.stored})`)
+      records += part.count
+    }
   }
   // Every statement was answered, so every byte has left the socket: the buffers can serve the next page. After a
   // failure they are dropped instead, as a write of them may still be queued.
-  releaseParts(parts)
-  return records.length
+  for (const part of parts) if (part.text !== null) partBodies.give(part.text)
+  return records
 }
 
 /** Deletes up to `batchSize` stored pages (rows of result_pages) of one job; returns how many went, and their records. */
