@@ -240,7 +240,7 @@ export async function unpackBatch (parsed: ParsedBatch, done: () => void): Promi
     }
   })
   // Each row's records, from its first one's start to its last one's line feed, one row after another; room before
-  // them for a JSON page's head and after them for its tail (RECORD_HEADROOM), so that a page is built in place.
+  // them for a JSON page's head (RECORD_HEADROOM) and after them for its tail, so that a page is built in place.
   const spans = given.map(row => [batch.starts[row.from] as number, (batch.ends[row.to - 1] as number) + 1] as const)
   const total = spans.reduce((sum, [from, to]) => sum + to - from, RECORD_HEADROOM + ENVELOPE_TAIL_ROOM)
   const pooled = total >= batchBuffers.minBytes && total <= batchBuffers.maxBytes
