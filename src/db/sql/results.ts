@@ -22,7 +22,7 @@ export interface PageProgress {
 
 /**
  * Stores one page's records and the new checkpoint atomically. A page stored before keeps its rows (see
- * {@link insertRecords}), so replaying a page after a restart never duplicates a record. The page is cut into parts
+ * {@link insertParts}), so replaying a page after a restart never duplicates a record. The page is cut into parts
  * and compressed before the transaction begins, so the job's row is locked only while the rows go in.
  * Throws {@link LeaseLostError} when `workerId` no longer holds the job.
  */
