@@ -54,7 +54,10 @@ export class ShutdownError extends Error {
   readonly code = 'shutdown'
 }
 
-/** The job no longer belongs to this worker (lease lost or job cancelled): its writes are refused. */
+/**
+ * The job no longer belongs to this worker (its lease ran out and another took it, or the job ended): its writes are
+ * refused. A write refused because the client cancelled the job is a {@link JobCancelledError} instead.
+ */
 export class LeaseLostError extends Error {
   override name = 'LeaseLostError'
   readonly code = 'lease_lost'

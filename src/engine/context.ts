@@ -2,9 +2,9 @@
 import type pg from 'pg'
 import type { Logger } from 'pino'
 import type { Job } from '../generated/prisma/client.js'
-import { mergeUpstreamInfo, setJobWait } from '../db/sql/jobs.js'
+import { mergeUpstreamInfo, setJobWait, wasCancelled } from '../db/sql/jobs.js'
 import { savePage } from '../db/sql/results.js'
-import { LeaseLostError, ShutdownError } from '../domain/errors.js'
+import { JobCancelledError, LeaseLostError, ShutdownError } from '../domain/errors.js'
 import { noObserve, type Observe } from '../metrics/observe.js'
 import { checkRecordSizes } from '../contract/record-limits.js'
 import type { JobContext, Parked, ProgressUpdate } from '../contract/adapter.js'
@@ -13,6 +13,18 @@ import { notifyPageSaved } from './notifications.js'
 
 /** The one value `park` returns; the worker recognises a parked run by it. */
 export const parked: Parked = Object.freeze({ parked: true })
+
+/** What a client's cancel aborts a running job with. */
+export const cancelledError = (jobId: string): JobCancelledError => new JobCancelledError(`job ${jobId} was cancelled`)
+
+/**
+ * Why a write or lease renewal on the job was refused: a cancel (whose notification may not have reached the worker
+ * yet), or `lost` (the lease ran out or the job ended). A failed look-up counts as lost.
+ */
+export async function refusal (pool: pg.Pool, jobId: string, lost: LeaseLostError): Promise<JobCancelledError | LeaseLostError> {
+  const cancelled = await wasCancelled(pool, jobId).catch(() => false)
+  return cancelled ? cancelledError(jobId) : lost
+}
 
 export function createJobContext (deps: {
   pool: pg.Pool
@@ -29,13 +41,16 @@ export function createJobContext (deps: {
   maxAttempts: number
 }): JobContext {
   const { pool, job, workerId, controller, observe = noObserve } = deps
-  // A write refused for a lost lease aborts the run: nothing the adapter does afterwards can land.
+  // A refused write aborts the run: nothing the adapter does afterwards can land. Refused because the job was
+  // cancelled, it aborts as a cancel, which the adapter may act on (FHIR DELETEs its export).
   const fenced = async <T>(write: Promise<T>): Promise<T> => {
     try {
       return await write
     } catch (err) {
-      if (err instanceof LeaseLostError) controller.abort(err)
-      throw err
+      if (!(err instanceof LeaseLostError)) throw err
+      const why = await refusal(pool, job.id, err)
+      controller.abort(why)
+      throw why
     }
   }
   const progressOf = (p: ProgressUpdate | undefined) => ({

@@ -14,7 +14,7 @@ import { LeaseLostError, UpstreamError, JobCancelledError, ShutdownError } from 
 import { noObserve, type Observe } from '../metrics/observe.js'
 import { backoffDelay, sleep } from '../lib/time.js'
 import type { UpstreamAdapter } from '../contract/adapter.js'
-import { createJobContext, parked } from './context.js'
+import { cancelledError, createJobContext, parked, refusal } from './context.js'
 import { JobEndings } from './job-endings.js'
 import { notifyNewJob } from './notifications.js'
 
@@ -76,7 +76,7 @@ export class Worker {
 
   /** Stops the job at once if this worker runs it (the client cancelled it). */
   cancel (jobId: string): void {
-    this.running.get(jobId)?.controller.abort(new JobCancelledError(`job ${jobId} was cancelled`))
+    this.running.get(jobId)?.controller.abort(cancelledError(jobId))
   }
 
   private async claimLoop (): Promise<void> {
@@ -135,8 +135,8 @@ export class Worker {
       return
     }
     const heartbeat = setInterval(() => {
-      renewLease(this.pool, job.id, this.id, this.options.leaseSeconds).then(held => {
-        if (!held) controller.abort(new LeaseLostError(`lost the lease on job ${job.id}`))
+      renewLease(this.pool, job.id, this.id, this.options.leaseSeconds).then(async held => {
+        if (!held) controller.abort(await refusal(this.pool, job.id, new LeaseLostError(`lost the lease on job ${job.id}`)))
       }, (err: Error) => log.warn({ err: err.message }, 'lease renewal failed; retrying at the next beat'))
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
     log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')
@@ -173,7 +173,7 @@ export class Worker {
     } else if (reason instanceof JobCancelledError) {
       log.info('job cancelled') // and counted by the job service, which cancelled it
     } else if (reason instanceof LeaseLostError) {
-      log.warn('job left: its lease was lost or it was cancelled')
+      log.warn('job left: its lease ran out and another worker took it, or the job ended meanwhile')
     } else if (reason instanceof UpstreamError) {
       log.warn({ code: reason.code, upstreamStatus: reason.upstreamStatus }, 'job failed')
       await this.fail(job, { code: reason.code, message: reason.message, upstreamStatus: reason.upstreamStatus })

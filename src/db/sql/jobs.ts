@@ -97,6 +97,15 @@ export async function renewLease (db: Queryable, jobId: string, workerId: string
   return rowCount === 1
 }
 
+/**
+ * Whether a job whose write or lease renewal was refused was cancelled (and not merely taken over or ended). The
+ * cancel's notification may reach the worker after a refused write: the adapter must still learn it was a cancel.
+ */
+export async function wasCancelled (db: Queryable, jobId: string): Promise<boolean> {
+  const { rows } = await query<{ status: string }>(db, sql`SELECT status FROM jobs WHERE id = ${jobId}`)
+  return rows[0]?.status === 'cancelled'
+}
+
 /** Marks a job completed; its results live `ttlSeconds` from now. False when the lease was lost. */
 export async function completeJob (db: Queryable, jobId: string, workerId: string, ttlSeconds: number): Promise<boolean> {
   const { rowCount } = await query(db, sql`
