@@ -104,3 +104,14 @@ t.test('a less-served client\'s job is not held back for a busy client\'s whole 
   t.ok(events.some(e => e.type === 'waited' && e.seconds > 0), 'waiting time is reported')
   t.ok(events.some(e => e.type === 'granted' && e.window === 'second'), 'remaining requests are reported per window')
 })
+
+t.test('requests of one replica with room in the budget go without waiting for each other', async t => {
+  const events: BudgetEvent[] = []
+  const { url, stores, grants } = await replicas(t, 1, events)
+  const spec = sliding('k5', 1000, 1000)
+  await Promise.all(Array.from({ length: 20 }, () => stores[0]!.take(spec, taker('c'), AbortSignal.timeout(60_000))))
+  t.equal((await grants('k5')).length, 20)
+  // Looks at once would meet each other's advisory lock: each refused one sleeps and writes a waiter row.
+  t.same(events.filter(e => e.type === 'waited'), [], 'no request slept')
+  t.same(await sql(url, 'SELECT * FROM upstream_budget_waiters'), [], 'and none was recorded as waiting')
+})
