@@ -40,6 +40,28 @@ t.test('POST 201 "In progress", polls, then Complete with the exact page', async
   t.equal(s.state.stats.gets, 3)
 })
 
+t.test('keepPages answers a page again from the bytes it kept: the same answer, with its own uuid', async t => {
+  const query = '?since=2024-02-01&page=2&page_size=300&order_by=updated_at&verbose=true'
+  const complete = async (s: Awaited<ReturnType<typeof sim>>, q: string) => {
+    const post = await s.call('POST', `/api/appointments_list${q}`, { ...auth, 'content-type': 'application/json' })
+    const done = await s.call('GET', `/api/appointments_list?uuid=${post.json.uuid}`)
+    return { uuid: post.json.uuid as string, done }
+  }
+  const plain = await sim(t, { inProgressPolls: 0 })
+  const keeping = await sim(t, { inProgressPolls: 0, keepPages: true })
+  const want = await complete(plain, query)
+  for (let round = 0; round < 2; round++) {
+    const got = await complete(keeping, query)
+    t.equal(got.done.status, 200)
+    t.equal(got.done.text, want.done.text.replace(want.uuid, got.uuid), `round ${round + 1}: byte for byte, but for the uuid`)
+    t.equal(got.done.headers.get('content-type'), want.done.headers.get('content-type'))
+  }
+  const other = await complete(keeping, query.replace('page=2', 'page=3'))
+  t.same(other.done.json.results, expectedRecords('appointments', { since: '2024-02-01', order_by: 'updated_at', verbose: true }).slice(600, 900), 'another page is its own')
+  const terse = await complete(keeping, query.replace('&verbose=true', ''))
+  t.same(terse.done.json.results, expectedRecords('appointments', { since: '2024-02-01', order_by: 'updated_at' }).slice(300, 600), 'verbosity is part of what is kept')
+})
+
 t.test('filters filter and orders order', async t => {
   const byDoctor = expectedRecords('appointments', { doctor: 101, date_range: '2024-01-01/2024-03-31' })
   t.ok(byDoctor.length > 0)

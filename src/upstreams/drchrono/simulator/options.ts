@@ -79,6 +79,12 @@ export interface DrchronoSimulatorOptions {
    */
   maxRequestsPerHour?: number
   faults?: FaultOptions
+  /**
+   * Keep each page's records, as bytes, once generated, and answer the same page of the same list from them again
+   * (with its own uuid and pagination). For benchmarks: generating records costs the simulator more CPU than the
+   * gateway spends storing them, on cores a real DrChrono does not share with the gateway. Default false.
+   */
+  keepPages?: boolean
   /** The clock, for uuid expiry and generation time. */
   now?: () => number
 }

@@ -64,16 +64,22 @@ function refusePage (state: DrchronoSimulatorState, reply: FastifyReply, resourc
   return reply.code(404).send({ detail: 'Invalid page.' })
 }
 
-/** The Complete body, built as text: only this page's records are ever generated. */
-function completeBody (entry: ListEntry, indices: Int32Array, seed: number): string {
-  const pages = Math.max(1, Math.ceil(indices.length / entry.pageSize))
+/** A page's records as DrChrono's `results` array, built as text: only this page's records are ever generated. */
+function pageResults (entry: ListEntry, indices: Int32Array, seed: number): string {
   const from = (entry.page - 1) * entry.pageSize
   const to = Math.min(indices.length, from + entry.pageSize)
   const verbose = entry.params.verbose === true
   const records: string[] = []
   for (let k = from; k < to; k++) records.push(JSON.stringify(recordAt(entry.resource, seed, indices[k] as number, verbose)))
-  const pagination = { count: indices.length, pages, page_size: entry.pageSize, page: entry.page }
-  return `{"status":"Complete","pagination":${JSON.stringify(pagination)},"uuid":${JSON.stringify(entry.uuid)},"results":[${records.join(',')}]}`
+  return `[${records.join(',')}]`
+}
+
+/** The Complete body around a page's `results` (text, or bytes kept by `keepPages`). */
+function completeBody (entry: ListEntry, count: number, results: string | Buffer): string | Buffer {
+  const pages = Math.max(1, Math.ceil(count / entry.pageSize))
+  const pagination = { count, pages, page_size: entry.pageSize, page: entry.page }
+  const head = `{"status":"Complete","pagination":${JSON.stringify(pagination)},"uuid":${JSON.stringify(entry.uuid)},"results":`
+  return typeof results === 'string' ? `${head}${results}}` : Buffer.concat([Buffer.from(head), results, Buffer.from('}')])
 }
 
 /** The simulator as a Fastify plugin; encapsulated, so its parsers and error handler stay inside its prefix. */
@@ -81,6 +87,16 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
   const state = stateOf(opts, options => new DrchronoSimulatorState(options))
   const seed = state.options.seed ?? 1
   const select = selectionCache(seed, state.options.recordCount)
+  // keepPages: each page's `results` as bytes, by everything that decides them.
+  const kept = new Map<string, Buffer>()
+  const bodyOf = (entry: ListEntry): string | Buffer => {
+    const indices = select(entry.resource, entry.params)
+    if (state.options.keepPages !== true) return completeBody(entry, indices.length, pageResults(entry, indices, seed))
+    const key = JSON.stringify([entry.resource, Object.entries(entry.params).sort(), entry.pageSize, entry.page])
+    let results = kept.get(key)
+    if (results === undefined) kept.set(key, results = Buffer.from(pageResults(entry, indices, seed)))
+    return completeBody(entry, indices.length, results)
+  }
 
   acceptEmptyJsonBodies(app, 'JSON parse error')
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
@@ -112,7 +128,7 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
       if (!entry.doomed && !entry.vanishes && (entry.pastEnd === undefined || entry.pastEnd === 'complete-empty')) {
         // Halfway through the generation time: off the path of this POST's answer and of the poll that completes it.
         setTimeout(() => {
-          if (state.lists.get(entry.uuid) === entry) entry.body ??= completeBody(entry, select(resource, entry.params), seed)
+          if (state.lists.get(entry.uuid) === entry) entry.body ??= bodyOf(entry)
         }, (state.options.generationMs ?? 0) / 2).unref()
       }
       return reply.code(201).send({
@@ -151,9 +167,10 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
         state.lists.delete(uuid)
         return refusePage(state, reply, resource, entry.page)
       }
-      const body = entry.body ?? completeBody(entry, select(resource, entry.params), seed)
+      const body = entry.body ?? bodyOf(entry)
       entry.body = undefined
-      return reply.type('application/json').send(body)
+      // As Fastify labels a string, whichever the body is.
+      return reply.type('application/json; charset=utf-8').send(body)
     })
   }
 

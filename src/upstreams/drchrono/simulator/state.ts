@@ -29,7 +29,7 @@ export interface ListEntry extends ListRequest {
    * The Complete body, built while the list generates (as DrChrono builds its file) and dropped once served, so
    * the GET that completes a page only sends it. A later GET of the same uuid builds it again.
    */
-  body?: string | undefined
+  body?: string | Buffer | undefined
 }
 
 /** The simulator's state; its OAuth tokens are {@link DrchronoTokens}'. */
