@@ -437,6 +437,28 @@ t.test('COPY reads against PostgreSQL', async t => {
     t.equal(pool.idleCount, pool.totalCount)
   })
 
+  t.test('streamResultBatches reads ahead of a slow reader by two batches, no more, and holds no connection while it waits', async t => {
+    let copies = 0
+    const counting = new Proxy(pool, {
+      get (target, key) {
+        if (key === 'connect') return async () => { copies++; return await target.connect() }
+        const value = Reflect.get(target, key, target) as unknown
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+      },
+    })
+    const ahead: number[] = []
+    let given = 0
+    for await (const batch of streamResultBatches(counting, jobId, size(5))) {
+      given++
+      // A slow reader: the batches after this one have all the time they need.
+      await new Promise(resolve => setTimeout(resolve, 100))
+      t.equal(pool.idleCount, pool.totalCount, `batch ${given}: no connection is held while the reader takes its time`)
+      ahead.push(copies - given)
+      t.ok(batch.starts.length > 0)
+    }
+    t.same(ahead, [2, 2, 2, 2, 1, 0], 'the next batch and the COPY of the one after it, until the end')
+  })
+
   t.test('a batch ends at the byte cap: the records that fit, at least one, and `more` while any follow', async t => {
     const bytes = records.map(r => Buffer.byteLength(r))
     for (const maxBytes of [1, 20, 64, 200, 1_000_100, 2_000_000]) {

@@ -281,24 +281,36 @@ function drain (stream: NodeJS.ReadableStream): Promise<Buffer[]> {
 export async function readResultBatch (
   pool: pg.Pool, jobId: string, after: ResultPosition | null, size: BatchSize, lastPage: number | null = null
 ): Promise<RecordBatch> {
+  return await unpackFetched(await fetchResultBatch(pool, jobId, after, size, lastPage))
+}
+
+/** A batch as its COPY came: cut, its compressed rows not yet inflated. `release` gives back the COPY data. */
+interface FetchedBatch { parsed: ParsedBatch, release: () => void, pooled: boolean }
+
+/** The COPY of a batch, parsed and cut: the first half of {@link readResultBatch}, which says what the batch is. */
+async function fetchResultBatch (
+  pool: pg.Pool, jobId: string, after: ResultPosition | null, size: BatchSize, lastPage: number | null
+): Promise<FetchedBatch> {
   for (let rows = FIRST_ROWS; ; rows *= 4) {
     const { data, pooled } = await copyOut(pool, batchStatement(jobId, after, size, rows, lastPage))
     const parsed = parseResultCopy(data, size)
     // All rows asked for came back kept and the batch is not full: rows of a few records each. Asked again for more.
-    if (parsed.cut || parsed.batch.more || parsed.rows <= rows) {
-      const release = pooled ? onceGiven(data) : () => {}
-      if (!parsed.packed) {
-        if (pooled) parsed.batch.release = release
-        return parsed.batch
-      }
-      try {
-        return await unpackBatch(parsed, release)
-      } catch (err) {
-        release()
-        throw err
-      }
-    }
+    if (parsed.cut || parsed.batch.more || parsed.rows <= rows) return { parsed, release: pooled ? onceGiven(data) : () => {}, pooled }
     if (pooled) batchBuffers.give(data) // never handed out
+  }
+}
+
+/** The second half of {@link readResultBatch}: the batch's compressed rows inflated (off the event loop). */
+async function unpackFetched ({ parsed, release, pooled }: FetchedBatch): Promise<RecordBatch> {
+  if (!parsed.packed) {
+    if (pooled) parsed.batch.release = release
+    return parsed.batch
+  }
+  try {
+    return await unpackBatch(parsed, release)
+  } catch (err) {
+    release()
+    throw err
   }
 }
 
@@ -370,21 +382,46 @@ export async function readablePages (pool: pg.Pool, jobId: string, known = 0): P
 /**
  * Every record of a job, in order, a batch at a time, so memory stays flat however large the job or its records.
  * The next batch is read while the caller handles the current one: the database and the client's socket work at
- * the same time instead of taking turns. At most two batches are held.
+ * the same time instead of taking turns. The COPY of the batch after it starts as soon as the next one's COPY is in,
+ * while the next one is still being inflated: the database and the inflating overlap too. At most two batches are
+ * held, and the COPY data of a third.
  */
 export async function * streamResultBatches (pool: pg.Pool, jobId: string, size: BatchSize): AsyncGenerator<RecordBatch> {
-  const read = (after: ResultPosition | null): Promise<RecordBatch> => {
-    const batch = readResultBatch(pool, jobId, after, size)
+  const fetch = (after: ResultPosition | null): Promise<FetchedBatch> => {
+    const fetched = fetchResultBatch(pool, jobId, after, size, null)
     // A reader that stops early (the client went away) leaves a read in flight: it releases its own connection,
     // and its failure is nobody's to handle.
-    batch.catch(() => {})
-    return batch
+    fetched.catch(() => {})
+    return fetched
   }
-  let next: Promise<RecordBatch> | null = read(null)
+  /** The fetch of the batch after `fetched` (null after the last batch), started once `fetched`'s COPY is in. */
+  const fetchAfter = (fetched: Promise<FetchedBatch | null>): Promise<FetchedBatch | null> => {
+    const after = fetched.then(async f => {
+      const batch = f?.parsed.batch
+      if (batch === undefined || !batch.more) return null
+      const count = batch.starts.length
+      return await fetch({ page: batch.pages[count - 1] as number, position: batch.positions[count - 1] as number })
+    })
+    after.catch(() => {})
+    return after
+  }
+  const unpack = (fetched: Promise<FetchedBatch | null>): Promise<RecordBatch> => {
+    const unpacked = fetched.then(async f => {
+      if (f === null) throw new Error('no batch to unpack')
+      return await unpackFetched(f)
+    })
+    unpacked.catch(() => {})
+    return unpacked
+  }
+  const first = fetch(null)
+  let next: Promise<RecordBatch> | null = unpack(first)
+  let fetchedNext = fetchAfter(first)
   while (next !== null) {
     const batch: RecordBatch = await next
-    const count = batch.starts.length
-    next = batch.more ? read({ page: batch.pages[count - 1] as number, position: batch.positions[count - 1] as number }) : null
-    if (count > 0) yield batch
+    // The next batch's COPY started when this one's came in; it is inflated once in, and the COPY of the one after
+    // it starts then. The batch is yielded meanwhile.
+    next = batch.more ? unpack(fetchedNext) : null
+    fetchedNext = batch.more ? fetchAfter(fetchedNext) : Promise.resolve(null)
+    if (batch.starts.length > 0) yield batch
   }
 }
