@@ -20,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import { REPORTED_WAIT_MS, budgetWaitMs, countedSince, windowRemaining, windowStart, type BudgetSpec, type BudgetTaker, type WindowUse } from '../lib/budget-windows.js'
 import { Sql, query, sql, transaction, type Queryable } from './sql/sql.js'
+import { untilAborted } from '../lib/abort.js'
 
 /** What the store reports for metrics. */
 export type BudgetEvent =
@@ -62,7 +63,7 @@ export class PgBudgetStore {
     try {
       for (;;) {
         signal.throwIfAborted()
-        const attempt = await this.#inTurn(spec.key, () => this.#attempt(spec, taker, waiterId))
+        const attempt = await this.#inTurn(spec.key, signal, () => this.#attempt(spec, taker, waiterId))
         if (attempt.granted) return
         waited = true
         // Tell the job's readers of a wait worth telling, and again only when its end moves by more than a second.
@@ -100,14 +101,18 @@ export class PgBudgetStore {
    * Runs this process's looks at one budget one after another. Looks at once from one process would only meet each
    * other's advisory lock: each refused one is a transaction that writes a waiter row, and a sleep of 5-25 ms for a
    * request the budget had room for. With ten pages of a job in flight that was about three refused looks for every
-   * request sent. A look takes a few ms; the advisory lock still orders the looks of different replicas.
+   * request sent. A look takes a few ms; the advisory lock still orders the looks of different replicas. A request
+   * whose job stops while it waits for its turn leaves at once, and its look is skipped when the turn comes.
    */
-  async #inTurn<T> (key: string, look: () => Promise<T>): Promise<T> {
-    const mine = (this.#turns.get(key) ?? Promise.resolve()).then(look)
+  async #inTurn<T> (key: string, signal: AbortSignal, look: () => Promise<T>): Promise<T> {
+    const mine = (this.#turns.get(key) ?? Promise.resolve()).then(async () => {
+      signal.throwIfAborted()
+      return await look()
+    })
     const done = mine.then(() => {}, () => {})
     this.#turns.set(key, done)
     try {
-      return await mine
+      return await untilAborted(mine, signal)
     } finally {
       if (this.#turns.get(key) === done) this.#turns.delete(key)
     }

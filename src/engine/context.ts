@@ -18,10 +18,11 @@ export const parked: Parked = Object.freeze({ parked: true })
 export const cancelledError = (jobId: string): JobCancelledError => new JobCancelledError(`job ${jobId} was cancelled`)
 
 /**
- * Why a write or lease renewal on the job was refused: a cancel (whose notification may not have reached the worker
- * yet), or `lost` (the lease ran out or the job ended). A failed look-up counts as lost.
+ * Why a write that only says it was refused (upstream info, parking) was: a cancel (whose notification may not have
+ * reached the worker yet), or `lost` (the lease ran out or the job ended). A failed look-up counts as lost. Page and
+ * checkpoint writes and the heartbeat learn it in the statement that was refused.
  */
-export async function refusal (pool: pg.Pool, jobId: string, lost: LeaseLostError): Promise<JobCancelledError | LeaseLostError> {
+async function refusal (pool: pg.Pool, jobId: string, lost: LeaseLostError): Promise<JobCancelledError | LeaseLostError> {
   const cancelled = await wasCancelled(pool, jobId).catch(() => false)
   return cancelled ? cancelledError(jobId) : lost
 }
@@ -47,12 +48,11 @@ export function createJobContext (deps: {
     try {
       return await write
     } catch (err) {
-      if (!(err instanceof LeaseLostError)) throw err
-      const why = await refusal(pool, job.id, err)
-      controller.abort(why)
-      throw why
+      if (err instanceof LeaseLostError || err instanceof JobCancelledError) controller.abort(err)
+      throw err
     }
   }
+  const refused = async (): Promise<never> => await fenced(Promise.reject(await refusal(pool, job.id, lost())))
   const progressOf = (p: ProgressUpdate | undefined) => ({
     pagesDone: p?.pagesDone,
     pagesTotal: p?.pagesTotal,
@@ -98,7 +98,7 @@ export function createJobContext (deps: {
     async setUpstreamInfo (info) {
       controller.signal.throwIfAborted()
       const held = await mergeUpstreamInfo(pool, job.id, workerId, info)
-      if (!held) await fenced(Promise.reject(lost()))
+      if (!held) await refused()
     },
     reportWait (waiter, wait) {
       if (wait === null) waits.delete(waiter)
@@ -113,7 +113,7 @@ export function createJobContext (deps: {
     async park ({ key, timeoutSeconds }) {
       controller.signal.throwIfAborted()
       const { held } = await deps.endings.parked(job, workerId, { key, timeoutSeconds })
-      if (!held) await fenced(Promise.reject(lost()))
+      if (!held) await refused()
       return parked
     },
   }

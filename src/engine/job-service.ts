@@ -183,7 +183,7 @@ export class JobService {
     return readResultBatch(this.pool, jobId, after, size, last)
   }
 
-  /** Every result of a job, a batch at a time (at most two held), for a stream. */
+  /** Every result of a job, a batch at a time (two held at most, and the COPY data of a third), for a stream. */
   resultBatches (jobId: string, size: BatchSize): AsyncGenerator<RecordBatch> {
     return streamResultBatches(this.pool, jobId, size)
   }

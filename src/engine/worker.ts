@@ -14,7 +14,7 @@ import { LeaseLostError, UpstreamError, JobCancelledError, ShutdownError } from 
 import { noObserve, type Observe } from '../metrics/observe.js'
 import { backoffDelay, sleep } from '../lib/time.js'
 import type { UpstreamAdapter } from '../contract/adapter.js'
-import { cancelledError, createJobContext, parked, refusal } from './context.js'
+import { cancelledError, createJobContext, parked } from './context.js'
 import { JobEndings } from './job-endings.js'
 import { notifyNewJob } from './notifications.js'
 
@@ -135,8 +135,9 @@ export class Worker {
       return
     }
     const heartbeat = setInterval(() => {
-      renewLease(this.pool, job.id, this.id, this.options.leaseSeconds).then(async held => {
-        if (!held) controller.abort(await refusal(this.pool, job.id, new LeaseLostError(`lost the lease on job ${job.id}`)))
+      renewLease(this.pool, job.id, this.id, this.options.leaseSeconds).then(lease => {
+        if (lease === 'cancelled') controller.abort(cancelledError(job.id))
+        else if (lease === 'lost') controller.abort(new LeaseLostError(`lost the lease on job ${job.id}`))
       }, (err: Error) => log.warn({ err: err.message }, 'lease renewal failed; retrying at the next beat'))
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))
     log.info(job.checkpoint === null ? 'job started' : 'job resumed from its checkpoint')

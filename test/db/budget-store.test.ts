@@ -13,7 +13,9 @@ async function replicas (t: Test, n: number, events: BudgetEvent[] = []) {
   const stores = Array.from({ length: n }, () => {
     const pool = new pg.Pool({ connectionString: url, max: 4 })
     t.teardown(() => pool.end())
-    return new PgBudgetStore(pool, { recheckMs: 50, observe: e => events.push(e) })
+    // Waiter rows renewed every 50 ms are kept for a second: a look may wait its turn behind the process's other
+    // looks first, which on a loaded machine can outlast the default three rechecks.
+    return new PgBudgetStore(pool, { recheckMs: 50, staleWaiterMs: 1000, observe: e => events.push(e) })
   })
   /** The grants counted for `key`, as epoch ms on the database's clock, with their clients, in order. */
   const grants = async (key: string) => (await sql<{ t: number, client: string }>(url,
@@ -114,4 +116,23 @@ t.test('requests of one replica with room in the budget go without waiting for e
   // Looks at once would meet each other's advisory lock: each refused one sleeps and writes a waiter row.
   t.same(events.filter(e => e.type === 'waited'), [], 'no request slept')
   t.same(await sql(url, 'SELECT * FROM upstream_budget_waiters'), [], 'and none was recorded as waiting')
+})
+
+t.test('a request whose job stops while it waits for its turn leaves at once, and is never counted', async t => {
+  const { url, grants } = await replicas(t, 0)
+  const pool = new pg.Pool({ connectionString: url, max: 1 })
+  t.teardown(() => pool.end())
+  const store = new PgBudgetStore(pool, { recheckMs: 50 })
+  const spec = sliding('k6', 1000, 1000)
+  // The pool's only connection is taken: the first look waits for it, the second waits for the first.
+  const held = await pool.connect()
+  const first = store.take(spec, taker('c'), AbortSignal.timeout(60_000))
+  const controller = new AbortController()
+  const second = store.take(spec, taker('c'), controller.signal)
+  const reason = new Error('job cancelled')
+  controller.abort(reason)
+  await t.rejects(second, reason, 'the waiting request ends with its job\'s reason, while the look before it still waits')
+  held.release()
+  await first
+  t.equal((await grants('k6')).length, 1, 'only the first request was counted')
 })

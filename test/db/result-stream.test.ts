@@ -450,8 +450,11 @@ t.test('COPY reads against PostgreSQL', async t => {
     let given = 0
     for await (const batch of streamResultBatches(counting, jobId, size(5))) {
       given++
-      // A slow reader: the batches after this one have all the time they need.
-      await new Promise(resolve => setTimeout(resolve, 100))
+      // A slow reader: it takes its time until the reads ahead have settled (no COPY started for 100 ms, none running).
+      for (let seen = -1, waited = 0; (seen !== copies || pool.idleCount !== pool.totalCount) && waited < 30_000; waited += 100) {
+        seen = copies
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
       t.equal(pool.idleCount, pool.totalCount, `batch ${given}: no connection is held while the reader takes its time`)
       ahead.push(copies - given)
       t.ok(batch.starts.length > 0)

@@ -25,6 +25,7 @@ t.test('a refused write or lease renewal says whether the job was cancelled', as
     const ran = new Promise<void>(resolve => {
       const adapter = {
         run: async (ctx: JobContext) => {
+          if (ctx.jobId !== id) throw new Error(`the worker ran job ${ctx.jobId}, not this subtest's ${id}`)
           result = body(ctx, id)
           resolve()
           await result.catch(() => {})
@@ -64,6 +65,8 @@ t.test('a refused write or lease renewal says whether the job was cancelled', as
     })
     t.type(err, LeaseLostError)
     t.type(reason, LeaseLostError)
+    // Ended, so that no later subtest's worker takes it once its lease has run out.
+    await pool.query('UPDATE jobs SET status = \'failed\', lease_owner = NULL, lease_expires_at = NULL WHERE status = \'running\'')
   })
 
   t.test('a page refused because the job was cancelled stores nothing and aborts as a cancel', async t => {

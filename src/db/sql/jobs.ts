@@ -89,12 +89,19 @@ export async function claimNextJob (db: Queryable, workerId: string, leaseSecond
   return rows[0] ?? null
 }
 
-/** Renews the lease; false when it was lost (expired and taken, or the job was cancelled). */
-export async function renewLease (db: Queryable, jobId: string, workerId: string, leaseSeconds: number): Promise<boolean> {
-  const { rowCount } = await query(db, sql`
-    UPDATE jobs SET lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
-    WHERE id = ${jobId} AND lease_owner = ${workerId} AND status = 'running'`)
-  return rowCount === 1
+/**
+ * Renews the lease: `held`, or why not: `cancelled` (the cancel's notification may reach the worker later), or `lost`
+ * (expired and taken, or the job ended).
+ */
+export async function renewLease (db: Queryable, jobId: string, workerId: string, leaseSeconds: number): Promise<'held' | 'cancelled' | 'lost'> {
+  const { rows: [row] } = await query<{ held: boolean, status: string | null }>(db, sql`
+    WITH renewed AS (
+      UPDATE jobs SET lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
+      WHERE id = ${jobId} AND lease_owner = ${workerId} AND status = 'running'
+      RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM renewed) AS held, (SELECT status FROM jobs WHERE id = ${jobId}) AS status`)
+  if (row?.held === true) return 'held'
+  return row?.status === 'cancelled' ? 'cancelled' : 'lost'
 }
 
 /**

@@ -387,10 +387,12 @@ export async function readablePages (pool: pg.Pool, jobId: string, known = 0): P
  * held, and the COPY data of a third.
  */
 export async function * streamResultBatches (pool: pg.Pool, jobId: string, size: BatchSize): AsyncGenerator<RecordBatch> {
+  // Set when the caller stops early (the client went away): no read starts after that.
+  let stopped = false
   const fetch = (after: ResultPosition | null): Promise<FetchedBatch> => {
     const fetched = fetchResultBatch(pool, jobId, after, size, null)
-    // A reader that stops early (the client went away) leaves a read in flight: it releases its own connection,
-    // and its failure is nobody's to handle.
+    // A reader that stops early leaves up to two reads in flight: each releases its own connection, and their
+    // failures are nobody's to handle.
     fetched.catch(() => {})
     return fetched
   }
@@ -398,7 +400,7 @@ export async function * streamResultBatches (pool: pg.Pool, jobId: string, size:
   const fetchAfter = (fetched: Promise<FetchedBatch | null>): Promise<FetchedBatch | null> => {
     const after = fetched.then(async f => {
       const batch = f?.parsed.batch
-      if (batch === undefined || !batch.more) return null
+      if (batch === undefined || !batch.more || stopped) return null
       const count = batch.starts.length
       return await fetch({ page: batch.pages[count - 1] as number, position: batch.positions[count - 1] as number })
     })
@@ -416,12 +418,16 @@ export async function * streamResultBatches (pool: pg.Pool, jobId: string, size:
   const first = fetch(null)
   let next: Promise<RecordBatch> | null = unpack(first)
   let fetchedNext = fetchAfter(first)
-  while (next !== null) {
-    const batch: RecordBatch = await next
-    // The next batch's COPY started when this one's came in; it is inflated once in, and the COPY of the one after
-    // it starts then. The batch is yielded meanwhile.
-    next = batch.more ? unpack(fetchedNext) : null
-    fetchedNext = batch.more ? fetchAfter(fetchedNext) : Promise.resolve(null)
-    if (batch.starts.length > 0) yield batch
+  try {
+    while (next !== null) {
+      const batch: RecordBatch = await next
+      // The next batch's COPY started when this one's came in; it is inflated once in, and the COPY of the one
+      // after it starts then. The batch is yielded meanwhile.
+      next = batch.more ? unpack(fetchedNext) : null
+      fetchedNext = batch.more ? fetchAfter(fetchedNext) : Promise.resolve(null)
+      if (batch.starts.length > 0) yield batch
+    }
+  } finally {
+    stopped = true
   }
 }

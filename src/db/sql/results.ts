@@ -8,7 +8,7 @@ import type { PageRecords } from '../../contract/adapter.js'
 import { recordBytes, writeRecord } from '../../contract/records.js'
 import { CODEC_PLAIN, packBody } from './body-codec.js'
 import { query, sql, transaction, type Queryable } from './sql.js'
-import { LeaseLostError } from '../../domain/errors.js'
+import { JobCancelledError, LeaseLostError } from '../../domain/errors.js'
 import { BufferPool } from '../../lib/buffer-pool.js'
 
 /** Progress columns an adapter may set; `records` is counted here from the rows actually inserted. */
@@ -24,7 +24,8 @@ export interface PageProgress {
  * Stores one page's records and the new checkpoint atomically. A page stored before keeps its rows (see
  * {@link insertParts}), so replaying a page after a restart never duplicates a record. The page is cut into parts
  * and compressed before the transaction begins, so the job's row is locked only while the rows go in.
- * Throws {@link LeaseLostError} when `workerId` no longer holds the job.
+ * Throws {@link JobCancelledError} when the job was cancelled, {@link LeaseLostError} when `workerId` no longer holds
+ * it otherwise.
  */
 export async function savePage (pool: pg.Pool, input: {
   jobId: string
@@ -41,11 +42,12 @@ export async function savePage (pool: pg.Pool, input: {
     // the resumed job would fetch that page again: never a gap or a duplicate. The job's completion is committed
     // synchronously, which flushes every page before it. Waiting for a flush per page cut ingest by a fifth.
     await client.query('SET LOCAL synchronous_commit = off')
-    // Locking the job row fences the write and orders concurrent pages of one job.
-    const owned = await query(client, sql`
-      SELECT 1 FROM jobs WHERE id = ${input.jobId} AND lease_owner = ${input.workerId} AND status = 'running'
-      FOR UPDATE`)
-    if (owned.rowCount !== 1) throw new LeaseLostError(`job ${input.jobId} is no longer held by this worker`)
+    // Locking the job row fences the write and orders concurrent pages of one job. Refused, it says why: the
+    // cancel's notification may reach the worker after this write, and an adapter acts on a cancel (FHIR DELETEs).
+    const { rows: [job] } = await query<{ status: string, mine: boolean }>(client, sql`
+      SELECT status, lease_owner IS NOT DISTINCT FROM ${input.workerId} AS mine FROM jobs WHERE id = ${input.jobId} FOR UPDATE`)
+    if (job?.status === 'cancelled') throw new JobCancelledError(`job ${input.jobId} was cancelled`)
+    if (job?.status !== 'running' || !job.mine) throw new LeaseLostError(`job ${input.jobId} is no longer held by this worker`)
     const inserted = input.page === null ? 0 : await insertParts(client, input.jobId, input.page, parts)
     const p = input.progress
     await query(client, sql`
