@@ -46,6 +46,11 @@ export class UpstreamError extends Error {
 export class JobCancelledError extends Error {
   override name = 'JobCancelledError'
   readonly code = 'job_cancelled'
+
+  /** What a running job is aborted with, or its write refused with, once the client cancelled it. */
+  static of (jobId: string): JobCancelledError {
+    return new JobCancelledError(`job ${jobId} was cancelled`)
+  }
 }
 
 /** The process is shutting down: the job goes back to the queue for another worker. */

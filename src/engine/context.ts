@@ -14,9 +14,6 @@ import { notifyPageSaved } from './notifications.js'
 /** The one value `park` returns; the worker recognises a parked run by it. */
 export const parked: Parked = Object.freeze({ parked: true })
 
-/** What a client's cancel aborts a running job with. */
-export const cancelledError = (jobId: string): JobCancelledError => new JobCancelledError(`job ${jobId} was cancelled`)
-
 /**
  * Why a write that only says it was refused (upstream info, parking) was: a cancel (whose notification may not have
  * reached the worker yet), or `lost` (the lease ran out or the job ended). A failed look-up counts as lost. Page and
@@ -24,7 +21,7 @@ export const cancelledError = (jobId: string): JobCancelledError => new JobCance
  */
 async function refusal (pool: pg.Pool, jobId: string, lost: LeaseLostError): Promise<JobCancelledError | LeaseLostError> {
   const cancelled = await wasCancelled(pool, jobId).catch(() => false)
-  return cancelled ? cancelledError(jobId) : lost
+  return cancelled ? JobCancelledError.of(jobId) : lost
 }
 
 export function createJobContext (deps: {

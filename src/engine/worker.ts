@@ -14,7 +14,7 @@ import { LeaseLostError, UpstreamError, JobCancelledError, ShutdownError } from 
 import { noObserve, type Observe } from '../metrics/observe.js'
 import { backoffDelay, sleep } from '../lib/time.js'
 import type { UpstreamAdapter } from '../contract/adapter.js'
-import { cancelledError, createJobContext, parked } from './context.js'
+import { createJobContext, parked } from './context.js'
 import { JobEndings } from './job-endings.js'
 import { notifyNewJob } from './notifications.js'
 
@@ -76,7 +76,7 @@ export class Worker {
 
   /** Stops the job at once if this worker runs it (the client cancelled it). */
   cancel (jobId: string): void {
-    this.running.get(jobId)?.controller.abort(cancelledError(jobId))
+    this.running.get(jobId)?.controller.abort(JobCancelledError.of(jobId))
   }
 
   private async claimLoop (): Promise<void> {
@@ -136,7 +136,7 @@ export class Worker {
     }
     const heartbeat = setInterval(() => {
       renewLease(this.pool, job.id, this.id, this.options.leaseSeconds).then(lease => {
-        if (lease === 'cancelled') controller.abort(cancelledError(job.id))
+        if (lease === 'cancelled') controller.abort(JobCancelledError.of(job.id))
         else if (lease === 'lost') controller.abort(new LeaseLostError(`lost the lease on job ${job.id}`))
       }, (err: Error) => log.warn({ err: err.message }, 'lease renewal failed; retrying at the next beat'))
     }, Math.max(200, this.options.leaseSeconds * 1000 / 3))

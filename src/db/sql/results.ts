@@ -46,7 +46,7 @@ export async function savePage (pool: pg.Pool, input: {
     // cancel's notification may reach the worker after this write, and an adapter acts on a cancel (FHIR DELETEs).
     const { rows: [job] } = await query<{ status: string, mine: boolean }>(client, sql`
       SELECT status, lease_owner IS NOT DISTINCT FROM ${input.workerId} AS mine FROM jobs WHERE id = ${input.jobId} FOR UPDATE`)
-    if (job?.status === 'cancelled') throw new JobCancelledError(`job ${input.jobId} was cancelled`)
+    if (job?.status === 'cancelled') throw JobCancelledError.of(input.jobId)
     if (job?.status !== 'running' || !job.mine) throw new LeaseLostError(`job ${input.jobId} is no longer held by this worker`)
     const inserted = input.page === null ? 0 : await insertParts(client, input.jobId, input.page, parts)
     const p = input.progress
