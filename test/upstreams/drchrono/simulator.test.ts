@@ -60,6 +60,11 @@ t.test('keepPages answers a page again from the bytes it kept: the same answer, 
   t.same(other.done.json.results, expectedRecords('appointments', { since: '2024-02-01', order_by: 'updated_at', verbose: true }).slice(600, 900), 'another page is its own')
   const terse = await complete(keeping, query.replace('&verbose=true', ''))
   t.same(terse.done.json.results, expectedRecords('appointments', { since: '2024-02-01', order_by: 'updated_at' }).slice(300, 600), 'verbosity is part of what is kept')
+  t.equal(keeping.state.keptPages.size, 3, 'three pages kept')
+  keeping.state.forgetPages()
+  t.equal(keeping.state.keptPages.size, 0, 'forgotten')
+  const again = await complete(keeping, query)
+  t.equal(again.done.text, want.done.text.replace(want.uuid, again.uuid), 'and built again when asked for')
 })
 
 t.test('filters filter and orders order', async t => {

@@ -87,14 +87,12 @@ export const drchronoSimulator: FastifyPluginAsync<DrchronoSimulatorPluginOption
   const state = stateOf(opts, options => new DrchronoSimulatorState(options))
   const seed = state.options.seed ?? 1
   const select = selectionCache(seed, state.options.recordCount)
-  // keepPages: each page's `results` as bytes, by everything that decides them.
-  const kept = new Map<string, Buffer>()
   const bodyOf = (entry: ListEntry): string | Buffer => {
     const indices = select(entry.resource, entry.params)
     if (state.options.keepPages !== true) return completeBody(entry, indices.length, pageResults(entry, indices, seed))
     const key = JSON.stringify([entry.resource, Object.entries(entry.params).sort(), entry.pageSize, entry.page])
-    let results = kept.get(key)
-    if (results === undefined) kept.set(key, results = Buffer.from(pageResults(entry, indices, seed)))
+    let results = state.keptPages.get(key)
+    if (results === undefined) state.keptPages.set(key, results = Buffer.from(pageResults(entry, indices, seed)))
     return completeBody(entry, indices.length, results)
   }
 

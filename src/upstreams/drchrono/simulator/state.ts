@@ -48,6 +48,11 @@ export class DrchronoSimulatorState extends DrchronoTokens {
   #pastEnd: PastEndMode = 'poll-404'
   /** Every uuid issued since the last reset, so a poll of a dead uuid still counts for its page. */
   readonly #issued = new Map<string, { page: number, pastEnd: boolean }>()
+  /**
+   * With `keepPages`: each page's `results` as bytes, by everything that decides them. Data, not state: a reset keeps
+   * them; {@link DrchronoSimulatorState.forgetPages} drops them.
+   */
+  readonly keptPages = new Map<string, Buffer>()
 
   constructor (options: DrchronoSimulatorOptions = {}) {
     super()
@@ -57,6 +62,11 @@ export class DrchronoSimulatorState extends DrchronoTokens {
 
   now (): number {
     return this.options.now?.() ?? Date.now()
+  }
+
+  /** Drops the pages `keepPages` kept (a benchmark, once its job has read them). */
+  forgetPages (): void {
+    this.keptPages.clear()
   }
 
   /** Back to the state right after start: no lists, zero counters, the configured tokens and faults. */
