@@ -10,7 +10,8 @@ const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).
 
 interface Stat { ppid: number, own: number, children: number }
 
-function stat (pid: number): Stat | null {
+/** `/proc/<pid>/stat`, or a thread's when `pid` is `<pid>/task/<tid>`. */
+function stat (pid: number | string): Stat | null {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // Fields after the command name, which is in parentheses and may hold spaces.
@@ -21,9 +22,35 @@ function stat (pid: number): Stat | null {
   }
 }
 
+/** A process's parent's pid (NaN when it is gone). */
+export function parentPid (pid: number): number {
+  return stat(pid)?.ppid ?? NaN
+}
+
 /** CPU seconds a process has used (itself only). */
 export function processCpu (pid: number): number {
   return stat(pid)?.own ?? NaN
+}
+
+/** CPU seconds one thread of a process has used (the main thread's id is the process's). */
+export function threadCpu (pid: number, tid: number): number {
+  return stat(`${pid}/task/${tid}`)?.own ?? NaN
+}
+
+/**
+ * The pid of PostgreSQL's postmaster, the parent of every backend; null when the server is not a process of this
+ * machine that /proc shows (a remote DATABASE_URL).
+ */
+export async function postmasterPid (databaseUrl: string): Promise<number | null> {
+  // The backend's parent is the postmaster: read it while the connection (and so the backend) is alive.
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+    return stat(Number(rows[0]?.pid))?.ppid ?? null
+  } finally {
+    await client.end()
+  }
 }
 
 /**
@@ -31,18 +58,8 @@ export function processCpu (pid: number): number {
  * Null when the server is not a process of this machine that /proc shows (a remote DATABASE_URL).
  */
 export async function postgresCpuReader (databaseUrl: string): Promise<(() => number) | null> {
-  // The backend's parent is the postmaster: read it while the connection (and so the backend) is alive.
-  const client = new pg.Client({ connectionString: databaseUrl })
-  await client.connect()
-  let backend: Stat | null
-  try {
-    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
-    backend = stat(Number(rows[0]?.pid))
-  } finally {
-    await client.end()
-  }
-  if (backend === null) return null
-  const postmaster = backend.ppid
+  const postmaster = await postmasterPid(databaseUrl)
+  if (postmaster === null) return null
   return () => {
     const root = stat(postmaster)
     if (root === null) return NaN

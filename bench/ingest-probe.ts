@@ -3,8 +3,9 @@
  * Not a benchmark line (line 2a is) but the profile behind it: a gateway child process as the bench runs it, and for
  * the job's run the CPU of each PostgreSQL process (its backends by what they are), the gateway's and this
  * process's (the simulator), the transactions per page, and the rows written and the scans per page of each table
- * (`pg_stat_user_tables`). It found that a gateway's own budget looks met each other's advisory lock, about three
- * refused looks (each a transaction) for every request sent (db/budget-store.ts says what was done).
+ * (`pg_stat_user_tables`, read 11 s after the job, once every backend has reported). It found that a gateway's own
+ * budget looks met each other's advisory lock, about three refused looks (each a transaction) for every request sent
+ * (db/budget-store.ts says what was done).
  *
  * Settings: PROBE_RECORDS (200000, whole pages of 1000); PROBE_ENV, JSON of extra gateway variables;
  * PROBE_READS, JSON of a list of gateway variable sets: each then reads the job as NDJSON four times on a fresh
@@ -14,36 +15,26 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import pg from 'pg'
 import { SANDBOX_CREDENTIALS, startDrchronoSimulator } from '../src/upstreams/drchrono/simulator/index.js'
-import { processCpu } from './cpu.js'
+import { parentPid, postmasterPid, processCpu, threadCpu } from './cpu.js'
 import { openDatabase } from './database.js'
 import { UNMETERED_DRCHRONO, startGateway } from './gateway-process.js'
 import { submitJob, waitForJob } from './jobs.js'
-
-const TICKS_PER_SECOND = 100
 
 /** CPU seconds of the postmaster and of each of its children, by what each is (backends by their state). */
 function postgresProcesses (postmaster: number): Map<number, { name: string, cpu: number }> {
   const out = new Map<number, { name: string, cpu: number }>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
+    const pid = Number(entry)
+    if (pid !== postmaster && parentPid(pid) !== postmaster) continue
     try {
-      const text = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-      if (Number(fields[1]) !== postmaster && Number(entry) !== postmaster) continue
       const name = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim().replace(/\S+\(\d+\)/, '<client>')
-      out.set(Number(entry), { name, cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND })
+      out.set(pid, { name, cpu: processCpu(pid) })
     } catch {
       // gone meanwhile
     }
   }
   return out
-}
-
-/** CPU seconds of one thread of a process (the main thread's id is the process's). */
-function threadCpu (pid: number, tid: number): number {
-  const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND
 }
 
 async function tableStats (url: string): Promise<{ tables: Map<string, { writes: number, scans: number }>, transactions: number }> {
@@ -63,17 +54,8 @@ const records = Number(process.env.PROBE_RECORDS ?? 200_000)
 if (!Number.isInteger(records) || records < 1000 || records % 1000 !== 0) throw new Error('PROBE_RECORDS must be a multiple of 1000')
 const pages = records / 1000
 const db = await openDatabase()
-const postmaster = await (async () => {
-  const client = new pg.Client({ connectionString: db.url })
-  await client.connect()
-  try {
-    // The backend's parent, read while the backend lives.
-    const pid = Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid)
-    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1])
-  } finally {
-    await client.end()
-  }
-})()
+const postmaster = await postmasterPid(db.url)
+if (postmaster === null) throw new Error('the probe reads PostgreSQL\'s processes from /proc: run it against a server on this machine')
 const sim = await startDrchronoSimulator({ seed: 7, inProgressPolls: 0, generationMs: 0, recordCount: { line_items: records } })
 const simulator = { DRCHRONO_BASE_URL: sim.url, DRCHRONO_ACCESS_TOKEN: SANDBOX_CREDENTIALS.accessToken }
 const gw = await startGateway(db.url, {
@@ -85,8 +67,8 @@ const gw = await startGateway(db.url, {
   ...JSON.parse(process.env.PROBE_ENV ?? '{}') as Record<string, string>,
 })
 try {
-  // Statistics reach pg_stat_* when a backend's transaction ends, within a second.
-  const settle = () => new Promise(resolve => setTimeout(resolve, 1000))
+  // A backend reports its statistics to pg_stat_* at most once a second while busy, and within 10 s once idle.
+  const settle = () => new Promise(resolve => setTimeout(resolve, 11_000))
   await settle()
   const stats0 = await tableStats(db.url)
   const pg0 = postgresProcesses(postmaster)
